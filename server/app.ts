@@ -1,0 +1,76 @@
+/** createApp(deps): Express and (later) Socket.IO on one http.Server. Never listens. */
+import http from 'node:http';
+import path from 'node:path';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import cookieParser from 'cookie-parser';
+import type { Deps } from './deps.js';
+import { limits } from '../shared/limits.js';
+import { authBasePath } from '../shared/schemas/auth.js';
+import { corsPolicy, originGuard, securityHeaders } from './http/security.js';
+import { errorHandler, notFound } from './http/errors.js';
+import { restRateLimit } from './http/rate-limit.js';
+import { authRoutes } from './features/auth/auth.routes.js';
+import { healthCheck, healthRoute } from './features/ops/health.js';
+
+export interface App {
+  app: express.Express;
+  server: http.Server;
+  /** Stops accepting, lets in-flight requests finish, then resolves. */
+  close(): Promise<void>;
+}
+
+/** Where the built client lives: dist/client beside the compiled server, or from the repository root. */
+function clientDir(): string | undefined {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.resolve(here, '../client'), path.resolve(here, '../dist/client'), path.resolve(process.cwd(), 'dist/client')];
+  return candidates.find((dir) => fs.existsSync(path.join(dir, 'index.html')));
+}
+
+export function createApp(deps: Deps): App {
+  const { config, logger } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy ?? false);
+  app.set('etag', false);
+
+  app.use(securityHeaders(config));
+  app.get('/health', healthRoute(healthCheck(deps)));
+
+  app.use('/api', corsPolicy(config));
+  app.use('/api', restRateLimit({ redis: deps.redis, redisWatch: deps.redisWatch, perMinute: config.rateLimitPerMinute, logger }));
+  app.use('/api', originGuard(config));
+  app.use('/api', express.json({ limit: limits.httpBodyBytes, strict: true }));
+  app.use('/api', cookieParser());
+  app.use(authBasePath, authRoutes({ auth: deps.auth, secureCookies: config.isProduction }));
+  app.use('/api', notFound);
+
+  const staticDir = clientDir();
+  if (staticDir) {
+    app.use(express.static(staticDir, { index: false, maxAge: '1h', setHeaders: (res, file) => {
+      if (file.endsWith('index.html')) res.setHeader('Cache-Control', 'no-cache');
+    } }));
+    app.get(/^\/(?!api\/|socket\.io\/|metrics$|health$).*/, (_req, res) => {
+      res.setHeader('Cache-Control', 'no-cache');
+      res.sendFile(path.join(staticDir, 'index.html'));
+    });
+  }
+  app.use(notFound);
+  app.use(errorHandler(logger));
+
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+
+  return {
+    app,
+    server,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * The only reader of `process.env` (CONVENTIONS 8). Parsed once with zod; on any
+ * bad value the process refuses to start with one message naming every bad
+ * variable (CFG-1).
+ */
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+const environments = ['development', 'test', 'production'] as const;
+export type Environment = (typeof environments)[number];
+
+const DEFAULT_MODEL = 'claude-sonnet-4-5';
+const PUBLIC_PWNED_PASSWORDS = 'https://api.pwnedpasswords.com';
+const VITE_DEV_ORIGIN = 'http://localhost:5173';
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const positiveDecimal = z
+  .string()
+  .trim()
+  .regex(/^\d+(\.\d+)?$/, 'must be a positive number')
+  .transform(Number)
+  .pipe(z.number().positive('must be greater than 0').max(525_600, 'must be at most 525600'));
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, `must be a ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL`);
+
+const list = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+const origin = z.string().refine((v) => {
+  if (v === '*') return false;
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === v;
+  } catch {
+    return false;
+  }
+}, 'must be exact origins such as https://sam.example.com (no "*", no path or trailing slash)');
+
+/** Express `trust proxy`: true/false, a hop count, or addresses/subnets. */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((v): boolean | number | string[] => {
+    if (v === 'true') return true;
+    if (v === 'false') return false;
+    if (/^\d+$/.test(v)) return Number(v);
+    return v.split(',').map((s) => s.trim()).filter(Boolean);
+  });
+
+const envSchema = z.object({
+  PORT: int(0, 65535).default(3000),
+  ENVIRONMENT: z.enum(environments, { error: `must be one of ${environments.join(', ')}` }).default('development'),
+  SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 : _ -')
+    .default('sam:'),
+  CORS_ORIGINS: list.pipe(z.array(origin)).optional(),
+  ANTHROPIC_API_KEY: z.string().trim().min(1).optional(),
+  ANTHROPIC_BASE_URL: url(['http:', 'https:']).optional(),
+  ANTHROPIC_MODEL: z.string().trim().min(1).default(DEFAULT_MODEL),
+  ACCESS_TOKEN_EXPIRE_MINUTES: positiveDecimal.default(30),
+  REFRESH_TOKEN_EXPIRE_DAYS: positiveDecimal.default(7),
+  SESSION_MAX_DAYS: positiveDecimal.default(30),
+  RATE_LIMIT_PER_MINUTE: int(1, 1_000_000).default(100),
+  LOGIN_MAX_FAILURES: int(1, 1000).default(5),
+  LOCKOUT_MINUTES: positiveDecimal.default(30),
+  SOCKET_EVENTS_PER_MINUTE: int(1, 1_000_000).default(600),
+  CHAT_MESSAGES_PER_MINUTE: int(1, 100_000).default(20),
+  ADMIN_EMAILS: list.pipe(z.array(z.email('must be email addresses'))).default([]),
+  NODE_ID: z.string().trim().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 . _ : -').optional(),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  PASSWORD_POLICY: z.enum(['seed', 'nist'], { error: 'must be seed or nist' }).default('seed'),
+  HIBP_API_URL: z.union([z.literal('off'), url(['http:', 'https:'])]).optional(),
+  TRUST_PROXY: trustProxy.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  AUTO_MIGRATE: z.enum(['true', 'false']).optional(),
+  SHUTDOWN_TIMEOUT_MS: int(100, 60_000).default(8_000),
+});
+
+export interface Config {
+  port: number;
+  environment: Environment;
+  isProduction: boolean;
+  /** HMAC key for access tokens; random per process outside production when unset */
+  secretKey: string;
+  secretKeyGenerated: boolean;
+  databaseUrl: string;
+  redisUrl: string;
+  /** prefix of every Redis key and channel this process uses */
+  redisPrefix: string;
+  /** exact origins allowed for CORS and socket handshakes, besides the server's own */
+  corsOrigins: string[];
+  anthropic: {
+    apiKey: string | undefined;
+    baseUrl: string | undefined;
+    model: string;
+    /** true when no key is set outside production: the embedded offline model serves */
+    offline: boolean;
+  };
+  /** access token lifetime in whole seconds (at least 1) */
+  accessTokenTtlSeconds: number;
+  /** lifetime of one refresh token, in seconds */
+  refreshTokenTtlSeconds: number;
+  /** absolute lifetime of a session, which rotation never extends, in seconds */
+  sessionMaxSeconds: number;
+  rateLimitPerMinute: number;
+  loginMaxFailures: number;
+  lockoutSeconds: number;
+  socketEventsPerMinute: number;
+  chatMessagesPerMinute: number;
+  adminEmails: string[];
+  nodeId: string;
+  metricsToken: string | undefined;
+  passwordPolicy: 'seed' | 'nist';
+  /** base URL of a k-anonymity range API, or null when off */
+  hibpApiUrl: string | null;
+  trustProxy: boolean | number | string[] | undefined;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** apply pending migrations at startup (default outside production) */
+  autoMigrate: boolean;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; throws ConfigError listing every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Readonly<Config> {
+  // An empty variable counts as unset, as in most process managers.
+  const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(raw);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? 'environment');
+      problems.push(`${name}: ${issue.message}`);
+    }
+    throw new ConfigError(dedupe(problems));
+  }
+  const e = parsed.data;
+  const production = e.ENVIRONMENT === 'production';
+  if (production) {
+    const required = ['SECRET_KEY', 'DATABASE_URL', 'REDIS_URL', 'ANTHROPIC_API_KEY', 'METRICS_TOKEN'] as const;
+    for (const name of required) {
+      if (e[name] === undefined) problems.push(`${name}: is required when ENVIRONMENT=production`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const port = e.PORT;
+  const accessTokenTtlSeconds = Math.max(1, Math.floor(e.ACCESS_TOKEN_EXPIRE_MINUTES * 60));
+  const corsOrigins =
+    e.CORS_ORIGINS ?? (e.ENVIRONMENT === 'development' ? [VITE_DEV_ORIGIN, `http://localhost:${port}`] : []);
+  const offline = !production && e.ANTHROPIC_API_KEY === undefined;
+  const hibp = e.HIBP_API_URL ?? (production ? PUBLIC_PWNED_PASSWORDS : 'off');
+
+  return Object.freeze({
+    port,
+    environment: e.ENVIRONMENT,
+    isProduction: production,
+    secretKey: e.SECRET_KEY ?? randomBytes(48).toString('base64url'),
+    secretKeyGenerated: e.SECRET_KEY === undefined,
+    databaseUrl: e.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/sam',
+    redisUrl: e.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisPrefix: e.REDIS_PREFIX,
+    corsOrigins,
+    anthropic: {
+      apiKey: e.ANTHROPIC_API_KEY,
+      baseUrl: e.ANTHROPIC_BASE_URL,
+      model: e.ANTHROPIC_MODEL,
+      offline,
+    },
+    accessTokenTtlSeconds,
+    refreshTokenTtlSeconds: Math.max(1, Math.floor(e.REFRESH_TOKEN_EXPIRE_DAYS * 86_400)),
+    sessionMaxSeconds: Math.max(1, Math.floor(e.SESSION_MAX_DAYS * 86_400)),
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    loginMaxFailures: e.LOGIN_MAX_FAILURES,
+    lockoutSeconds: Math.max(1, Math.round(e.LOCKOUT_MINUTES * 60)),
+    socketEventsPerMinute: e.SOCKET_EVENTS_PER_MINUTE,
+    chatMessagesPerMinute: e.CHAT_MESSAGES_PER_MINUTE,
+    adminEmails: e.ADMIN_EMAILS.map((a) => a.trim().toLowerCase()),
+    nodeId: e.NODE_ID ?? `${os.hostname()}:${port}`,
+    metricsToken: e.METRICS_TOKEN,
+    passwordPolicy: e.PASSWORD_POLICY,
+    hibpApiUrl: hibp === 'off' ? null : hibp.replace(/\/+$/, ''),
+    trustProxy: e.TRUST_PROXY,
+    logLevel: e.LOG_LEVEL,
+    autoMigrate: e.AUTO_MIGRATE === undefined ? !production : e.AUTO_MIGRATE === 'true',
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  });
+}
+
+function dedupe(items: string[]): string[] {
+  return [...new Set(items)];
+}

@@ -1,0 +1,5 @@
+/** Every entity of the schema; the ORM and the migration generator read this list. */
+import { UserSchema } from '../features/auth/user.entity.js';
+import { RefreshTokenSchema, SessionSchema } from '../features/auth/session.entity.js';
+
+export const entities = [UserSchema, SessionSchema, RefreshTokenSchema];

@@ -1,0 +1,4 @@
+/** The migrations, in order. Listed explicitly so that discovery needs no file globbing. */
+import { Migration20261129050406_Initial } from './Migration20261129050406_Initial.js';
+
+export const migrationsList = [{ name: 'Migration20261129050406_Initial', class: Migration20261129050406_Initial }];

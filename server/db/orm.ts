@@ -1,0 +1,65 @@
+import { MikroORM, type Options } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+import type { Config } from '../config.js';
+import { entities } from './entities.js';
+import { migrationsList } from './migrations/index.js';
+
+export type Orm = MikroORM;
+
+/** ORM options shared by the server, the migration script and the CLI config. */
+export function ormOptions(config: Pick<Config, 'databaseUrl'>, overrides: Partial<Options> = {}): Options {
+  return {
+    clientUrl: config.databaseUrl,
+    entities,
+    extensions: [Migrator],
+    // Pool settings that survive a PostgreSQL restart: no connection is kept
+    // forever, a broken one is dropped, acquiring waits only briefly.
+    pool: { min: 0, max: 10, idleTimeoutMillis: 10_000 },
+    driverOptions: {
+      connection: { keepAlive: true, connectionTimeoutMillis: 3_000, statement_timeout: 15_000 },
+      acquireConnectionTimeout: 5_000,
+    },
+    migrations: {
+      tableName: 'mikro_orm_migrations',
+      path: 'dist/server/db/migrations',
+      pathTs: 'server/db/migrations',
+      transactional: true,
+      allOrNothing: true,
+      silent: true,
+      emit: 'ts',
+      snapshot: false,
+      migrationsList,
+    },
+    debug: false,
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+    ...overrides,
+  };
+}
+
+export async function createOrm(config: Pick<Config, 'databaseUrl'>): Promise<Orm> {
+  return MikroORM.init(ormOptions(config));
+}
+
+/** Creates the database named in `databaseUrl` when it does not exist yet. */
+export async function ensureDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const dbName = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!dbName) return;
+  url.pathname = '/postgres';
+  const admin = await MikroORM.init({ clientUrl: url.toString(), entities: [], discovery: { warnWhenNoEntities: false }, pool: { min: 0, max: 1 } });
+  try {
+    const rows = await admin.em.getConnection().execute('select 1 from pg_database where datname = ?', [dbName]);
+    if (rows.length === 0) {
+      await admin.em.getConnection().execute(`create database "${dbName.replace(/"/g, '""')}"`);
+    }
+  } finally {
+    await admin.close(true);
+  }
+}
+
+/** Applies pending migrations; returns the names applied. */
+export async function migrate(orm: Orm): Promise<string[]> {
+  const applied = await orm.getMigrator().up();
+  return applied.map((m) => m.name);
+}

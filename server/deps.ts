@@ -1,0 +1,74 @@
+/** The composition root: every long-lived dependency, built once from the config. */
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import { createOrm, ensureDatabase, migrate } from './db/orm.js';
+import { connectRedis, createCommandClient, RedisWatch, type Redis } from './redis.js';
+import { createTokenService, type TokenService } from './features/auth/tokens.js';
+import { createPasswordHasher, createPasswordPolicy, type PasswordHasher } from './features/auth/passwords.js';
+import { createBreachChecker } from './features/auth/breach.js';
+import { createLockout } from './features/auth/lockout.js';
+import { createRevocationStore, type RevocationStore } from './features/auth/revocation.js';
+import { createAuthService, type AuthService } from './features/auth/auth.service.js';
+
+export interface Deps {
+  config: Readonly<Config>;
+  logger: Logger;
+  orm: MikroORM;
+  /** fail-fast command client (prefixed keys) */
+  redis: Redis;
+  redisWatch: RedisWatch;
+  tokens: TokenService;
+  hasher: PasswordHasher;
+  revocation: RevocationStore;
+  auth: AuthService;
+  close(): Promise<void>;
+}
+
+export async function createDeps(config: Readonly<Config>, logger: Logger): Promise<Deps> {
+  if (config.autoMigrate) await ensureDatabase(config.databaseUrl);
+  const orm = await createOrm(config);
+  if (config.autoMigrate) {
+    const applied = await migrate(orm);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
+  }
+  const redis = createCommandClient(config, `sam:${config.nodeId}:cmd`);
+  const redisWatch = new RedisWatch(redis, logger);
+  if (!(await connectRedis(redis))) logger.warn({ event: 'redis', state: 'down' }, 'redis unreachable at startup; serving degraded');
+
+  const tokens = createTokenService({ secretKey: config.secretKey, accessTtlSeconds: config.accessTokenTtlSeconds });
+  const hasher = createPasswordHasher();
+  const breach = createBreachChecker({ apiUrl: config.hibpApiUrl, logger });
+  const policy = createPasswordPolicy(config.passwordPolicy, breach);
+  const lockout = createLockout({ redis, maxFailures: config.loginMaxFailures, lockoutSeconds: config.lockoutSeconds });
+  const revocation = createRevocationStore({ orm, redis, redisWatch, logger, accessTtlSeconds: config.accessTokenTtlSeconds });
+  const auth = createAuthService({
+    orm,
+    logger,
+    hasher,
+    policy,
+    lockout,
+    tokens,
+    revocation,
+    adminEmails: config.adminEmails,
+    refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+    sessionMaxSeconds: config.sessionMaxSeconds,
+  });
+
+  return {
+    config,
+    logger,
+    orm,
+    redis,
+    redisWatch,
+    tokens,
+    hasher,
+    revocation,
+    auth,
+    async close() {
+      redisWatch.close();
+      redis.disconnect();
+      await orm.close(true);
+    },
+  };
+}

@@ -1,0 +1,94 @@
+/** One error model (CONVENTIONS 4): every failure becomes an AppError with a wire code. */
+import { randomUUID } from 'node:crypto';
+import type { ZodError } from 'zod';
+import { ErrorCode, httpStatusOf, type ErrorIssue, type WireError } from '../shared/errors.js';
+
+export { ErrorCode, httpStatusOf };
+
+export interface AppErrorOptions {
+  cause?: unknown;
+  details?: Record<string, unknown>;
+  issues?: ErrorIssue[];
+  retryAfterMs?: number;
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  readonly issues: ErrorIssue[] | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.details = options.details;
+    this.issues = options.issues;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+
+  get status(): number {
+    return httpStatusOf[this.code];
+  }
+
+  toWire(): WireError {
+    const wire: WireError = { code: this.code, message: this.message };
+    if (this.issues) wire.issues = this.issues;
+    if (this.retryAfterMs !== undefined) wire.retryAfterMs = Math.max(0, Math.ceil(this.retryAfterMs));
+    if (this.details) wire.details = this.details;
+    return wire;
+  }
+}
+
+/** Fixed wire messages for codes raised without a more specific one. */
+export const defaultMessages: Record<ErrorCode, string> = {
+  VALIDATION: 'The request is not valid',
+  UNAUTHENTICATED: 'Authentication required',
+  TOKEN_EXPIRED: 'The token has expired',
+  TOKEN_REVOKED: 'The token has been revoked',
+  FORBIDDEN: 'Not allowed',
+  NOT_FOUND: 'Not found',
+  CONFLICT: 'Conflict with the current state',
+  EMAIL_TAKEN: 'An account with this email already exists',
+  WEAK_PASSWORD: 'The password is too weak',
+  INVALID_CREDENTIALS: 'Invalid email or password',
+  ACCOUNT_LOCKED: 'Too many failed logins; the account is locked for a while',
+  RATE_LIMITED: 'Too many requests; slow down',
+  PAYLOAD_TOO_LARGE: 'The request is too large',
+  UPSTREAM: 'The assistant service failed',
+  UNAVAILABLE: 'The service is temporarily unavailable',
+  INTERNAL: 'Something went wrong',
+};
+
+export const appError = (code: ErrorCode, options?: AppErrorOptions & { message?: string }) =>
+  new AppError(code, options?.message ?? defaultMessages[code], options);
+
+export function validationError(error: ZodError): AppError {
+  const issues = error.issues.map((i) => ({
+    path: i.path.map(String).join('.'),
+    message: i.code === 'unrecognized_keys' ? `Unknown field(s): ${i.keys.join(', ')}` : i.message,
+  }));
+  return new AppError(ErrorCode.VALIDATION, defaultMessages.VALIDATION, { issues });
+}
+
+/**
+ * Wraps anything thrown into an AppError. Unknown errors become INTERNAL with an
+ * `errorId` (also logged by the caller) and keep the original as `cause`.
+ */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const errorId = randomUUID();
+  return new AppError(ErrorCode.INTERNAL, defaultMessages.INTERNAL, { cause: err, details: { errorId } });
+}
+
+/** True for errors that mean a backing service (PostgreSQL, Redis) is unreachable. */
+export function isConnectivityError(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; message?: string } | null;
+  if (!e) return false;
+  const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P03', '08006', '08001', '08003', '08004'];
+  if (e.code && codes.includes(e.code)) return true;
+  const msg = e.message ?? '';
+  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|Command timed out|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection/i.test(
+    msg,
+  );
+}

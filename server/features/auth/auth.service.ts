@@ -1,0 +1,282 @@
+/**
+ * The auth lifecycle (PROTOCOL §3): signup, login, refresh with rotation and
+ * replay detection, logout, logout-all. Takes typed, validated values; knows
+ * nothing of HTTP.
+ */
+import { randomUUID } from 'node:crypto';
+import { LockMode, UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { AppError, appError, ErrorCode } from '../../errors.js';
+import { limits } from '../../../shared/limits.js';
+import type { LoginBody, SignupBody, UserView } from '../../../shared/schemas/auth.js';
+import { maskEmail, securityLog, type Logger } from '../../logger.js';
+import { UserSchema, type User } from './user.entity.js';
+import { RefreshTokenSchema, SessionSchema, type Session } from './session.entity.js';
+import type { PasswordHasher, PasswordPolicy } from './passwords.js';
+import type { Lockout } from './lockout.js';
+import type { RevocationStore } from './revocation.js';
+import { hashRefreshToken, newRefreshToken, type AccessClaims, type TokenService } from './tokens.js';
+
+export interface ClientContext {
+  ip: string | undefined;
+  userAgent: string | undefined;
+}
+
+export interface IssuedSession {
+  user: UserView;
+  accessToken: string;
+  expiresAt: Date;
+  refreshToken: string;
+  /** when the refresh cookie should expire */
+  refreshExpiresAt: Date;
+  sessionId: string;
+}
+
+export interface AuthService {
+  signup(input: SignupBody, ctx: ClientContext): Promise<IssuedSession>;
+  login(input: LoginBody, ctx: ClientContext): Promise<IssuedSession>;
+  refresh(refreshToken: string | undefined, ctx: ClientContext): Promise<Omit<IssuedSession, 'user'>>;
+  /** Verifies an access token, including revocation (handshakes, Bearer). */
+  authenticate(token: unknown): Promise<AccessClaims>;
+  /** Revokes one session by its refresh token (when no valid access token came). */
+  sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string } | undefined>;
+  revokeSessions(userId: string, sessionIds: string[] | 'all', reason: string): Promise<string[]>;
+  /** Checks a user's password (account deletion). */
+  verifyPassword(userId: string, password: string): Promise<boolean>;
+}
+
+export function toUserView(user: User): UserView {
+  return {
+    id: user.id,
+    email: user.email,
+    fullName: user.fullName,
+    timezone: user.timezone,
+    role: user.role,
+    createdAt: user.createdAt.toISOString(),
+  };
+}
+
+export function createAuthService(deps: {
+  orm: MikroORM;
+  logger: Logger;
+  hasher: PasswordHasher;
+  policy: PasswordPolicy;
+  lockout: Lockout;
+  tokens: TokenService;
+  revocation: RevocationStore;
+  adminEmails: string[];
+  refreshTokenTtlSeconds: number;
+  sessionMaxSeconds: number;
+}): AuthService {
+  const { orm, logger, hasher, policy, lockout, tokens, revocation } = deps;
+  const roleFor = (email: string) => (deps.adminEmails.includes(email) ? 'admin' : 'user') as User['role'];
+
+  function refreshExpiry(session: Session, now: Date): Date {
+    return new Date(Math.min(now.getTime() + deps.refreshTokenTtlSeconds * 1000, session.absoluteExpiresAt.getTime()));
+  }
+
+  async function openSession(em: EntityManager, user: User, ctx: ClientContext): Promise<IssuedSession> {
+    const now = new Date();
+    const session = em.create(SessionSchema, {
+      id: randomUUID(),
+      user,
+      createdAt: now,
+      lastUsedAt: now,
+      absoluteExpiresAt: new Date(now.getTime() + deps.sessionMaxSeconds * 1000),
+      userAgent: ctx.userAgent?.slice(0, 512) ?? null,
+      ip: ctx.ip?.slice(0, 64) ?? null,
+    });
+    const refreshToken = newRefreshToken();
+    const refreshExpiresAt = refreshExpiry(session, now);
+    em.create(RefreshTokenSchema, {
+      tokenHash: hashRefreshToken(refreshToken),
+      session,
+      parentHash: null,
+      createdAt: now,
+      expiresAt: refreshExpiresAt,
+    });
+    await em.flush();
+    const access = tokens.issueAccess({ userId: user.id, sessionId: session.id, role: user.role });
+    return {
+      user: toUserView(user),
+      accessToken: access.token,
+      expiresAt: access.expiresAt,
+      refreshToken,
+      refreshExpiresAt,
+      sessionId: session.id,
+    };
+  }
+
+  async function revoke(em: EntityManager, userId: string, sessionIds: string[] | 'all', reason: string) {
+    const conn = em.getConnection();
+    const rows =
+      sessionIds === 'all'
+        ? await conn.execute<{ id: string }[]>(
+            `update sessions set revoked_at = now(), revoked_reason = ? where user_id = ? and revoked_at is null returning id`,
+            [reason, userId],
+          )
+        : await conn.execute<{ id: string }[]>(
+            `update sessions set revoked_at = now(), revoked_reason = ?
+              where user_id = ? and id = any(?::uuid[]) and revoked_at is null returning id`,
+            [reason, userId, `{${sessionIds.join(',')}}`],
+          );
+    const ids = rows.map((r) => r.id);
+    if (ids.length > 0) {
+      await conn.execute(
+        `update refresh_tokens set retired_at = now() where session_id = any(?::uuid[]) and retired_at is null`,
+        [`{${ids.join(',')}}`],
+      );
+    }
+    if (sessionIds === 'all') {
+      await conn.execute(`update users set tokens_valid_after = now() where id = ?`, [userId]);
+    }
+    return ids;
+  }
+
+  return {
+    async signup(input, ctx) {
+      await policy.check(input.password);
+      const em = orm.em.fork();
+      if (await em.count(UserSchema, { email: input.email })) throw appError(ErrorCode.EMAIL_TAKEN);
+      const passwordHash = await hasher.hash(input.password);
+      const now = new Date();
+      const user = em.create(UserSchema, {
+        id: randomUUID(),
+        email: input.email,
+        passwordHash,
+        fullName: input.fullName?.trim() ?? '',
+        timezone: input.timezone ?? 'UTC',
+        role: roleFor(input.email),
+        lastLoginAt: now,
+        tokensValidAfter: null,
+        taskSeq: 0,
+        createdAt: now,
+        updatedAt: now,
+      });
+      try {
+        const issued = await openSession(em, user, ctx);
+        securityLog(logger, 'signup', { userId: user.id, email: maskEmail(user.email), ip: ctx.ip });
+        return issued;
+      } catch (err) {
+        if (err instanceof UniqueConstraintViolationException) throw appError(ErrorCode.EMAIL_TAKEN);
+        throw err;
+      }
+    },
+
+    async login(input, ctx) {
+      const email = input.email;
+      const lockedMs = await lockout.lockedForMs(email);
+      if (lockedMs > 0) {
+        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'locked' });
+        throw appError(ErrorCode.ACCOUNT_LOCKED, { retryAfterMs: lockedMs });
+      }
+      const em = orm.em.fork();
+      const user = await em.findOne(UserSchema, { email });
+      const ok = user ? await hasher.verify(user.passwordHash, input.password) : (await hasher.verifyDummy(input.password), false);
+      if (!user || !ok) {
+        const locked = await lockout.recordFailure(email);
+        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'invalid_credentials' });
+        if (locked) securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
+        throw appError(ErrorCode.INVALID_CREDENTIALS);
+      }
+      await lockout.reset(email);
+      user.lastLoginAt = new Date();
+      user.role = roleFor(email);
+      const issued = await openSession(em, user, ctx);
+      securityLog(logger, 'login_succeeded', { userId: user.id, sessionId: issued.sessionId, ip: ctx.ip });
+      return issued;
+    },
+
+    async refresh(refreshToken, ctx) {
+      if (!refreshToken || refreshToken.length > 256) throw appError(ErrorCode.UNAUTHENTICATED);
+      const hash = hashRefreshToken(refreshToken);
+      const em = orm.em.fork();
+      const outcome = await em.transactional(async (tem) => {
+        const found = await tem.findOne(RefreshTokenSchema, hash);
+        if (!found) return { kind: 'unknown' as const };
+        const session = await tem.findOneOrFail(SessionSchema, found.session.id, {
+          lockMode: LockMode.PESSIMISTIC_WRITE,
+          populate: ['user'],
+        });
+        const token = await tem.findOneOrFail(RefreshTokenSchema, hash, { refresh: true });
+        const now = new Date();
+        if (session.revokedAt) return { kind: 'revoked' as const };
+        if (session.absoluteExpiresAt <= now || token.expiresAt <= now) return { kind: 'expired' as const };
+        if (token.retiredAt) {
+          const inGrace = now.getTime() - token.retiredAt.getTime() <= limits.refreshGraceMs;
+          if (!inGrace) {
+            await revoke(tem, session.user.id, [session.id], 'refresh_reuse');
+            return { kind: 'reuse' as const, sessionId: session.id, userId: session.user.id };
+          }
+        } else {
+          token.retiredAt = now;
+        }
+        // A racing second tab inside the grace window gets a sibling token of the same session.
+        const next = newRefreshToken();
+        const refreshExpiresAt = refreshExpiry(session, now);
+        tem.create(RefreshTokenSchema, {
+          tokenHash: hashRefreshToken(next),
+          session,
+          parentHash: hash,
+          createdAt: now,
+          expiresAt: refreshExpiresAt,
+        });
+        session.rotations += 1;
+        session.lastUsedAt = now;
+        if (ctx.ip) session.ip = ctx.ip.slice(0, 64);
+        return { kind: 'rotated' as const, session, user: session.user, refreshToken: next, refreshExpiresAt };
+      });
+      switch (outcome.kind) {
+        case 'unknown':
+        case 'expired':
+          throw appError(ErrorCode.UNAUTHENTICATED);
+        case 'revoked':
+          throw appError(ErrorCode.TOKEN_REVOKED);
+        case 'reuse':
+          securityLog(logger, 'refresh_reuse_detected', { userId: outcome.userId, sessionId: outcome.sessionId, ip: ctx.ip });
+          await revocation.blacklist([outcome.sessionId], 'refresh_reuse');
+          throw appError(ErrorCode.TOKEN_REVOKED);
+        case 'rotated': {
+          const access = tokens.issueAccess({ userId: outcome.user.id, sessionId: outcome.session.id, role: outcome.user.role });
+          return {
+            accessToken: access.token,
+            expiresAt: access.expiresAt,
+            refreshToken: outcome.refreshToken,
+            refreshExpiresAt: outcome.refreshExpiresAt,
+            sessionId: outcome.session.id,
+          };
+        }
+      }
+    },
+
+    async authenticate(token) {
+      const claims = tokens.verifyAccess(token);
+      await revocation.assertNotRevoked(claims);
+      return claims;
+    },
+
+    async sessionOfRefreshToken(refreshToken) {
+      if (refreshToken.length > 256) return undefined;
+      const em = orm.em.fork();
+      const found = await em.findOne(RefreshTokenSchema, hashRefreshToken(refreshToken), { populate: ['session'] });
+      if (!found || found.retiredAt || found.session.revokedAt) return undefined;
+      return { sessionId: found.session.id, userId: found.session.user.id };
+    },
+
+    async revokeSessions(userId, sessionIds, reason) {
+      const em = orm.em.fork();
+      const ids = await em.transactional((tem) => revoke(tem, userId, sessionIds, reason));
+      await revocation.blacklist(ids, reason);
+      return ids;
+    },
+
+    async verifyPassword(userId, password) {
+      const em = orm.em.fork();
+      const user = await em.findOne(UserSchema, userId);
+      if (!user) return false;
+      return hasher.verify(user.passwordHash, password);
+    },
+  };
+}
+
+export { AppError };

@@ -1,0 +1,86 @@
+/**
+ * Password hashing (argon2id at or above OWASP's minimum: m=19 MiB, t=2, p=1)
+ * and the AUTH-1 policy. Hashing is CPU-bound, so at most one hash per core
+ * runs at once; the rest wait in line.
+ */
+import os from 'node:os';
+import argon2 from 'argon2';
+import { randomBytes } from 'node:crypto';
+import { appError, ErrorCode } from '../../errors.js';
+import {
+  failedPasswordRules,
+  nistLengthMessage,
+  passwordRuleMessages,
+  type PasswordPolicyName,
+} from '../../../shared/password-policy.js';
+import type { BreachChecker } from './breach.js';
+
+const argonOptions = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
+
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(hash: string, password: string): Promise<boolean>;
+  /** Spends the time of one verification, for unknown emails (AUTH-3). */
+  verifyDummy(password: string): Promise<void>;
+}
+
+export function createPasswordHasher(concurrency = os.availableParallelism()): PasswordHasher {
+  const limit = createSemaphore(Math.max(1, concurrency));
+  let dummy: Promise<string> | undefined;
+  const dummyHash = () => (dummy ??= argon2.hash(randomBytes(16).toString('hex'), argonOptions));
+  return {
+    hash: (password) => limit(() => argon2.hash(password, argonOptions)),
+    verify: (hash, password) =>
+      limit(async () => {
+        try {
+          return await argon2.verify(hash, password);
+        } catch {
+          return false;
+        }
+      }),
+    verifyDummy: async (password) => {
+      const hash = await dummyHash();
+      await limit(() => argon2.verify(hash, password).catch(() => false));
+    },
+  };
+}
+
+export interface PasswordPolicy {
+  /** Throws WEAK_PASSWORD naming the first rule that fails (AUTH-1). */
+  check(password: string): Promise<void>;
+}
+
+export function createPasswordPolicy(policy: PasswordPolicyName, breach: BreachChecker): PasswordPolicy {
+  return {
+    async check(password) {
+      const failed = failedPasswordRules(password, policy);
+      const first = failed[0];
+      if (first) {
+        const message = policy === 'nist' ? nistLengthMessage : passwordRuleMessages[first];
+        throw appError(ErrorCode.WEAK_PASSWORD, { message, details: { rule: first } });
+      }
+      if (await breach.isBreached(password)) {
+        throw appError(ErrorCode.WEAK_PASSWORD, { message: passwordRuleMessages.breach, details: { rule: 'breach' } });
+      }
+    },
+  };
+}
+
+/** Runs at most `n` tasks at once, in arrival order. */
+export function createSemaphore(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const queue: (() => void)[] = [];
+  const release = () => {
+    running--;
+    queue.shift()?.();
+  };
+  return async (task) => {
+    if (running >= n) await new Promise<void>((resolve) => queue.push(resolve));
+    running++;
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * Revocation of sessions (AUTH-7, AUTH-8, AUTH-10).
+ *
+ * PostgreSQL (`sessions.revoked_at`) is the truth; Redis holds a blacklist key
+ * per revoked session for as long as one of its access tokens can live. A
+ * marker key says the blacklist is complete: after a Redis flush or restart the
+ * marker is gone, so checks go to PostgreSQL until the blacklist is rebuilt.
+ * When Redis is unreachable, checks go to PostgreSQL; they never fail open.
+ */
+import { EventEmitter } from 'node:events';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { appError, ErrorCode, isConnectivityError } from '../../errors.js';
+import type { Redis, RedisWatch } from '../../redis.js';
+import { securityLog, type Logger } from '../../logger.js';
+import type { AccessClaims } from './tokens.js';
+
+const READY_KEY = 'bl:ready';
+const sessionKey = (sid: string) => `bl:sid:${sid}`;
+
+export interface RevokedEvent {
+  sessionIds: string[];
+  reason: string;
+}
+
+export interface RevocationStore {
+  /**
+   * Records in PostgreSQL (already done by the caller's transaction) and
+   * blacklists in Redis; emits 'revoked' so live sockets can be closed.
+   */
+  blacklist(sessionIds: string[], reason: string): Promise<void>;
+  /** Throws TOKEN_REVOKED when the token's session or user tokens were revoked. */
+  assertNotRevoked(claims: AccessClaims): Promise<void>;
+  /** Sessions revoked since `since` (from PostgreSQL), for re-delivery after a Redis outage. */
+  revokedSince(since: Date): Promise<string[]>;
+  readonly events: EventEmitter<{ revoked: [RevokedEvent] }>;
+}
+
+export function createRevocationStore(options: {
+  orm: MikroORM;
+  redis: Redis;
+  redisWatch: RedisWatch;
+  logger: Logger;
+  accessTtlSeconds: number;
+}): RevocationStore {
+  const { orm, redis, redisWatch, logger, accessTtlSeconds } = options;
+  const ttl = accessTtlSeconds + 5;
+  const events = new EventEmitter<{ revoked: [RevokedEvent] }>();
+  let warming: Promise<void> | undefined;
+
+  const sql = <T>(query: string, params: unknown[]) => orm.em.getConnection().execute<T[]>(query, params);
+
+  async function checkInDatabase(claims: AccessClaims): Promise<boolean> {
+    let rows: { revoked_at: Date | null; absolute_expires_at: Date; tokens_valid_after: Date | null }[];
+    try {
+      rows = await sql(
+        `select s.revoked_at, s.absolute_expires_at, u.tokens_valid_after
+           from sessions s join users u on u.id = s.user_id
+          where s.id = ? and s.user_id = ?`,
+        [claims.sid, claims.sub],
+      );
+    } catch (err) {
+      logger.error({ err }, 'revocation check failed in PostgreSQL');
+      throw appError(ErrorCode.UNAVAILABLE, { cause: err });
+    }
+    const row = rows[0];
+    if (!row || row.revoked_at) return true;
+    // Whole seconds, as `iat` is: a token issued in the same second is caught by its session instead.
+    if (row.tokens_valid_after && Math.floor(new Date(row.tokens_valid_after).getTime() / 1000) > claims.iat) return true;
+    return false;
+  }
+
+  /** Rebuilds the blacklist from PostgreSQL, then sets the marker. */
+  function warm(): Promise<void> {
+    warming ??= (async () => {
+      try {
+        const rows = await sql<{ id: string; revoked_at: Date }>(
+          `select id, revoked_at from sessions where revoked_at > now() - (? * interval '1 second')`,
+          [ttl],
+        );
+        const pipeline = redis.multi();
+        for (const row of rows) {
+          const left = Math.max(1, ttl - Math.floor((Date.now() - new Date(row.revoked_at).getTime()) / 1000));
+          pipeline.set(sessionKey(row.id), 'revoked', 'EX', left);
+        }
+        pipeline.set(READY_KEY, new Date().toISOString());
+        await pipeline.exec();
+        logger.info({ event: 'blacklist', entries: rows.length }, 'revocation blacklist rebuilt from PostgreSQL');
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'could not rebuild the revocation blacklist');
+      } finally {
+        warming = undefined;
+      }
+    })();
+    return warming;
+  }
+
+  return {
+    events,
+    async blacklist(sessionIds, reason) {
+      if (sessionIds.length === 0) return;
+      try {
+        const pipeline = redis.multi();
+        for (const sid of sessionIds) pipeline.set(sessionKey(sid), reason, 'EX', ttl);
+        await pipeline.exec();
+      } catch (err) {
+        if (!isConnectivityError(err)) logger.warn({ err }, 'blacklist write failed');
+        redisWatch.reportFallback('revocation write');
+      }
+      securityLog(logger, 'token_revoked', { sessionIds, reason });
+      events.emit('revoked', { sessionIds, reason });
+    },
+    async assertNotRevoked(claims) {
+      let revoked: boolean;
+      try {
+        if (!redisWatch.isUp) throw new Error('redis not ready');
+        const [entry, ready] = await redis.mget(sessionKey(claims.sid), READY_KEY);
+        if (entry) revoked = true;
+        else if (ready) revoked = false;
+        else {
+          void warm();
+          revoked = await checkInDatabase(claims);
+        }
+      } catch (err) {
+        if ((err as { code?: string }).code === ErrorCode.UNAVAILABLE) throw err;
+        redisWatch.reportFallback('token check');
+        revoked = await checkInDatabase(claims);
+      }
+      if (revoked) throw appError(ErrorCode.TOKEN_REVOKED);
+    },
+    async revokedSince(since) {
+      const rows = await sql<{ id: string }>(`select id from sessions where revoked_at >= ?`, [since]);
+      return rows.map((r) => r.id);
+    },
+  };
+}

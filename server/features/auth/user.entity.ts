@@ -1,0 +1,28 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+
+export const UserSchema = defineEntity({
+  name: 'User',
+  tableName: 'users',
+  properties: {
+    id: p.uuid().primary(),
+    /** trimmed and lower-cased (AUTH-2) */
+    email: p.string().length(320).unique(),
+    /** argon2id PHC string; never leaves the server */
+    passwordHash: p.text(),
+    fullName: p.string().length(200).default(''),
+    /** IANA time zone name */
+    timezone: p.string().length(64).default('UTC'),
+    role: p.enum(['user', 'admin'] as const).default('user'),
+    lastLoginAt: p.datetime().nullable(),
+    /** access tokens issued before this instant are refused (logout-all, deletion) */
+    tokensValidAfter: p.datetime().nullable(),
+    /** the user's change sequence (SYNC-1), bumped with every task change */
+    taskSeq: p.integer().default(0),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
+  },
+});
+export type User = InferEntity<typeof UserSchema>;

@@ -1,0 +1,116 @@
+/**
+ * The Socket.IO contract (PROTOCOL §5–§7), written once for server and client.
+ * `requestSchemas` holds the payload schema of every client→server event;
+ * `AckData` the data of its successful ack.
+ */
+import type { z } from 'zod';
+import type { Ack } from './errors.js';
+import { emptyPayload } from './schemas/common.js';
+import * as tasks from './schemas/tasks.js';
+import * as chat from './schemas/chat.js';
+import * as account from './schemas/account.js';
+import * as ops from './schemas/ops.js';
+import type { UserView } from './schemas/auth.js';
+
+export const requestSchemas = {
+  'task:create': tasks.taskCreate,
+  'task:update': tasks.taskUpdate,
+  'task:complete': tasks.taskComplete,
+  'task:delete': tasks.taskById,
+  'task:restore': tasks.taskById,
+  'task:purge': tasks.taskById,
+  'task:list': tasks.taskList,
+  'task:next': tasks.taskNext,
+  'task:sync': tasks.taskSync,
+  'chat:send': chat.chatSend,
+  'chat:cancel': chat.chatCancel,
+  'chat:history': chat.chatHistory,
+  'conversation:list': chat.conversationList,
+  'conversation:rename': chat.conversationRename,
+  'conversation:delete': chat.conversationDelete,
+  'auth:refresh': account.authRefresh,
+  'user:me': emptyPayload,
+  'user:update': account.userUpdate,
+  'user:export': emptyPayload,
+  'user:delete': account.userDelete,
+  'session:list': emptyPayload,
+  'session:revoke': account.sessionRevoke,
+} as const;
+
+/** Events of the admin-only `/ops` namespace. */
+export const opsRequestSchemas = {
+  'ops:users': ops.opsUsers,
+  'ops:disconnect-user': ops.opsUserAction,
+  'ops:revoke-user': ops.opsUserAction,
+} as const;
+
+export type RequestEvent = keyof typeof requestSchemas;
+export type OpsRequestEvent = keyof typeof opsRequestSchemas;
+export const requestEvents = Object.keys(requestSchemas) as RequestEvent[];
+export const opsRequestEvents = Object.keys(opsRequestSchemas) as OpsRequestEvent[];
+
+export interface AckData {
+  'task:create': { task: tasks.Task };
+  'task:update': { task: tasks.Task };
+  'task:complete': { task: tasks.Task; next: tasks.Task | null };
+  'task:delete': { task: tasks.Task };
+  'task:restore': { task: tasks.Task };
+  'task:purge': { id: string };
+  'task:list': { tasks: tasks.Task[]; seq: number };
+  'task:next': { task: tasks.Task | null; score: number | null };
+  'task:sync': tasks.TaskSyncResult;
+  'chat:send': { conversationId: string; userMessage: chat.Message; assistantMessageId: string };
+  'chat:cancel': { message: chat.Message };
+  'chat:history': { messages: chat.Message[]; hasMore: boolean };
+  'conversation:list': { conversations: chat.Conversation[] };
+  'conversation:rename': { conversation: chat.Conversation };
+  'conversation:delete': { id: string };
+  'auth:refresh': { expiresAt: string };
+  'user:me': { user: UserView };
+  'user:update': { user: UserView };
+  'user:export': account.UserExport;
+  'user:delete': Record<string, never>;
+  'session:list': { sessions: account.SessionView[] };
+  'session:revoke': Record<string, never>;
+}
+
+export interface OpsAckData {
+  'ops:users': { users: ops.OnlineUser[] };
+  'ops:disconnect-user': { sockets: number };
+  'ops:revoke-user': { sessions: number };
+}
+
+/** The payload a client sends for `E` (before defaults are applied). */
+export type RequestPayload<E extends RequestEvent> = z.input<(typeof requestSchemas)[E]>;
+/** The payload a handler receives for `E` (parsed). */
+export type ParsedPayload<E extends RequestEvent> = z.output<(typeof requestSchemas)[E]>;
+export type OpsParsedPayload<E extends OpsRequestEvent> = z.output<(typeof opsRequestSchemas)[E]>;
+
+export type ClientToServerEvents = {
+  [E in RequestEvent]: (payload: RequestPayload<E>, ack: (res: Ack<AckData[E]>) => void) => void;
+};
+
+export type OpsClientToServerEvents = {
+  [E in OpsRequestEvent]: (payload: z.input<(typeof opsRequestSchemas)[E]>, ack: (res: Ack<OpsAckData[E]>) => void) => void;
+};
+
+export interface ServerToClientEvents {
+  'session:ready': (data: account.SessionReady) => void;
+  'session:revoked': (data: { reason: string }) => void;
+  'auth:expired': (data: { expiredAt: string }) => void;
+  'user:changed': (data: { user: UserView }) => void;
+  'task:changed': (data: tasks.TaskChanged) => void;
+  'task:removed': (data: tasks.TaskRemoved) => void;
+  'conversation:changed': (data: { conversation: chat.Conversation }) => void;
+  'conversation:removed': (data: { id: string }) => void;
+  'chat:message': (data: { message: chat.Message }) => void;
+  'chat:delta': (data: chat.ChatDelta) => void;
+  'chat:tool': (data: { conversationId: string; messageId: string; toolCall: chat.ToolCall }) => void;
+  'chat:done': (data: { conversationId: string; message: chat.Message }) => void;
+}
+
+export interface OpsServerToClientEvents {
+  'ops:snapshot': (data: ops.OpsSnapshot) => void;
+}
+
+export type { Ack };

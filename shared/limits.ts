@@ -1,0 +1,30 @@
+/** Limits of the wire contract, shared by server validation and client forms. */
+export const limits = {
+  /** JSON bodies over this many bytes answer 413 */
+  httpBodyBytes: 102_400,
+  /** Socket.IO frames over this many bytes close the socket */
+  socketFrameBytes: 256 * 1024,
+  passwordMinCodePoints: 12,
+  passwordMaxCodePoints: 128,
+  nistPasswordMinCodePoints: 15,
+  emailMax: 320,
+  fullNameMax: 200,
+  timezoneMax: 64,
+  taskTitleMax: 500,
+  taskDescriptionMax: 10_000,
+  taskProjectMax: 200,
+  taskWaitingOnMax: 200,
+  taskDependenciesMax: 100,
+  chatContentMax: 16_000,
+  conversationTitleMax: 200,
+  pageMax: 100,
+  /** `task:sync` answers a reset when `since` predates the kept purge records */
+  tombstoneRetentionDays: 30,
+  /** completed and deleted tasks older than this are purged */
+  purgeAfterDays: 7,
+  /** a second refresh with a just-rotated token inside this window succeeds */
+  refreshGraceMs: 5_000,
+} as const;
+
+/** The characters AUTH-1 accepts as "special". */
+export const passwordSpecials = '!@#$%^&*()_+-=[]{}|;:,.<>?';

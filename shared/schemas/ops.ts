@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { id } from './common.js';
+
+export interface NodeSnapshot {
+  id: string;
+  startedAt: string;
+  sockets: number;
+  users: number;
+  eventsPerSecond: number;
+  eventP50Ms: number;
+  eventP99Ms: number;
+  handshakeFailures: number;
+  rateLimited: number;
+  activeStreams: number;
+  outputTokensPerSecond: number;
+  rssBytes: number;
+  eventLoopLagMs: number;
+}
+
+export interface OpsSnapshot {
+  at: string;
+  nodes: NodeSnapshot[];
+  totals: {
+    sockets: number;
+    users: number;
+    eventsPerSecond: number;
+    handshakeFailures: number;
+    rateLimited: number;
+    activeStreams: number;
+    outputTokensPerSecond: number;
+    rssBytes: number;
+  };
+}
+
+export interface OnlineUser {
+  userId: string;
+  email: string;
+  sockets: number;
+  sessions: number;
+}
+
+export const opsUsers = z.strictObject({});
+export const opsUserAction = z.strictObject({ userId: id });

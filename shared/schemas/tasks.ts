@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { limits } from '../limits.js';
+import { calendarDate, id, text } from './common.js';
+
+export const taskStatuses = ['not_started', 'in_progress', 'waiting_on', 'completed', 'deleted'] as const;
+export type TaskStatus = (typeof taskStatuses)[number];
+/** The statuses a client may set directly; completing and deleting have their own events. */
+export const openTaskStatuses = ['not_started', 'in_progress', 'waiting_on'] as const;
+export const recurrenceTypes = ['daily', 'weekly', 'monthly', 'yearly'] as const;
+export const taskViews = ['active', 'upcoming', 'waiting', 'completed', 'deleted'] as const;
+export type TaskListView = (typeof taskViews)[number];
+export const intensityClasses = ['light', 'medium', 'heavy'] as const;
+export type IntensityClass = (typeof intensityClasses)[number];
+
+export const recurrence = z.strictObject({
+  type: z.enum(recurrenceTypes),
+  interval: z.int().min(1).max(1000),
+  endDate: calendarDate.nullable().default(null),
+});
+export type Recurrence = z.infer<typeof recurrence>;
+
+const title = text(1, limits.taskTitleMax).refine((s) => s.trim().length > 0, 'Must not be blank');
+const description = text(0, limits.taskDescriptionMax);
+const project = text(0, limits.taskProjectMax).nullable();
+const waitingOn = text(0, limits.taskWaitingOnMax).nullable();
+const intensity = z.int().min(1).max(5);
+const dependencies = z.array(id).max(limits.taskDependenciesMax);
+
+export const taskCreate = z.strictObject({
+  id: id.optional(),
+  title,
+  description: description.optional(),
+  deadline: calendarDate.nullable().optional(),
+  intensity: intensity.optional(),
+  status: z.enum(openTaskStatuses).optional(),
+  project: project.optional(),
+  waitingOn: waitingOn.optional(),
+  dependencies: dependencies.optional(),
+  recurrence: recurrence.nullable().optional(),
+});
+export type TaskCreate = z.infer<typeof taskCreate>;
+
+export const taskPatch = z.strictObject({
+  title: title.optional(),
+  description: description.optional(),
+  deadline: calendarDate.nullable().optional(),
+  intensity: intensity.optional(),
+  status: z.enum(openTaskStatuses).optional(),
+  project: project.optional(),
+  waitingOn: waitingOn.optional(),
+  dependencies: dependencies.optional(),
+  recurrence: recurrence.nullable().optional(),
+});
+export type TaskPatch = z.infer<typeof taskPatch>;
+
+export const taskUpdate = z.strictObject({
+  id,
+  expectedVersion: z.int().min(1).optional(),
+  patch: taskPatch,
+});
+export type TaskUpdate = z.infer<typeof taskUpdate>;
+
+export const taskComplete = z.strictObject({ id, notes: text(0, 2000).optional() });
+export type TaskComplete = z.infer<typeof taskComplete>;
+export const taskById = z.strictObject({ id });
+export const taskList = z.strictObject({
+  view: z.enum(taskViews).optional(),
+  days: z.int().min(1).max(365).optional(),
+  project: text(1, limits.taskProjectMax).optional(),
+});
+export type TaskListQuery = z.infer<typeof taskList>;
+export const taskNext = z.strictObject({ intensity: z.enum(intensityClasses).optional() });
+export const taskSync = z.strictObject({ since: z.int().min(0) });
+
+/** A task as the wire shows it. */
+export interface Task {
+  id: string;
+  title: string;
+  description: string;
+  /** `YYYY-MM-DD` or null */
+  deadline: string | null;
+  /** 1..5 */
+  intensity: number;
+  status: TaskStatus;
+  project: string | null;
+  waitingOn: string | null;
+  dependencies: string[];
+  recurrence: Recurrence | null;
+  version: number;
+  /** the user's change sequence at this task's last change */
+  seq: number;
+  createdAt: string;
+  updatedAt: string;
+  completedAt: string | null;
+  deletedAt: string | null;
+}
+
+export interface TaskChanged {
+  seq: number;
+  task: Task;
+}
+export interface TaskRemoved {
+  seq: number;
+  id: string;
+}
+export interface TaskSyncResult {
+  seq: number;
+  tasks: Task[];
+  removed: string[];
+  /** set when `since` predates the kept purge records: replace the local copy */
+  reset?: true;
+}
