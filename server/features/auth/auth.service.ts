@@ -107,29 +107,29 @@ export function createAuthService(deps: {
     };
   }
 
+  /** Marks sessions revoked and retires their refresh tokens, inside `em`'s transaction when it has one. */
   async function revoke(em: EntityManager, userId: string, sessionIds: string[] | 'all', reason: string) {
     const conn = em.getConnection();
+    const tx = em.getTransactionContext();
+    const run = <T extends object[]>(sql: string, params: unknown[]) => conn.execute<T>(sql, params, 'all', tx);
     const rows =
       sessionIds === 'all'
-        ? await conn.execute<{ id: string }[]>(
+        ? await run<{ id: string }[]>(
             `update sessions set revoked_at = now(), revoked_reason = ? where user_id = ? and revoked_at is null returning id`,
             [reason, userId],
           )
-        : await conn.execute<{ id: string }[]>(
+        : await run<{ id: string }[]>(
             `update sessions set revoked_at = now(), revoked_reason = ?
               where user_id = ? and id = any(?::uuid[]) and revoked_at is null returning id`,
             [reason, userId, `{${sessionIds.join(',')}}`],
           );
     const ids = rows.map((r) => r.id);
     if (ids.length > 0) {
-      await conn.execute(
-        `update refresh_tokens set retired_at = now() where session_id = any(?::uuid[]) and retired_at is null`,
-        [`{${ids.join(',')}}`],
-      );
+      await run<object[]>(`update refresh_tokens set retired_at = now() where session_id = any(?::uuid[]) and retired_at is null`, [
+        `{${ids.join(',')}}`,
+      ]);
     }
-    if (sessionIds === 'all') {
-      await conn.execute(`update users set tokens_valid_after = now() where id = ?`, [userId]);
-    }
+    if (sessionIds === 'all') await run<object[]>(`update users set tokens_valid_after = now() where id = ?`, [userId]);
     return ids;
   }
 

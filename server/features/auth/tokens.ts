@@ -41,7 +41,7 @@ export function createTokenService(options: { secretKey: string; accessTtlSecond
     issueAccess({ userId, sessionId, role }) {
       const iat = Math.floor(Date.now() / 1000);
       const claims: AccessClaims = { sub: userId, sid: sessionId, jti: randomUUID(), typ: 'access', role, iat, exp: iat + ttl };
-      const token = jwt.sign(claims, key, { algorithm: 'HS256', noTimestamp: true });
+      const token = jwt.sign(claims, key, { algorithm: 'HS256' });
       return { token, claims, expiresAt: new Date(claims.exp * 1000) };
     },
     verifyAccess(token) {

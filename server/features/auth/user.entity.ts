@@ -18,6 +18,8 @@ export const UserSchema = defineEntity({
     tokensValidAfter: p.datetime().nullable(),
     /** the user's change sequence (SYNC-1), bumped with every task change */
     taskSeq: p.integer().default(0),
+    /** the highest `seq` of pruned task tombstones: `task:sync` from below it answers a reset (SYNC-1) */
+    tombstoneFloorSeq: p.integer().default(0),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()
