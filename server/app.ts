@@ -13,10 +13,15 @@ import { errorHandler, notFound } from './http/errors.js';
 import { restRateLimit } from './http/rate-limit.js';
 import { authRoutes } from './features/auth/auth.routes.js';
 import { healthCheck, healthRoute } from './features/ops/health.js';
+import { createGateway, type Gateway, type GatewayHooks } from './realtime/gateway.js';
+import { noHooks } from './realtime/define-handler.js';
+import { taskHandlers } from './features/tasks/tasks.handlers.js';
+import { accountHandlers } from './features/account/account.handlers.js';
 
 export interface App {
   app: express.Express;
   server: http.Server;
+  gateway: Gateway;
   /** Stops accepting, lets in-flight requests finish, then resolves. */
   close(): Promise<void>;
 }
@@ -28,7 +33,9 @@ function clientDir(): string | undefined {
   return candidates.find((dir) => fs.existsSync(path.join(dir, 'index.html')));
 }
 
-export function createApp(deps: Deps): App {
+const noGatewayHooks: GatewayHooks = { ...noHooks, onConnect: () => undefined, onDisconnect: () => undefined, onHandshakeFailure: () => undefined };
+
+export function createApp(deps: Deps, options: { hooks?: GatewayHooks } = {}): App {
   const { config, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -63,14 +70,26 @@ export function createApp(deps: Deps): App {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
 
+  const gateway = createGateway({
+    server,
+    deps,
+    handlers: [...taskHandlers(deps.tasks), ...accountHandlers(deps.account)],
+    hooks: options.hooks ?? noGatewayHooks,
+    runtime: { orm: deps.orm, limiter: deps.eventLimiter, logger },
+  });
+
   return {
     app,
     server,
+    gateway,
     async close() {
-      await new Promise<void>((resolve) => {
+      // Stop accepting, let in-flight requests finish, then close this node's sockets.
+      const httpClosed = new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await gateway.close();
+      await httpClosed;
     },
   };
 }

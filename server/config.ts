@@ -161,17 +161,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       const name = String(issue.path[0] ?? 'environment');
       problems.push(`${name}: ${issue.message}`);
     }
-    throw new ConfigError(dedupe(problems));
   }
-  const e = parsed.data;
-  const production = e.ENVIRONMENT === 'production';
-  if (production) {
+  // Checked on the raw values so that missing variables are listed even when others are invalid (CFG-1).
+  if (raw.ENVIRONMENT === 'production') {
     const required = ['SECRET_KEY', 'DATABASE_URL', 'REDIS_URL', 'ANTHROPIC_API_KEY', 'METRICS_TOKEN'] as const;
     for (const name of required) {
-      if (e[name] === undefined) problems.push(`${name}: is required when ENVIRONMENT=production`);
+      if (raw[name] === undefined) problems.push(`${name}: is required when ENVIRONMENT=production`);
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (!parsed.success || problems.length > 0) throw new ConfigError(dedupe(problems));
+  const e = parsed.data;
+  const production = e.ENVIRONMENT === 'production';
 
   const port = e.PORT;
   const accessTokenTtlSeconds = Math.max(1, Math.floor(e.ACCESS_TOKEN_EXPIRE_MINUTES * 60));

@@ -10,6 +10,10 @@ import { createBreachChecker } from './features/auth/breach.js';
 import { createLockout } from './features/auth/lockout.js';
 import { createRevocationStore, type RevocationStore } from './features/auth/revocation.js';
 import { createAuthService, type AuthService } from './features/auth/auth.service.js';
+import { Broadcaster } from './realtime/rooms.js';
+import { createEventLimiter, type EventLimiter } from './realtime/define-handler.js';
+import { createTasksService, type TasksService } from './features/tasks/tasks.service.js';
+import { createAccountService, type AccountService } from './features/account/account.service.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -22,6 +26,10 @@ export interface Deps {
   hasher: PasswordHasher;
   revocation: RevocationStore;
   auth: AuthService;
+  broadcaster: Broadcaster;
+  eventLimiter: EventLimiter;
+  tasks: TasksService;
+  account: AccountService;
   close(): Promise<void>;
 }
 
@@ -55,6 +63,21 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     sessionMaxSeconds: config.sessionMaxSeconds,
   });
 
+  const broadcaster = new Broadcaster();
+  const eventLimiter = createEventLimiter({
+    redis,
+    eventsPerMinute: config.socketEventsPerMinute,
+    chatPerMinute: config.chatMessagesPerMinute,
+  });
+  const tasks = createTasksService({
+    orm,
+    events: {
+      changed: (userId, data) => broadcaster.toUser(userId, 'task:changed', data),
+      removed: (userId, data) => broadcaster.toUser(userId, 'task:removed', data),
+    },
+  });
+  const account = createAccountService({ orm, auth, tasks, broadcaster, logger });
+
   return {
     config,
     logger,
@@ -65,6 +88,10 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     hasher,
     revocation,
     auth,
+    broadcaster,
+    eventLimiter,
+    tasks,
+    account,
     async close() {
       redisWatch.close();
       redis.disconnect();

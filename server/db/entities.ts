@@ -1,5 +1,6 @@
 /** Every entity of the schema; the ORM and the migration generator read this list. */
 import { UserSchema } from '../features/auth/user.entity.js';
 import { RefreshTokenSchema, SessionSchema } from '../features/auth/session.entity.js';
+import { TaskSchema, TaskTombstoneSchema } from '../features/tasks/task.entity.js';
 
-export const entities = [UserSchema, SessionSchema, RefreshTokenSchema];
+export const entities = [UserSchema, SessionSchema, RefreshTokenSchema, TaskSchema, TaskTombstoneSchema];

@@ -28,7 +28,7 @@ export interface UserExport {
   tasks: Task[];
   conversations: Conversation[];
   messages: Message[];
-  sessions: Omit<SessionView, 'current'>[];
+  sessions: (Omit<SessionView, 'current'> & { revokedAt: string | null })[];
 }
 
 /** RT-2: the first thing a connected socket hears. */

@@ -1,0 +1,113 @@
+/** The account (PROTOCOL §6.3): profile, export, deletion and sessions. */
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { appError, ErrorCode } from '../../errors.js';
+import type { UserUpdate, SessionView, UserExport } from '../../../shared/schemas/account.js';
+import type { UserView } from '../../../shared/schemas/auth.js';
+import { securityLog, type Logger } from '../../logger.js';
+import { toUserView, type AuthService } from '../auth/auth.service.js';
+import { UserSchema } from '../auth/user.entity.js';
+import { SessionSchema } from '../auth/session.entity.js';
+import type { TasksService } from '../tasks/tasks.service.js';
+import type { Broadcaster } from '../../realtime/rooms.js';
+
+/** What other features contribute to an export (the assistant adds conversations and messages). */
+export interface ExportContributor {
+  exportFor(userId: string): Promise<Partial<Pick<UserExport, 'conversations' | 'messages'>>>;
+}
+
+export interface AccountService {
+  me(userId: string): Promise<UserView>;
+  update(userId: string, patch: UserUpdate): Promise<UserView>;
+  exportData(userId: string): Promise<UserExport>;
+  deleteAccount(userId: string, password: string): Promise<void>;
+  listSessions(userId: string, currentSessionId: string): Promise<SessionView[]>;
+  revokeSession(userId: string, sessionId: string): Promise<void>;
+}
+
+export function createAccountService(deps: {
+  orm: MikroORM;
+  auth: AuthService;
+  tasks: TasksService;
+  broadcaster: Broadcaster;
+  logger: Logger;
+  contributors?: ExportContributor[];
+}): AccountService {
+  const { orm, auth, tasks, broadcaster, logger } = deps;
+  const contributors = deps.contributors ?? [];
+
+  async function loadUser(userId: string) {
+    const em = orm.em.fork();
+    const user = await em.findOne(UserSchema, userId);
+    if (!user) throw appError(ErrorCode.NOT_FOUND, { message: 'Account not found' });
+    return { em, user };
+  }
+
+  return {
+    async me(userId) {
+      return toUserView((await loadUser(userId)).user);
+    },
+
+    async update(userId, patch) {
+      const { em, user } = await loadUser(userId);
+      if (patch.fullName !== undefined) user.fullName = patch.fullName.trim();
+      if (patch.timezone !== undefined) user.timezone = patch.timezone;
+      await em.flush();
+      const view = toUserView(user);
+      broadcaster.toUser(userId, 'user:changed', { user: view });
+      return view;
+    },
+
+    async exportData(userId) {
+      const { em, user } = await loadUser(userId);
+      const sessions = await em.find(SessionSchema, { user: userId }, { orderBy: { createdAt: 'asc' } });
+      const extra = await Promise.all(contributors.map((c) => c.exportFor(userId)));
+      return {
+        user: toUserView(user),
+        tasks: await tasks.exportAll(userId),
+        conversations: extra.flatMap((e) => e.conversations ?? []),
+        messages: extra.flatMap((e) => e.messages ?? []),
+        sessions: sessions.map((s) => ({
+          id: s.id,
+          createdAt: s.createdAt.toISOString(),
+          lastUsedAt: s.lastUsedAt.toISOString(),
+          userAgent: s.userAgent ?? null,
+          revokedAt: s.revokedAt?.toISOString() ?? null,
+        })),
+      };
+    },
+
+    async deleteAccount(userId, password) {
+      if (!(await auth.verifyPassword(userId, password))) throw appError(ErrorCode.INVALID_CREDENTIALS, { message: 'The password is not right' });
+      // Revoke first (durable + blacklist + live sockets), then delete everything (cascades).
+      await auth.revokeSessions(userId, 'all', 'account_deleted');
+      const em = orm.em.fork();
+      await em.nativeDelete(UserSchema, { id: userId });
+      securityLog(logger, 'account_deleted', { userId });
+    },
+
+    async listSessions(userId, currentSessionId) {
+      const em = orm.em.fork();
+      const now = new Date();
+      const sessions = await em.find(
+        SessionSchema,
+        { user: userId, revokedAt: null, absoluteExpiresAt: { $gt: now } },
+        { orderBy: { lastUsedAt: 'desc' } },
+      );
+      return sessions.map((s) => ({
+        id: s.id,
+        createdAt: s.createdAt.toISOString(),
+        lastUsedAt: s.lastUsedAt.toISOString(),
+        userAgent: s.userAgent ?? null,
+        current: s.id === currentSessionId,
+      }));
+    },
+
+    async revokeSession(userId, sessionId) {
+      const em = orm.em.fork();
+      const session = await em.findOne(SessionSchema, { id: sessionId, user: userId });
+      if (!session) throw appError(ErrorCode.NOT_FOUND, { message: 'Session not found' });
+      await auth.revokeSessions(userId, [sessionId], 'revoked_by_user');
+      securityLog(logger, 'session_revoked_by_user', { userId, sessionId });
+    },
+  };
+}

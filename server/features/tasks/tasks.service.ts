@@ -1,0 +1,614 @@
+/**
+ * The tasks feature (PROTOCOL §6.1): every change to a user's tasks goes through
+ * here, whatever its source (socket, assistant tool, purge job).
+ *
+ * Each change runs in one transaction that first locks the user's row, so a
+ * user's changes are serialised; it takes the next value of `users.task_seq`
+ * (SYNC-1) for every task it changes, and its events are handed to `events`
+ * only after the commit, in seq order (SYNC-2).
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  IsolationLevel,
+  QueryOrder,
+  UniqueConstraintViolationException,
+  type EntityManager,
+  type FilterQuery,
+  type MikroORM,
+} from '@mikro-orm/postgresql';
+import { AppError, appError, ErrorCode } from '../../errors.js';
+import { limits } from '../../../shared/limits.js';
+import type {
+  IntensityClass,
+  Recurrence,
+  Task,
+  TaskChanged,
+  TaskComplete,
+  TaskCreate,
+  TaskListQuery,
+  TaskRemoved,
+  TaskStatus,
+  TaskSyncResult,
+  TaskUpdate,
+} from '../../../shared/schemas/tasks.js';
+import { TaskSchema, TaskTombstoneSchema, type TaskEntity } from './task.entity.js';
+import { guessIntensity, waitingOnFromTitle } from './intensity.js';
+import { calendarDateIn, pickNextTask } from './next-task.js';
+import { addDays, dayOfMonth, nextDeadline } from './recurrence.js';
+
+/**
+ * Where committed changes go (the realtime layer broadcasts them to `user:<id>`).
+ * Called after the commit, in seq order; implementations must not throw.
+ */
+export interface TaskEvents {
+  changed(userId: string, data: TaskChanged): void;
+  removed(userId: string, data: TaskRemoved): void;
+}
+
+export interface TasksService {
+  /** TASK-1: a known id of the user returns that task with `created: false` and changes nothing. */
+  create(userId: string, input: TaskCreate): Promise<{ task: Task; created: boolean }>;
+  update(userId: string, input: TaskUpdate): Promise<{ task: Task }>;
+  complete(userId: string, input: TaskComplete): Promise<{ task: Task; next: Task | null }>;
+  /** `task:delete`: moves the task to the trash. */
+  remove(userId: string, id: string): Promise<{ task: Task }>;
+  restore(userId: string, id: string): Promise<{ task: Task }>;
+  purge(userId: string, id: string): Promise<{ id: string }>;
+  list(userId: string, query: TaskListQuery): Promise<{ tasks: Task[]; seq: number }>;
+  next(userId: string, query: { intensity?: IntensityClass | undefined }): Promise<{ task: Task | null; score: number | null }>;
+  sync(userId: string, since: number): Promise<TaskSyncResult>;
+  /** Every task of the user, trash included, oldest first (`user:export`). */
+  exportAll(userId: string): Promise<Task[]>;
+  currentSeq(userId: string): Promise<number>;
+  /** One of the user's tasks; another user's or an unknown id is NOT_FOUND (TASK-6). */
+  findOwned(userId: string, id: string): Promise<Task>;
+  /**
+   * The periodic job (TASK-4): purges completed and deleted tasks whose
+   * `completedAt`/`deletedAt` is older than 7 days, each as its own change with
+   * a tombstone and a `removed` event, and prunes tombstones older than 30 days.
+   * Returns the number of tasks purged.
+   */
+  purgeExpired(now?: Date): Promise<number>;
+}
+
+/** The wire shape of a task entity. */
+export function toTask(t: TaskEntity): Task {
+  return {
+    id: t.id,
+    title: t.title,
+    description: t.description,
+    deadline: t.deadline ?? null,
+    intensity: t.intensity,
+    status: t.status,
+    project: t.project ?? null,
+    waitingOn: t.waitingOn ?? null,
+    dependencies: [...(t.dependencies ?? [])],
+    recurrence: t.recurrence ? wireRecurrence(t.recurrence) : null,
+    version: t.version,
+    seq: t.seq,
+    createdAt: t.createdAt.toISOString(),
+    updatedAt: t.updatedAt.toISOString(),
+    completedAt: t.completedAt ? t.completedAt.toISOString() : null,
+    deletedAt: t.deletedAt ? t.deletedAt.toISOString() : null,
+  };
+}
+
+function wireRecurrence(r: Recurrence): Recurrence {
+  return { type: r.type, interval: r.interval, endDate: r.endDate ?? null };
+}
+
+const DAY_MS = 86_400_000;
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** purge-job batch size: tasks of one user purged in one transaction */
+const PURGE_BATCH = 200;
+
+interface LockedUser {
+  id: string;
+  timezone: string;
+}
+
+interface ChangeContext {
+  em: EntityManager;
+  user: LockedUser;
+  now: Date;
+  /** Takes the user's next change sequence number (SYNC-1). */
+  nextSeq(): Promise<number>;
+  /** Queues `task:changed` for after the commit; call once the task holds its final values. */
+  changed(task: TaskEntity): void;
+  removed(seq: number, id: string): void;
+}
+
+type PendingEvent = { kind: 'changed'; data: TaskChanged } | { kind: 'removed'; data: TaskRemoved };
+
+/** Empty or blank optional text means "none". */
+function optionalText(value: string | null | undefined): string | null {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : null;
+}
+
+function safeTimeZone(timeZone: string): string {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone });
+    return timeZone;
+  } catch {
+    return 'UTC';
+  }
+}
+
+function sameRecurrence(a: Recurrence | null | undefined, b: Recurrence | null): boolean {
+  if (!a || !b) return !a && !b;
+  return a.type === b.type && a.interval === b.interval && (a.endDate ?? null) === (b.endDate ?? null);
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function seriesDayOf(deadline: string | null | undefined, recurrence: Recurrence | null | undefined): number | null {
+  return deadline && recurrence ? dayOfMonth(deadline) : null;
+}
+
+export function createTasksService(deps: {
+  orm: MikroORM;
+  events: TaskEvents;
+  /** the clock for "today" in views and `next` (tests pin it) */
+  now?: () => Date;
+}): TasksService {
+  const { orm, events } = deps;
+  const clock = deps.now ?? (() => new Date());
+
+  function notFound(): AppError {
+    return appError(ErrorCode.NOT_FOUND, { message: 'Task not found' });
+  }
+
+  /** Runs one change: user row locked, events emitted after the commit. */
+  async function change<R>(userId: string, work: (ctx: ChangeContext) => Promise<R>): Promise<R> {
+    const pending: PendingEvent[] = [];
+    const result = await orm.em.fork().transactional(async (em) => {
+      const rows = await em.execute<{ id: string; timezone: string }[]>(
+        'select id, timezone from users where id = ? for update',
+        [userId],
+      );
+      const row = rows[0];
+      if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
+      return work({
+        em,
+        user: { id: row.id, timezone: safeTimeZone(row.timezone) },
+        now: new Date(),
+        async nextSeq() {
+          const bumped = await em.execute<{ task_seq: number }[]>(
+            'update users set task_seq = task_seq + 1 where id = ? returning task_seq',
+            [userId],
+          );
+          return Number(bumped[0]!.task_seq);
+        },
+        changed(task) {
+          pending.push({ kind: 'changed', data: { seq: task.seq, task: toTask(task) } });
+        },
+        removed(seq, id) {
+          pending.push({ kind: 'removed', data: { seq, id } });
+        },
+      });
+    });
+    pending.sort((a, b) => a.data.seq - b.data.seq);
+    for (const event of pending) {
+      if (event.kind === 'changed') events.changed(userId, event.data);
+      else events.removed(userId, event.data);
+    }
+    return result;
+  }
+
+  /** Runs reads on one consistent snapshot, so that `seq` matches the tasks read. */
+  async function snapshot<R>(userId: string, work: (em: EntityManager, user: { taskSeq: number; tombstoneFloorSeq: number; timezone: string }) => Promise<R>): Promise<R> {
+    return orm.em.fork().transactional(
+      async (em) => {
+        const rows = await em.execute<{ task_seq: number; tombstone_floor_seq: number; timezone: string }[]>(
+          'select task_seq, tombstone_floor_seq, timezone from users where id = ?',
+          [userId],
+        );
+        const row = rows[0];
+        if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
+        return work(em, {
+          taskSeq: Number(row.task_seq),
+          tombstoneFloorSeq: Number(row.tombstone_floor_seq),
+          timezone: safeTimeZone(row.timezone),
+        });
+      },
+      { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
+    );
+  }
+
+  async function loadOwned(em: EntityManager, userId: string, id: string): Promise<TaskEntity> {
+    if (!uuidPattern.test(id)) throw notFound();
+    const task = await em.findOne(TaskSchema, { id, user: userId });
+    if (!task) throw notFound();
+    return task;
+  }
+
+  /**
+   * TASK-6: dependencies name the user's own existing tasks, not the task itself,
+   * and make no cycle. Returns them without duplicates, in the order given.
+   */
+  async function checkDependencies(em: EntityManager, userId: string, taskId: string, requested: readonly string[], path: string): Promise<string[]> {
+    const wanted = [...new Set(requested.map((d) => d.toLowerCase()))];
+    if (wanted.length === 0) return wanted;
+    const invalid = (message: string) =>
+      new AppError(ErrorCode.VALIDATION, message, { issues: [{ path, message }] });
+    if (wanted.includes(taskId)) throw invalid('A task cannot depend on itself');
+    const rows = await em.execute<{ id: string; dependencies: string[] | null }[]>(
+      'select id, dependencies from tasks where user_id = ?',
+      [userId],
+    );
+    const graph = new Map(rows.map((r) => [r.id, r.dependencies ?? []]));
+    const unknown = wanted.filter((d) => !graph.has(d));
+    if (unknown.length > 0) throw invalid(`Unknown task(s): ${unknown.join(', ')}`);
+    graph.set(taskId, wanted);
+    const seen = new Set<string>();
+    const stack = [...wanted];
+    while (stack.length > 0) {
+      const current = stack.pop()!;
+      if (current === taskId) throw invalid('Dependencies must not form a cycle');
+      if (seen.has(current)) continue;
+      seen.add(current);
+      stack.push(...(graph.get(current) ?? []));
+    }
+    return wanted;
+  }
+
+  function conflict(message: string, details?: Record<string, unknown>): AppError {
+    return appError(ErrorCode.CONFLICT, details ? { message, details } : { message });
+  }
+
+  async function purgeOne(ctx: ChangeContext, task: TaskEntity): Promise<void> {
+    const seq = await ctx.nextSeq();
+    ctx.em.create(TaskTombstoneSchema, { id: randomUUID(), user: ctx.user.id, taskId: task.id, seq, purgedAt: ctx.now });
+    ctx.em.remove(task);
+    ctx.removed(seq, task.id);
+  }
+
+  const service: TasksService = {
+    async create(userId, input) {
+      try {
+        return await change(userId, async (ctx) => {
+          const { em, now } = ctx;
+          if (input.id) {
+            const existing = await em.findOne(TaskSchema, { id: input.id });
+            if (existing) {
+              if (existing.user.id !== userId) throw conflict('This id is already in use');
+              return { task: toTask(existing), created: false };
+            }
+          }
+          // PostgreSQL prints uuids in lower case; so do we, whatever case the client sent.
+          const id = (input.id ?? randomUUID()).toLowerCase();
+          const title = input.title.trim();
+          const deadline = input.deadline ?? null;
+          const recurrence = input.recurrence ? wireRecurrence(input.recurrence) : null;
+          const dependencies = await checkDependencies(em, userId, id, input.dependencies ?? [], 'dependencies');
+          const seq = await ctx.nextSeq();
+          const task = em.create(TaskSchema, {
+            id,
+            user: userId,
+            title,
+            description: input.description ?? '',
+            deadline,
+            intensity: input.intensity ?? guessIntensity(title),
+            status: input.status ?? 'not_started',
+            project: optionalText(input.project),
+            waitingOn: input.waitingOn !== undefined ? optionalText(input.waitingOn) : waitingOnFromTitle(title),
+            dependencies,
+            recurrence,
+            seriesDay: seriesDayOf(deadline, recurrence),
+            nextOccurrenceId: null,
+            statusBeforeDelete: null,
+            version: 1,
+            seq,
+            createdAt: now,
+            updatedAt: now,
+            completedAt: null,
+            deletedAt: null,
+          });
+          ctx.changed(task);
+          return { task: toTask(task), created: true };
+        });
+      } catch (err) {
+        // Two users racing for one new id: the loser's insert hits the primary key.
+        if (err instanceof UniqueConstraintViolationException) throw conflict('This id is already in use');
+        throw err;
+      }
+    },
+
+    async update(userId, input) {
+      return change(userId, async (ctx) => {
+        const { em, now } = ctx;
+        const task = await loadOwned(em, userId, input.id);
+        if (input.expectedVersion !== undefined && input.expectedVersion !== task.version) {
+          throw conflict('The task has changed since you last saw it', { task: toTask(task) });
+        }
+        if (task.status === 'deleted') throw conflict('The task is in the trash; restore it first');
+        const patch = input.patch;
+        let dirty = false;
+        if (patch.title !== undefined && patch.title.trim() !== task.title) {
+          task.title = patch.title.trim();
+          dirty = true;
+        }
+        if (patch.description !== undefined && patch.description !== task.description) {
+          task.description = patch.description;
+          dirty = true;
+        }
+        let scheduleChanged = false;
+        if (patch.deadline !== undefined && patch.deadline !== (task.deadline ?? null)) {
+          task.deadline = patch.deadline;
+          dirty = scheduleChanged = true;
+        }
+        if (patch.recurrence !== undefined && !sameRecurrence(task.recurrence, patch.recurrence)) {
+          task.recurrence = patch.recurrence ? wireRecurrence(patch.recurrence) : null;
+          dirty = scheduleChanged = true;
+        }
+        if (scheduleChanged) task.seriesDay = seriesDayOf(task.deadline, task.recurrence);
+        if (patch.intensity !== undefined && patch.intensity !== task.intensity) {
+          task.intensity = patch.intensity;
+          dirty = true;
+        }
+        if (patch.status !== undefined && patch.status !== task.status) {
+          if (task.status === 'completed') task.completedAt = null;
+          task.status = patch.status;
+          dirty = true;
+        }
+        if (patch.project !== undefined && optionalText(patch.project) !== (task.project ?? null)) {
+          task.project = optionalText(patch.project);
+          dirty = true;
+        }
+        if (patch.waitingOn !== undefined && optionalText(patch.waitingOn) !== (task.waitingOn ?? null)) {
+          task.waitingOn = optionalText(patch.waitingOn);
+          dirty = true;
+        }
+        if (patch.dependencies !== undefined) {
+          const dependencies = await checkDependencies(em, userId, task.id, patch.dependencies, 'patch.dependencies');
+          if (!sameList(dependencies, task.dependencies ?? [])) {
+            task.dependencies = dependencies;
+            dirty = true;
+          }
+        }
+        // A patch that changes nothing is no change: no version, no seq, no event.
+        if (!dirty) return { task: toTask(task) };
+        task.version += 1;
+        task.seq = await ctx.nextSeq();
+        task.updatedAt = now;
+        ctx.changed(task);
+        return { task: toTask(task) };
+      });
+    },
+
+    async complete(userId, input) {
+      return change(userId, async (ctx) => {
+        const { em, now } = ctx;
+        const task = await loadOwned(em, userId, input.id);
+        if (task.status === 'completed') return { task: toTask(task), next: null };
+        if (task.status === 'deleted') throw conflict('The task is in the trash; restore it first');
+        const dependencyIds = task.dependencies ?? [];
+        if (dependencyIds.length > 0) {
+          const open = await em.find(TaskSchema, { user: userId, id: { $in: dependencyIds }, status: { $ne: 'completed' } });
+          if (open.length > 0) {
+            const blockedBy = dependencyIds.filter((d) => open.some((t) => t.id === d));
+            throw conflict('The task waits for dependencies that are not completed', { blockedBy });
+          }
+        }
+        const description = task.description;
+        const notes = input.notes?.trim();
+        if (notes) task.description = `${description}\n\nCompleted: ${notes}`;
+        task.status = 'completed';
+        task.completedAt = now;
+        task.version += 1;
+        task.updatedAt = now;
+        task.seq = await ctx.nextSeq();
+
+        let next: TaskEntity | null = null;
+        const nextDue =
+          task.recurrence && task.deadline && !task.nextOccurrenceId
+            ? nextDeadline(task.deadline, task.recurrence, task.seriesDay ?? dayOfMonth(task.deadline))
+            : null;
+        if (nextDue && task.recurrence && task.deadline) {
+          next = em.create(TaskSchema, {
+            id: randomUUID(),
+            user: userId,
+            title: task.title,
+            description,
+            deadline: nextDue,
+            intensity: task.intensity,
+            status: 'not_started',
+            project: task.project ?? null,
+            waitingOn: null,
+            dependencies: [],
+            recurrence: wireRecurrence(task.recurrence),
+            seriesDay: task.seriesDay ?? dayOfMonth(task.deadline),
+            nextOccurrenceId: null,
+            statusBeforeDelete: null,
+            version: 1,
+            seq: 0,
+            createdAt: now,
+            updatedAt: now,
+            completedAt: null,
+            deletedAt: null,
+          });
+          task.nextOccurrenceId = next.id;
+        }
+        ctx.changed(task);
+        if (next) {
+          next.seq = await ctx.nextSeq();
+          ctx.changed(next);
+        }
+        return { task: toTask(task), next: next ? toTask(next) : null };
+      });
+    },
+
+    async remove(userId, id) {
+      return change(userId, async (ctx) => {
+        const task = await loadOwned(ctx.em, userId, id);
+        // Deleting what is already in the trash is a safe retry: nothing changes.
+        if (task.status === 'deleted') return { task: toTask(task) };
+        task.statusBeforeDelete = task.status;
+        task.status = 'deleted';
+        task.deletedAt = ctx.now;
+        task.version += 1;
+        task.updatedAt = ctx.now;
+        task.seq = await ctx.nextSeq();
+        ctx.changed(task);
+        return { task: toTask(task) };
+      });
+    },
+
+    async restore(userId, id) {
+      return change(userId, async (ctx) => {
+        const task = await loadOwned(ctx.em, userId, id);
+        if (task.status !== 'deleted') throw conflict('The task is not in the trash');
+        const previous: TaskStatus = task.statusBeforeDelete && task.statusBeforeDelete !== 'deleted' ? task.statusBeforeDelete : 'not_started';
+        task.status = previous;
+        task.statusBeforeDelete = null;
+        task.deletedAt = null;
+        task.version += 1;
+        task.updatedAt = ctx.now;
+        task.seq = await ctx.nextSeq();
+        ctx.changed(task);
+        return { task: toTask(task) };
+      });
+    },
+
+    async purge(userId, id) {
+      return change(userId, async (ctx) => {
+        const task = await loadOwned(ctx.em, userId, id);
+        if (task.status !== 'deleted') throw conflict('Only a task in the trash can be purged');
+        await purgeOne(ctx, task);
+        return { id: task.id };
+      });
+    },
+
+    async list(userId, query) {
+      return snapshot(userId, async (em, user) => {
+        const view = query.view ?? 'active';
+        const where: FilterQuery<TaskEntity> = { user: userId };
+        if (query.project !== undefined) where.project = query.project;
+        let orderBy: Record<string, QueryOrder>[];
+        switch (view) {
+          case 'active':
+            where.status = { $nin: ['completed', 'deleted'] };
+            orderBy = [{ deadline: QueryOrder.ASC_NULLS_LAST }, { createdAt: QueryOrder.ASC }, { id: QueryOrder.ASC }];
+            break;
+          case 'upcoming': {
+            const until = addDays(calendarDateIn(user.timezone, clock()), query.days ?? 7);
+            where.status = { $nin: ['completed', 'deleted'] };
+            where.deadline = { $ne: null, $lte: until };
+            orderBy = [{ deadline: QueryOrder.ASC }, { createdAt: QueryOrder.ASC }, { id: QueryOrder.ASC }];
+            break;
+          }
+          case 'waiting':
+            where.status = 'waiting_on';
+            orderBy = [{ updatedAt: QueryOrder.ASC }, { id: QueryOrder.ASC }];
+            break;
+          case 'completed':
+            where.status = 'completed';
+            orderBy = [{ completedAt: QueryOrder.DESC }, { id: QueryOrder.ASC }];
+            break;
+          case 'deleted':
+            where.status = 'deleted';
+            orderBy = [{ deletedAt: QueryOrder.DESC }, { id: QueryOrder.ASC }];
+            break;
+        }
+        const tasks = await em.find(TaskSchema, where, { orderBy });
+        return { tasks: tasks.map(toTask), seq: user.taskSeq };
+      });
+    },
+
+    async next(userId, query) {
+      return snapshot(userId, async (em, user) => {
+        const tasks = (await em.find(TaskSchema, { user: userId })).map(toTask);
+        const pick = pickNextTask(tasks, { now: clock(), timeZone: user.timezone, intensity: query.intensity });
+        return pick ? { task: pick.task, score: pick.score } : { task: null, score: null };
+      });
+    },
+
+    async sync(userId, since) {
+      return snapshot(userId, async (em, user): Promise<TaskSyncResult> => {
+        if (since < user.tombstoneFloorSeq || since > user.taskSeq) {
+          const tasks = await em.find(TaskSchema, { user: userId }, { orderBy: { seq: QueryOrder.ASC } });
+          return { seq: user.taskSeq, tasks: tasks.map(toTask), removed: [], reset: true };
+        }
+        const tasks = await em.find(TaskSchema, { user: userId, seq: { $gt: since } }, { orderBy: { seq: QueryOrder.ASC } });
+        const tombstones = await em.find(TaskTombstoneSchema, { user: userId, seq: { $gt: since } }, { orderBy: { seq: QueryOrder.ASC } });
+        // An id purged and later created again is alive: the task wins.
+        const alive = new Set(tasks.map((t) => t.id));
+        const removed = [...new Set(tombstones.map((t) => t.taskId))].filter((id) => !alive.has(id));
+        return { seq: user.taskSeq, tasks: tasks.map(toTask), removed };
+      });
+    },
+
+    async exportAll(userId) {
+      return snapshot(userId, async (em) => {
+        const tasks = await em.find(TaskSchema, { user: userId }, { orderBy: { createdAt: QueryOrder.ASC, id: QueryOrder.ASC } });
+        return tasks.map(toTask);
+      });
+    },
+
+    async currentSeq(userId) {
+      const rows = await orm.em.fork().execute<{ task_seq: number }[]>('select task_seq from users where id = ?', [userId]);
+      const row = rows[0];
+      if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
+      return Number(row.task_seq);
+    },
+
+    async findOwned(userId, id) {
+      return toTask(await loadOwned(orm.em.fork(), userId, id));
+    },
+
+    async purgeExpired(now = new Date()) {
+      const cutoff = new Date(now.getTime() - limits.purgeAfterDays * DAY_MS);
+      const expired = (task: TaskEntity) =>
+        (task.status === 'completed' && task.completedAt !== null && task.completedAt !== undefined && task.completedAt < cutoff) ||
+        (task.status === 'deleted' && task.deletedAt !== null && task.deletedAt !== undefined && task.deletedAt < cutoff);
+      const candidates = await orm.em.fork().execute<{ id: string; user_id: string }[]>(
+        `select id, user_id from tasks
+          where (status = 'completed' and completed_at < ?) or (status = 'deleted' and deleted_at < ?)
+          order by user_id, seq`,
+        [cutoff, cutoff],
+      );
+      const byUser = new Map<string, string[]>();
+      for (const row of candidates) {
+        const ids = byUser.get(row.user_id) ?? [];
+        ids.push(row.id);
+        byUser.set(row.user_id, ids);
+      }
+      let purged = 0;
+      const failures: unknown[] = [];
+      for (const [userId, ids] of byUser) {
+        for (let i = 0; i < ids.length; i += PURGE_BATCH) {
+          const batch = ids.slice(i, i + PURGE_BATCH);
+          try {
+            purged += await change(userId, async (ctx) => {
+              // Re-read under the user's lock: a task restored or reopened meanwhile stays.
+              const tasks = await ctx.em.find(TaskSchema, { user: userId, id: { $in: batch } }, { orderBy: { seq: QueryOrder.ASC } });
+              let count = 0;
+              for (const task of tasks.filter(expired)) {
+                await purgeOne(ctx, task);
+                count += 1;
+              }
+              return count;
+            });
+          } catch (err) {
+            failures.push(err);
+          }
+        }
+      }
+      const tombstoneCutoff = new Date(now.getTime() - limits.tombstoneRetentionDays * DAY_MS);
+      // One statement: the pruned tombstones and the raised floor become visible together.
+      await orm.em.fork().execute(
+        `with pruned as (delete from task_tombstones where purged_at < ? returning user_id, seq)
+         update users u set tombstone_floor_seq = greatest(u.tombstone_floor_seq, f.max_seq)
+           from (select user_id, max(seq) as max_seq from pruned group by user_id) f
+          where u.id = f.user_id`,
+        [tombstoneCutoff],
+      );
+      if (failures.length > 0) throw new AggregateError(failures, `Purging failed for ${failures.length} batch(es)`);
+      return purged;
+    },
+  };
+  return service;
+}

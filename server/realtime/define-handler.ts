@@ -1,0 +1,149 @@
+/**
+ * The one way to register a client→server event (CONVENTIONS 6, RT-3): Socket.IO
+ * ignores a listener's promise, so this parses the payload with the shared
+ * schema, rate-limits per user, forks the EntityManager, runs the handler, and
+ * maps the result or error to the typed ack, recording metrics on the way.
+ */
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { z } from 'zod';
+import type { Ack } from '../../shared/errors.js';
+import { appError, ErrorCode, toAppError, validationError } from '../errors.js';
+import { securityLog, type Logger } from '../logger.js';
+import type { Redis } from '../redis.js';
+import type { AppSocket } from './types.js';
+
+export interface HandlerContext {
+  userId: string;
+  sessionId: string;
+  role: 'user' | 'admin';
+  socket: AppSocket;
+  /** a fork for this event alone */
+  em: EntityManager;
+}
+
+export interface Handler<E extends string = string, P = unknown, R = unknown> {
+  event: E;
+  schema: z.ZodType<P>;
+  run(ctx: HandlerContext, payload: P): Promise<R>;
+}
+
+/** Outcome label of an event: `ok` or the error code. */
+export type EventOutcome = 'ok' | ErrorCode;
+
+/** Hooks for the operators' metrics (sam_socket_events_total and friends). */
+export interface EventHooks {
+  onEvent(event: string, outcome: EventOutcome, seconds: number): void;
+  onDropped(reason: 'unknown_event' | 'no_ack'): void;
+  onRateLimited(scope: 'socket' | 'chat'): void;
+}
+
+export const noHooks: EventHooks = { onEvent: () => undefined, onDropped: () => undefined, onRateLimited: () => undefined };
+
+export interface EventLimiter {
+  /** Throws RATE_LIMITED; returns true when the socket should be dropped for flooding. */
+  consume(userId: string, scope: 'socket' | 'chat'): Promise<void>;
+}
+
+export function createEventLimiter(options: { redis: Redis; eventsPerMinute: number; chatPerMinute: number }): EventLimiter {
+  const make = (keyPrefix: string, points: number): RateLimiterAbstract =>
+    new RateLimiterRedis({
+      storeClient: options.redis,
+      keyPrefix,
+      points,
+      duration: 60,
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: new RateLimiterMemory({ keyPrefix, points, duration: 60 }),
+    });
+  const limiters = { socket: make('rl:sock', options.eventsPerMinute), chat: make('rl:chat', options.chatPerMinute) };
+  const points = { socket: options.eventsPerMinute, chat: options.chatPerMinute };
+  return {
+    async consume(userId, scope) {
+      try {
+        await limiters[scope].consume(userId);
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        throw appError(ErrorCode.RATE_LIMITED, {
+          retryAfterMs: rejection.msBeforeNext,
+          details: { scope, flooding: rejection.consumedPoints > 2 * points[scope] },
+        });
+      }
+    },
+  };
+}
+
+/** Declares a handler for `event`, whose payload schema comes from the shared contract. */
+export function defineHandler<E extends string, S extends z.ZodType, R>(
+  event: E,
+  schema: S,
+  run: (ctx: HandlerContext, payload: z.output<S>) => Promise<R>,
+): Handler<E, z.output<S>, R> {
+  return { event, schema: schema as unknown as z.ZodType<z.output<S>>, run };
+}
+
+export interface HandlerRuntime {
+  orm: MikroORM;
+  limiter: EventLimiter;
+  logger: Logger;
+  hooks: EventHooks;
+}
+
+/** Registers handlers on a connected socket; unknown events and events without an ack are dropped and counted. */
+export function registerHandlers(socket: AppSocket, handlers: readonly Handler[], runtime: HandlerRuntime): void {
+  const { orm, limiter, logger, hooks } = runtime;
+  const known = new Set(handlers.map((h) => h.event));
+  socket.onAny((event: unknown) => {
+    if (typeof event !== 'string' || !known.has(event)) hooks.onDropped('unknown_event');
+  });
+  for (const handler of handlers) {
+    // The event maps type each listener; registration is uniform here, so the listener is untyped.
+    (socket as unknown as { on(event: string, fn: (...args: unknown[]) => void): void }).on(handler.event, (...args) => {
+      const ack = args[args.length - 1];
+      if (typeof ack !== 'function' || args.length !== 2) {
+        hooks.onDropped('no_ack');
+        return;
+      }
+      void runOne(handler, args[0], ack as (res: Ack<unknown>) => void);
+    });
+  }
+
+  async function runOne(handler: Handler, payload: unknown, ack: (res: Ack<unknown>) => void): Promise<void> {
+    const started = performance.now();
+    const { userId, sessionId, role } = socket.data;
+    let response: Ack<unknown>;
+    try {
+      await limiter.consume(userId, 'socket');
+      if (handler.event === 'chat:send') await limiter.consume(userId, 'chat');
+      if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
+        throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });
+      }
+      const parsed = handler.schema.safeParse(payload);
+      if (!parsed.success) throw validationError(parsed.error);
+      const data = await handler.run({ userId, sessionId, role, socket, em: orm.em.fork() }, parsed.data);
+      response = { ok: true, data };
+    } catch (err) {
+      const appErr = toAppError(err);
+      if (appErr.code === ErrorCode.INTERNAL) {
+        logger.error({ err: appErr.cause, errorId: appErr.details?.errorId, event: handler.event, userId }, 'event failed');
+      }
+      if (appErr.code === ErrorCode.RATE_LIMITED) {
+        const scope = appErr.details?.scope === 'chat' ? 'chat' : 'socket';
+        hooks.onRateLimited(scope);
+        securityLog(logger, 'rate_limited', { scope, userId, event: handler.event });
+        if (appErr.details?.flooding) {
+          logger.warn({ userId, sessionId, event: handler.event }, 'socket disconnected for flooding');
+          setImmediate(() => socket.disconnect(true));
+        }
+        response = { ok: false, error: { code: appErr.code, message: appErr.message, retryAfterMs: appErr.toWire().retryAfterMs ?? 0 } };
+      } else {
+        response = { ok: false, error: appErr.toWire() };
+      }
+    }
+    hooks.onEvent(handler.event, response.ok ? 'ok' : response.error.code, (performance.now() - started) / 1000);
+    try {
+      ack(response);
+    } catch (err) {
+      logger.warn({ err, event: handler.event }, 'ack failed');
+    }
+  }
+}

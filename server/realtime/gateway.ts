@@ -1,0 +1,202 @@
+/**
+ * The Socket.IO gateway on the same http.Server as Express: WebSocket only,
+ * Origin allow-list at the upgrade, handshake auth (RT-1), `session:ready`
+ * (RT-2), rooms (RT-7), token lifetime on live sockets (RT-4, RT-5), and the
+ * Redis adapter so that broadcasts reach every node.
+ */
+import type http from 'node:http';
+import { Server } from 'socket.io';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
+import type { Deps } from '../deps.js';
+import { limits } from '../../shared/limits.js';
+import { AppError, ErrorCode } from '../errors.js';
+import { securityLog } from '../logger.js';
+import { redisOptions } from '../redis.js';
+import { defineHandler, registerHandlers, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
+import { sessionRoom, userRoom } from './rooms.js';
+import type { AppServer, AppSocket } from './types.js';
+import { requestSchemas } from '../../shared/events.js';
+import { toUserView } from '../features/auth/auth.service.js';
+import { UserSchema } from '../features/auth/user.entity.js';
+
+export interface GatewayHooks extends EventHooks {
+  onConnect(): void;
+  onDisconnect(reason: string): void;
+  onHandshakeFailure(reason: string): void;
+}
+
+export interface Gateway {
+  io: AppServer;
+  /** Stops accepting and closes every socket of this node. */
+  close(): Promise<void>;
+}
+
+/** True when a browser Origin may open a socket: an allowed origin or the server's own host. */
+export function originAllowed(origin: string | undefined, host: string | undefined, allowed: readonly string[]): boolean {
+  if (origin === undefined) return true; // scripts and load generators send none
+  if (allowed.includes(origin)) return true;
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
+export function createGateway(options: {
+  server: http.Server;
+  deps: Deps;
+  handlers: readonly Handler[];
+  hooks: GatewayHooks;
+  runtime: Omit<HandlerRuntime, 'hooks'>;
+}): Gateway {
+  const { server, deps, hooks } = options;
+  const { config, logger, auth, tokens, revocation, broadcaster } = deps;
+
+  const io: AppServer = new Server(server, {
+    path: '/socket.io',
+    transports: ['websocket'],
+    serveClient: false,
+    maxHttpBufferSize: limits.socketFrameBytes,
+    pingInterval: 25_000,
+    pingTimeout: 20_000,
+    connectTimeout: 10_000,
+    perMessageDeflate: false,
+    httpCompression: false,
+    allowRequest: (req, callback) => {
+      const ok = originAllowed(req.headers.origin, req.headers.host, config.corsOrigins);
+      if (!ok) {
+        hooks.onHandshakeFailure('FORBIDDEN');
+        securityLog(logger, 'socket_auth_failed', { reason: 'FORBIDDEN', origin: req.headers.origin });
+      }
+      callback(ok ? null : 'FORBIDDEN', ok);
+    },
+  });
+
+  const pub = new Redis(config.redisUrl, redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false }));
+  const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub` });
+  pub.on('error', () => undefined);
+  sub.on('error', () => undefined);
+  io.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
+  broadcaster.attach(io);
+
+  // Memory: the HTTP request of the upgrade is not needed after the handshake.
+  io.engine.on('connection', (rawSocket: { request: unknown }) => {
+    rawSocket.request = null;
+  });
+
+  io.use(async (socket, next) => {
+    const token: unknown = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+    try {
+      const claims = await auth.authenticate(token);
+      socket.data = { userId: claims.sub, sessionId: claims.sid, role: claims.role, exp: claims.exp };
+      next();
+    } catch (err) {
+      const code = err instanceof AppError ? err.code : ErrorCode.UNAUTHENTICATED;
+      const reason = code === ErrorCode.TOKEN_EXPIRED || code === ErrorCode.TOKEN_REVOKED || code === ErrorCode.UNAVAILABLE ? code : ErrorCode.UNAUTHENTICATED;
+      hooks.onHandshakeFailure(reason);
+      securityLog(logger, 'socket_auth_failed', { reason });
+      next(Object.assign(new Error(reason), { data: { code: reason } }));
+    }
+  });
+
+  const authRefresh = defineHandler('auth:refresh', requestSchemas['auth:refresh'], async (ctx, { token }) => {
+    const claims = await auth.authenticate(token);
+    if (claims.sid !== ctx.sessionId || claims.sub !== ctx.userId) {
+      throw new AppError(ErrorCode.FORBIDDEN, 'The token belongs to another session');
+    }
+    if (claims.exp > ctx.socket.data.exp) {
+      ctx.socket.data.exp = claims.exp;
+      scheduleExpiry(ctx.socket);
+    }
+    return { expiresAt: new Date(ctx.socket.data.exp * 1000).toISOString() };
+  });
+  const handlers: readonly Handler[] = [authRefresh as Handler, ...options.handlers];
+  const runtime: HandlerRuntime = { ...options.runtime, hooks };
+
+  const expiryTimers = new WeakMap<AppSocket, NodeJS.Timeout>();
+  function scheduleExpiry(socket: AppSocket): void {
+    clearTimeout(expiryTimers.get(socket));
+    const ms = socket.data.exp * 1000 - Date.now();
+    const timer = setTimeout(() => {
+      if (!socket.connected) return;
+      socket.emit('auth:expired', { expiredAt: new Date(socket.data.exp * 1000).toISOString() });
+      socket.disconnect(true);
+    }, Math.max(0, ms));
+    timer.unref();
+    expiryTimers.set(socket, timer);
+  }
+
+  io.on('connection', async (socket) => {
+    const { userId, sessionId } = socket.data;
+    hooks.onConnect();
+    registerHandlers(socket, handlers, runtime);
+    scheduleExpiry(socket);
+    socket.on('disconnect', (reason) => {
+      clearTimeout(expiryTimers.get(socket));
+      hooks.onDisconnect(reason);
+    });
+    await socket.join([userRoom(userId), sessionRoom(sessionId)]);
+    try {
+      const user = await deps.orm.em.fork().findOne(UserSchema, userId);
+      if (!user) {
+        socket.emit('session:revoked', { reason: 'account_deleted' });
+        socket.disconnect(true);
+        return;
+      }
+      if (!socket.connected) return;
+      socket.emit('session:ready', {
+        user: toUserView(user),
+        sessionId,
+        tokenExpiresAt: new Date(socket.data.exp * 1000).toISOString(),
+        taskSeq: user.taskSeq,
+        nodeId: config.nodeId,
+        serverTime: new Date().toISOString(),
+      });
+    } catch (err) {
+      logger.error({ err, userId }, 'session:ready failed');
+      socket.disconnect(true);
+    }
+  });
+
+  // RT-5 / AUTH-7: a revocation on this node closes the session's sockets on every node.
+  const onRevoked = ({ sessionIds, reason }: { sessionIds: string[]; reason: string }) =>
+    broadcaster.disconnectSessions(sessionIds, reason);
+  revocation.events.on('revoked', onRevoked);
+
+  // Revocations made while Redis was away never crossed the adapter: catch up from PostgreSQL.
+  let downSince: Date | undefined;
+  const offRedis = deps.redisWatch.onChange((up) => {
+    if (!up) {
+      downSince ??= new Date(Date.now() - 5_000);
+      return;
+    }
+    const since = downSince;
+    downSince = undefined;
+    if (!since) return;
+    revocation
+      .revokedSince(since)
+      .then((ids) => {
+        if (ids.length === 0) return;
+        const rooms = ids.map(sessionRoom);
+        io.local.to(rooms).emit('session:revoked', { reason: 'revoked' });
+        io.local.in(rooms).disconnectSockets(true);
+      })
+      .catch((err: unknown) => logger.warn({ err }, 'could not re-read revocations'));
+  });
+
+  return {
+    io,
+    async close() {
+      revocation.events.off('revoked', onRevoked);
+      offRedis();
+      io.local.disconnectSockets(true);
+      await new Promise<void>((resolve) => {
+        io.close(() => resolve());
+        // io.close also closes the http.Server; Express's close() is then a no-op.
+      });
+      pub.disconnect();
+      sub.disconnect();
+    },
+  };
+}

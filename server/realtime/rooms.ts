@@ -1,0 +1,76 @@
+/**
+ * RT-7: every socket joins `user:<id>` and `session:<id>`. Broadcasts go through
+ * the Redis adapter to every node, the sender's own socket included.
+ */
+import type { ServerToClientEvents } from '../../shared/events.js';
+import type { AppServer } from './types.js';
+
+export const userRoom = (userId: string) => `user:${userId}`;
+export const sessionRoom = (sessionId: string) => `session:${sessionId}`;
+
+type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClientEvents[E]>;
+
+/** Emits to rooms once the Socket.IO server exists; features depend on this, not on Socket.IO. */
+export class Broadcaster {
+  private io: AppServer | undefined;
+  private sent = 0;
+  private readonly listeners = new Set<() => void>();
+
+  attach(io: AppServer): void {
+    this.io = io;
+  }
+
+  /** Called on every broadcast (metrics). */
+  onBroadcast(fn: () => void): void {
+    this.listeners.add(fn);
+  }
+
+  get count(): number {
+    return this.sent;
+  }
+
+  toUser<E extends keyof ServerToClientEvents>(userId: string, event: E, ...args: EventArgs<E>): void {
+    this.emit(userRoom(userId), event, ...args);
+  }
+
+  toSession<E extends keyof ServerToClientEvents>(sessionId: string, event: E, ...args: EventArgs<E>): void {
+    this.emit(sessionRoom(sessionId), event, ...args);
+  }
+
+  /**
+   * Closes the sockets of these sessions: on this node at once, and on the
+   * others through the adapter (a no-op for them while Redis is away; they catch
+   * up from PostgreSQL when it returns).
+   */
+  disconnectSessions(sessionIds: string[], reason: string): void {
+    const io = this.io;
+    if (!io || sessionIds.length === 0) return;
+    const rooms = sessionIds.map(sessionRoom);
+    try {
+      io.to(rooms).emit('session:revoked', { reason });
+    } catch {
+      io.local.to(rooms).emit('session:revoked', { reason });
+    }
+    // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first.
+    setTimeout(() => {
+      io.local.in(rooms).disconnectSockets(true);
+      try {
+        io.in(rooms).disconnectSockets(true);
+      } catch {
+        // Redis is away: the local part is done; other nodes re-read PostgreSQL when it returns.
+      }
+    }, 50).unref();
+  }
+
+  private emit<E extends keyof ServerToClientEvents>(room: string, event: E, ...args: EventArgs<E>): void {
+    const io = this.io;
+    if (!io) return;
+    this.sent++;
+    for (const fn of this.listeners) fn();
+    try {
+      io.to(room).emit(event, ...args);
+    } catch {
+      io.local.to(room).emit(event, ...args);
+    }
+  }
+}

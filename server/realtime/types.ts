@@ -1,0 +1,17 @@
+import type { Server, Socket } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/events.js';
+import type { Role } from '../../shared/schemas/auth.js';
+
+export type InterServerEvents = Record<string, never>;
+
+/** Kept small on purpose: one of these lives per connected socket. */
+export interface SocketData {
+  userId: string;
+  sessionId: string;
+  role: Role;
+  /** access token expiry, epoch seconds */
+  exp: number;
+}
+
+export type AppServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
