@@ -17,6 +17,9 @@ import { createGateway, type Gateway, type GatewayHooks } from './realtime/gatew
 import { noHooks } from './realtime/define-handler.js';
 import { taskHandlers } from './features/tasks/tasks.handlers.js';
 import { accountHandlers } from './features/account/account.handlers.js';
+import { chatHandlers } from './features/chat/chat.handlers.js';
+import { startStreamSweeper } from './features/chat/chat.service.js';
+import { startPurgeJob } from './jobs/purge.js';
 
 export interface App {
   app: express.Express;
@@ -35,7 +38,7 @@ function clientDir(): string | undefined {
 
 const noGatewayHooks: GatewayHooks = { ...noHooks, onConnect: () => undefined, onDisconnect: () => undefined, onHandshakeFailure: () => undefined };
 
-export function createApp(deps: Deps, options: { hooks?: GatewayHooks } = {}): App {
+export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: boolean } = {}): App {
   const { config, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -73,21 +76,37 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks } = {}): A
   const gateway = createGateway({
     server,
     deps,
-    handlers: [...taskHandlers(deps.tasks), ...accountHandlers(deps.account)],
+    handlers: [...taskHandlers(deps.tasks), ...chatHandlers(deps.chat), ...accountHandlers(deps.account)],
     hooks: options.hooks ?? noGatewayHooks,
     runtime: { orm: deps.orm, limiter: deps.eventLimiter, logger },
   });
+
+  // Background work of every node: answers of dead nodes (CHAT-7) and the hourly purge (TASK-4).
+  const stopJobs =
+    options.jobs === false
+      ? () => undefined
+      : (() => {
+          const stopSweeper = startStreamSweeper(deps.chat, logger);
+          const stopPurge = startPurgeJob({ redis: deps.redis, tasks: deps.tasks, logger });
+          return () => {
+            stopSweeper();
+            stopPurge();
+          };
+        })();
 
   return {
     app,
     server,
     gateway,
     async close() {
+      stopJobs();
       // Stop accepting, let in-flight requests finish, then close this node's sockets.
       const httpClosed = new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      // Answers this node was streaming end as interrupted and every tab is told (CHAT-7) while the adapter still runs.
+      await deps.assistant.shutdown();
       await gateway.close();
       await httpClosed;
     },

@@ -97,6 +97,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUTO_MIGRATE: z.enum(['true', 'false']).optional(),
   SHUTDOWN_TIMEOUT_MS: int(100, 60_000).default(8_000),
+  UPSTREAM_TIMEOUT_SECONDS: positiveDecimal.default(60),
 });
 
 export interface Config {
@@ -141,6 +142,8 @@ export interface Config {
   /** apply pending migrations at startup (default outside production) */
   autoMigrate: boolean;
   shutdownTimeoutMs: number;
+  /** an answer whose upstream sends nothing for this long ends as an UPSTREAM error */
+  upstreamIdleTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -213,6 +216,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     autoMigrate: e.AUTO_MIGRATE === undefined ? !production : e.AUTO_MIGRATE === 'true',
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    upstreamIdleTimeoutMs: Math.max(100, Math.round(e.UPSTREAM_TIMEOUT_SECONDS * 1000)),
   });
 }
 

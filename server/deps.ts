@@ -14,6 +14,12 @@ import { Broadcaster } from './realtime/rooms.js';
 import { createEventLimiter, type EventLimiter } from './realtime/define-handler.js';
 import { createTasksService, type TasksService } from './features/tasks/tasks.service.js';
 import { createAccountService, type AccountService } from './features/account/account.service.js';
+import { randomBytes } from 'node:crypto';
+import Anthropic from '@anthropic-ai/sdk';
+import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from './features/chat/offline-model.js';
+import { Assistant, noChatHooks, type ChatHooks } from './features/chat/assistant.js';
+import { createChatViews } from './features/chat/views.js';
+import { createChatService, type ChatService } from './features/chat/chat.service.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -30,10 +36,15 @@ export interface Deps {
   eventLimiter: EventLimiter;
   tasks: TasksService;
   account: AccountService;
+  anthropic: Anthropic;
+  /** the embedded offline model, when it serves (no API key outside production) */
+  offlineModel: AnthropicCompatibleServer | undefined;
+  assistant: Assistant;
+  chat: ChatService;
   close(): Promise<void>;
 }
 
-export async function createDeps(config: Readonly<Config>, logger: Logger): Promise<Deps> {
+export async function createDeps(config: Readonly<Config>, logger: Logger, options: { chatHooks?: ChatHooks } = {}): Promise<Deps> {
   if (config.autoMigrate) await ensureDatabase(config.databaseUrl);
   const orm = await createOrm(config);
   if (config.autoMigrate) {
@@ -76,7 +87,31 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       removed: (userId, data) => broadcaster.toUser(userId, 'task:removed', data),
     },
   });
-  const account = createAccountService({ orm, auth, tasks, broadcaster, logger });
+  // One code path to Claude: the official SDK, pointed at the embedded offline model when no key is set.
+  const offlineModel = config.anthropic.offline ? await createAnthropicCompatibleServer({ logger }) : undefined;
+  if (offlineModel) logger.info({ url: offlineModel.url }, 'no ANTHROPIC_API_KEY: the embedded offline model answers');
+  const anthropic = new Anthropic({
+    apiKey: config.anthropic.apiKey ?? randomBytes(24).toString('base64url'),
+    baseURL: offlineModel?.url ?? config.anthropic.baseUrl ?? null,
+    maxRetries: 0,
+    timeout: config.upstreamIdleTimeoutMs,
+  });
+  const views = createChatViews({ orm, broadcaster });
+  const assistant = new Assistant({
+    orm,
+    redis,
+    anthropic,
+    model: config.anthropic.model,
+    tasks,
+    broadcaster,
+    views,
+    logger,
+    nodeId: config.nodeId,
+    hooks: options.chatHooks ?? noChatHooks,
+    idleTimeoutMs: config.upstreamIdleTimeoutMs,
+  });
+  const chat = createChatService({ orm, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
+  const account = createAccountService({ orm, auth, tasks, broadcaster, logger, contributors: [chat] });
 
   return {
     config,
@@ -92,7 +127,13 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     eventLimiter,
     tasks,
     account,
+    anthropic,
+    offlineModel,
+    assistant,
+    chat,
     async close() {
+      await assistant.shutdown();
+      await offlineModel?.close();
       redisWatch.close();
       redis.disconnect();
       await orm.close(true);

@@ -3,7 +3,6 @@ import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createDeps } from './deps.js';
 import { createApp } from './app.js';
-import { startPurgeJob } from './jobs/purge.js';
 
 async function main(): Promise<void> {
   let config;
@@ -29,8 +28,6 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ port, environment: config.environment, nodeId: config.nodeId }, `Sam listening on http://localhost:${port}`);
 
-  const stopPurge = startPurgeJob({ redis: deps.redis, tasks: deps.tasks, logger });
-
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -42,7 +39,6 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs);
     force.unref();
     try {
-      stopPurge();
       await app.close();
       await deps.close();
       logger.info('shutdown complete');

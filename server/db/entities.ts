@@ -2,5 +2,6 @@
 import { UserSchema } from '../features/auth/user.entity.js';
 import { RefreshTokenSchema, SessionSchema } from '../features/auth/session.entity.js';
 import { TaskSchema, TaskTombstoneSchema } from '../features/tasks/task.entity.js';
+import { ConversationSchema, MessageSchema } from '../features/chat/chat.entity.js';
 
-export const entities = [UserSchema, SessionSchema, RefreshTokenSchema, TaskSchema, TaskTombstoneSchema];
+export const entities = [UserSchema, SessionSchema, RefreshTokenSchema, TaskSchema, TaskTombstoneSchema, ConversationSchema, MessageSchema];

@@ -99,11 +99,13 @@ export function registerHandlers(socket: AppSocket, handlers: readonly Handler[]
     // The event maps type each listener; registration is uniform here, so the listener is untyped.
     (socket as unknown as { on(event: string, fn: (...args: unknown[]) => void): void }).on(handler.event, (...args) => {
       const ack = args[args.length - 1];
-      if (typeof ack !== 'function' || args.length !== 2) {
+      if (typeof ack !== 'function') {
         hooks.onDropped('no_ack');
         return;
       }
-      void runOne(handler, args[0], ack as (res: Ack<unknown>) => void);
+      // (ack) alone or (a, b, …, ack) is a bad payload: answered VALIDATION, so the client never waits for nothing.
+      const payload = args.length === 2 ? args[0] : args.length === 1 ? undefined : args.slice(0, -1);
+      void runOne(handler, payload, ack as (res: Ack<unknown>) => void);
     });
   }
 

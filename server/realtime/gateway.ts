@@ -195,8 +195,8 @@ export function createGateway(options: {
         io.close(() => resolve());
         // io.close also closes the http.Server; Express's close() is then a no-op.
       });
-      pub.disconnect();
-      sub.disconnect();
+      // QUIT queues behind the adapter's pending unsubscribes, so none of them is left rejected.
+      await Promise.allSettled([pub.quit(), sub.quit()]);
     },
   };
 }

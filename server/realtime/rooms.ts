@@ -3,7 +3,7 @@
  * the Redis adapter to every node, the sender's own socket included.
  */
 import type { ServerToClientEvents } from '../../shared/events.js';
-import type { AppServer } from './types.js';
+import type { AppServer, InterServerEvents } from './types.js';
 
 export const userRoom = (userId: string) => `user:${userId}`;
 export const sessionRoom = (sessionId: string) => `session:${sessionId}`;
@@ -16,8 +16,26 @@ export class Broadcaster {
   private sent = 0;
   private readonly listeners = new Set<() => void>();
 
+  private readonly nodeHandlers: { event: keyof InterServerEvents; fn: (...args: any[]) => void }[] = [];
+
   attach(io: AppServer): void {
     this.io = io;
+    for (const h of this.nodeHandlers) io.on(h.event, h.fn as never);
+  }
+
+  /** Listens for an event sent by another node (`toOtherNodes`). */
+  onNodeEvent<E extends keyof InterServerEvents>(event: E, fn: InterServerEvents[E]): void {
+    this.nodeHandlers.push({ event, fn });
+    this.io?.on(event, fn as never);
+  }
+
+  /** Sends an event to every other node (not this one). */
+  toOtherNodes<E extends keyof InterServerEvents>(event: E, ...args: Parameters<InterServerEvents[E]>): void {
+    try {
+      this.io?.serverSideEmit(event, ...args);
+    } catch {
+      // Redis is away: other nodes cannot be told now.
+    }
   }
 
   /** Called on every broadcast (metrics). */

@@ -2,7 +2,11 @@ import type { Server, Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/events.js';
 import type { Role } from '../../shared/schemas/auth.js';
 
-export type InterServerEvents = Record<string, never>;
+/** Events between nodes (through the Redis adapter). */
+export interface InterServerEvents {
+  /** a `chat:cancel` that reached a node other than the one running the generation */
+  'chat:cancel': (messageId: string) => void;
+}
 
 /** Kept small on purpose: one of these lives per connected socket. */
 export interface SocketData {

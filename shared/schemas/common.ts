@@ -18,8 +18,8 @@ export const trimmedText = (max: number) =>
 
 export const id = z.uuid('Must be a UUID');
 
-/** A calendar date `YYYY-MM-DD`. */
-export const calendarDate = z.iso.date('Must be a date YYYY-MM-DD');
+/** A calendar date `YYYY-MM-DD`, from year 0001: PostgreSQL has no year 0000. */
+export const calendarDate = z.iso.date('Must be a date YYYY-MM-DD').refine((d) => !d.startsWith('0000-'), 'Must be a date from year 0001');
 
 /** An ISO 8601 timestamp. */
 export const timestamp = z.iso.datetime({ offset: true, message: 'Must be an ISO 8601 timestamp' });

@@ -1,8 +1,10 @@
 /** The migrations, in order. Listed explicitly so that discovery needs no file globbing. */
 import { Migration20261129050406_Initial } from './Migration20261129050406_Initial.js';
 import { Migration20261129051039_Tasks } from './Migration20261129051039_Tasks.js';
+import { Migration20261129051944_Chat } from './Migration20261129051944_Chat.js';
 
 export const migrationsList = [
   { name: 'Migration20261129050406_Initial', class: Migration20261129050406_Initial },
   { name: 'Migration20261129051039_Tasks', class: Migration20261129051039_Tasks },
+  { name: 'Migration20261129051944_Chat', class: Migration20261129051944_Chat },
 ];

@@ -1,0 +1,54 @@
+/** REST for the auth lifecycle only (PROTOCOL §3). The refresh token stays in its HttpOnly cookie. */
+import type { Ack, WireError } from '$shared/errors';
+import type { AuthResult, RefreshResult } from '$shared/schemas/auth';
+import { localError } from './errors';
+
+/** `authBasePath` of shared/schemas/auth.ts; not imported as a value so zod stays out of the bundle. */
+const base = '/api/v1/auth';
+
+export type ApiResult<T> = Ack<T> & { status: number };
+
+function isWireError(value: unknown): value is WireError {
+  return typeof value === 'object' && value !== null && typeof (value as WireError).code === 'string' && typeof (value as WireError).message === 'string';
+}
+
+async function post<T>(path: string, init: { body?: unknown; token?: string | null } = {}): Promise<ApiResult<T>> {
+  const headers: Record<string, string> = {};
+  if (init.body !== undefined) headers['content-type'] = 'application/json';
+  if (init.token) headers.authorization = `Bearer ${init.token}`;
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
+  } catch {
+    return { ok: false, status: 0, error: localError('UNAVAILABLE', 'Cannot reach the server. Check your connection.') };
+  }
+  if (res.status === 204) return { ok: true, status: 204, data: undefined as T };
+  let body: unknown;
+  try {
+    body = await res.json();
+  } catch {
+    body = undefined;
+  }
+  if (res.ok) return { ok: true, status: res.status, data: body as T };
+  const error = isWireError(body) ? body : localError(res.status === 429 ? 'RATE_LIMITED' : 'UNAVAILABLE', `The server answered ${res.status}.`);
+  if (error.retryAfterMs === undefined) {
+    const retryAfter = Number(res.headers.get('retry-after'));
+    if (Number.isFinite(retryAfter) && retryAfter > 0) error.retryAfterMs = retryAfter * 1000;
+  }
+  return { ok: false, status: res.status, error };
+}
+
+export const api = {
+  signup: (body: { email: string; password: string; fullName?: string; timezone?: string }) => post<AuthResult>('/signup', { body }),
+  login: (body: { email: string; password: string }) => post<AuthResult>('/login', { body }),
+  refresh: () => post<RefreshResult>('/refresh'),
+  logout: (token: string | null) => post<void>('/logout', { token }),
+  logoutAll: (token: string | null) => post<void>('/logout-all', { token }),
+};
+export type Api = typeof api;

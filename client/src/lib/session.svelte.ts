@@ -1,0 +1,228 @@
+/**
+ * The signed-in session. The access token lives in memory only; the HttpOnly
+ * refresh cookie restores it on load and renews it before expiry. Tabs
+ * coordinate: one refreshes at a time (Web Locks) and shares the new token
+ * (BroadcastChannel); a logout in one tab signs out all of them.
+ */
+import type { UserView } from '$shared/schemas/auth';
+import type { SessionReady } from '$shared/schemas/account';
+import type { WireError } from '$shared/errors';
+import type { Api, ApiResult } from './api';
+import type { AuthResult } from '$shared/schemas/auth';
+
+export type SessionStatus = 'loading' | 'anonymous' | 'authenticated';
+/** Why the user was signed out, shown on the login screen. */
+export type SignOutReason = 'logout' | 'revoked' | 'expired' | 'deleted';
+
+type TabMessage =
+  | { type: 'token'; accessToken: string; expiresAt: string; user?: UserView }
+  | { type: 'logout'; reason: SignOutReason };
+
+const lockName = 'sam-refresh';
+const channelName = 'sam-session';
+
+async function withLock<T>(work: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+  if (!locks) return work();
+  return locks.request(lockName, work);
+}
+
+export class Session {
+  #status = $state<SessionStatus>('loading');
+  #user = $state.raw<UserView | null>(null);
+  #sessionId = $state<string | null>(null);
+  #signOutReason = $state<SignOutReason | null>(null);
+
+  #token: string | null = null;
+  /** ms since epoch, server clock */
+  #expiresAt = 0;
+  /** ms the current token lived for when adopted */
+  #lifetime = 0;
+  /** server clock minus this clock, from session:ready */
+  #skewMs = 0;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  #refreshing: Promise<boolean> | null = null;
+  #channel: BroadcastChannel | null = null;
+  #tokenListeners = new Set<(token: string) => void>();
+  #statusListeners = new Set<(status: SessionStatus) => void>();
+
+  constructor(private readonly api: Api) {
+    if (typeof BroadcastChannel !== 'undefined') {
+      this.#channel = new BroadcastChannel(channelName);
+      this.#channel.onmessage = (e: MessageEvent<TabMessage>) => this.#onTabMessage(e.data);
+    }
+  }
+
+  get status(): SessionStatus {
+    return this.#status;
+  }
+  get user(): UserView | null {
+    return this.#user;
+  }
+  get sessionId(): string | null {
+    return this.#sessionId;
+  }
+  get signOutReason(): SignOutReason | null {
+    return this.#signOutReason;
+  }
+  /** The current access token, for the socket handshake and REST logout. Never stored. */
+  get token(): string | null {
+    return this.#token;
+  }
+
+  /** Called with every new access token (this tab's refresh or another tab's). */
+  onToken(listener: (token: string) => void): () => void {
+    this.#tokenListeners.add(listener);
+    return () => this.#tokenListeners.delete(listener);
+  }
+  onStatus(listener: (status: SessionStatus) => void): () => void {
+    this.#statusListeners.add(listener);
+    return () => this.#statusListeners.delete(listener);
+  }
+
+  /** On page load: the refresh cookie, if any, gives this tab a token. */
+  async restore(): Promise<void> {
+    const ok = await this.refresh({ force: true });
+    if (!ok && this.#status === 'loading') this.#setStatus('anonymous');
+  }
+
+  async login(email: string, password: string): Promise<ApiResult<AuthResult>> {
+    const res = await this.api.login({ email, password });
+    if (res.ok) this.#signedIn(res.data);
+    return res;
+  }
+
+  async signup(fields: { email: string; password: string; fullName?: string; timezone?: string }): Promise<ApiResult<AuthResult>> {
+    const res = await this.api.signup(fields);
+    if (res.ok) this.#signedIn(res.data);
+    return res;
+  }
+
+  /**
+   * Gets a new access token unless one that lives long enough is already here.
+   * `force` refreshes even so (the server refused the token). Resolves false when
+   * there is no session any more, or the server could not be reached.
+   */
+  refresh(options: { force?: boolean } = {}): Promise<boolean> {
+    if (this.#refreshing) return this.#refreshing;
+    const before = this.#token;
+    this.#refreshing = withLock(async () => {
+      // Another tab may have refreshed (and shared its token) while this one waited.
+      if (this.#token !== null && this.#token !== before && this.#timeLeft() > 5_000) return true;
+      if (!options.force && this.#token !== null && this.#timeLeft() > this.#margin()) return true;
+      const res = await this.api.refresh();
+      if (res.ok) {
+        this.#adopt(res.data.accessToken, res.data.expiresAt);
+        this.#post({ type: 'token', accessToken: res.data.accessToken, expiresAt: res.data.expiresAt });
+        return true;
+      }
+      if (res.status === 401 || res.status === 403) {
+        if (this.#status !== 'anonymous') this.end(res.error.code === 'TOKEN_REVOKED' ? 'revoked' : 'expired', { announce: false });
+        return false;
+      }
+      // Unreachable or busy: keep the token we have and try again soon.
+      if (this.#status === 'authenticated') this.#schedule(Math.min(10_000, Math.max(1_000, this.#timeLeft() / 2)));
+      return false;
+    }).finally(() => {
+      this.#refreshing = null;
+    });
+    return this.#refreshing;
+  }
+
+  /** Resolves true once this tab holds a token that is not about to expire. */
+  async ensureFreshToken(): Promise<boolean> {
+    if (this.#token !== null && this.#timeLeft() > 2_000) return true;
+    return this.refresh({ force: true });
+  }
+
+  async logout(everywhere = false): Promise<WireError | null> {
+    const token = this.#token;
+    const res = everywhere ? await this.api.logoutAll(token) : await this.api.logout(token);
+    if (!res.ok && res.status === 0) return res.error;
+    this.end('logout');
+    return null;
+  }
+
+  /** The server's view on connect: the user, and its clock to schedule refreshes by. */
+  ready(data: SessionReady): void {
+    this.#user = data.user;
+    this.#sessionId = data.sessionId;
+    this.#skewMs = Date.parse(data.serverTime) - Date.now();
+    this.#schedule(this.#timeLeft() - this.#margin());
+  }
+
+  setUser(user: UserView): void {
+    this.#user = user;
+  }
+
+  /** Signs this tab out; unless `announce` is false, every other tab too. */
+  end(reason: SignOutReason, options: { announce?: boolean } = {}): void {
+    if (options.announce !== false) this.#post({ type: 'logout', reason });
+    clearTimeout(this.#refreshTimer);
+    this.#token = null;
+    this.#expiresAt = 0;
+    this.#user = null;
+    this.#sessionId = null;
+    this.#signOutReason = reason === 'logout' && this.#status === 'loading' ? null : reason;
+    this.#setStatus('anonymous');
+  }
+
+  clearSignOutReason(): void {
+    this.#signOutReason = null;
+  }
+
+  #signedIn(result: AuthResult): void {
+    this.#user = result.user;
+    this.#adopt(result.accessToken, result.expiresAt);
+    this.#post({ type: 'token', accessToken: result.accessToken, expiresAt: result.expiresAt, user: result.user });
+  }
+
+  #adopt(token: string, expiresAt: string): void {
+    this.#token = token;
+    this.#expiresAt = Date.parse(expiresAt);
+    this.#lifetime = Math.max(1_000, this.#timeLeft());
+    this.#signOutReason = null;
+    this.#schedule(this.#timeLeft() - this.#margin());
+    this.#setStatus('authenticated');
+    for (const listener of this.#tokenListeners) listener(token);
+  }
+
+  #onTabMessage(message: TabMessage): void {
+    if (message.type === 'logout') {
+      if (this.#status !== 'anonymous') this.end(message.reason, { announce: false });
+      return;
+    }
+    if (message.type === 'token') {
+      const expiresAt = Date.parse(message.expiresAt);
+      // Only a newer token; an older one (a slower tab) would shorten this tab's life.
+      if (this.#token !== null && expiresAt <= this.#expiresAt) return;
+      if (message.user) this.#user = message.user;
+      this.#adopt(message.accessToken, message.expiresAt);
+    }
+  }
+
+  #post(message: TabMessage): void {
+    this.#channel?.postMessage(message);
+  }
+
+  #timeLeft(): number {
+    return this.#expiresAt - (Date.now() + this.#skewMs);
+  }
+
+  /** Refresh this long before expiry: a minute, or a quarter of a short token's life. */
+  #margin(): number {
+    return Math.min(60_000, this.#lifetime / 4);
+  }
+
+  #schedule(inMs: number): void {
+    clearTimeout(this.#refreshTimer);
+    if (this.#token === null) return;
+    this.#refreshTimer = setTimeout(() => void this.refresh(), Math.max(250, inMs));
+  }
+
+  #setStatus(status: SessionStatus): void {
+    if (this.#status === status) return;
+    this.#status = status;
+    for (const listener of this.#statusListeners) listener(status);
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * The generation (CHAT-2 … CHAT-8): one node runs the Claude stream through the
+ * official SDK, coalesces deltas, numbers them and broadcasts them to the user's
+ * room, keeps the text so far in Redis for tabs that join mid-stream, runs the
+ * tool loop through the tasks service, and writes the final message.
+ */
+import Anthropic from '@anthropic-ai/sdk';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { ErrorCode } from '../../../shared/errors.js';
+import type { ToolCall } from '../../../shared/schemas/chat.js';
+import type { Logger } from '../../logger.js';
+import type { Redis } from '../../redis.js';
+import type { Broadcaster } from '../../realtime/rooms.js';
+import type { TasksService } from '../tasks/tasks.service.js';
+import { UserSchema } from '../auth/user.entity.js';
+import { MessageSchema } from './chat.entity.js';
+import { buildSystemPrompt, trimHistory, type HistoryMessage } from './prompt.js';
+import { runTool, toolDefinitions } from './tools.js';
+import { toMessage, type ChatViews } from './views.js';
+
+export const MAX_TOOL_ROUNDS = 8;
+export const MAX_OUTPUT_TOKENS = 2_048;
+/** deltas are coalesced for this long instead of one emit per token */
+export const COALESCE_MS = 16;
+/** a generation refreshes its heartbeat this often; it expires after HEARTBEAT_TTL_MS */
+export const HEARTBEAT_MS = 5_000;
+export const HEARTBEAT_TTL_MS = 15_000;
+
+export const bufferKey = (messageId: string) => `chat:buf:${messageId}`;
+export const heartbeatKey = (messageId: string) => `chat:hb:${messageId}`;
+
+/** The text so far of a streaming message, as kept in Redis. */
+export interface StreamBuffer {
+  content: string;
+  lastSeq: number | null;
+  toolCalls: ToolCall[];
+}
+
+/** Hooks for the operators' metrics. */
+export interface ChatHooks {
+  onGenerationStart(): void;
+  onGenerationEnd(): void;
+  onFirstToken(seconds: number): void;
+  onOutputTokens(count: number): void;
+  onUpstreamError(kind: string): void;
+}
+export const noChatHooks: ChatHooks = {
+  onGenerationStart: () => undefined,
+  onGenerationEnd: () => undefined,
+  onFirstToken: () => undefined,
+  onOutputTokens: () => undefined,
+  onUpstreamError: () => undefined,
+};
+
+export interface GenerationJob {
+  userId: string;
+  conversationId: string;
+  assistantMessageId: string;
+}
+
+type EndReason = 'cancelled' | 'timeout' | 'shutdown';
+
+interface Running {
+  job: GenerationJob;
+  abort: AbortController;
+  reason: EndReason | undefined;
+  done: Promise<void>;
+}
+
+export interface AssistantDeps {
+  orm: MikroORM;
+  redis: Redis;
+  anthropic: Anthropic;
+  model: string;
+  tasks: TasksService;
+  broadcaster: Broadcaster;
+  views: ChatViews;
+  logger: Logger;
+  nodeId: string;
+  hooks: ChatHooks;
+  /** abort when the upstream sends nothing for this long */
+  idleTimeoutMs: number;
+}
+
+export class Assistant {
+  private readonly running = new Map<string, Running>();
+
+  constructor(private readonly deps: AssistantDeps) {}
+
+  get active(): number {
+    return this.running.size;
+  }
+
+  isRunningHere(messageId: string): boolean {
+    return this.running.has(messageId);
+  }
+
+  /** Starts a generation on this node; resolves when it has ended. */
+  start(job: GenerationJob): Promise<void> {
+    const abort = new AbortController();
+    const entry: Running = { job, abort, reason: undefined, done: Promise.resolve() };
+    this.running.set(job.assistantMessageId, entry);
+    this.deps.hooks.onGenerationStart();
+    entry.done = this.run(entry)
+      .catch((err: unknown) => this.deps.logger.error({ err, messageId: job.assistantMessageId }, 'generation crashed'))
+      .finally(() => {
+        this.running.delete(job.assistantMessageId);
+        this.deps.hooks.onGenerationEnd();
+      });
+    return entry.done;
+  }
+
+  /** Aborts a generation running on this node; false when it runs elsewhere (or not at all). */
+  async stop(messageId: string, reason: EndReason): Promise<boolean> {
+    const entry = this.running.get(messageId);
+    if (!entry) return false;
+    entry.reason ??= reason;
+    entry.abort.abort();
+    await entry.done;
+    return true;
+  }
+
+  /** Graceful shutdown: every generation of this node ends as `interrupted`. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.running.keys()].map((id) => this.stop(id, 'shutdown')));
+  }
+
+  private async run(entry: Running): Promise<void> {
+    const { orm, redis, anthropic, broadcaster, logger, hooks, model } = this.deps;
+    const { userId, conversationId, assistantMessageId: messageId } = entry.job;
+    const started = performance.now();
+    const buffer: StreamBuffer = { content: '', lastSeq: null, toolCalls: [] };
+    const usage = { inputTokens: 0, outputTokens: 0 };
+    let pending = '';
+    let flushTimer: NodeJS.Timeout | undefined;
+    let firstToken = true;
+
+    const saveBuffer = () => {
+      redis.set(bufferKey(messageId), JSON.stringify(buffer), 'EX', 600).catch(() => undefined);
+    };
+    const flush = () => {
+      clearTimeout(flushTimer);
+      flushTimer = undefined;
+      if (!pending) return;
+      const text = pending;
+      pending = '';
+      const seq = buffer.lastSeq === null ? 0 : buffer.lastSeq + 1;
+      buffer.content += text;
+      buffer.lastSeq = seq;
+      // The buffer (content and lastSeq together) is written before the delta goes out (CHAT-3).
+      saveBuffer();
+      broadcaster.toUser(userId, 'chat:delta', { conversationId, messageId, seq, text });
+    };
+    const push = (text: string) => {
+      if (!text) return;
+      if (firstToken) {
+        firstToken = false;
+        hooks.onFirstToken((performance.now() - started) / 1000);
+      }
+      pending += text;
+      flushTimer ??= setTimeout(flush, COALESCE_MS);
+    };
+
+    const heartbeat = () => redis.set(heartbeatKey(messageId), this.deps.nodeId, 'PX', HEARTBEAT_TTL_MS).catch(() => undefined);
+    void heartbeat();
+    saveBuffer();
+    const beat = setInterval(heartbeat, HEARTBEAT_MS);
+
+    let idleTimer: NodeJS.Timeout | undefined;
+    const touch = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => {
+        entry.reason ??= 'timeout';
+        entry.abort.abort();
+      }, this.deps.idleTimeoutMs);
+    };
+
+    let status: 'complete' | 'cancelled' | 'error' | 'interrupted' = 'complete';
+    let error: { code: ErrorCode; message: string } | null = null;
+    try {
+      const em = orm.em.fork();
+      const user = await em.findOneOrFail(UserSchema, userId);
+      const open = (await this.deps.tasks.list(userId, { view: 'active' })).tasks;
+      const history = await em.find(
+        MessageSchema,
+        { conversation: conversationId, id: { $ne: messageId } },
+        { orderBy: { createdAt: 'asc' }, fields: ['role', 'content'] },
+      );
+      const system = buildSystemPrompt(user, open, new Date());
+      const messages: Anthropic.MessageParam[] = trimHistory(history.map((m) => ({ role: m.role, content: m.content }) as HistoryMessage));
+
+      for (let round = 0; round < MAX_TOOL_ROUNDS; round++) {
+        if (round > 0 && buffer.content.length + pending.length > 0) push('\n\n');
+        touch();
+        const stream = anthropic.messages.stream(
+          { model, max_tokens: MAX_OUTPUT_TOKENS, system, messages, tools: toolDefinitions },
+          { signal: entry.abort.signal },
+        );
+        for await (const event of stream) {
+          touch();
+          if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') push(event.delta.text);
+          else if (event.type === 'message_start') usage.inputTokens += event.message.usage.input_tokens;
+        }
+        const final = await stream.finalMessage();
+        usage.outputTokens += final.usage.output_tokens;
+        hooks.onOutputTokens(final.usage.output_tokens);
+        flush();
+        if (final.stop_reason !== 'tool_use') break;
+
+        const results: Anthropic.ToolResultBlockParam[] = [];
+        for (const block of final.content) {
+          if (block.type !== 'tool_use') continue;
+          const outcome = await runTool(this.deps.tasks, userId, block.name, block.input);
+          const toolCall: ToolCall = { id: block.id, name: block.name, input: block.input, status: outcome.ok ? 'ok' : 'error', result: outcome.result };
+          buffer.toolCalls.push(toolCall);
+          saveBuffer();
+          broadcaster.toUser(userId, 'chat:tool', { conversationId, messageId, toolCall });
+          results.push({ type: 'tool_result', tool_use_id: block.id, content: JSON.stringify(outcome.result), is_error: !outcome.ok });
+        }
+        messages.push({ role: 'assistant', content: final.content }, { role: 'user', content: results });
+        if (entry.abort.signal.aborted) break;
+      }
+    } catch (err) {
+      flush();
+      if (entry.reason === 'cancelled') status = 'cancelled';
+      else if (entry.reason === 'shutdown') status = 'interrupted';
+      else {
+        status = 'error';
+        const { kind, message } = describeUpstreamError(err, entry.reason === 'timeout');
+        hooks.onUpstreamError(kind);
+        error = { code: ErrorCode.UPSTREAM, message };
+        logger.warn({ kind, messageId, err: (err as Error).message }, 'assistant upstream failed');
+      }
+    } finally {
+      clearTimeout(idleTimer);
+      clearInterval(beat);
+      flush();
+    }
+    if (entry.reason === 'cancelled' && status === 'complete') status = 'cancelled';
+
+    const em = orm.em.fork();
+    const updated = await em.nativeUpdate(
+      MessageSchema,
+      { id: messageId, status: 'streaming' },
+      {
+        content: buffer.content,
+        status,
+        lastSeq: buffer.lastSeq,
+        toolCalls: buffer.toolCalls,
+        usage,
+        model,
+        error,
+      },
+    );
+    await redis.del(bufferKey(messageId), heartbeatKey(messageId)).catch(() => undefined);
+    if (updated === 0) return; // someone else ended it (the sweeper) and told the tabs
+    await this.deps.views.touchConversation(conversationId);
+    const message = await em.findOneOrFail(MessageSchema, messageId, { refresh: true });
+    broadcaster.toUser(userId, 'chat:done', { conversationId, message: toMessage(message) });
+    await this.deps.views.announceConversation(userId, conversationId);
+  }
+}
+
+/** Sorts an upstream failure into a metric kind and a fixed message for the user. */
+export function describeUpstreamError(err: unknown, timedOut: boolean): { kind: string; message: string } {
+  if (timedOut) return { kind: 'timeout', message: 'The assistant stopped responding; please try again.' };
+  if (err instanceof Anthropic.APIError && typeof err.status === 'number') {
+    if (err.status === 529) return { kind: 'overloaded', message: 'The assistant is overloaded right now; please try again in a moment.' };
+    if (err.status === 429) return { kind: 'rate_limited', message: 'The assistant is receiving too many requests; please try again shortly.' };
+    return { kind: `status_${err.status >= 500 ? '5xx' : '4xx'}`, message: `The assistant service failed (status ${err.status}).` };
+  }
+  if (err instanceof Anthropic.APIConnectionTimeoutError) return { kind: 'timeout', message: 'The assistant did not answer in time; please try again.' };
+  if (err instanceof Anthropic.APIConnectionError) return { kind: 'connection', message: 'Could not reach the assistant service; please try again.' };
+  return { kind: 'stream', message: 'The answer was cut off; please try again.' };
+}

@@ -1,0 +1,105 @@
+/** The system prompt (CHAT-8) and the history that fits a token budget. */
+import type Anthropic from '@anthropic-ai/sdk';
+import type { Task } from '../../../shared/schemas/tasks.js';
+import { calendarDateIn } from '../tasks/next-task.js';
+import { addDays, daysBetween } from '../tasks/recurrence.js';
+
+/** How many open tasks the prompt lists at most. */
+export const PROMPT_TASK_LIMIT = 60;
+/** Rough token budget for the history (about 4 characters a token). */
+export const HISTORY_TOKEN_BUDGET = 24_000;
+export const estimateTokens = (text: string) => Math.ceil(text.length / 4);
+
+const DAY = 86_400_000;
+
+export interface PromptUser {
+  fullName: string;
+  timezone: string;
+}
+
+/** Alerts the original assistant raised about a user's open tasks. */
+export function taskAlerts(tasks: readonly Task[], today: string, now: Date): string[] {
+  const tomorrow = addDays(today, 1);
+  const alerts: string[] = [];
+  for (const t of tasks) {
+    if (t.deadline && t.deadline < today) alerts.push(`OVERDUE by ${daysBetween(t.deadline, today)} day(s): "${t.title}" (due ${t.deadline})`);
+    else if (t.deadline === today) alerts.push(`DUE TODAY: "${t.title}"`);
+    else if (t.deadline === tomorrow) alerts.push(`DUE TOMORROW: "${t.title}"`);
+    const idleDays = Math.floor((now.getTime() - new Date(t.updatedAt).getTime()) / DAY);
+    if (t.status === 'waiting_on' && idleDays > 3) {
+      alerts.push(`WAITING for ${idleDays} days on ${t.waitingOn ?? 'someone'}: "${t.title}" — time to follow up?`);
+    } else if (t.status !== 'waiting_on' && idleDays > 3) {
+      alerts.push(`NOT TOUCHED for ${idleDays} days: "${t.title}"`);
+    }
+  }
+  return alerts;
+}
+
+/**
+ * One line per open task: `- [<id>] "<title>" — details`. The offline model
+ * reads this exact format to resolve titles to ids.
+ */
+export function taskLine(t: Task): string {
+  const details = [
+    t.status.replace('_', ' '),
+    t.deadline ? `due ${t.deadline}` : null,
+    `intensity ${t.intensity}`,
+    t.project ? `project ${t.project}` : null,
+    t.waitingOn ? `waiting on ${t.waitingOn}` : null,
+    t.recurrence ? `repeats every ${t.recurrence.interval} ${t.recurrence.type.replace(/ly$/, '').replace('dai', 'day')}(s)` : null,
+    t.dependencies.length ? `depends on ${t.dependencies.join(', ')}` : null,
+  ].filter(Boolean);
+  return `- [${t.id}] ${JSON.stringify(t.title)} — ${details.join(', ')}`;
+}
+
+export function buildSystemPrompt(user: PromptUser, openTasks: readonly Task[], now: Date): string {
+  const today = calendarDateIn(user.timezone, now);
+  const weekday = new Intl.DateTimeFormat('en-US', { weekday: 'long', timeZone: user.timezone }).format(now);
+  const time = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', timeZone: user.timezone }).format(now);
+  const shown = openTasks.slice(0, PROMPT_TASK_LIMIT);
+  const alerts = taskAlerts(openTasks, today, now);
+  const name = user.fullName.trim() || 'the user';
+  return [
+    `You are Sam, a warm and efficient personal assistant. You help ${name} plan their day and manage their tasks.`,
+    'Use the tools to create, update, complete, delete, restore and list tasks; never invent task ids — use the ids listed below or from tool results.',
+    'Answer concisely in Markdown. When you change tasks, say briefly what you did.',
+    '',
+    `Today is ${weekday}, ${today} (local time ${time}, time zone ${user.timezone}). Dates you give to tools are YYYY-MM-DD in this time zone.`,
+    '',
+    `Open tasks (${openTasks.length}${openTasks.length > shown.length ? `, the first ${shown.length} shown` : ''}):`,
+    ...(shown.length ? shown.map(taskLine) : ['(none)']),
+    '',
+    'Alerts:',
+    ...(alerts.length ? alerts.map((a) => `- ${a}`) : ['(none)']),
+  ].join('\n');
+}
+
+export interface HistoryMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/**
+ * The most recent messages that fit the budget, oldest first, starting with a
+ * user turn, roles alternating (consecutive turns of one role are merged).
+ */
+export function trimHistory(messages: readonly HistoryMessage[], budget = HISTORY_TOKEN_BUDGET): Anthropic.MessageParam[] {
+  const picked: HistoryMessage[] = [];
+  let used = 0;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i]!;
+    if (m.content.trim() === '') continue;
+    const cost = estimateTokens(m.content);
+    if (picked.length > 0 && used + cost > budget) break;
+    picked.unshift(m);
+    used += cost;
+  }
+  while (picked.length > 0 && picked[0]!.role !== 'user') picked.shift();
+  const merged: Anthropic.MessageParam[] = [];
+  for (const m of picked) {
+    const last = merged[merged.length - 1];
+    if (last && last.role === m.role) last.content = `${last.content as string}\n\n${m.content}`;
+    else merged.push({ role: m.role, content: m.content });
+  }
+  return merged;
+}

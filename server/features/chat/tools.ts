@@ -1,0 +1,117 @@
+/**
+ * The assistant's tools over the user's tasks (CHAT-4). Inputs are the shared
+ * zod schemas, turned into JSON Schema for Claude; every call goes through the
+ * tasks service as the user of the verified token, never an id from the model.
+ */
+import { z } from 'zod';
+import type Anthropic from '@anthropic-ai/sdk';
+import { id } from '../../../shared/schemas/common.js';
+import { taskById, taskComplete, taskCreate, taskList, taskNext, taskPatch, type Task } from '../../../shared/schemas/tasks.js';
+import { toAppError, validationError } from '../../errors.js';
+import type { TasksService } from '../tasks/tasks.service.js';
+
+const toolInputs = {
+  create_task: taskCreate.omit({ id: true }),
+  update_task: taskPatch.extend({ id, expectedVersion: z.int().min(1).optional() }),
+  complete_task: taskComplete,
+  delete_task: taskById,
+  restore_task: taskById,
+  list_tasks: taskList,
+  next_task: taskNext,
+} as const;
+
+export type ToolName = keyof typeof toolInputs;
+export const toolNames = Object.keys(toolInputs) as ToolName[];
+
+const descriptions: Record<ToolName, string> = {
+  create_task:
+    'Create a task for the user. Dates are YYYY-MM-DD in the user\'s time zone. Intensity 1 (light) to 5 (heavy) is guessed from the title when omitted.',
+  update_task: 'Change fields of one of the user\'s tasks by id. Only the given fields change.',
+  complete_task: 'Mark one of the user\'s tasks completed, with optional notes. A recurring task schedules its next occurrence.',
+  delete_task: 'Move one of the user\'s tasks to the trash (it can be restored).',
+  restore_task: 'Bring a task back from the trash with the status it had.',
+  list_tasks: 'List the user\'s tasks: view active (default), upcoming (due within `days`), waiting, completed or deleted; optionally one project.',
+  next_task: 'Pick the task the user should do next, optionally limited to light, medium or heavy work.',
+};
+
+/** JSON Schema for Claude: no `$schema`, no long regex patterns (the formats say enough). */
+function toInputSchema(schema: z.ZodType): Anthropic.Tool.InputSchema {
+  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const strip = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(strip);
+    if (node && typeof node === 'object') {
+      return Object.fromEntries(
+        Object.entries(node as Record<string, unknown>)
+          .filter(([k]) => k !== '$schema' && k !== 'pattern')
+          .map(([k, v]) => [k, strip(v)]),
+      );
+    }
+    return node;
+  };
+  return strip(json) as Anthropic.Tool.InputSchema;
+}
+
+export const toolDefinitions: Anthropic.Tool[] = toolNames.map((name) => ({
+  name,
+  description: descriptions[name],
+  input_schema: toInputSchema(toolInputs[name]),
+}));
+
+/** A compact view of a task for the model. */
+const brief = (t: Task) => ({
+  id: t.id,
+  title: t.title,
+  status: t.status,
+  deadline: t.deadline,
+  intensity: t.intensity,
+  project: t.project,
+  waitingOn: t.waitingOn,
+  recurrence: t.recurrence,
+  version: t.version,
+});
+
+export interface ToolOutcome {
+  ok: boolean;
+  result: unknown;
+}
+
+/** Runs one tool call for `userId`; failures are results for the model, not exceptions. */
+export async function runTool(tasks: TasksService, userId: string, name: string, input: unknown): Promise<ToolOutcome> {
+  if (!(name in toolInputs)) return { ok: false, result: { code: 'NOT_FOUND', message: `Unknown tool ${name}` } };
+  const parsed = toolInputs[name as ToolName].safeParse(input ?? {});
+  if (!parsed.success) {
+    const wire = validationError(parsed.error).toWire();
+    return { ok: false, result: { code: wire.code, message: wire.message, issues: wire.issues } };
+  }
+  try {
+    return { ok: true, result: await execute(tasks, userId, name as ToolName, parsed.data) };
+  } catch (err) {
+    const wire = toAppError(err).toWire();
+    return { ok: false, result: { code: wire.code, message: wire.message } };
+  }
+}
+
+async function execute(tasks: TasksService, userId: string, name: ToolName, input: any): Promise<unknown> {
+  switch (name) {
+    case 'create_task':
+      return { task: brief((await tasks.create(userId, input)).task) };
+    case 'update_task': {
+      const { id: taskId, expectedVersion, ...patch } = input as z.output<(typeof toolInputs)['update_task']>;
+      return { task: brief((await tasks.update(userId, { id: taskId, expectedVersion, patch })).task) };
+    }
+    case 'complete_task': {
+      const done = await tasks.complete(userId, input);
+      return { task: brief(done.task), next: done.next ? brief(done.next) : null };
+    }
+    case 'delete_task':
+      return { task: brief((await tasks.remove(userId, input.id)).task) };
+    case 'restore_task':
+      return { task: brief((await tasks.restore(userId, input.id)).task) };
+    case 'list_tasks':
+      return { tasks: (await tasks.list(userId, input)).tasks.slice(0, 50).map(brief) };
+    case 'next_task': {
+      const next = await tasks.next(userId, input);
+      return { task: next.task ? brief(next.task) : null, score: next.score };
+    }
+  }
+}
