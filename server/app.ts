@@ -14,12 +14,12 @@ import { restRateLimit } from './http/rate-limit.js';
 import { authRoutes } from './features/auth/auth.routes.js';
 import { healthCheck, healthRoute } from './features/ops/health.js';
 import { createGateway, type Gateway, type GatewayHooks } from './realtime/gateway.js';
-import { noHooks } from './realtime/define-handler.js';
 import { taskHandlers } from './features/tasks/tasks.handlers.js';
 import { accountHandlers } from './features/account/account.handlers.js';
 import { chatHandlers } from './features/chat/chat.handlers.js';
 import { startStreamSweeper } from './features/chat/chat.service.js';
 import { startPurgeJob } from './jobs/purge.js';
+import { attachOps } from './features/ops/ops-namespace.js';
 
 export interface App {
   app: express.Express;
@@ -36,9 +36,7 @@ function clientDir(): string | undefined {
   return candidates.find((dir) => fs.existsSync(path.join(dir, 'index.html')));
 }
 
-const noGatewayHooks: GatewayHooks = { ...noHooks, onConnect: () => undefined, onDisconnect: () => undefined, onHandshakeFailure: () => undefined };
-
-export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: boolean } = {}): App {
+export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: boolean; opsIntervalMs?: number } = {}): App {
   const { config, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -46,10 +44,21 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
   app.set('etag', false);
 
   app.use(securityHeaders(config));
+  app.use(deps.metrics.httpMiddleware);
   app.get('/health', healthRoute(healthCheck(deps)));
+  app.get('/metrics', deps.metrics.route(config.metricsToken));
 
   app.use('/api', corsPolicy(config));
-  app.use('/api', restRateLimit({ redis: deps.redis, redisWatch: deps.redisWatch, perMinute: config.rateLimitPerMinute, logger }));
+  app.use(
+    '/api',
+    restRateLimit({
+      redis: deps.redis,
+      redisWatch: deps.redisWatch,
+      perMinute: config.rateLimitPerMinute,
+      logger,
+      onLimited: deps.metrics.countRestRateLimited,
+    }),
+  );
   app.use('/api', originGuard(config));
   app.use('/api', express.json({ limit: limits.httpBodyBytes, strict: true }));
   app.use('/api', cookieParser());
@@ -77,9 +86,11 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
     server,
     deps,
     handlers: [...taskHandlers(deps.tasks), ...chatHandlers(deps.chat), ...accountHandlers(deps.account)],
-    hooks: options.hooks ?? noGatewayHooks,
+    hooks: options.hooks ?? deps.metrics.gatewayHooks,
     runtime: { orm: deps.orm, limiter: deps.eventLimiter, logger },
   });
+
+  const ops = attachOps(gateway.io, deps, { orm: deps.orm, limiter: deps.eventLimiter, logger, hooks: deps.metrics.gatewayHooks }, { intervalMs: options.opsIntervalMs });
 
   // Background work of every node: answers of dead nodes (CHAT-7) and the hourly purge (TASK-4).
   const stopJobs =
@@ -100,6 +111,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
     gateway,
     async close() {
       stopJobs();
+      ops.close();
       // Stop accepting, let in-flight requests finish, then close this node's sockets.
       const httpClosed = new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -17,9 +17,10 @@ import { createAccountService, type AccountService } from './features/account/ac
 import { randomBytes } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
 import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from './features/chat/offline-model.js';
-import { Assistant, noChatHooks, type ChatHooks } from './features/chat/assistant.js';
+import { Assistant } from './features/chat/assistant.js';
 import { createChatViews } from './features/chat/views.js';
 import { createChatService, type ChatService } from './features/chat/chat.service.js';
+import { createMetrics, type Metrics } from './features/ops/metrics.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -41,10 +42,12 @@ export interface Deps {
   offlineModel: AnthropicCompatibleServer | undefined;
   assistant: Assistant;
   chat: ChatService;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
-export async function createDeps(config: Readonly<Config>, logger: Logger, options: { chatHooks?: ChatHooks } = {}): Promise<Deps> {
+export async function createDeps(config: Readonly<Config>, logger: Logger): Promise<Deps> {
+  const metrics = createMetrics();
   if (config.autoMigrate) await ensureDatabase(config.databaseUrl);
   const orm = await createOrm(config);
   if (config.autoMigrate) {
@@ -75,6 +78,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, optio
   });
 
   const broadcaster = new Broadcaster();
+  broadcaster.onBroadcast(metrics.countBroadcast);
   const eventLimiter = createEventLimiter({
     redis,
     eventsPerMinute: config.socketEventsPerMinute,
@@ -107,7 +111,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, optio
     views,
     logger,
     nodeId: config.nodeId,
-    hooks: options.chatHooks ?? noChatHooks,
+    hooks: metrics.chatHooks,
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
   });
   const chat = createChatService({ orm, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
@@ -131,7 +135,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, optio
     offlineModel,
     assistant,
     chat,
+    metrics,
     async close() {
+      metrics.stop();
       await assistant.shutdown();
       await offlineModel?.close();
       redisWatch.close();

@@ -8,7 +8,13 @@ import { appError, ErrorCode } from '../errors.js';
 import { securityLog, type Logger } from '../logger.js';
 import type { Redis, RedisWatch } from '../redis.js';
 
-export function restRateLimit(options: { redis: Redis; redisWatch: RedisWatch; perMinute: number; logger: Logger }): RequestHandler {
+export function restRateLimit(options: {
+  redis: Redis;
+  redisWatch: RedisWatch;
+  perMinute: number;
+  logger: Logger;
+  onLimited?: () => void;
+}): RequestHandler {
   const { perMinute, logger, redisWatch } = options;
   const limiterOptions = { keyPrefix: 'rl:rest', points: perMinute, duration: 60 };
   const limiter = new RateLimiterRedis({
@@ -37,6 +43,7 @@ export function restRateLimit(options: { redis: Redis; redisWatch: RedisWatch; p
     res.setHeader('RateLimit-Remaining', String(Math.max(0, result.remainingPoints)));
     res.setHeader('RateLimit-Reset', String(resetSeconds));
     if (limited) {
+      options.onLimited?.();
       securityLog(logger, 'rate_limited', { scope: 'rest', ip: key, path: req.path });
       next(appError(ErrorCode.RATE_LIMITED, { retryAfterMs: result.msBeforeNext }));
       return;

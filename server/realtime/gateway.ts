@@ -21,8 +21,8 @@ import { toUserView } from '../features/auth/auth.service.js';
 import { UserSchema } from '../features/auth/user.entity.js';
 
 export interface GatewayHooks extends EventHooks {
-  onConnect(): void;
-  onDisconnect(reason: string): void;
+  onConnect(userId: string): void;
+  onDisconnect(reason: string, userId: string): void;
   onHandshakeFailure(reason: string): void;
 }
 
@@ -129,12 +129,12 @@ export function createGateway(options: {
 
   io.on('connection', async (socket) => {
     const { userId, sessionId } = socket.data;
-    hooks.onConnect();
+    hooks.onConnect(userId);
     registerHandlers(socket, handlers, runtime);
     scheduleExpiry(socket);
     socket.on('disconnect', (reason) => {
       clearTimeout(expiryTimers.get(socket));
-      hooks.onDisconnect(reason);
+      hooks.onDisconnect(reason, userId);
     });
     await socket.join([userRoom(userId), sessionRoom(sessionId)]);
     try {

@@ -1,0 +1,248 @@
+/**
+ * Prometheus metrics of one node (PROTOCOL §7), on a registry of its own, and
+ * the live figures the `/ops` view shows. Label values come only from closed
+ * lists (event names, error codes, reasons), so cardinality stays bounded.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { timingSafeEqual } from 'node:crypto';
+import client from 'prom-client';
+import type { RequestHandler } from 'express';
+import { errorCodes } from '../../../shared/errors.js';
+import { opsRequestEvents, requestEvents } from '../../../shared/events.js';
+import type { GatewayHooks } from '../../realtime/gateway.js';
+import type { ChatHooks } from '../chat/assistant.js';
+import { appError, ErrorCode } from '../../errors.js';
+import { bearerToken } from '../auth/tokens.js';
+
+const knownEvents = new Set<string>([...requestEvents, ...opsRequestEvents]);
+const knownOutcomes = new Set<string>(['ok', ...errorCodes]);
+const knownReasons = new Set([
+  'transport close',
+  'transport error',
+  'ping timeout',
+  'parse error',
+  'forced close',
+  'server namespace disconnect',
+  'client namespace disconnect',
+  'server shutting down',
+  'forced server close',
+]);
+const bounded = (value: string, known: Set<string>, other = 'other') => (known.has(value) ? value : other);
+
+/** Durations of recent events, for the ops view's p50/p99 (last 10 s). */
+class RecentWindow {
+  private samples: { at: number; ms: number }[] = [];
+  push(ms: number): void {
+    this.samples.push({ at: Date.now(), ms });
+    if (this.samples.length > 50_000) this.samples.splice(0, this.samples.length - 50_000);
+  }
+  quantiles(): { p50: number; p99: number; perSecond: number } {
+    const since = Date.now() - 10_000;
+    this.samples = this.samples.filter((s) => s.at >= since);
+    if (this.samples.length === 0) return { p50: 0, p99: 0, perSecond: 0 };
+    const sorted = this.samples.map((s) => s.ms).sort((a, b) => a - b);
+    const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+    const lastSecond = this.samples.filter((s) => s.at >= Date.now() - 1_000).length;
+    return { p50: round(q(0.5)), p99: round(q(0.99)), perSecond: lastSecond };
+  }
+}
+const round = (n: number) => Math.round(n * 100) / 100;
+
+export interface LiveFigures {
+  sockets: number;
+  users: number;
+  eventsPerSecond: number;
+  eventP50Ms: number;
+  eventP99Ms: number;
+  handshakeFailures: number;
+  rateLimited: number;
+  activeStreams: number;
+  outputTokensPerSecond: number;
+  rssBytes: number;
+  eventLoopLagMs: number;
+}
+
+export interface Metrics {
+  registry: client.Registry;
+  gatewayHooks: GatewayHooks;
+  chatHooks: ChatHooks;
+  /** counts REST requests by route and status */
+  httpMiddleware: RequestHandler;
+  /** GET /metrics, guarded by METRICS_TOKEN when it is set */
+  route(token: string | undefined): RequestHandler;
+  countBroadcast(): void;
+  countRestRateLimited(): void;
+  live(): LiveFigures;
+  /** distinct users with a socket on this node, with their socket counts */
+  usersOnline(): Map<string, number>;
+  stop(): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+  const gauge = (name: string, help: string, labelNames: string[] = []) => new client.Gauge({ name, help, labelNames, registers: [registry] });
+  const counter = (name: string, help: string, labelNames: string[] = []) => new client.Counter({ name, help, labelNames, registers: [registry] });
+
+  const socketsConnected = gauge('sam_sockets_connected', 'Sockets connected to this node');
+  const usersConnected = gauge('sam_socket_users_connected', 'Distinct users with at least one socket on this node');
+  const connections = counter('sam_socket_connections_total', 'Sockets accepted after a successful handshake');
+  const disconnections = counter('sam_socket_disconnections_total', 'Sockets closed, by reason', ['reason']);
+  const handshakeFailures = counter('sam_handshake_failures_total', 'Handshakes refused, by reason', ['reason']);
+  const events = counter('sam_socket_events_total', 'Client events handled, by event and outcome (ok or the error code)', ['event', 'outcome']);
+  const dropped = counter('sam_socket_events_dropped_total', 'Client events dropped: unknown event or no ack', ['reason']);
+  const eventDuration = new client.Histogram({
+    name: 'sam_socket_event_duration_seconds',
+    help: 'Time to handle a client event, from receipt to ack',
+    labelNames: ['event'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const rateLimited = counter('sam_rate_limited_total', 'Requests and events refused by a rate limit, by scope', ['scope']);
+  const broadcasts = counter('sam_broadcasts_total', 'Broadcasts sent to user and session rooms');
+  const generationsActive = gauge('sam_generations_active', 'Assistant answers being generated on this node');
+  const ttft = new client.Histogram({
+    name: 'sam_assistant_ttft_seconds',
+    help: 'Time from the start of a generation to its first token',
+    buckets: [0.1, 0.25, 0.5, 1, 2, 4, 8, 16],
+    registers: [registry],
+  });
+  const outputTokens = counter('sam_assistant_output_tokens_total', 'Output tokens streamed by the assistant');
+  const upstreamErrors = counter('sam_upstream_errors_total', 'Failed upstream (Claude) requests, by kind', ['kind']);
+  const httpRequests = counter('sam_http_requests_total', 'HTTP requests, by route and status', ['route', 'status']);
+
+  const lag = monitorEventLoopDelay({ resolution: 20 });
+  lag.enable();
+  /** mean event-loop delay since the last reading, in ms */
+  const lagMs = () => {
+    const value = Number.isFinite(lag.mean) ? round(lag.mean / 1e6) : 0;
+    lag.reset();
+    return value;
+  };
+  const recent = new RecentWindow();
+  const tokenTimes: { at: number; n: number }[] = [];
+  const users = new Map<string, number>();
+  let sockets = 0;
+  let failures = 0;
+  let limited = 0;
+  let active = 0;
+  const trackUser = (userId: string, delta: 1 | -1) => {
+    const next = (users.get(userId) ?? 0) + delta;
+    if (next <= 0) users.delete(userId);
+    else users.set(userId, next);
+    usersConnected.set(users.size);
+  };
+
+  const gatewayHooks: GatewayHooks = {
+    onConnect(userId) {
+      trackUser(userId, 1);
+      sockets++;
+      socketsConnected.inc();
+      connections.inc();
+    },
+    onDisconnect(reason, userId) {
+      trackUser(userId, -1);
+      sockets--;
+      socketsConnected.dec();
+      disconnections.inc({ reason: bounded(reason, knownReasons) });
+    },
+    onHandshakeFailure(reason) {
+      failures++;
+      handshakeFailures.inc({ reason: bounded(reason, knownOutcomes) });
+    },
+    onEvent(event, outcome, seconds) {
+      const name = bounded(event, knownEvents);
+      events.inc({ event: name, outcome: bounded(outcome, knownOutcomes) });
+      eventDuration.observe({ event: name }, seconds);
+      recent.push(seconds * 1000);
+    },
+    onDropped(reason) {
+      dropped.inc({ reason });
+    },
+    onRateLimited(scope) {
+      limited++;
+      rateLimited.inc({ scope });
+    },
+  };
+
+  const chatHooks: ChatHooks = {
+    onGenerationStart() {
+      active++;
+      generationsActive.inc();
+    },
+    onGenerationEnd() {
+      active--;
+      generationsActive.dec();
+    },
+    onFirstToken: (seconds) => ttft.observe(seconds),
+    onOutputTokens(count) {
+      outputTokens.inc(count);
+      tokenTimes.push({ at: Date.now(), n: count });
+    },
+    onUpstreamError: (kind) => upstreamErrors.inc({ kind }),
+  };
+
+  const httpMiddleware: RequestHandler = (req, res, next) => {
+    res.on('finish', () => {
+      const route = req.route?.path
+        ? `${req.baseUrl}${String(req.route.path)}`
+        : res.statusCode === 404
+          ? 'not_found'
+          : req.path.startsWith('/api/')
+            ? 'api_other'
+            : 'static';
+      httpRequests.inc({ route, status: String(res.statusCode) });
+    });
+    next();
+  };
+
+  return {
+    registry,
+    gatewayHooks,
+    chatHooks,
+    httpMiddleware,
+    route(token) {
+      const expected = token ? Buffer.from(token) : undefined;
+      return async (req, res, next) => {
+        if (expected) {
+          const given = Buffer.from(bearerToken(req.get('authorization')) ?? '');
+          if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+            next(appError(ErrorCode.UNAUTHENTICATED, { message: 'A metrics token is required' }));
+            return;
+          }
+        }
+        res.setHeader('Content-Type', registry.contentType);
+        res.setHeader('Cache-Control', 'no-store');
+        res.end(await registry.metrics());
+      };
+    },
+    countBroadcast: () => broadcasts.inc(),
+    countRestRateLimited() {
+      limited++;
+      rateLimited.inc({ scope: 'rest' });
+    },
+    live() {
+      const q = recent.quantiles();
+      const since = Date.now() - 5_000;
+      while (tokenTimes.length && tokenTimes[0]!.at < since) tokenTimes.shift();
+      const tokens = tokenTimes.reduce((sum, t) => sum + t.n, 0);
+      return {
+        sockets,
+        users: users.size,
+        eventsPerSecond: q.perSecond,
+        eventP50Ms: q.p50,
+        eventP99Ms: q.p99,
+        handshakeFailures: failures,
+        rateLimited: limited,
+        activeStreams: active,
+        outputTokensPerSecond: round(tokens / 5),
+        rssBytes: process.memoryUsage.rss(),
+        eventLoopLagMs: lagMs(),
+      };
+    },
+    usersOnline: () => users,
+    stop() {
+      lag.disable();
+    },
+  };
+}

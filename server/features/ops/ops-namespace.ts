@@ -1,0 +1,161 @@
+/**
+ * The `/ops` namespace (PROTOCOL §7), for admins only: every node publishes a
+ * small snapshot of its own figures to Redis each second; each node pushes the
+ * merged cluster view to its own admin sockets; a node that stops reporting
+ * drops out within a few seconds. Admins can list who is online and disconnect
+ * a user's sockets or revoke their sessions (audited).
+ */
+import type { Namespace, Server } from 'socket.io';
+import type { Deps } from '../../deps.js';
+import { AppError, appError, ErrorCode } from '../../errors.js';
+import { securityLog } from '../../logger.js';
+import { opsRequestSchemas, type OpsAckData, type OpsClientToServerEvents, type OpsServerToClientEvents } from '../../../shared/events.js';
+import type { NodeSnapshot, OnlineUser, OpsSnapshot } from '../../../shared/schemas/ops.js';
+import { defineHandler, registerHandlers, type Handler, type HandlerRuntime } from '../../realtime/define-handler.js';
+import { userRoom } from '../../realtime/rooms.js';
+import type { AppServer, AppSocket, SocketData } from '../../realtime/types.js';
+import { UserSchema } from '../auth/user.entity.js';
+
+const NODES_KEY = 'ops:nodes';
+const nodeKey = (id: string) => `ops:node:${id}`;
+/** a node whose last report is older than this is left out of the view */
+export const NODE_STALE_MS = 5_000;
+
+type OpsNamespace = Namespace<OpsClientToServerEvents, OpsServerToClientEvents, Record<string, never>, SocketData>;
+
+export interface OpsOptions {
+  /** how often this node reports and pushes, ms */
+  intervalMs?: number;
+}
+
+export function mergeSnapshots(nodes: NodeSnapshot[], at = new Date()): OpsSnapshot {
+  const sum = (f: (n: NodeSnapshot) => number) => nodes.reduce((s, n) => s + f(n), 0);
+  return {
+    at: at.toISOString(),
+    nodes: [...nodes].sort((a, b) => a.id.localeCompare(b.id)),
+    totals: {
+      sockets: sum((n) => n.sockets),
+      users: sum((n) => n.users),
+      eventsPerSecond: sum((n) => n.eventsPerSecond),
+      handshakeFailures: sum((n) => n.handshakeFailures),
+      rateLimited: sum((n) => n.rateLimited),
+      activeStreams: sum((n) => n.activeStreams),
+      outputTokensPerSecond: sum((n) => n.outputTokensPerSecond),
+      rssBytes: sum((n) => n.rssBytes),
+    },
+  };
+}
+
+export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, options: OpsOptions = {}): { close(): void } {
+  const { config, redis, metrics, logger, auth } = deps;
+  const intervalMs = options.intervalMs ?? 1_000;
+  const startedAt = new Date().toISOString();
+  const ops = (io as unknown as Server).of('/ops') as unknown as OpsNamespace;
+
+  ops.use(async (socket, next) => {
+    const token: unknown = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+    try {
+      const claims = await auth.authenticate(token);
+      if (claims.role !== 'admin') throw appError(ErrorCode.FORBIDDEN, { message: 'Operators only' });
+      socket.data = { userId: claims.sub, sessionId: claims.sid, role: claims.role, exp: claims.exp };
+      next();
+    } catch (err) {
+      const code = err instanceof AppError ? err.code : ErrorCode.UNAUTHENTICATED;
+      metrics.gatewayHooks.onHandshakeFailure(code);
+      securityLog(logger, 'socket_auth_failed', { reason: code, namespace: '/ops' });
+      next(Object.assign(new Error(code), { data: { code } }));
+    }
+  });
+
+  async function onlineUsers(): Promise<OnlineUser[]> {
+    const sockets = await io.fetchSockets();
+    const byUser = new Map<string, { sockets: number; sessions: Set<string> }>();
+    for (const s of sockets) {
+      const entry = byUser.get(s.data.userId) ?? { sockets: 0, sessions: new Set<string>() };
+      entry.sockets++;
+      entry.sessions.add(s.data.sessionId);
+      byUser.set(s.data.userId, entry);
+    }
+    const ids = [...byUser.keys()];
+    const users = ids.length ? await deps.orm.em.fork().find(UserSchema, { id: { $in: ids } }, { fields: ['id', 'email'] }) : [];
+    const emails = new Map(users.map((u) => [u.id, u.email]));
+    return ids
+      .map((userId) => ({ userId, email: emails.get(userId) ?? '', sockets: byUser.get(userId)!.sockets, sessions: byUser.get(userId)!.sessions.size }))
+      .sort((a, b) => b.sockets - a.sockets || a.email.localeCompare(b.email));
+  }
+
+  const handlers = [
+    defineHandler('ops:users', opsRequestSchemas['ops:users'], async (): Promise<OpsAckData['ops:users']> => ({ users: await onlineUsers() })),
+    defineHandler('ops:disconnect-user', opsRequestSchemas['ops:disconnect-user'], async (ctx, { userId }): Promise<OpsAckData['ops:disconnect-user']> => {
+      const sockets = (await io.in(userRoom(userId)).fetchSockets()).length;
+      io.to(userRoom(userId)).emit('session:revoked', { reason: 'disconnected_by_admin' });
+      io.in(userRoom(userId)).disconnectSockets(true);
+      securityLog(logger, 'admin_action', { action: 'disconnect_user', adminId: ctx.userId, userId, sockets });
+      return { sockets };
+    }),
+    defineHandler('ops:revoke-user', opsRequestSchemas['ops:revoke-user'], async (ctx, { userId }): Promise<OpsAckData['ops:revoke-user']> => {
+      const revoked = await auth.revokeSessions(userId, 'all', 'revoked_by_admin');
+      securityLog(logger, 'admin_action', { action: 'revoke_user', adminId: ctx.userId, userId, sessions: revoked.length });
+      return { sessions: revoked.length };
+    }),
+  ] as Handler[];
+
+  ops.on('connection', (socket) => {
+    registerHandlers(socket as unknown as AppSocket, handlers, runtime);
+    // An admin view lives no longer than its token.
+    const expiry = setTimeout(() => socket.disconnect(true), Math.max(0, socket.data.exp * 1000 - Date.now()));
+    expiry.unref();
+    socket.on('disconnect', () => clearTimeout(expiry));
+    void push(socket);
+  });
+
+  function ownSnapshot(): NodeSnapshot {
+    return { id: config.nodeId, startedAt, ...metrics.live() };
+  }
+
+  async function clusterSnapshot(): Promise<OpsSnapshot> {
+    const own = ownSnapshot();
+    try {
+      const now = Date.now();
+      const ids = await redis.zrangebyscore(NODES_KEY, now - NODE_STALE_MS, '+inf');
+      const raw = ids.length ? await redis.mget(ids.map(nodeKey)) : [];
+      const nodes = raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as NodeSnapshot);
+      const others = nodes.filter((n) => n.id !== own.id);
+      return mergeSnapshots([own, ...others]);
+    } catch {
+      return mergeSnapshots([own]);
+    }
+  }
+
+  async function report(): Promise<void> {
+    const now = Date.now();
+    await redis
+      .multi()
+      .set(nodeKey(config.nodeId), JSON.stringify(ownSnapshot()), 'PX', NODE_STALE_MS * 2)
+      .zadd(NODES_KEY, now, config.nodeId)
+      .zremrangebyscore(NODES_KEY, '-inf', now - 60_000)
+      .exec()
+      .catch(() => undefined);
+  }
+
+  async function push(target?: { emit: OpsNamespace['emit'] }): Promise<void> {
+    if (!target && ops.sockets.size === 0) return;
+    const snapshot = await clusterSnapshot();
+    (target ?? ops.local).emit('ops:snapshot', snapshot);
+  }
+
+  const timer = setInterval(() => {
+    void report().then(() => push());
+  }, intervalMs);
+  timer.unref();
+  void report();
+
+  return {
+    close() {
+      clearInterval(timer);
+      redis.zrem(NODES_KEY, config.nodeId).catch(() => undefined);
+      redis.del(nodeKey(config.nodeId)).catch(() => undefined);
+      ops.local.disconnectSockets(true);
+    },
+  };
+}
