@@ -19,9 +19,9 @@ import { ErrorCode, wireErrorSchema } from '../shared/errors.js';
 import { limits } from '../shared/limits.js';
 import { intensityClasses, openTaskStatuses, recurrenceTypes, taskViews } from '../shared/schemas/tasks.js';
 
-/** Events whose feature is not built yet: their events are dropped unanswered. Delete an entry when its feature lands. */
-const notYetImplemented = (event: RequestEvent) => event.startsWith('chat:') || event.startsWith('conversation:');
-const events = requestEvents.filter((e) => !notYetImplemented(e));
+/** Events whose feature is not built yet (they would be dropped unanswered): list them here to leave them out. */
+const notYetImplemented = new Set<RequestEvent>([]);
+const events = requestEvents.filter((e) => !notYetImplemented.has(e));
 
 const RUNS = 50;
 const ACK_TIMEOUT_MS = 5_000;
@@ -41,24 +41,28 @@ const ids = {
   victimTasks: [] as string[],
   victimSessions: [] as string[],
   victimProject: 'Victim project',
+  victimConversation: '',
+  victimMessages: [] as string[],
   ownTasks: [] as string[],
 };
 
 /** The victim's whole visible state; must not change whatever the attacker sends. */
 async function victimState(): Promise<unknown> {
-  const [me, sync, sessions, ...views] = await Promise.all([
+  const [me, sync, sessions, conversations, history, ...views] = await Promise.all([
     victimTab.call('user:me', {}),
     victimTab.call('task:sync', { since: 0 }),
     victimTab.call('session:list', {}),
+    victimTab.call('conversation:list', {}),
+    victimTab.call('chat:history', { conversationId: ids.victimConversation }),
     ...taskViews.map((view) => victimTab.call('task:list', { view })),
   ]);
-  return { me, sync, sessions: sessions.sessions.map(({ lastUsedAt: _ignored, ...s }) => s), views };
+  return { me, sync, sessions: sessions.sessions.map(({ lastUsedAt: _ignored, ...s }) => s), conversations, history, views };
 }
 let victimBefore: unknown;
 
 beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
-  app = await startTestApp(productionEnv({ SOCKET_EVENTS_PER_MINUTE: '100000', RATE_LIMIT_PER_MINUTE: '10000' }));
+  app = await startTestApp(productionEnv({ SOCKET_EVENTS_PER_MINUTE: '100000', CHAT_MESSAGES_PER_MINUTE: '100000', RATE_LIMIT_PER_MINUTE: '10000' }));
   victim = await signUp(app.url, { fullName: 'Victim', timezone: 'Europe/Paris' });
   const victimAgain = await logIn(app.url, victim.email, victim.password);
   attacker = await signUp(app.url, { fullName: 'Attacker' });
@@ -79,6 +83,11 @@ beforeAll(async () => {
   const trashed = await victimTab.call('task:create', { title: 'victim trashed', status: 'waiting_on', waitingOn: 'Bob' });
   await victimTab.call('task:delete', { id: trashed.task.id });
   ids.victimTasks.push(active.task.id, recurring.task.id, done.task.id, trashed.task.id);
+
+  const chat = await victimTab.call('chat:send', { content: 'victim says hello' });
+  await victimTab.waitFor('chat:done', (d) => d.conversationId === chat.conversationId, 20_000);
+  ids.victimConversation = chat.conversationId;
+  ids.victimMessages.push(chat.userMessage.id, chat.assistantMessageId);
 
   for (const title of ['own one', 'own two']) ids.ownTasks.push((await tab.call('task:create', { title })).task.id);
   const ownTrashed = (await tab.call('task:create', { title: 'own trashed' })).task.id;
@@ -158,11 +167,7 @@ const taskFields = {
 };
 const anyTaskId = () => fc.oneof(uuid, fc.constantFrom(...ids.ownTasks));
 
-/**
- * Valid-shaped payloads of every event (mostly schema-valid; a few values sit
- * on the edges on purpose). Chat entries are here already so that enabling the
- * chat feature above is the only change needed.
- */
+/** Valid-shaped payloads of every event (mostly schema-valid; a few values sit on the edges on purpose). */
 const shapes: Record<RequestEvent, () => fc.Arbitrary<Record<string, unknown>>> = {
   'task:create': () => optional({ id: anyTaskId(), ...taskFields }).map((t) => ({ title: 'a task', ...t })),
   'task:update': () => fc.record({ id: anyTaskId(), expectedVersion: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined }), patch: optional(taskFields) }),
@@ -208,7 +213,9 @@ const refused = (code: ErrorCode): Expect => (ack) => expect(ack).toMatchObject(
 const noVictimIn = (ack: Ack) => {
   expect(ack.ok).toBe(true);
   const text = JSON.stringify(ack).toLowerCase();
-  for (const secret of [...ids.victimTasks, ...ids.victimSessions, victim.auth.user.id]) expect(text).not.toContain(secret.toLowerCase());
+  for (const secret of [...ids.victimTasks, ...ids.victimSessions, ids.victimConversation, ...ids.victimMessages, victim.auth.user.id]) {
+    expect(text).not.toContain(secret.toLowerCase());
+  }
 };
 
 /** Valid-shaped payloads naming the victim's task ids, session ids, token and password, with what must come back. */
@@ -247,6 +254,20 @@ const victimTargets: Partial<Record<RequestEvent, () => fc.Arbitrary<{ payload: 
   'user:delete': () => fc.constant({ payload: { password: victim.password }, expect: refused(ErrorCode.INVALID_CREDENTIALS) }),
   'session:list': () => fc.constant({ payload: {}, expect: noVictimIn }),
   'session:revoke': () => fc.constantFrom(...ids.victimSessions).map((id) => ({ payload: { id }, expect: refused(ErrorCode.NOT_FOUND) })),
+  'chat:send': () =>
+    fc.oneof(
+      fc.constant({ payload: { conversationId: ids.victimConversation, content: 'into their conversation' }, expect: refused(ErrorCode.NOT_FOUND) }),
+      fc.constantFrom(...ids.victimMessages).map((id) => ({ payload: { id, content: 'reusing their message id' }, expect: refused(ErrorCode.CONFLICT) })),
+    ),
+  'chat:cancel': () => fc.constantFrom(...ids.victimMessages).map((messageId) => ({ payload: { messageId }, expect: refused(ErrorCode.NOT_FOUND) })),
+  'chat:history': () =>
+    fc.option(fc.constantFrom(...ids.victimMessages), { nil: undefined }).map((before) => ({
+      payload: before === undefined ? { conversationId: ids.victimConversation } : { conversationId: ids.victimConversation, before },
+      expect: refused(ErrorCode.NOT_FOUND),
+    })),
+  'conversation:list': () => fc.constant({ payload: {}, expect: noVictimIn }),
+  'conversation:rename': () => fc.constant({ payload: { id: ids.victimConversation, title: 'renamed by someone else' }, expect: refused(ErrorCode.NOT_FOUND) }),
+  'conversation:delete': () => fc.constant({ payload: { id: ids.victimConversation }, expect: refused(ErrorCode.NOT_FOUND) }),
 };
 
 /** Every path to a value inside a JSON-like value (objects and arrays), root excluded. */
@@ -346,7 +367,7 @@ function checkAck(event: RequestEvent, c: Case, ack: Ack): void {
   const wire = overTheWire(c.payload);
   const sent = JSON.stringify(wire)?.toLowerCase() ?? '';
   // Nothing of the victim comes back unless the attacker sent it in the first place.
-  for (const secret of [...ids.victimTasks, ...ids.victimSessions, victim.auth.user.id, victim.email, victim.auth.accessToken]) {
+  for (const secret of [...ids.victimTasks, ...ids.victimSessions, ids.victimConversation, ...ids.victimMessages, victim.auth.user.id, victim.email, victim.auth.accessToken]) {
     if (!sent.includes(secret.toLowerCase())) expect(text.toLowerCase()).not.toContain(secret.toLowerCase());
   }
   if (!ack.ok) expect(ack.error.code).not.toBe(ErrorCode.INTERNAL);

@@ -14,6 +14,7 @@ import { ConversationSchema, MessageSchema, type MessageEntity } from './chat.en
 import { Assistant, bufferKey, heartbeatKey, HEARTBEAT_TTL_MS, type StreamBuffer } from './assistant.js';
 import { toConversation, toMessage, type ChatViews } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
+import { nodeLastSeen } from '../../realtime/nodes.js';
 
 /** At most this many answers generate at once for one user (cost control). */
 export const MAX_GENERATIONS_PER_USER = 2;
@@ -102,8 +103,14 @@ export function createChatService(deps: {
     return message;
   }
 
-  async function heartbeatAlive(messageId: string): Promise<boolean> {
+  /**
+   * Whether a streaming message may still be alive. A node of another cluster
+   * (never seen in this Redis) is not ours to judge; a node of ours whose
+   * heartbeat for the message expired is dead.
+   */
+  async function mayBeAlive(messageId: string, nodeId: string | null | undefined): Promise<boolean> {
     try {
+      if (nodeId && (await nodeLastSeen(redis, nodeId)) === null) return true;
       return (await redis.exists(heartbeatKey(messageId))) === 1;
     } catch {
       return true; // cannot tell while Redis is away: assume alive
@@ -271,7 +278,7 @@ export function createChatService(deps: {
       for (const m of stale) {
         if (assistant.isRunningHere(m.id)) continue;
         // A message left by an earlier run of this very node cannot be alive.
-        const alive = m.nodeId === deps.nodeId ? false : await heartbeatAlive(m.id);
+        const alive = m.nodeId === deps.nodeId ? false : await mayBeAlive(m.id, m.nodeId);
         if (alive) continue;
         if (await markEnded(m.id, 'interrupted')) {
           ended++;

@@ -14,9 +14,9 @@ import type { NodeSnapshot, OnlineUser, OpsSnapshot } from '../../../shared/sche
 import { defineHandler, registerHandlers, type Handler, type HandlerRuntime } from '../../realtime/define-handler.js';
 import { userRoom } from '../../realtime/rooms.js';
 import type { AppServer, AppSocket, SocketData } from '../../realtime/types.js';
+import { forgetNode, freshNodes, recordNode } from '../../realtime/nodes.js';
 import { UserSchema } from '../auth/user.entity.js';
 
-const NODES_KEY = 'ops:nodes';
 const nodeKey = (id: string) => `ops:node:${id}`;
 /** a node whose last report is older than this is left out of the view */
 export const NODE_STALE_MS = 5_000;
@@ -116,8 +116,7 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
   async function clusterSnapshot(): Promise<OpsSnapshot> {
     const own = ownSnapshot();
     try {
-      const now = Date.now();
-      const ids = await redis.zrangebyscore(NODES_KEY, now - NODE_STALE_MS, '+inf');
+      const ids = await freshNodes(redis, NODE_STALE_MS);
       const raw = ids.length ? await redis.mget(ids.map(nodeKey)) : [];
       const nodes = raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as NodeSnapshot);
       const others = nodes.filter((n) => n.id !== own.id);
@@ -128,14 +127,12 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
   }
 
   async function report(): Promise<void> {
-    const now = Date.now();
-    await redis
-      .multi()
-      .set(nodeKey(config.nodeId), JSON.stringify(ownSnapshot()), 'PX', NODE_STALE_MS * 2)
-      .zadd(NODES_KEY, now, config.nodeId)
-      .zremrangebyscore(NODES_KEY, '-inf', now - 60_000)
-      .exec()
-      .catch(() => undefined);
+    try {
+      await redis.set(nodeKey(config.nodeId), JSON.stringify(ownSnapshot()), 'PX', NODE_STALE_MS * 2);
+      await recordNode(redis, config.nodeId);
+    } catch {
+      // Redis is away: the view shows this node alone until it returns.
+    }
   }
 
   async function push(target?: { emit: OpsNamespace['emit'] }): Promise<void> {
@@ -153,7 +150,7 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
   return {
     close() {
       clearInterval(timer);
-      redis.zrem(NODES_KEY, config.nodeId).catch(() => undefined);
+      forgetNode(redis, config.nodeId).catch(() => undefined);
       redis.del(nodeKey(config.nodeId)).catch(() => undefined);
       ops.local.disconnectSockets(true);
     },
