@@ -176,20 +176,21 @@ describe('AUTH-7 / RT-5 revocation reaches sockets on every node', () => {
 
 describe('RT-4 token lifetime on live sockets', () => {
   it('[RT-4] an idle socket gets auth:expired at expiry and is closed; one that sends auth:refresh stays', async () => {
-    await using node = await startTestApp(productionEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' }));
+    // 6-second tokens: a refresh 2.5 s in yields an expiry at least 2 whole seconds later than the first.
+    await using node = await startTestApp(productionEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.1' }));
     const user = await signUp(node.url);
     const idle = track(await connectReady(node.url, user.auth.accessToken));
     const active = track(await connectReady(node.url, user.auth.accessToken));
-    const expired = idle.waitFor('auth:expired', undefined, 6_000);
-    const idleClosed = closed(idle, 6_000);
-    await new Promise((r) => setTimeout(r, 1_500));
+    const expired = idle.waitFor('auth:expired', undefined, 10_000);
+    const idleClosed = closed(idle, 10_000);
+    await new Promise((r) => setTimeout(r, 2_500));
     const refreshed = await user.client.post('/api/v1/auth/refresh');
     expect(refreshed.status).toBe(200);
     const ack = await active.call('auth:refresh', { token: refreshed.body.accessToken });
     expect(ack.expiresAt).toBe(refreshed.body.expiresAt);
     await expired;
     await idleClosed;
-    await new Promise((r) => setTimeout(r, 1_000));
+    await new Promise((r) => setTimeout(r, 500));
     expect(active.socket.connected).toBe(true);
     expect(active.received.some((r) => r.event === 'auth:expired')).toBe(false);
   });
