@@ -3,30 +3,28 @@
  * production-mode nodes sharing PostgreSQL and Redis.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
+import { productionEnv } from './support/env.js';
+import { startCluster, type Cluster, type TestApp } from './support/app.js';
 import { signUp, type SignedUp } from './support/users.js';
 import { RestClient } from './support/http.js';
-import { closed, connectError, connectReady, type Tab } from './support/sockets.js';
+import { closed, connectError, connectReady, tabTracker } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 import type { AuthResult } from '../shared/schemas/auth.js';
 import { hashRefreshToken } from '../server/features/auth/tokens.js';
 
+let cluster: Cluster;
 let a: TestApp;
 let b: TestApp;
-const tabs: Tab[] = [];
-const track = <T extends Tab>(t: T) => (tabs.push(t), t);
+const { track, closeAll } = tabTracker();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  const shared = { REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), RATE_LIMIT_PER_MINUTE: '10000', SOCKET_EVENTS_PER_MINUTE: '10000' };
-  a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'node-a' }));
-  b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'node-b' }));
+  cluster = await startCluster(2, productionEnv({ RATE_LIMIT_PER_MINUTE: '10000', SOCKET_EVENTS_PER_MINUTE: '10000' }));
+  [a, b] = cluster.nodes as [TestApp, TestApp];
 });
 afterAll(async () => {
-  for (const t of tabs) t.close();
-  await a?.close();
-  await b?.close();
+  closeAll();
+  await cluster?.close();
 });
 
 /** A second login of the same user, with its own user agent: a second session. */

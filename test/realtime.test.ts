@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { signUp } from './support/users.js';
-import { closed, connect, connectError, connectReady, type Tab } from './support/sockets.js';
+import { closed, connectError, connectReady, type Tab } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 
 let a: TestApp;

@@ -5,29 +5,27 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
+import { productionEnv } from './support/env.js';
+import { startCluster, type Cluster, type TestApp } from './support/app.js';
 import { signUp } from './support/users.js';
-import { connectReady, type Tab } from './support/sockets.js';
+import { connectReady, tabTracker, type Tab } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 import type { Task } from '../shared/schemas/tasks.js';
 import { runPurgeOnce } from '../server/jobs/purge.js';
 
+let cluster: Cluster;
 let a: TestApp;
 let b: TestApp;
-const tabs: Tab[] = [];
-const track = <T extends Tab>(t: T) => (tabs.push(t), t);
+const { track, closeAll } = tabTracker();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  const shared = { REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), RATE_LIMIT_PER_MINUTE: '10000', SOCKET_EVENTS_PER_MINUTE: '10000' };
-  a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'node-a' }));
-  b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'node-b' }));
+  cluster = await startCluster(2, productionEnv({ RATE_LIMIT_PER_MINUTE: '10000', SOCKET_EVENTS_PER_MINUTE: '10000' }));
+  [a, b] = cluster.nodes as [TestApp, TestApp];
 });
 afterAll(async () => {
-  for (const t of tabs) t.close();
-  await a?.close();
-  await b?.close();
+  closeAll();
+  await cluster?.close();
 });
 
 /** A user with two tabs, one per node. */

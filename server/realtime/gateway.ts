@@ -51,7 +51,7 @@ export function createGateway(options: {
   runtime: Omit<HandlerRuntime, 'hooks'>;
 }): Gateway {
   const { server, deps, hooks } = options;
-  const { config, logger, auth, tokens, revocation, broadcaster } = deps;
+  const { config, logger, auth, revocation, broadcaster } = deps;
 
   const io: AppServer = new Server(server, {
     path: '/socket.io',

@@ -26,32 +26,25 @@ const waitingOn = text(0, limits.taskWaitingOnMax).nullable();
 const intensity = z.int().min(1).max(5);
 const dependencies = z.array(id).max(limits.taskDependenciesMax);
 
-export const taskCreate = z.strictObject({
-  id: id.optional(),
-  title,
-  description: description.optional(),
-  deadline: calendarDate.nullable().optional(),
-  intensity: intensity.optional(),
-  status: z.enum(openTaskStatuses).optional(),
-  project: project.optional(),
-  waitingOn: waitingOn.optional(),
-  dependencies: dependencies.optional(),
-  recurrence: recurrence.nullable().optional(),
-});
-export type TaskCreate = z.infer<typeof taskCreate>;
-
-export const taskPatch = z.strictObject({
-  title: title.optional(),
-  description: description.optional(),
-  deadline: calendarDate.nullable().optional(),
-  intensity: intensity.optional(),
-  status: z.enum(openTaskStatuses).optional(),
-  project: project.optional(),
-  waitingOn: waitingOn.optional(),
-  dependencies: dependencies.optional(),
-  recurrence: recurrence.nullable().optional(),
-});
+/** The fields a client may set; every one optional in a patch. */
+export const taskPatch = z
+  .strictObject({
+    title,
+    description,
+    deadline: calendarDate.nullable(),
+    intensity,
+    status: z.enum(openTaskStatuses),
+    project,
+    waitingOn,
+    dependencies,
+    recurrence: recurrence.nullable(),
+  })
+  .partial();
 export type TaskPatch = z.infer<typeof taskPatch>;
+
+/** A new task: the patch fields with a required title, and an optional client-chosen id (TASK-1). */
+export const taskCreate = taskPatch.extend({ id: id.optional(), title });
+export type TaskCreate = z.infer<typeof taskCreate>;
 
 export const taskUpdate = z.strictObject({
   id,

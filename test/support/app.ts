@@ -156,3 +156,23 @@ export async function startNodeProcess(env: Record<string, string | undefined>, 
     },
   };
 }
+
+export interface Cluster extends AsyncDisposable {
+  nodes: TestApp[];
+  close(): Promise<void>;
+}
+
+/**
+ * `count` production-mode nodes of one deployment: they share REDIS_PREFIX and
+ * SECRET_KEY, each has its own NODE_ID (`node-a`, `node-b`, …).
+ */
+export async function startCluster(count: number, env: Record<string, string | undefined>): Promise<Cluster> {
+  const nodes: TestApp[] = [];
+  for (let i = 0; i < count; i++) {
+    nodes.push(await startTestApp({ ...env, NODE_ID: env.NODE_ID ? `${env.NODE_ID}-${i}` : `node-${String.fromCharCode(97 + i)}` }));
+  }
+  const close = async () => {
+    await Promise.all(nodes.map((n) => n.close()));
+  };
+  return { nodes, close, [Symbol.asyncDispose]: close };
+}

@@ -97,3 +97,17 @@ export const closed = (tab: Tab, timeoutMs = 5_000) =>
       resolve(reason);
     });
   });
+
+/** Collects tabs so a test file can close them all at the end. */
+export function tabTracker() {
+  const tabs: Tab[] = [];
+  return {
+    track: <T extends Tab>(tab: T): T => {
+      tabs.push(tab);
+      return tab;
+    },
+    closeAll: () => {
+      for (const t of tabs.splice(0)) t.close();
+    },
+  };
+}

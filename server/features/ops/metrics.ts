@@ -13,6 +13,7 @@ import type { GatewayHooks } from '../../realtime/gateway.js';
 import type { ChatHooks } from '../chat/assistant.js';
 import { appError, ErrorCode } from '../../errors.js';
 import { bearerToken } from '../auth/tokens.js';
+import type { NodeSnapshot } from '../../../shared/schemas/ops.js';
 
 const knownEvents = new Set<string>([...requestEvents, ...opsRequestEvents]);
 const knownOutcomes = new Set<string>(['ok', ...errorCodes]);
@@ -48,19 +49,8 @@ class RecentWindow {
 }
 const round = (n: number) => Math.round(n * 100) / 100;
 
-export interface LiveFigures {
-  sockets: number;
-  users: number;
-  eventsPerSecond: number;
-  eventP50Ms: number;
-  eventP99Ms: number;
-  handshakeFailures: number;
-  rateLimited: number;
-  activeStreams: number;
-  outputTokensPerSecond: number;
-  rssBytes: number;
-  eventLoopLagMs: number;
-}
+/** This node's figures for the ops view: a NodeSnapshot without its identity. */
+export type LiveFigures = Omit<NodeSnapshot, 'id' | 'startedAt'>;
 
 export interface Metrics {
   registry: client.Registry;

@@ -1,0 +1,168 @@
+/**
+ * Browser tests: Debian's Chromium through playwright-core, against the built
+ * client served by a real server process. Every page is watched for dialogs,
+ * requests to other origins, console errors and CSP violations.
+ */
+import net from 'node:net';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { inject } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
+import { startNodeProcess, type NodeProcess } from './app.js';
+import { randomSecret, uniquePrefix } from './env.js';
+
+export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+export const repoRoot = path.resolve(import.meta.dirname, '../..');
+export const artifactsDir = path.join(repoRoot, 'test-artifacts');
+
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
+}
+
+/** A TCP port free right now, for a server that must come back on the same port. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The environment of a test-mode server with the offline model; pass the same object to restart it. */
+export function e2eEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    ENVIRONMENT: 'test',
+    PORT: '0',
+    SECRET_KEY: randomSecret(),
+    DATABASE_URL: inject('databaseUrl'),
+    REDIS_URL: inject('redisUrl'),
+    REDIS_PREFIX: uniquePrefix(),
+    AUTO_MIGRATE: 'false',
+    HIBP_API_URL: 'off',
+    LOG_LEVEL: 'info',
+    ...overrides,
+  };
+}
+
+export function startE2EServer(env: Record<string, string | undefined>): Promise<NodeProcess> {
+  return startNodeProcess(env, 30_000);
+}
+
+export interface Watch {
+  dialogs: string[];
+  /** requests whose origin is not the app's */
+  foreignRequests: string[];
+  consoleErrors: string[];
+  cspViolations: string[];
+  pageErrors: string[];
+  /** console errors matching these are expected (a server restart logs failed WebSocket attempts) */
+  allow: RegExp[];
+}
+
+const cspMarker = '[csp-violation]';
+
+/** Reports `securitypolicyviolation` events through the console, where the watcher hears them. */
+const cspScript = `
+  document.addEventListener('securitypolicyviolation', (e) => {
+    console.warn(${JSON.stringify(cspMarker)} + ' ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sourceFile || '') + ':' + e.lineNumber);
+  });
+`;
+
+/** A browser context on `baseUrl` with every page watched; `colorScheme` light unless told. */
+export async function watchedContext(browser: Browser, baseUrl: string, options: { colorScheme?: 'light' | 'dark'; viewport?: { width: number; height: number } } = {}): Promise<{ context: BrowserContext; watch: Watch; newPage: () => Promise<Page> }> {
+  const origin = new URL(baseUrl).origin;
+  const context = await browser.newContext({
+    baseURL: baseUrl,
+    colorScheme: options.colorScheme ?? 'light',
+    viewport: options.viewport ?? { width: 1280, height: 800 },
+  });
+  const watch: Watch = { dialogs: [], foreignRequests: [], consoleErrors: [], cspViolations: [], pageErrors: [], allow: [] };
+  await context.addInitScript({ content: cspScript });
+  context.on('request', (req) => {
+    const url = req.url();
+    if (url.startsWith('data:') || url.startsWith('blob:')) return;
+    let reqOrigin: string;
+    try {
+      reqOrigin = new URL(url).origin;
+    } catch {
+      reqOrigin = url;
+    }
+    if (reqOrigin !== origin) watch.foreignRequests.push(url);
+  });
+  const onConsole = (msg: ConsoleMessage) => {
+    const text = msg.text();
+    if (text.startsWith(cspMarker) || /Content Security Policy/i.test(text)) watch.cspViolations.push(text);
+    else if (msg.type() === 'error' && !watch.allow.some((re) => re.test(text))) watch.consoleErrors.push(text);
+  };
+  const newPage = async () => {
+    const page = await context.newPage();
+    page.on('console', onConsole);
+    page.on('pageerror', (err) => watch.pageErrors.push(String(err)));
+    page.on('dialog', (dialog) => {
+      watch.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
+    return page;
+  };
+  return { context, watch, newPage };
+}
+
+/** Signs a new user up through the UI; leaves the page on the main screen. */
+export async function signUpInUi(page: Page, user: { email: string; password: string; fullName?: string }): Promise<void> {
+  await page.goto('/');
+  await page.getByRole('tab', { name: 'Sign up' }).click();
+  if (user.fullName) await page.getByLabel('Full name').fill(user.fullName);
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password', { exact: true }).fill(user.password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await waitLive(page);
+}
+
+export async function logInInUi(page: Page, user: { email: string; password: string }): Promise<void> {
+  await page.getByRole('tab', { name: 'Log in' }).click();
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password', { exact: true }).fill(user.password);
+  await page.getByRole('button', { name: 'Log in', exact: true }).click();
+  await waitLive(page);
+}
+
+export async function waitLive(page: Page, timeout = 15_000): Promise<void> {
+  await page.getByTestId('main-screen').waitFor({ timeout });
+  await page.locator('[data-testid="connection-status"][data-state="live"]').waitFor({ timeout });
+}
+
+export async function sendChat(page: Page, text: string): Promise<void> {
+  const input = page.getByTestId('composer-input');
+  await input.fill(text);
+  await input.press('Enter');
+}
+
+/** The task item whose title is exactly `title`. */
+export function taskItem(page: Page, title: string) {
+  return page.getByTestId('task-item').filter({ has: page.getByTestId('task-title').getByText(title, { exact: true }) });
+}
+
+export async function screenshot(page: Page, name: string, alsoTo?: string): Promise<void> {
+  await mkdir(artifactsDir, { recursive: true });
+  await page.screenshot({ path: path.join(artifactsDir, name) });
+  if (alsoTo) {
+    await mkdir(path.dirname(alsoTo), { recursive: true });
+    await page.screenshot({ path: alsoTo });
+  }
+}
+
+/** On a failed test: each page's screenshot and text, the watch and the server's log, under test-artifacts/failures. */
+export async function saveFailure(name: string, pages: (Page | undefined)[], watch: Watch | undefined, server?: { logs: { lines: string[] } }): Promise<void> {
+  const dir = path.join(artifactsDir, 'failures', name.replace(/[^a-z0-9]+/gi, '-').slice(0, 80));
+  await mkdir(dir, { recursive: true });
+  for (const [i, page] of pages.entries()) {
+    if (!page || page.isClosed()) continue;
+    await page.screenshot({ path: path.join(dir, `tab${i + 1}.png`) }).catch(() => undefined);
+    const text = await page.locator('body').innerText().catch((err: unknown) => String(err));
+    await writeFile(path.join(dir, `tab${i + 1}.txt`), text);
+  }
+  await writeFile(path.join(dir, 'watch.json'), JSON.stringify(watch ?? {}, null, 2));
+  if (server) await writeFile(path.join(dir, 'server.log'), server.logs.lines.join('\n'));
+}
