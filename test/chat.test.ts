@@ -334,6 +334,29 @@ describe('CHAT-7 a node dies mid-stream', () => {
   }, 90_000);
 });
 
+describe('graceful shutdown mid-stream', () => {
+  it('[CHAT-7] SIGTERM ends the node\'s answers as interrupted, tells the other node\'s tabs at once, and exits 0', async () => {
+    const node = await startNodeProcess(productionEnv({ ...shared, NODE_ID: 'chat-leaving', DATABASE_URL: inject('databaseUrl') }));
+    try {
+      const user = await signUp(node.url);
+      const watcher = track(await connectReady(a.url, user.auth.accessToken));
+      const speaker = track(await connectReady(node.url, user.auth.accessToken));
+      upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 2, delayMs: 200 });
+      const sent = await speaker.call('chat:send', { content: 'keep talking while I deploy' });
+      await watcher.waitFor('chat:delta', (d) => d.messageId === sent.assistantMessageId && d.seq >= 1);
+      const started = Date.now();
+      const exit = node.stop();
+      const { message } = await watcher.waitFor('chat:done', (d) => d.message.id === sent.assistantMessageId, 10_000);
+      expect(message.status).toBe('interrupted');
+      expect(message.content.length).toBeGreaterThan(0);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(await exit).toBe(0);
+    } finally {
+      await node.kill();
+    }
+  }, 30_000);
+});
+
 describe('offline model end to end', () => {
   it('[CHAT-4] with no API key the embedded offline model turns "add task: buy milk" into a real task', async () => {
     const node = await startNodeProcess({
