@@ -49,7 +49,7 @@ export interface Deps {
 export async function createDeps(config: Readonly<Config>, logger: Logger): Promise<Deps> {
   const metrics = createMetrics();
   if (config.autoMigrate) await ensureDatabase(config.databaseUrl);
-  const orm = await createOrm(config);
+  const orm = await createOrm(config, logger);
   if (config.autoMigrate) {
     const applied = await migrate(orm);
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');

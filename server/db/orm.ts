@@ -1,6 +1,7 @@
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
 import { entities } from './entities.js';
 import { migrationsList } from './migrations/index.js';
 
@@ -37,8 +38,14 @@ export function ormOptions(config: Pick<Config, 'databaseUrl'>, overrides: Parti
   };
 }
 
-export async function createOrm(config: Pick<Config, 'databaseUrl'>): Promise<Orm> {
-  return MikroORM.init(ormOptions(config));
+export async function createOrm(config: Pick<Config, 'databaseUrl'>, logger?: Logger): Promise<Orm> {
+  const options = ormOptions(config);
+  if (logger) {
+    // The query builder's own warnings (a dropped connection, say) go to our JSON log, not the console.
+    const log = (level: 'warn' | 'error') => (message: unknown) => logger[level]({ event: 'db' }, String(message));
+    options.driverOptions = { ...options.driverOptions, log: { warn: log('warn'), error: log('error'), deprecate: () => undefined, debug: () => undefined } };
+  }
+  return MikroORM.init(options);
 }
 
 /** Creates the database named in `databaseUrl` when it does not exist yet. */
