@@ -7,19 +7,12 @@ import { createHash, createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import jwt from 'jsonwebtoken';
 import { productionEnv, randomSecret, strongPassword, uniqueEmail, uniquePrefix } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
+import { startTestApp, tokenVerdict, type TestApp } from './support/app.js';
 import { RestClient } from './support/http.js';
 import { logIn, signUp } from './support/users.js';
 import { ErrorCode } from '../shared/errors.js';
 
-const codeOf = async (app: TestApp, token: unknown) => {
-  try {
-    await app.deps.auth.authenticate(token);
-    return 'ok';
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-};
+const codeOf = tokenVerdict;
 
 let app: TestApp;
 const secret = randomSecret();

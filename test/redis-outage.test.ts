@@ -6,20 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import jwt from 'jsonwebtoken';
 import { Redis } from 'ioredis';
 import { productionEnv, strongPassword, uniqueEmail, uniquePrefix } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
+import { startTestApp, tokenVerdict, type TestApp } from './support/app.js';
 import { RestClient, type Reply } from './support/http.js';
 import { logIn, signUp, type SignedUp } from './support/users.js';
 import { startOwnRedis, type OwnRedis } from './support/redis-server.js';
 import { ErrorCode } from '../shared/errors.js';
 
-const codeOf = async (app: TestApp, token: unknown) => {
-  try {
-    await app.deps.auth.authenticate(token);
-    return 'ok';
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-};
+const codeOf = tokenVerdict;
 
 const sidOf = (token: string) => (jwt.decode(token) as { sid: string }).sid;
 

@@ -176,3 +176,16 @@ export async function startCluster(count: number, env: Record<string, string | u
   };
   return { nodes, close, [Symbol.asyncDispose]: close };
 }
+
+/**
+ * What the server makes of an access token: 'ok' or the error code. Calls the
+ * same check the socket handshake and Bearer routes use.
+ */
+export async function tokenVerdict(app: TestApp, token: unknown): Promise<string> {
+  try {
+    await app.deps.auth.authenticate(token);
+    return 'ok';
+  } catch (err) {
+    return (err as { code: string }).code;
+  }
+}

@@ -75,6 +75,14 @@ export function createAuthService(deps: {
     return new Date(Math.min(now.getTime() + deps.refreshTokenTtlSeconds * 1000, session.absoluteExpiresAt.getTime()));
   }
 
+  /** A new refresh token of `session` (stored as its hash), child of `parentHash`. */
+  function addRefreshToken(em: EntityManager, session: Session, parentHash: string | null, now: Date) {
+    const refreshToken = newRefreshToken();
+    const refreshExpiresAt = refreshExpiry(session, now);
+    em.create(RefreshTokenSchema, { tokenHash: hashRefreshToken(refreshToken), session, parentHash, createdAt: now, expiresAt: refreshExpiresAt });
+    return { refreshToken, refreshExpiresAt };
+  }
+
   async function openSession(em: EntityManager, user: User, ctx: ClientContext): Promise<IssuedSession> {
     const now = new Date();
     const session = em.create(SessionSchema, {
@@ -86,15 +94,7 @@ export function createAuthService(deps: {
       userAgent: ctx.userAgent?.slice(0, 512) ?? null,
       ip: ctx.ip?.slice(0, 64) ?? null,
     });
-    const refreshToken = newRefreshToken();
-    const refreshExpiresAt = refreshExpiry(session, now);
-    em.create(RefreshTokenSchema, {
-      tokenHash: hashRefreshToken(refreshToken),
-      session,
-      parentHash: null,
-      createdAt: now,
-      expiresAt: refreshExpiresAt,
-    });
+    const { refreshToken, refreshExpiresAt } = addRefreshToken(em, session, null, now);
     await em.flush();
     const access = tokens.issueAccess({ userId: user.id, sessionId: session.id, role: user.role });
     return {
@@ -212,15 +212,7 @@ export function createAuthService(deps: {
           token.retiredAt = now;
         }
         // A racing second tab inside the grace window gets a sibling token of the same session.
-        const next = newRefreshToken();
-        const refreshExpiresAt = refreshExpiry(session, now);
-        tem.create(RefreshTokenSchema, {
-          tokenHash: hashRefreshToken(next),
-          session,
-          parentHash: hash,
-          createdAt: now,
-          expiresAt: refreshExpiresAt,
-        });
+        const { refreshToken: next, refreshExpiresAt } = addRefreshToken(tem, session, hash, now);
         session.rotations += 1;
         session.lastUsedAt = now;
         if (ctx.ip) session.ip = ctx.ip.slice(0, 64);
