@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { buildSystemPrompt, taskAlerts, taskLine, trimHistory } from './prompt.js';
+import { parseTaskLines } from './offline-model.js';
+import type { Task } from '../../../shared/schemas/tasks.js';
+
+const now = new Date('2026-11-29T10:00:00.000Z');
+const task = (over: Partial<Task>): Task => ({
+  id: '00000000-0000-4000-8000-000000000001',
+  title: 'A task',
+  description: '',
+  deadline: null,
+  intensity: 3,
+  status: 'not_started',
+  project: null,
+  waitingOn: null,
+  dependencies: [],
+  recurrence: null,
+  version: 1,
+  seq: 1,
+  createdAt: now.toISOString(),
+  updatedAt: now.toISOString(),
+  completedAt: null,
+  deletedAt: null,
+  ...over,
+});
+
+describe('the system prompt (CHAT-8)', () => {
+  it('[CHAT-8] introduces Sam, gives the date in the user\'s time zone and lists the open tasks', () => {
+    // 10:00 UTC on 29 Nov is already 30 Nov in Kiritimati (UTC+14).
+    const prompt = buildSystemPrompt({ fullName: 'Ada', timezone: 'Pacific/Kiritimati' }, [task({ title: 'Water "the" plants' })], now);
+    expect(prompt).toContain('You are Sam');
+    expect(prompt).toContain('Ada');
+    expect(prompt).toContain('2026-11-30');
+    expect(prompt).toContain('Monday');
+    expect(prompt).toContain('Pacific/Kiritimati');
+    expect(prompt).toContain('"Water \\"the\\" plants"');
+  });
+
+  it('[CHAT-8] task lines are the format the offline model reads', () => {
+    const t = task({ id: '00000000-0000-4000-8000-00000000abcd', title: 'Pay rent', deadline: '2026-12-01', project: 'Home' });
+    expect(parseTaskLines(taskLine(t))).toEqual([expect.objectContaining({ id: t.id, title: 'Pay rent' })]);
+  });
+
+  it('raises the alerts of the original assistant: overdue, today, tomorrow, waiting and untouched for more than 3 days', () => {
+    const old = new Date(now.getTime() - 5 * 86_400_000).toISOString();
+    const alerts = taskAlerts(
+      [
+        task({ title: 'late', deadline: '2026-11-27' }),
+        task({ title: 'today', deadline: '2026-11-29' }),
+        task({ title: 'tomorrow', deadline: '2026-11-30' }),
+        task({ title: 'waiting', status: 'waiting_on', waitingOn: 'Bob', updatedAt: old }),
+        task({ title: 'stale', updatedAt: old }),
+        task({ title: 'fresh', deadline: '2026-12-20' }),
+      ],
+      '2026-11-29',
+      now,
+    );
+    expect(alerts).toEqual([
+      'OVERDUE by 2 day(s): "late" (due 2026-11-27)',
+      'DUE TODAY: "today"',
+      'DUE TOMORROW: "tomorrow"',
+      'WAITING for 5 days on Bob: "waiting" — time to follow up?',
+      'NOT TOUCHED for 5 days: "stale"',
+    ]);
+  });
+});
+
+describe('history within a token budget', () => {
+  it('keeps the most recent turns that fit, starting with a user turn, roles alternating', () => {
+    const history = [
+      { role: 'user' as const, content: 'a'.repeat(400) },
+      { role: 'assistant' as const, content: 'b'.repeat(400) },
+      { role: 'user' as const, content: 'c'.repeat(40) },
+      { role: 'assistant' as const, content: '' },
+      { role: 'user' as const, content: 'd'.repeat(40) },
+    ];
+    expect(trimHistory(history, 50)).toEqual([{ role: 'user', content: `${'c'.repeat(40)}\n\n${'d'.repeat(40)}` }]);
+    expect(trimHistory(history, 10_000)).toHaveLength(3);
+    expect(trimHistory(history, 10_000)[0]!.role).toBe('user');
+  });
+});
