@@ -31,7 +31,7 @@ export class Connection {
     session.onToken((token) => void this.#tokenChanged(token));
     window.addEventListener('online', () => {
       this.#browserOnline = true;
-      if (this.#socket && !this.#socket.connected) this.#connectNow();
+      this.retryNow();
     });
     window.addEventListener('offline', () => {
       this.#browserOnline = false;
@@ -70,6 +70,15 @@ export class Connection {
 
   request<E extends RequestEvent>(event: E, payload: RequestPayload<E>, timeoutMs?: number): Promise<Ack<AckData[E]>> {
     return request(this.#socket, event, payload, timeoutMs);
+  }
+
+  /** Back online: try at once rather than at the end of the manager's backoff. */
+  retryNow(): void {
+    const socket = this.#socket;
+    if (!socket || socket.connected) return;
+    this.#attempt = 0;
+    if (socket.active) socket.disconnect(); // ends the manager's backoff; connect() below starts afresh
+    void this.#connectNow();
   }
 
   start(): void {

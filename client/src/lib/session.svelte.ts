@@ -19,6 +19,11 @@ type TabMessage =
   | { type: 'logout'; reason: SignOutReason };
 
 const lockName = 'sam-refresh';
+/**
+ * Set while this browser has signed in, so that a fresh visitor's page does not
+ * send a refresh that can only fail. Not a secret: the token is in the HttpOnly cookie.
+ */
+const hintKey = 'sam-signed-in';
 const channelName = 'sam-session';
 
 async function withLock<T>(work: () => Promise<T>): Promise<T> {
@@ -82,6 +87,10 @@ export class Session {
 
   /** On page load: the refresh cookie, if any, gives this tab a token. */
   async restore(): Promise<void> {
+    if (!readHint()) {
+      this.#setStatus('anonymous');
+      return;
+    }
     const ok = await this.refresh({ force: true });
     if (!ok && this.#status === 'loading') this.#setStatus('anonymous');
   }
@@ -107,9 +116,9 @@ export class Session {
     if (this.#refreshing) return this.#refreshing;
     const before = this.#token;
     this.#refreshing = withLock(async () => {
+      const fresh = this.#token !== null && this.#timeLeft() > this.#margin();
       // Another tab may have refreshed (and shared its token) while this one waited.
-      if (this.#token !== null && this.#token !== before && this.#timeLeft() > 5_000) return true;
-      if (!options.force && this.#token !== null && this.#timeLeft() > this.#margin()) return true;
+      if (fresh && (this.#token !== before || !options.force)) return true;
       const res = await this.api.refresh();
       if (res.ok) {
         this.#adopt(res.data.accessToken, res.data.expiresAt);
@@ -161,6 +170,7 @@ export class Session {
     clearTimeout(this.#refreshTimer);
     this.#token = null;
     this.#expiresAt = 0;
+    writeHint(false);
     this.#user = null;
     this.#sessionId = null;
     this.#signOutReason = reason === 'logout' && this.#status === 'loading' ? null : reason;
@@ -182,6 +192,7 @@ export class Session {
     this.#expiresAt = Date.parse(expiresAt);
     this.#lifetime = Math.max(1_000, this.#timeLeft());
     this.#signOutReason = null;
+    writeHint(true);
     this.#schedule(this.#timeLeft() - this.#margin());
     this.#setStatus('authenticated');
     for (const listener of this.#tokenListeners) listener(token);
@@ -224,5 +235,22 @@ export class Session {
     if (this.#status === status) return;
     this.#status = status;
     for (const listener of this.#statusListeners) listener(status);
+  }
+}
+
+function readHint(): boolean {
+  try {
+    return localStorage.getItem(hintKey) === '1';
+  } catch {
+    return true; // storage blocked: just try the cookie
+  }
+}
+
+function writeHint(on: boolean): void {
+  try {
+    if (on) localStorage.setItem(hintKey, '1');
+    else localStorage.removeItem(hintKey);
+  } catch {
+    /* storage blocked */
   }
 }

@@ -24,6 +24,8 @@ export function createSocket(token: () => string | null): AppSocket {
   return io({
     path: '/socket.io',
     transports: ['websocket'],
+    // One socket per sign-in; socket.io would otherwise hand back the previous one, with its options.
+    forceNew: true,
     autoConnect: false,
     reconnection: true,
     reconnectionDelay: 500,

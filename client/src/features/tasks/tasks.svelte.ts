@@ -60,6 +60,8 @@ export class TasksStore {
   /** ids purged, with the seq of the removal, so an older snapshot cannot bring them back */
   #tombstones = new Map<string, number>();
   #highestSeen = 0;
+  /** tasks this tab is changing right now: their pushes are the user's doing, not the assistant's */
+  #mine = new Map<string, number>();
   #syncing: Promise<void> | null = null;
   #resync = false;
 
@@ -155,7 +157,8 @@ export class TasksStore {
   }
 
   async create(input: Omit<TaskCreate, 'id'>): Promise<Task | null> {
-    const res = await this.deps.connection.request('task:create', { ...input, id: newId() });
+    const id = newId();
+    const res = await this.#own(id, this.deps.connection.request('task:create', { ...input, id }));
     if (!res.ok) return this.#failed(res.error, 'Could not create the task');
     this.#upsert(res.data.task, 'ack');
     return res.data.task;
@@ -164,7 +167,7 @@ export class TasksStore {
   /** Sends `expectedVersion` so that an edit made elsewhere in between is a CONFLICT, not lost. */
   async update(task: Task, patch: TaskPatch, options: { force?: boolean } = {}): Promise<Task | null> {
     const expectedVersion = options.force ? (this.#byId.get(task.id)?.version ?? task.version) : task.version;
-    const res = await this.deps.connection.request('task:update', { id: task.id, expectedVersion, patch });
+    const res = await this.#own(task.id, this.deps.connection.request('task:update', { id: task.id, expectedVersion, patch }));
     if (!res.ok) {
       if (res.error.code === 'CONFLICT' && isTask(res.error.details?.task)) {
         this.#upsert(res.error.details.task, 'ack');
@@ -192,7 +195,7 @@ export class TasksStore {
   }
 
   async complete(task: Task, notes?: string): Promise<boolean> {
-    const res = await this.deps.connection.request('task:complete', notes ? { id: task.id, notes } : { id: task.id });
+    const res = await this.#own(task.id, this.deps.connection.request('task:complete', notes ? { id: task.id, notes } : { id: task.id }));
     if (!res.ok) return this.#failed(res.error, 'Could not complete the task') ?? false;
     this.#upsert(res.data.task, 'ack');
     if (res.data.next) {
@@ -203,14 +206,14 @@ export class TasksStore {
   }
 
   async remove(task: Task): Promise<boolean> {
-    const res = await this.deps.connection.request('task:delete', { id: task.id });
+    const res = await this.#own(task.id, this.deps.connection.request('task:delete', { id: task.id }));
     if (!res.ok) return this.#failed(res.error, 'Could not delete the task') ?? false;
     this.#upsert(res.data.task, 'ack');
     return true;
   }
 
   async restore(task: Task): Promise<boolean> {
-    const res = await this.deps.connection.request('task:restore', { id: task.id });
+    const res = await this.#own(task.id, this.deps.connection.request('task:restore', { id: task.id }));
     if (!res.ok) return this.#failed(res.error, 'Could not restore the task') ?? false;
     this.#upsert(res.data.task, 'ack');
     return true;
@@ -226,6 +229,20 @@ export class TasksStore {
   async next(intensity: IntensityClass | null): Promise<{ task: Task | null; score: number | null } | WireError> {
     const res = await this.deps.connection.request('task:next', intensity ? { intensity } : {});
     return res.ok ? res.data : res.error;
+  }
+
+  /** Marks `id` as this tab's own change until a moment after the answer (its push may come later). */
+  async #own<T>(id: string, work: Promise<T>): Promise<T> {
+    this.#mine.set(id, (this.#mine.get(id) ?? 0) + 1);
+    try {
+      return await work;
+    } finally {
+      setTimeout(() => {
+        const n = (this.#mine.get(id) ?? 1) - 1;
+        if (n <= 0) this.#mine.delete(id);
+        else this.#mine.set(id, n);
+      }, 1_000);
+    }
   }
 
   #failed(error: WireError, what: string): null {
@@ -304,7 +321,7 @@ export class TasksStore {
     const next = new Map(this.#byId);
     next.set(task.id, task);
     this.#byId = next;
-    if (source === 'push' && this.deps.assistantActive()) this.highlight([task.id]);
+    if (source === 'push' && !this.#mine.has(task.id) && this.deps.assistantActive()) this.highlight([task.id]);
     if (this.#conflict?.theirs.id === task.id && task.version > this.#conflict.theirs.version) {
       this.#conflict = { ...this.#conflict, theirs: task };
     }

@@ -1,0 +1,72 @@
+/** The composition root: one of each state object, wired together. */
+import { getContext, setContext } from 'svelte';
+import { api } from './api';
+import { Connection } from './connection.svelte';
+import { Session } from './session.svelte';
+import { Theme } from './theme.svelte';
+import { Toasts } from './toasts.svelte';
+import { TasksStore } from '../features/tasks/tasks.svelte';
+import { ChatStore } from '../features/chat/chat.svelte';
+import { AccountStore } from '../features/account/account.svelte';
+
+export type Screen = 'main' | 'account';
+/** Which pane a phone-width screen shows. */
+export type Pane = 'conversations' | 'chat' | 'tasks';
+
+export class SamApp {
+  readonly toasts = new Toasts();
+  readonly theme = new Theme();
+  readonly session = new Session(api);
+  readonly connection = new Connection(this.session);
+  readonly chat: ChatStore;
+  readonly tasks: TasksStore;
+  readonly account: AccountStore;
+
+  #screen = $state<Screen>('main');
+  #pane = $state<Pane>('chat');
+
+  constructor() {
+    this.chat = new ChatStore({
+      connection: this.connection,
+      toasts: this.toasts,
+      onAssistantTasks: (ids) => this.tasks.highlight(ids),
+    });
+    this.tasks = new TasksStore({
+      connection: this.connection,
+      toasts: this.toasts,
+      timeZone: () => this.session.user?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+      assistantActive: () => this.chat.assistantActive,
+    });
+    this.account = new AccountStore(this.connection, this.session, this.toasts);
+    this.session.onStatus((status) => {
+      if (status === 'authenticated') this.connection.start();
+      else {
+        this.connection.stop();
+        this.tasks.reset();
+        this.chat.reset();
+        this.#screen = 'main';
+      }
+    });
+  }
+
+  get screen(): Screen {
+    return this.#screen;
+  }
+  set screen(screen: Screen) {
+    this.#screen = screen;
+  }
+  get pane(): Pane {
+    return this.#pane;
+  }
+  set pane(pane: Pane) {
+    this.#pane = pane;
+  }
+
+  start(): void {
+    void this.session.restore();
+  }
+}
+
+const key = Symbol('sam');
+export const provideApp = (app: SamApp) => setContext(key, app);
+export const useApp = (): SamApp => getContext<SamApp>(key);

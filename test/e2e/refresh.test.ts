@@ -1,0 +1,65 @@
+/**
+ * Silent refresh with short access tokens (3 s), in Chromium: one tab
+ * refreshes at a time and shares the token with the other, both sockets send
+ * `auth:refresh` and are never cut off at expiry.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { NodeProcess } from '../support/app.js';
+import { strongPassword, uniqueEmail } from '../support/env.js';
+import { e2eEnv, launchBrowser, saveFailure, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+
+describe('silent refresh across tabs', () => {
+  let server: NodeProcess;
+  let browser: Browser;
+  let context: BrowserContext;
+  let watch: Watch;
+  let newPage: () => Promise<Page>;
+  let tab1: Page;
+  let tab2: Page;
+
+  beforeAll(async () => {
+    [server, browser] = await Promise.all([startE2EServer(e2eEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' })), launchBrowser()]);
+    ({ context, watch, newPage } = await watchedContext(browser, server.url));
+  });
+
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail') await saveFailure(ctx.task.name, [tab1, tab2], watch, server);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('keeps both tabs live past several token lifetimes with one refresh at a time', async () => {
+    const sockets = new Map<Page, number>();
+    const countSockets = (page: Page) => page.on('websocket', () => sockets.set(page, (sockets.get(page) ?? 0) + 1));
+    tab1 = await newPage();
+    countSockets(tab1);
+    await signUpInUi(tab1, { email: uniqueEmail('e2e-refresh'), password: strongPassword() });
+    tab2 = await newPage();
+    countSockets(tab2);
+    await tab2.goto('/');
+    await waitLive(tab2);
+
+    const refreshes: number[] = [];
+    context.on('response', (res) => {
+      if (res.url().endsWith('/api/v1/auth/refresh') && res.status() === 200) refreshes.push(Date.now());
+    });
+    await expect.poll(() => refreshes.length, { timeout: 15_000, interval: 200 }).toBeGreaterThanOrEqual(3);
+
+    // Each token was refreshed by one tab only: no two refreshes back to back.
+    for (let i = 1; i < refreshes.length; i++) expect(refreshes[i]! - refreshes[i - 1]!).toBeGreaterThan(1_000);
+    // No socket was cut off at expiry and reopened.
+    expect(sockets.get(tab1)).toBe(1);
+    expect(sockets.get(tab2)).toBe(1);
+    await Promise.all([waitLive(tab1, 1_000), waitLive(tab2, 1_000)]);
+    await tab1.getByTestId('new-task-input').fill('still live');
+    await tab1.getByTestId('new-task-input').press('Enter');
+    await taskItem(tab2, 'still live').waitFor({ timeout: 5_000 });
+    expect(watch.consoleErrors).toEqual([]);
+    expect(watch.cspViolations).toEqual([]);
+  });
+});

@@ -1,0 +1,97 @@
+/**
+ * Sessions across tabs and server restarts, in Chromium: a restart makes the
+ * tabs reconnect and converge with `task:sync`; a logout in one tab signs out
+ * the others.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { NodeProcess } from '../support/app.js';
+import { strongPassword, uniqueEmail } from '../support/env.js';
+import { logIn } from '../support/users.js';
+import { connectReady } from '../support/sockets.js';
+import { e2eEnv, freePort, launchBrowser, saveFailure, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+
+const state = (page: Page, s: string) => page.locator(`[data-testid="connection-status"][data-state="${s}"]`);
+
+describe('sessions across tabs and restarts', () => {
+  let env: Record<string, string | undefined>;
+  let server: NodeProcess;
+  let browser: Browser;
+  let context: BrowserContext;
+  let watch: Watch;
+  let newPage: () => Promise<Page>;
+  let tab1: Page;
+  let tab2: Page;
+  const user = { email: uniqueEmail('e2e-session'), password: strongPassword() };
+
+  beforeAll(async () => {
+    // A fixed port and SECRET_KEY, so that the restarted server is the same origin and accepts the tabs' tokens.
+    env = e2eEnv({ PORT: String(await freePort()) });
+    [server, browser] = await Promise.all([startE2EServer(env), launchBrowser()]);
+    ({ context, watch, newPage } = await watchedContext(browser, server.url));
+    tab1 = await newPage();
+    await signUpInUi(tab1, user);
+    tab2 = await newPage();
+    await tab2.goto('/');
+    await waitLive(tab2);
+  });
+
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail') await saveFailure(ctx.task.name, [tab1, tab2], watch, server);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('shows reconnecting and offline while the server restarts, then converges with what changed meanwhile', async () => {
+    // The browser logs the refused WebSocket attempts of the restart; nothing else may be an error.
+    watch.allow.push(/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED|ERR_INTERNET_DISCONNECTED/);
+    await tab1.getByTestId('new-task-input').fill('before the restart');
+    await tab1.getByTestId('new-task-input').press('Enter');
+    await taskItem(tab2, 'before the restart').waitFor();
+
+    await server.stop();
+    await Promise.all([state(tab1, 'reconnecting').waitFor(), state(tab2, 'reconnecting').waitFor()]);
+    await context.setOffline(true);
+    await Promise.all([state(tab1, 'offline').waitFor(), state(tab2, 'offline').waitFor()]);
+
+    server = await startE2EServer(env);
+    // Another client changes the tasks while the tabs cannot hear it.
+    const other = await connectReady(server.url, (await logIn(server.url, user.email, user.password)).auth.accessToken);
+    try {
+      await other.call('task:create', { title: 'made while you were away' });
+      await context.setOffline(false);
+      await Promise.all([waitLive(tab1), waitLive(tab2)]);
+      await Promise.all([taskItem(tab1, 'made while you were away').waitFor(), taskItem(tab2, 'made while you were away').waitFor()]);
+      // And the tabs are live again: a change now arrives as a push.
+      await other.call('task:create', { title: 'made after the restart' });
+      await Promise.all([taskItem(tab1, 'made after the restart').waitFor(), taskItem(tab2, 'made after the restart').waitFor()]);
+      expect(await taskItem(tab1, 'before the restart').count()).toBe(1);
+      expect(await tab2.getByTestId('count-active').textContent()).toBe('3');
+    } finally {
+      other.close();
+    }
+  });
+
+  it('logging out in one tab sends the other to the login screen', async () => {
+    await tab1.getByTestId('open-account').click();
+    await tab1.getByTestId('logout').click();
+    await tab1.getByTestId('auth-screen').waitFor();
+    await tab2.getByTestId('auth-screen').waitFor({ timeout: 5_000 });
+    expect(await tab2.getByTestId('signed-out-reason').textContent()).toMatch(/logged out|signed out/);
+    // A reload stays signed out: the refresh cookie is gone.
+    await tab2.reload();
+    await tab2.getByTestId('auth-screen').waitFor();
+  });
+
+  it('saw no dialog, no foreign request, no CSP violation and no unexpected console error', () => {
+    expect(watch.dialogs).toEqual([]);
+    expect(watch.foreignRequests).toEqual([]);
+    expect(watch.cspViolations).toEqual([]);
+    expect(watch.pageErrors).toEqual([]);
+    expect(watch.consoleErrors).toEqual([]);
+  });
+});
