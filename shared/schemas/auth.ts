@@ -52,5 +52,4 @@ export interface RefreshResult {
   expiresAt: string;
 }
 
-export const refreshCookieName = 'refresh_token';
-export const authBasePath = '/api/v1/auth';
+export { authBasePath, refreshCookieName } from '../constants.js';

@@ -18,7 +18,9 @@ export const conversationRename = z.strictObject({
 });
 export const conversationDelete = z.strictObject({ id });
 
-export const messageStatuses = ['complete', 'streaming', 'cancelled', 'error', 'interrupted'] as const;
+import { messageStatuses } from '../constants.js';
+
+export { messageStatuses };
 export type MessageStatus = (typeof messageStatuses)[number];
 
 export interface ToolCall {

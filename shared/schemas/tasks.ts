@@ -2,14 +2,11 @@ import { z } from 'zod';
 import { limits } from '../limits.js';
 import { calendarDate, id, text } from './common.js';
 
-export const taskStatuses = ['not_started', 'in_progress', 'waiting_on', 'completed', 'deleted'] as const;
+import { intensityClasses, openTaskStatuses, recurrenceTypes, taskStatuses, taskViews } from '../constants.js';
+
+export { intensityClasses, openTaskStatuses, recurrenceTypes, taskStatuses, taskViews };
 export type TaskStatus = (typeof taskStatuses)[number];
-/** The statuses a client may set directly; completing and deleting have their own events. */
-export const openTaskStatuses = ['not_started', 'in_progress', 'waiting_on'] as const;
-export const recurrenceTypes = ['daily', 'weekly', 'monthly', 'yearly'] as const;
-export const taskViews = ['active', 'upcoming', 'waiting', 'completed', 'deleted'] as const;
 export type TaskListView = (typeof taskViews)[number];
-export const intensityClasses = ['light', 'medium', 'heavy'] as const;
 export type IntensityClass = (typeof intensityClasses)[number];
 
 export const recurrence = z.strictObject({

@@ -1,10 +1,8 @@
 /** REST for the auth lifecycle only (PROTOCOL §3). The refresh token stays in its HttpOnly cookie. */
 import type { Ack, WireError } from '$shared/errors';
 import type { AuthResult, RefreshResult } from '$shared/schemas/auth';
+import { authBasePath as base } from '$shared/constants';
 import { localError } from './errors';
-
-/** `authBasePath` of shared/schemas/auth.ts; not imported as a value so zod stays out of the bundle. */
-const base = '/api/v1/auth';
 
 export type ApiResult<T> = Ack<T> & { status: number };
 
