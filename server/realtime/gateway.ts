@@ -77,6 +77,14 @@ export function createGateway(options: {
   const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub` });
   pub.on('error', () => undefined);
   sub.on('error', () => undefined);
+  // The adapter does not await its publishes; while Redis is away they fail, and that must not
+  // become an unhandled rejection (the local delivery has happened; PostgreSQL covers the rest).
+  const publish = pub.publish.bind(pub);
+  pub.publish = ((...args: Parameters<typeof publish>) => {
+    const sent = publish(...args);
+    sent.catch(() => undefined);
+    return sent;
+  }) as typeof pub.publish;
   io.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
   broadcaster.attach(io);
 
@@ -188,6 +196,7 @@ export function createGateway(options: {
   return {
     io,
     async close() {
+      broadcaster.detach();
       revocation.events.off('revoked', onRevoked);
       offRedis();
       io.local.disconnectSockets(true);

@@ -18,6 +18,11 @@ export class Broadcaster {
 
   private readonly nodeHandlers: { event: keyof InterServerEvents; fn: (...args: any[]) => void }[] = [];
 
+  /** After this, nothing is sent any more (the server is closing). */
+  detach(): void {
+    this.io = undefined;
+  }
+
   attach(io: AppServer): void {
     this.io = io;
     for (const h of this.nodeHandlers) io.on(h.event, h.fn as never);
@@ -71,6 +76,7 @@ export class Broadcaster {
     }
     // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first.
     setTimeout(() => {
+      if (this.io !== io) return;
       io.local.in(rooms).disconnectSockets(true);
       try {
         io.in(rooms).disconnectSockets(true);

@@ -153,11 +153,14 @@ export class Assistant {
     };
     const push = (text: string) => {
       if (!text) return;
+      pending += text;
       if (firstToken) {
+        // The first delta goes out at once: coalescing is for throughput, not for the time to first token.
         firstToken = false;
         hooks.onFirstToken((performance.now() - started) / 1000);
+        flush();
+        return;
       }
-      pending += text;
       flushTimer ??= setTimeout(flush, COALESCE_MS);
     };
 

@@ -4,9 +4,21 @@ import { daysBetween } from './recurrence.js';
 
 export type ScoredTask = Pick<Task, 'id' | 'deadline' | 'intensity' | 'status' | 'dependencies' | 'createdAt'>;
 
+const dateFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** A cached formatter of calendar dates in `timeZone` (building one costs more than using it); throws for an unknown zone. */
+export function dateFormatIn(timeZone: string): Intl.DateTimeFormat {
+  let format = dateFormats.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    dateFormats.set(timeZone, format);
+  }
+  return format;
+}
+
 /** The calendar date `YYYY-MM-DD` at `now` in the IANA time zone `timeZone`. */
 export function calendarDateIn(timeZone: string, now: Date): string {
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(now);
+  const parts = dateFormatIn(timeZone).formatToParts(now);
   const part = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
   return `${part('year').padStart(4, '0')}-${part('month')}-${part('day')}`;
 }

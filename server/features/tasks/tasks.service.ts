@@ -33,7 +33,7 @@ import type {
 } from '../../../shared/schemas/tasks.js';
 import { TaskSchema, TaskTombstoneSchema, type TaskEntity } from './task.entity.js';
 import { guessIntensity, waitingOnFromTitle } from './intensity.js';
-import { calendarDateIn, pickNextTask } from './next-task.js';
+import { calendarDateIn, dateFormatIn, pickNextTask } from './next-task.js';
 import { addDays, dayOfMonth, nextDeadline } from './recurrence.js';
 
 /**
@@ -128,7 +128,7 @@ function optionalText(value: string | null | undefined): string | null {
 
 function safeTimeZone(timeZone: string): string {
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone });
+    dateFormatIn(timeZone);
     return timeZone;
   } catch {
     return 'UTC';

@@ -1,0 +1,106 @@
+// The markdown table (Sam | bare | ratio | target) and the target verdicts.
+// A missed target is reported, never a failure of the bench.
+
+const fmt = (v, digits = 1) => (v === null || v === undefined || Number.isNaN(v) ? '—' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : String(v));
+const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b !== 0 ? Math.round((100 * a) / b) / 100 : null);
+const at = (rows, rate) => rows?.find((r) => r.offeredPerSec === rate) ?? null;
+
+export function renderReport(res) {
+  const s = res.sam ?? {};
+  const b = res.bare ?? {};
+  const cap = (x) => x.capacity?.largestOkStep ?? null;
+  const capRow = (x) => x.capacity?.steps?.find((r) => r.step === x.capacity.largestOkStep) ?? x.capacity?.steps?.[0] ?? null;
+  const perSocketKB = (x) => {
+    const r = capRow(x);
+    return r?.rssPerSocketBytes ? Math.round(r.rssPerSocketBytes / 102.4) / 10 : null;
+  };
+  const heapKB = (x) => {
+    const r = capRow(x);
+    return r?.heapPerSocketBytes ? Math.round(r.heapPerSocketBytes / 102.4) / 10 : null;
+  };
+  const f1000 = (x) => at(x.fanout?.rows, 1000);
+  const t1000 = (x) => at(x.twoNodes?.fanout?.rows, 1000);
+
+  const rows = [
+    ['1. sockets, largest step with ack p99 ≤ 50 ms', cap(s), cap(b), '≥ 18,000 and ≥ 0.9× bare'],
+    ['1. ack p99 at that step (ms)', capRow(s)?.ack?.p99, capRow(b)?.ack?.p99, '≤ 50'],
+    ['1. RSS per socket (KB)', perSocketKB(s), perSocketKB(b), '≤ 25 and ≤ 1.5× bare'],
+    ['1. heap per socket (KB; Sam: /metrics, bare: after GC)', heapKB(s), heapKB(b), ''],
+    ['2a. handshakes/s with connect p99 ≤ 100 ms', s.handshakes?.maxRateP99Under100, b.handshakes?.maxRateP99Under100, '≥ 1,000 and ≥ 0.85× bare'],
+    ['2b. reconnect storm: sockets', s.reconnect?.sockets, b.reconnect?.sockets, '18,000'],
+    ['2b. reconnect storm: 99% back after (s, from the restart)', sec(s.reconnect?.ms99), sec(b.reconnect?.ms99), '≤ 30'],
+    ['3. fan-out sockets (3 tabs per user)', s.fanoutSockets, b.fanoutSockets, 'the largest step of 1'],
+    ['3. fan-out at 1,000/s: achieved updates/s', f1000(s)?.achievedPerSec, f1000(b)?.achievedPerSec, '1,000'],
+    ['3. delivery p50 (ms)', f1000(s)?.delivery?.p50, f1000(b)?.delivery?.p50, ''],
+    ['3. delivery p99 (ms)', f1000(s)?.delivery?.p99, f1000(b)?.delivery?.p99, '≤ 50'],
+    ['3. delivery p99.9 (ms)', f1000(s)?.delivery?.p999, f1000(b)?.delivery?.p999, ''],
+    ['3. last-tab p99 (ms)', f1000(s)?.lastTab?.p99, f1000(b)?.lastTab?.p99, ''],
+    ['3. lost deliveries (of expected)', lostOf(f1000(s)), lostOf(f1000(b)), '0'],
+    ['3. delivery capacity (updates/s, p99 ≤ 50 ms, none lost)', s.fanout?.capacityPerSec, b.fanout?.capacityPerSec, '≥ 0.8× bare'],
+    ['4. relay: added time to first delta p50 (ms)', s.relay?.firstDeltaAddedMs?.p50, b.relay?.firstDeltaAddedMs?.p50, '≤ 2'],
+    ['4. relay: added time to first delta p99 (ms)', s.relay?.firstDeltaAddedMs?.p99, b.relay?.firstDeltaAddedMs?.p99, '≤ 15'],
+    ['4. relay: added per delta p99 (ms)', s.relay?.deltaAddedMs?.p99, b.relay?.deltaAddedMs?.p99, ''],
+    ['4. relay: added inter-delta gap p99 (ms)', s.relay?.interDeltaAddedMs?.p99, b.relay?.interDeltaAddedMs?.p99, ''],
+    ['5. logins/s achieved (offered ' + (s.logins?.offeredPerSec ?? '—') + '/s)', s.logins?.achievedPerSec, null, '≥ 60'],
+    ['5. login p99 (ms)', s.logins?.login?.p99, null, ''],
+    ['5. socket ack p99 before → during logins (ms)', s.logins ? `${fmt(s.logins.socketAckBefore?.p99)} → ${fmt(s.logins.socketAckDuring?.p99)}` : null, null, 'at most doubles'],
+    ['6. two nodes: fan-out sockets', s.twoNodes?.fanoutSockets, b.twoNodes?.fanoutSockets, ''],
+    ['6. two nodes at 1,000/s: delivery p50 (ms)', t1000(s)?.delivery?.p50, t1000(b)?.delivery?.p50, ''],
+    ['6. two nodes at 1,000/s: delivery p99 (ms)', t1000(s)?.delivery?.p99, t1000(b)?.delivery?.p99, '≤ 50'],
+    ['6. two nodes at 1,000/s: delivery p99.9 (ms)', t1000(s)?.delivery?.p999, t1000(b)?.delivery?.p999, ''],
+    ['6. two nodes at 1,000/s: lost', lostOf(t1000(s)), lostOf(t1000(b)), '0'],
+    ['6. two nodes: delivery capacity (updates/s)', s.twoNodes?.fanout?.capacityPerSec, b.twoNodes?.fanout?.capacityPerSec, ''],
+    ['6. two nodes: capacity check sockets / ack p99 (ms)', s.twoNodes?.capacityCheck ? `${s.twoNodes.capacityCheck.sockets} / ${fmt(s.twoNodes.capacityCheck.ack?.p99)}` : null, b.twoNodes?.capacityCheck ? `${b.twoNodes.capacityCheck.sockets} / ${fmt(b.twoNodes.capacityCheck.ack?.p99)}` : null, '≥ 36,000 / ≤ 50'],
+  ];
+
+  const lines = [
+    `### Sam vs bare Socket.IO — ${res.mode} run, ${res.date} (${res.machine.cpus} cores; server, generators, PostgreSQL and Redis share them)`,
+    '',
+    `Load average (1 min) at each phase: ${(res.loadAverages ?? []).map((l) => `${l.phase} ${l.load1}`).join(', ')}. Above ~1 before a phase means other work shared the 2 cores and the figures are pessimistic.`,
+    '',
+    '| figure | Sam | bare | Sam/bare | target |',
+    '|---|---:|---:|---:|---|',
+    ...rows.map(([name, sv, bv, target]) => `| ${name} | ${fmt(sv)} | ${fmt(bv)} | ${fmt(ratio(sv, bv), 2)} | ${target} |`),
+  ];
+
+  const targets = verdicts(s, b, { cap, perSocketKB, f1000 });
+  lines.push('', '| target | measured | met |', '|---|---|---|', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`));
+  if (s.profiles?.length) {
+    for (const p of s.profiles) {
+      lines.push('', `CPU profile ${p.file} (busy ${p.busyMs} ms of ${p.totalMs} ms), top self time:`, '');
+      for (const r of p.rows.slice(0, 15)) lines.push(`- ${r.pctOfBusy}% ${r.ms} ms ${r.fn}`);
+    }
+  }
+  return { markdown: lines.join('\n'), targets };
+}
+
+const sec = (ms) => (typeof ms === 'number' ? Math.round(ms / 100) / 10 : null);
+const lostOf = (r) => (r ? `${r.lost} of ${r.expectedDeliveries}; ${r.unacked} of ${r.sent} updates unacked` : null);
+
+function verdicts(s, b, { cap, perSocketKB, f1000 }) {
+  const v = (target, measured, met) => ({ target, measured: measured ?? '—', met: measured === null || measured === undefined ? null : met });
+  const sc = cap(s);
+  const bc = cap(b);
+  const hs = s.handshakes?.maxRateP99Under100;
+  const hb = b.handshakes?.maxRateP99Under100;
+  const f = f1000(s);
+  const two = s.twoNodes?.capacityCheck;
+  const lg = s.logins;
+  return [
+    v('≥ 18,000 sockets on one node, ack p99 ≤ 50 ms', sc, sc >= 18_000),
+    v('≥ 0.9× bare sockets', bc ? ratio(sc, bc) : null, ratio(sc, bc) >= 0.9),
+    v('≥ 36,000 sockets on two nodes, ack p99 ≤ 50 ms', two ? `${two.sockets} sockets, p99 ${two.ack?.p99} ms` : null, two ? two.sockets >= 36_000 && two.ack?.p99 <= 50 : false),
+    v('≤ 25 KB RSS per socket', perSocketKB(s), perSocketKB(s) <= 25),
+    v('≤ 1.5× bare RSS per socket', perSocketKB(b) ? ratio(perSocketKB(s), perSocketKB(b)) : null, ratio(perSocketKB(s), perSocketKB(b)) <= 1.5),
+    v('≥ 1,000 handshakes/s (p99 ≤ 100 ms)', hs, hs >= 1_000),
+    v('≥ 0.85× bare handshakes/s', hb ? ratio(hs, hb) : null, ratio(hs, hb) >= 0.85),
+    v('18,000 sockets back within 30 s after a restart', s.reconnect ? `${s.reconnect.sockets} sockets, 99% in ${sec(s.reconnect.ms99)} s` : null, s.reconnect ? s.reconnect.sockets >= 18_000 && s.reconnect.ms99 !== null && s.reconnect.ms99 <= 30_000 : false),
+    v('fan-out 1,000/s at full load, delivery p99 ≤ 50 ms', f ? `${f.achievedPerSec}/s, p99 ${f.delivery.p99} ms at ${s.fanoutSockets} sockets` : null, f ? f.achievedPerSec >= 950 && f.delivery.p99 <= 50 && s.fanoutSockets >= 18_000 : false),
+    v('≥ 0.8× bare delivery capacity', b.fanout ? `${s.fanout?.capacityPerSec} vs ${b.fanout.capacityPerSec}` : null, ratio(s.fanout?.capacityPerSec, b.fanout?.capacityPerSec) >= 0.8),
+    v('nothing lost', f ? `${f.lost} lost, ${f.unacked} unacked` : null, f ? f.lost === 0 && f.unacked === 0 : false),
+    v('relay: ≤ 2 ms added to first delta at p50', s.relay?.firstDeltaAddedMs?.p50, s.relay?.firstDeltaAddedMs?.p50 <= 2),
+    v('relay: ≤ 15 ms added to first delta at p99', s.relay?.firstDeltaAddedMs?.p99, s.relay?.firstDeltaAddedMs?.p99 <= 15),
+    v('≥ 60 logins/s', lg?.achievedPerSec, lg?.achievedPerSec >= 60),
+    v('socket ack p99 at most doubles during logins', lg ? `${lg.socketAckBefore?.p99} → ${lg.socketAckDuring?.p99} ms` : null, lg ? lg.socketAckDuring?.p99 <= 2 * lg.socketAckBefore?.p99 : false),
+  ];
+}

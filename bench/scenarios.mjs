@@ -1,0 +1,353 @@
+// The six scenarios, run against one kind of server (Sam or bare) by scripts/bench.mjs.
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { epochMs, mergeHists, newHist, pct, recordMs, sleep, summary } from './lib.mjs';
+import { children, cpuOf, heapOf, root, rssOf } from './servers.mjs';
+
+/** The generator processes, each on its own 127.0.0.x source addresses. */
+export class Generators {
+  constructor(count) {
+    this.count = count;
+    this.procs = [];
+    this.seq = 0;
+    this.waiting = new Map();
+  }
+
+  async start() {
+    for (let g = 0; g < this.count; g++) {
+      // 4 source addresses each: the ephemeral port range (~28k) applies per (source, destination) pair.
+      const addrs = [0, 1, 2, 3].map((a) => `127.0.0.${2 + g * 4 + a}`).join(',');
+      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
+      child.benchName = `gen${g}`;
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      await new Promise((resolve) => child.once('message', resolve));
+      child.on('message', (m) => {
+        const w = this.waiting.get(m?.id);
+        if (!w) return;
+        this.waiting.delete(m.id);
+        if (m.error) w.reject(new Error(m.error));
+        else w.resolve(m.result);
+      });
+      this.procs.push(child);
+    }
+  }
+
+  call(g, cmd, args) {
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.procs[g].send({ id, cmd, args });
+    });
+  }
+
+  /** Runs `cmd` on every generator; `argsOf(g)` gives its arguments. */
+  all(cmd, argsOf = () => ({})) {
+    return Promise.all(this.procs.map((_, g) => this.call(g, cmd, argsOf(g))));
+  }
+
+  /** Users split round robin over generators. */
+  split(users) {
+    const parts = this.procs.map(() => []);
+    users.forEach((u, i) => parts[i % this.count].push(u));
+    return parts;
+  }
+
+  stop() {
+    for (const p of this.procs) p.connected && p.send({ cmd: 'exit' });
+  }
+}
+
+const sum = (xs, f) => xs.reduce((a, x) => a + (f(x) ?? 0), 0);
+const mergeErr = (rs, f) => {
+  const out = {};
+  for (const r of rs) for (const [k, v] of Object.entries(f(r) ?? {})) out[k] = (out[k] ?? 0) + v;
+  return out;
+};
+
+/** Opens 3 tabs for each user at `rate` tabs per second in total. */
+export async function connectUsers(gens, { users, urls, set, rate, timeoutMs = 60_000 }) {
+  const parts = gens.split(users);
+  const rs = await gens.all('connect', (g) => ({ set, list: parts[g], urls, tabsPerUser: 3, rate: Math.max(1, rate / gens.count), timeoutMs }));
+  return {
+    ok: sum(rs, (r) => r.ok),
+    failed: sum(rs, (r) => r.failed),
+    errors: mergeErr(rs, (r) => r.errors),
+    connect: summary(mergeHists(rs.map((r) => r.hist))),
+  };
+}
+
+/** Runs task:update at `rate` per second for `ms`, then drains; returns merged figures. */
+export async function runLoad(gens, { rate, ms, drainMs = 3_000, sets, during }) {
+  await gens.all('loadStart', () => ({ rate: rate / gens.count, sets }));
+  const extra = during ? await during() : await sleep(ms);
+  const rs = await gens.all('loadStop', () => ({ drainMs }));
+  return { ...loadFigures(rs, rate), extra };
+}
+
+function loadFigures(rs, rate) {
+  const seconds = Math.max(...rs.map((r) => r.seconds ?? 0));
+  return {
+    offeredPerSec: rate,
+    achievedPerSec: seconds ? Math.round(sum(rs, (r) => r.acked) / seconds) : 0,
+    sent: sum(rs, (r) => r.sent),
+    acked: sum(rs, (r) => r.acked),
+    ackErrors: mergeErr(rs, (r) => r.ackErrors),
+    unacked: sum(rs, (r) => r.unacked),
+    skipped: sum(rs, (r) => r.skipped),
+    expectedDeliveries: sum(rs, (r) => r.expected),
+    delivered: sum(rs, (r) => r.delivered),
+    lost: sum(rs, (r) => r.lost),
+    unexpected: sum(rs, (r) => r.unexpected),
+    ack: summary(mergeHists(rs.map((r) => r.ackHist))),
+    delivery: summary(mergeHists(rs.map((r) => r.deliveryHist))),
+    lastTab: summary(mergeHists(rs.map((r) => r.lastTabHist))),
+    generatorLag: summary(mergeHists(rs.map((r) => r.lagHist))),
+  };
+}
+
+async function readyCount(gens, sets) {
+  const rs = await gens.all('status', () => ({ since: Infinity, sets }));
+  return { total: sum(rs, (r) => r.total), ready: sum(rs, (r) => r.ready) };
+}
+
+const memOf = async (nodes) => {
+  const rss = nodes.map((n) => rssOf(n.child.pid));
+  const heaps = await Promise.all(nodes.map((n) => heapOf(n)));
+  return { rss: rss.reduce((a, b) => a + (b ?? 0), 0), heap: heaps.every((h) => h !== null) ? heaps.reduce((a, b) => a + b, 0) : null };
+};
+
+/**
+ * Scenario 1: ramp authenticated sockets (3 per user) in steps; at each step run
+ * the background load (one task:update per user every 10 s) for a window and read
+ * the ack p99, RSS and heap. Stops at the first step whose ack p99 exceeds 50 ms
+ * or whose connects fail.
+ */
+export async function capacity(ctx, nodes, { steps, windowMs, connectRate, pool, urls, budgetEndsAt, log }) {
+  const { gens } = ctx;
+  await sleep(1_000);
+  const base = await memOf(nodes);
+  const out = { baseRssBytes: base.rss, baseHeapBytes: base.heap, steps: [], largestOkStep: 0 };
+  let connectedUsers = 0;
+  for (const [i, step] of steps.entries()) {
+    if (Date.now() > budgetEndsAt) {
+      out.stoppedBy = 'time budget';
+      break;
+    }
+    const users = pool.slice(connectedUsers, Math.floor(step / 3));
+    const c = await connectUsers(gens, { users, urls, set: `cap${i}`, rate: connectRate });
+    connectedUsers += users.length;
+    await sleep(1_000);
+    const { ready } = await readyCount(gens);
+    const bgRate = Math.max(1, Math.round(connectedUsers / 10));
+    const cpu0 = nodes.map((n) => cpuOf(n.child.pid));
+    const load = await runLoad(gens, { rate: bgRate, ms: windowMs, drainMs: 2_000 });
+    const cpu = nodes.map((n, k) => Math.round((100 * (cpuOf(n.child.pid) - cpu0[k])) / (windowMs / 1000 + 2)) );
+    const mem = await memOf(nodes);
+    const row = {
+      step, sockets: ready, connectFailed: c.failed, connectErrors: c.errors, connect: c.connect, bgRatePerSec: bgRate,
+      ack: load.ack, ackErrors: load.ackErrors, unacked: load.unacked, lost: load.lost, delivery: load.delivery, generatorLag: load.generatorLag,
+      serverCpuPct: cpu, rssBytes: mem.rss, heapBytes: mem.heap,
+      rssPerSocketBytes: ready ? Math.round((mem.rss - base.rss) / ready) : null,
+      heapPerSocketBytes: ready && mem.heap !== null && base.heap !== null ? Math.round((mem.heap - base.heap) / ready) : null,
+    };
+    out.steps.push(row);
+    log(`  step ${step}: ${ready} sockets, ack p99 ${row.ack.p99} ms, RSS/socket ${(row.rssPerSocketBytes / 1024).toFixed(1)} KB, cpu ${cpu.join('+')}%, connect failed ${c.failed}`);
+    const ok = c.failed === 0 && row.ack.p99 !== null && row.ack.p99 <= 50 && load.unacked === 0;
+    if (!ok) {
+      out.stoppedBy = c.failed ? 'connect failures' : 'ack p99 > 50 ms';
+      break;
+    }
+    out.largestOkStep = step;
+    out.largestOkIndex = i;
+  }
+  // Leave exactly the largest good step connected (at least the first step) for the next scenarios.
+  const keep = Math.max(0, out.largestOkIndex ?? 0);
+  const drop = steps.map((_, i) => `cap${i}`).filter((_, i) => i > keep);
+  if (drop.length) await gens.all('disconnect', () => ({ sets: drop }));
+  await sleep(1_000);
+  out.remaining = (await readyCount(gens)).ready;
+  return out;
+}
+
+/** Scenario 3 (and 6): task:update rates raised over the connected users; every delivery counted. */
+export async function fanout(ctx, { rates, ms, budgetEndsAt, log }) {
+  const out = { rows: [], capacityPerSec: 0 };
+  for (const rate of rates) {
+    if (Date.now() > budgetEndsAt) {
+      out.stoppedBy = 'time budget';
+      break;
+    }
+    const r = await runLoad(ctx.gens, { rate, ms, drainMs: 3_000 });
+    out.rows.push(r);
+    log(`  ${rate}/s: achieved ${r.achievedPerSec}/s, delivery p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms, last tab p99 ${r.lastTab.p99} ms, lost ${r.lost}, unacked ${r.unacked}, gen lag p99 ${r.generatorLag.p99} ms`);
+    const ok = r.delivery.p99 !== null && r.delivery.p99 <= 50 && r.lost === 0 && r.unacked === 0 && Object.keys(r.ackErrors).length === 0 && r.achievedPerSec >= 0.95 * rate;
+    if (ok) out.capacityPerSec = rate;
+    if (!ok && (r.delivery.p99 ?? Infinity) > 1_000) {
+      out.stoppedBy = 'saturated';
+      break;
+    }
+    await sleep(500);
+  }
+  return out;
+}
+
+/** Scenario 2b: restart the node with its sockets connected; time until 99% are back (session:ready again). */
+export async function reconnectStorm(ctx, node, { restart, timeoutMs, log }) {
+  const { gens } = ctx;
+  const before = await readyCount(gens);
+  const t0 = epochMs();
+  const fresh = await restart();
+  const upMs = epochMs() - t0;
+  const need = Math.ceil(0.99 * before.ready);
+  const end = Date.now() + timeoutMs;
+  let times = [];
+  while (Date.now() < end) {
+    const rs = await gens.all('status', () => ({ since: t0 }));
+    times = rs.flatMap((r) => r.times);
+    if (times.length >= before.ready) break;
+    await sleep(250);
+  }
+  times.sort((a, b) => a - b);
+  const at = (k) => (times.length >= k && k > 0 ? Math.round(times[k - 1] - t0) : null);
+  const r = { sockets: before.ready, back: times.length, oldStoppedAfterMs: fresh.previousStoppedAfterMs, serverUpAfterMs: Math.round(upMs), ms50: at(Math.ceil(0.5 * before.ready)), ms99: at(need), ms100: at(before.ready) };
+  log(`  ${r.sockets} sockets: old process gone after ${r.oldStoppedAfterMs} ms, server up after ${r.serverUpAfterMs} ms, 99% back after ${r.ms99} ms, ${r.back} back`);
+  return { result: r, node: fresh };
+}
+
+/** Scenario 2a: authenticated connects per second at fixed arrival rates; connect p99 from the scheduled arrival to session:ready. */
+export async function handshakes(ctx, { rates, ms, pool, urls, budgetEndsAt, log }) {
+  const out = { rows: [], maxRateP99Under100: 0 };
+  for (const rate of rates) {
+    if (Date.now() > budgetEndsAt) {
+      out.stoppedBy = 'time budget';
+      break;
+    }
+    const count = Math.round((rate * ms) / 1000 / 3);
+    const c = await connectUsers(ctx.gens, { users: pool.slice(0, count), urls, set: 'hs', rate, timeoutMs: 30_000 });
+    const row = { rate, sockets: count * 3, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect };
+    out.rows.push(row);
+    log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}`);
+    await ctx.gens.all('disconnect', () => ({ sets: ['hs'] }));
+    await sleep(1_500);
+    if (c.failed === 0 && c.connect.p99 !== null && c.connect.p99 <= 100) out.maxRateP99Under100 = rate;
+    else break;
+  }
+  return out;
+}
+
+/** Scenario 5: POST /login at a fixed arrival rate while the background socket load runs; socket ack p99 before and during. */
+export async function logins(ctx, node, { rate, ms, drainMs, pool, password, bgRate, log }) {
+  const before = await runLoad(ctx.gens, { rate: bgRate, ms, drainMs: 2_000 });
+  const hist = newHist();
+  const statuses = {};
+  let okCount = 0;
+  const during = await runLoad(ctx.gens, {
+    rate: bgRate,
+    drainMs: 2_000,
+    during: async () => {
+      const start = performance.now();
+      const total = Math.round((rate * ms) / 1000);
+      const inflight = [];
+      for (let i = 0; i < total; i++) {
+        const sched = start + (i * 1000) / rate;
+        const wait = sched - performance.now();
+        if (wait > 0) await sleep(wait);
+        const u = pool[i % pool.length];
+        inflight.push(
+          fetch(`${node.url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: u.email, password }), signal: AbortSignal.timeout(Math.round(Math.max(1_000, sched + ms + drainMs - performance.now()))) })
+            .then(async (r) => {
+              await r.arrayBuffer();
+              statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+              if (r.status === 200) {
+                okCount++;
+                recordMs(hist, performance.now() - sched);
+              }
+            })
+            .catch((e) => (statuses[e.name] = (statuses[e.name] ?? 0) + 1)),
+        );
+      }
+      await Promise.all(inflight);
+      return { seconds: (performance.now() - start) / 1000 };
+    },
+  });
+  const r = {
+    offeredPerSec: rate,
+    achievedPerSec: Math.round((10 * okCount) / during.extra.seconds) / 10,
+    login: summary(hist),
+    statuses,
+    socketAckBefore: before.ack,
+    socketAckDuring: during.ack,
+    bgRatePerSec: bgRate,
+  };
+  log(`  offered ${rate}/s: achieved ${r.achievedPerSec}/s, login p50 ${r.login.p50} p99 ${r.login.p99} ms, socket ack p99 ${before.ack.p99} → ${during.ack.p99} ms`);
+  return r;
+}
+
+/**
+ * Scenario 4: `streams` users (3 tabs each) each ask once; the upstream streams at
+ * 50 tokens/s and records when it wrote each delta. For every upstream delta, the
+ * tab's delivery is the first chat:delta whose cumulative text covers it; the
+ * added time is delivery − upstream write (coalescing included).
+ */
+export async function relay(ctx, { streams, upstream, pool, urls, connectRate, streamSeconds, log }) {
+  const c = await connectUsers(ctx.gens, { users: pool.slice(0, streams), urls, set: 'chat', rate: connectRate });
+  await sleep(500);
+  const parts = ctx.gens.split(pool.slice(0, streams));
+  const rs = await ctx.gens.all('chat', (g) => ({ count: parts[g].length, keyPrefix: `s${Date.now().toString(36)}`, timeoutMs: streamSeconds * 1000 + 30_000 }));
+  const up = await upstream.dump();
+  const first = [];
+  const added = [];
+  const gapAdded = [];
+  const tabGaps = [];
+  const upGaps = [];
+  let streamsOk = 0;
+  let incomplete = 0;
+  const acks = {};
+  for (const r of rs) {
+    for (const [key, st] of Object.entries(r.streams)) {
+      acks[st.ack] = (acks[st.ack] ?? 0) + 1;
+      const w = up[key];
+      if (!w || w.length === 0) continue;
+      streamsOk++;
+      for (const arr of st.tabs) {
+        let j = 0;
+        let prevDeliver = null;
+        let prevWrite = null;
+        for (let i = 0; i < w.length; i += 2) {
+          const at = w[i];
+          const cum = w[i + 1];
+          while (j < arr.length && arr[j + 1] < cum) j += 2;
+          if (j >= arr.length) {
+            incomplete++;
+            break;
+          }
+          const deliver = arr[j];
+          const a = deliver - at;
+          added.push(a);
+          if (i === 0) first.push(a);
+          if (prevDeliver !== null) {
+            tabGaps.push(deliver - prevDeliver);
+            upGaps.push(at - prevWrite);
+            gapAdded.push(deliver - prevDeliver - (at - prevWrite));
+          }
+          prevDeliver = deliver;
+          prevWrite = at;
+        }
+      }
+    }
+  }
+  const r2 = (v) => (v === null ? null : Math.round(v * 100) / 100);
+  const out = {
+    streams, connectFailed: c.failed, streamsMeasured: streamsOk, acks, incompleteTabs: incomplete,
+    firstDeltaAddedMs: { p50: r2(pct(first, 50)), p99: r2(pct(first, 99)), max: r2(pct(first, 100)) },
+    deltaAddedMs: { p50: r2(pct(added, 50)), p99: r2(pct(added, 99)), p999: r2(pct(added, 99.9)) },
+    interDeltaAddedMs: { p50: r2(pct(gapAdded, 50)), p99: r2(pct(gapAdded, 99)) },
+    tabInterDeltaMs: { p50: r2(pct(tabGaps, 50)), p99: r2(pct(tabGaps, 99)) },
+    upstreamInterDeltaMs: { p50: r2(pct(upGaps, 50)), p99: r2(pct(upGaps, 99)) },
+    samples: added.length,
+  };
+  log(`  ${streamsOk}/${streams} streams: added to first delta p50 ${out.firstDeltaAddedMs.p50} p99 ${out.firstDeltaAddedMs.p99} ms; per delta p99 ${out.deltaAddedMs.p99} ms; inter-delta added p99 ${out.interDeltaAddedMs.p99} ms`);
+  await ctx.gens.all('disconnect', () => ({ sets: ['chat'] }));
+  return out;
+}

@@ -1,0 +1,326 @@
+// Launching what the bench measures: Sam in production mode (built dist/), the
+// bare baseline, the fake upstream; the bench database and its users.
+//
+// Users are NOT signed up one by one (each signup is an argon2 hash, ~70 ms of
+// one core here): one user signs up through the real API, its argon2 hash is
+// copied to every bench user inserted straight into PostgreSQL (so logins in
+// scenario 5 verify a real hash with the server's own parameters), each user
+// gets one `sessions` row and one task, and the bench mints the access tokens
+// itself with the SECRET_KEY it gave the server (HS256, same claims as
+// server/features/auth/tokens.ts). The socket handshake checks only the JWT and
+// the Redis blacklist, so no refresh token is needed.
+import { spawn, fork } from 'node:child_process';
+import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { sleep, waitFor } from './lib.mjs';
+
+const require = createRequire(import.meta.url);
+const jwt = require('jsonwebtoken');
+const pg = require('pg'); // a dependency of @mikro-orm/postgresql
+const { Redis } = require('ioredis');
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sam-bench-'));
+
+/** Every child process we started, so that exit handlers can end them (by pid). */
+export const children = new Set();
+
+function track(child, name) {
+  child.benchName = name;
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+export function killAll(signal = 'SIGKILL') {
+  for (const c of children) {
+    try {
+      process.kill(c.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Secrets and names of one bench run, generated at run time (never written to files). */
+export function runIdentity() {
+  const id = randomBytes(4).toString('hex');
+  return {
+    id,
+    dbName: `sam_bench_${id}`,
+    redisPrefix: `sam-bench-${id}:`,
+    secretKey: randomBytes(32).toString('base64url'),
+    metricsToken: randomBytes(16).toString('hex'),
+    password: `Bench-${randomBytes(6).toString('hex')}9a!Z`,
+  };
+}
+
+const dbUrl = (ident) => `postgres://postgres@127.0.0.1:5432/${ident.dbName}`;
+
+export function samEnv(ident, { port, nodeId, upstreamUrl }) {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    ENVIRONMENT: 'production',
+    PORT: String(port),
+    NODE_ID: nodeId,
+    SECRET_KEY: ident.secretKey,
+    DATABASE_URL: dbUrl(ident),
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    REDIS_PREFIX: ident.redisPrefix,
+    METRICS_TOKEN: ident.metricsToken,
+    ANTHROPIC_API_KEY: randomBytes(12).toString('hex'),
+    ANTHROPIC_BASE_URL: upstreamUrl ?? 'http://127.0.0.1:9',
+    HIBP_API_URL: 'off',
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    SOCKET_EVENTS_PER_MINUTE: '1000000',
+    CHAT_MESSAGES_PER_MINUTE: '100000',
+    ACCESS_TOKEN_EXPIRE_MINUTES: '120',
+    LOGIN_MAX_FAILURES: '1000',
+    LOG_LEVEL: 'warn',
+  };
+}
+
+export async function migrate(ident) {
+  await new Promise((resolve, reject) => {
+    const c = track(spawn(process.execPath, ['dist/server/db/migrate.js'], { cwd: root, env: samEnv(ident, { port: 0, nodeId: 'migrate' }), stdio: ['ignore', 'ignore', 'pipe'] }), 'migrate');
+    let err = '';
+    c.stderr.on('data', (d) => (err += d));
+    c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`migrate failed: ${err}`))));
+  });
+}
+
+async function waitHealthy(url, child, timeoutMs = 20_000) {
+  const ok = await waitFor(
+    async () => {
+      if (child.exitCode !== null) return 'exited';
+      try {
+        const r = await fetch(`${url}/health`);
+        return r.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+  if (ok !== true) throw new Error(`${child.benchName} did not become healthy (${ok}); log: ${child.logFile}`);
+}
+
+/** Starts one Sam node; resolves when /health answers 200. */
+export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
+  const logFile = path.join(logDir, `${nodeId}.log`);
+  const out = fs.openSync(logFile, 'a');
+  const args = [];
+  if (profile) args.push('--cpu-prof', `--cpu-prof-dir=${path.join(root, 'bench/profiles')}`, `--cpu-prof-name=sam-${nodeId}-${Date.now()}.cpuprofile`);
+  args.push('dist/server/main.js');
+  const child = track(spawn(process.execPath, args, { cwd: root, env: samEnv(ident, { port, nodeId, upstreamUrl }), stdio: ['ignore', out, out] }), nodeId);
+  child.logFile = logFile;
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url, child);
+  return { kind: 'sam', child, url, port, nodeId, ident };
+}
+
+/** Starts one bare node (forked: it answers `mem` over IPC with its heap after GC). */
+export async function startBare({ port, nodeId, upstreamUrl, redisPrefix }) {
+  const logFile = path.join(logDir, `${nodeId}.log`);
+  const out = fs.openSync(logFile, 'a');
+  const env = { PATH: process.env.PATH, PORT: String(port), NODE_ID: nodeId };
+  if (upstreamUrl) env.UPSTREAM_URL = upstreamUrl;
+  if (redisPrefix) Object.assign(env, { BARE_REDIS_URL: 'redis://127.0.0.1:6379', BARE_REDIS_PREFIX: redisPrefix });
+  const child = track(fork(path.join(root, 'bench/bare-server.mjs'), [], { cwd: root, env, execArgv: ['--expose-gc'], stdio: ['ignore', out, out, 'ipc'] }), nodeId);
+  child.logFile = logFile;
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url, child);
+  return { kind: 'bare', child, url, port, nodeId, redisPrefix };
+}
+
+/** Stops a node (SIGTERM, then SIGKILL after `graceMs`); resolves when it has exited. */
+export async function stopNode(node, graceMs = 10_000, signal = 'SIGTERM') {
+  const c = node.child;
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise((r) => c.once('exit', r));
+  c.kill(signal);
+  const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Restarts a node on the same port with the same settings. */
+export async function restartNode(node, opts, signal = 'SIGTERM') {
+  const t0 = Date.now();
+  await stopNode(node, 10_000, signal);
+  node.stoppedAfterMs = Date.now() - t0;
+  const fresh = node.kind === 'sam' ? await startSam(node.ident, { port: node.port, nodeId: node.nodeId, ...opts }) : await startBare({ port: node.port, nodeId: node.nodeId, ...opts });
+  fresh.previousStoppedAfterMs = node.stoppedAfterMs;
+  return fresh;
+}
+
+/** RSS of a process in bytes, from /proc. */
+export function rssOf(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds (user+system) of a process, from /proc. */
+export function cpuOf(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** Heap used: Sam from /metrics (prom-client default metrics) when it exists, bare after GC over IPC. */
+export async function heapOf(node) {
+  if (node.kind === 'bare') {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(null), 5_000);
+      const on = (m) => {
+        if (m?.cmd !== 'mem') return;
+        clearTimeout(t);
+        node.child.off('message', on);
+        resolve(m.heapUsed);
+      };
+      node.child.on('message', on);
+      node.child.send({ cmd: 'mem' });
+    });
+  }
+  try {
+    const r = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${node.ident.metricsToken}` }, signal: AbortSignal.timeout(3_000) });
+    if (r.status !== 200) return null;
+    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([\d.e+]+)/m.exec(await r.text());
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function startUpstream(streamChars) {
+  const child = track(fork(path.join(root, 'bench/upstream.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, STREAM_CHARS: String(streamChars) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }), 'upstream');
+  const url = await new Promise((resolve, reject) => {
+    child.once('message', (m) => (m?.cmd === 'listening' ? resolve(m.url) : reject(new Error('upstream failed'))));
+    child.once('exit', () => reject(new Error('upstream exited')));
+  });
+  let n = 0;
+  return {
+    child,
+    url,
+    dump: () =>
+      new Promise((resolve) => {
+        const id = ++n;
+        const on = (m) => {
+          if (m?.cmd === 'dump' && m.id === id) {
+            child.off('message', on);
+            resolve(m.streams);
+          }
+        };
+        child.on('message', on);
+        child.send({ cmd: 'dump', id });
+      }),
+  };
+}
+
+/** Signs one user up through the API and returns its argon2 hash (the server's own parameters). */
+export async function sharedPasswordHash(ident, url) {
+  const email = `bench-seed-${ident.id}@bench.invalid`;
+  const r = await fetch(`${url}/api/v1/auth/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: ident.password }) });
+  if (r.status !== 201) throw new Error(`signup failed: ${r.status} ${await r.text()}`);
+  const client = new pg.Client({ connectionString: dbUrl(ident) });
+  await client.connect();
+  try {
+    const { rows } = await client.query('select password_hash from users where email = $1', [email]);
+    return rows[0].password_hash;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Inserts `count` users (one session and one task each) and mints their access tokens. */
+export async function seedUsers(ident, count, passwordHash) {
+  const client = new pg.Client({ connectionString: dbUrl(ident) });
+  await client.connect();
+  const key = createSecretKey(Buffer.from(ident.secretKey, 'utf8'));
+  const iat = Math.floor(Date.now() / 1000);
+  const exp = iat + 7_200;
+  const out = [];
+  try {
+    for (let start = 0; start < count; start += 2_000) {
+      const n = Math.min(2_000, count - start);
+      const ids = [], idx = [], sids = [], tids = [];
+      for (let i = 0; i < n; i++) {
+        ids.push(randomUUID());
+        idx.push(start + i);
+        sids.push(randomUUID());
+        tids.push(randomUUID());
+      }
+      await client.query('begin');
+      await client.query(
+        `insert into users (id, email, password_hash, full_name, timezone, role, task_seq, created_at, updated_at)
+         select u, 'bench-' || i || '@bench.invalid', $3, '', 'UTC', 'user', 1, now(), now() from unnest($1::uuid[], $2::int[]) as t(u, i)`,
+        [ids, idx, passwordHash],
+      );
+      await client.query(
+        `insert into sessions (id, user_id, created_at, last_used_at, absolute_expires_at, rotations)
+         select s, u, now(), now(), now() + interval '7 days', 0 from unnest($1::uuid[], $2::uuid[]) as t(s, u)`,
+        [sids, ids],
+      );
+      await client.query(
+        `insert into tasks (id, user_id, title, description, intensity, status, dependencies, version, seq, created_at, updated_at)
+         select t, u, 'Bench task', '', 3, 'not_started', '{}', 1, 1, now(), now() from unnest($1::uuid[], $2::uuid[]) as x(t, u)`,
+        [tids, ids],
+      );
+      await client.query('commit');
+      for (let i = 0; i < n; i++) {
+        const token = jwt.sign({ sub: ids[i], sid: sids[i], jti: randomUUID(), typ: 'access', role: 'user', iat, exp }, key, { algorithm: 'HS256' });
+        out.push({ userId: ids[i], token, taskId: tids[i], email: `bench-${start + i}@bench.invalid` });
+      }
+    }
+  } finally {
+    await client.end();
+  }
+  return out;
+}
+
+/** Drops the bench database and deletes the Redis keys of the run's prefixes. */
+export async function cleanup(ident, prefixes) {
+  const results = {};
+  try {
+    const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+    await client.connect();
+    await client.query(`drop database if exists "${ident.dbName}" with (force)`);
+    await client.end();
+    results.database = 'dropped';
+  } catch (err) {
+    results.database = `not dropped: ${err.message}`;
+  }
+  try {
+    const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
+    let deleted = 0;
+    for (const prefix of prefixes) {
+      let cursor = '0';
+      for (let i = 0; i < 100_000; i++) {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        if (keys.length) deleted += await redis.unlink(...keys);
+        cursor = next;
+        if (cursor === '0') break;
+      }
+    }
+    redis.disconnect();
+    results.redisKeysDeleted = deleted;
+  } catch (err) {
+    results.redis = `not cleaned: ${err.message}`;
+  }
+  return results;
+}
+
+export { sleep };

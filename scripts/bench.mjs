@@ -1,0 +1,214 @@
+// `npm run bench` (full, < 15 min) and `npm run bench -- --quick` (< 2 min).
+// Builds the server, starts Sam in production mode, the bare Socket.IO baseline
+// and the load generators as separate processes, runs the scenarios of
+// bench/README.md, writes bench/results/<date>.json and prints Sam | bare | ratio.
+// Options: --quick, --profile (Sam under --cpu-prof, top self-time printed),
+// --sam-only, --bare-only, --no-build. Never fails because a target is missed.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { capacity, connectUsers, fanout, Generators, handshakes, logins, reconnectStorm, relay, runLoad } from '../bench/scenarios.mjs';
+import { cleanup, killAll, logDir, migrate, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
+import { renderReport } from '../bench/report.mjs';
+import { topSelf } from '../bench/profile-top.mjs';
+import { sleep } from '../bench/lib.mjs';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const profile = argv.includes('--profile');
+const runSam = !argv.includes('--bare-only');
+const runBare = !argv.includes('--sam-only');
+
+const cfg = quick
+  ? { steps: [1500, 3000], windowMs: 4_000, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 3_000, hsRates: [500, 1000], hsMs: 2_000, streams: 50, streamSeconds: 2, loginRate: 60, loginMs: 3_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 45_000 }
+  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
+// 19,500: a server process may hold at most `ulimit -n` (here 20,000, the hard limit) descriptors.
+
+const started = Date.now();
+const log = (s) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}\n`);
+const ident = runIdentity();
+const basePort = 20_000 + Math.floor(Math.random() * 20_000);
+let gens;
+const loadAverages = [];
+let cleaned = false;
+
+async function finish(code) {
+  if (cleaned) return;
+  cleaned = true;
+  gens?.stop();
+  killAll('SIGTERM');
+  await sleep(1_500);
+  killAll('SIGKILL');
+  const c = await cleanup(ident, [ident.redisPrefix, `bare-${ident.id}:`]);
+  log(`cleanup: database ${c.database}, Redis keys deleted ${c.redisKeysDeleted ?? c.redis}`);
+  process.exit(code);
+}
+process.on('SIGINT', () => void finish(130));
+process.on('SIGTERM', () => void finish(143));
+process.on('uncaughtException', (err) => {
+  console.error(err);
+  void finish(1);
+});
+// A hard stop, whatever happens: quick mode 2.5 min, full 16 min.
+setTimeout(() => {
+  log('hard time limit reached: stopping');
+  void finish(2);
+}, quick ? 150_000 : 960_000).unref();
+
+async function main() {
+  log(`bench ${quick ? '--quick' : 'full'}: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; generators share the CPU with the server (see bench/README.md)`);
+  if (!argv.includes('--no-build')) {
+    log('building the server (npm run build:server)');
+    const b = spawnSync('npm', ['run', 'build:server'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (b.status !== 0) throw new Error('build failed');
+  }
+  log(`database ${ident.dbName}, Redis prefix ${ident.redisPrefix}, logs in ${logDir}`);
+  await migrate(ident);
+  const upstream = await startUpstream(cfg.streamSeconds * 50 * 4);
+  gens = new Generators(3);
+  await gens.start();
+
+  const maxSockets = Math.max(...cfg.steps);
+  const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, fdLimit: fdLimit() }, config: cfg, sam: null, bare: null };
+
+  let pool;
+  let chatPool;
+  if (runSam) {
+    const opts = { upstreamUrl: upstream.url, profile };
+    let a = await startSam(ident, { port: basePort, nodeId: 'sam-a', ...opts });
+    const hash = await sharedPasswordHash(ident, a.url);
+    const nUsers = Math.ceil((2 * maxSockets) / 3) + cfg.streams;
+    const t = Date.now();
+    const all = await seedUsers(ident, nUsers, hash);
+    log(`seeded ${all.length} users with sessions, tasks and minted tokens in ${Date.now() - t} ms`);
+    pool = all.slice(0, nUsers - cfg.streams);
+    chatPool = all.slice(nUsers - cfg.streams);
+    let sam;
+    ({ result: sam, node: a } = await runAll('sam', [a], async (n, signal) => restartNode(n, opts, signal), async () => startSam(ident, { port: basePort + 1, nodeId: 'sam-b', ...opts }), { pool, chatPool, upstream, password: ident.password }));
+    results.sam = sam;
+    await Promise.all([stopNode(a)]);
+    if (profile) {
+      await sleep(500);
+      const dir = path.join(root, 'bench/profiles');
+      const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f)).sort((x, y) => fs.statSync(y).mtimeMs - fs.statSync(x).mtimeMs);
+      results.sam.profiles = files.slice(0, 3).map((f) => topSelf(f, 20));
+    }
+  }
+  if (runBare) {
+    if (!pool) {
+      // Bare alone still needs user ids and (unverified) tokens.
+      const a = await startSam(ident, { port: basePort, nodeId: 'sam-seed', upstreamUrl: upstream.url });
+      const hash = await sharedPasswordHash(ident, a.url);
+      const all = await seedUsers(ident, Math.ceil((2 * maxSockets) / 3) + cfg.streams, hash);
+      await stopNode(a);
+      pool = all.slice(0, all.length - cfg.streams);
+      chatPool = all.slice(all.length - cfg.streams);
+    }
+    const bareOpts = { upstreamUrl: upstream.url };
+    const a = await startBare({ port: basePort + 2, nodeId: 'bare-a', ...bareOpts });
+    const { result } = await runAll(
+      'bare',
+      [a],
+      async (n, signal) => restartNode(n, bareOpts, signal),
+      async () => null,
+      { pool, chatPool, upstream, password: null, twoNodes: async () => [await startBare({ port: basePort + 3, nodeId: 'bare-r1', ...bareOpts, redisPrefix: `bare-${ident.id}:` }), await startBare({ port: basePort + 4, nodeId: 'bare-r2', ...bareOpts, redisPrefix: `bare-${ident.id}:` })] },
+    );
+    results.bare = result;
+  }
+
+  results.loadAverages = loadAverages;
+  results.elapsedSeconds = Math.round((Date.now() - started) / 1000);
+  const report = renderReport(results);
+  results.targets = report.targets;
+  const dir = path.join(root, 'bench/results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${results.date.replace(/[:]/g, '-').replace(/\..+$/, '')}${quick ? '-quick' : ''}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`\n${report.markdown}\n`);
+  log(`results written to ${path.relative(root, file)}`);
+}
+
+function fdLimit() {
+  const r = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' });
+  return r.stdout.trim();
+}
+
+/**
+ * Runs every scenario against one kind of server. `nodes[0]` is the first node;
+ * `restart(node)` restarts it; `secondNode()` starts a second Sam node (same
+ * database and Redis). Bare gives `twoNodes()` instead: two bare nodes with the Redis adapter.
+ */
+async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstream, password, twoNodes }) {
+  let a = nodes[0];
+  const out = {};
+  const phase = (s) => {
+    const load1 = Math.round(os.loadavg()[0] * 100) / 100;
+    loadAverages.push({ phase: `${kind} ${s.split(' ')[0]}`, load1 });
+    log(`${kind}: ${s} (load average ${load1})`);
+  };
+  const budgetEndsAt = Date.now() + cfg.budgetMs;
+
+  phase('1. capacity and memory (3 sockets per user, one task update per user every 10 s)');
+  out.capacity = await capacity({ gens }, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log });
+  const n = out.capacity.remaining;
+  out.fanoutSockets = n;
+
+  phase(`3. fan-out at ${n} sockets`);
+  out.fanout = await fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, budgetEndsAt, log });
+
+  if (password) {
+    phase(`5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`);
+    out.logins = await logins({ gens }, a, { rate: cfg.loginRate, ms: cfg.loginMs, drainMs: quick ? 3_000 : 10_000, pool, password, bgRate: Math.max(1, Math.round(n / 30)), log });
+  }
+
+  // Full runs restart gracefully (SIGTERM, as a deploy does); quick runs crash-restart (SIGKILL) to stay short.
+  const restartKind = quick ? 'SIGKILL' : 'SIGTERM';
+  phase(`2b. reconnect storm: restart (${restartKind}) with ${n} sockets`);
+  const storm = await reconnectStorm({ gens }, a, { restart: () => restart(a, restartKind), timeoutMs: quick ? 20_000 : 60_000, log });
+  storm.result.restartKind = restartKind;
+  a = storm.node;
+  out.reconnect = storm.result;
+  await gens.all('disconnect', () => ({}));
+  await sleep(1_500);
+
+  phase('2a. handshakes at fixed arrival rates');
+  out.handshakes = await handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log });
+
+  phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each`);
+  out.relay = await relay({ gens }, { streams: cfg.streams, upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, log });
+
+  const fanoutUsers = Math.floor(n / 3);
+  let pair;
+  if (twoNodes) {
+    await stopNode(a);
+    pair = await twoNodes();
+  } else {
+    pair = [a, await secondNode()];
+  }
+  phase(`6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`);
+  out.twoNodes = {};
+  const c = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
+  out.twoNodes.connectFailed = c.failed;
+  out.twoNodes.fanoutSockets = c.ok;
+  out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, budgetEndsAt: budgetEndsAt + 60_000, log });
+  if (cfg.twoNodeCapacity) {
+    const more = pool.slice(fanoutUsers, 2 * fanoutUsers);
+    phase(`6. two nodes: capacity check at ${(fanoutUsers + more.length) * 3} sockets`);
+    const c2 = await connectUsers(gens, { users: more, urls: pair.map((p) => p.url), set: 'two2', rate: cfg.connectRate });
+    const users = fanoutUsers + more.length;
+    const load = await runLoad(gens, { rate: Math.round(users / 10), ms: cfg.windowMs, drainMs: 2_000 });
+    out.twoNodes.capacityCheck = { sockets: c.ok + c2.ok, connectFailed: c2.failed, connectErrors: c2.errors, ack: load.ack, lost: load.lost, unacked: load.unacked };
+    log(`  ${c.ok + c2.ok} sockets on two nodes: ack p99 ${load.ack.p99} ms, connect failed ${c2.failed}`);
+  }
+  await gens.all('disconnect', () => ({}));
+  for (const p of pair) if (p !== a || twoNodes) await stopNode(p);
+  return { result: out, node: a };
+}
+
+main()
+  .then(() => finish(0))
+  .catch((err) => {
+    console.error(err);
+    void finish(1);
+  });
