@@ -9,7 +9,10 @@ import { TasksStore } from '../features/tasks/tasks.svelte';
 import { ChatStore } from '../features/chat/chat.svelte';
 import { AccountStore } from '../features/account/account.svelte';
 
-export type Screen = 'main' | 'account';
+export type Screen = 'main' | 'account' | 'ops';
+/** The screens with an address of their own; the others live at `/`. */
+const screenPaths: Partial<Record<Screen, string>> = { ops: '/ops' };
+const screenAt = (pathname: string): Screen => (pathname.replace(/\/+$/, '') === '/ops' ? 'ops' : 'main');
 /** Which pane a phone-width screen shows. */
 export type Pane = 'conversations' | 'chat' | 'tasks';
 
@@ -22,7 +25,7 @@ export class SamApp {
   readonly tasks: TasksStore;
   readonly account: AccountStore;
 
-  #screen = $state<Screen>('main');
+  #screen = $state<Screen>(screenAt(location.pathname));
   #pane = $state<Pane>('chat');
 
   constructor() {
@@ -45,8 +48,10 @@ export class SamApp {
         this.tasks.reset();
         this.chat.reset();
         this.#screen = 'main';
+        if (location.pathname !== '/') history.replaceState(null, '', '/');
       }
     });
+    window.addEventListener('popstate', () => (this.#screen = screenAt(location.pathname)));
   }
 
   get screen(): Screen {
@@ -54,6 +59,8 @@ export class SamApp {
   }
   set screen(screen: Screen) {
     this.#screen = screen;
+    const path = screenPaths[screen] ?? '/';
+    if (location.pathname !== path) history.pushState(null, '', path);
   }
   get pane(): Pane {
     return this.#pane;

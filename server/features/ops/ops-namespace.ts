@@ -88,7 +88,7 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
     defineHandler('ops:users', opsRequestSchemas['ops:users'], async (): Promise<OpsAckData['ops:users']> => ({ users: await onlineUsers() })),
     defineHandler('ops:disconnect-user', opsRequestSchemas['ops:disconnect-user'], async (ctx, { userId }): Promise<OpsAckData['ops:disconnect-user']> => {
       const sockets = (await io.in(userRoom(userId)).fetchSockets()).length;
-      io.to(userRoom(userId)).emit('session:revoked', { reason: 'disconnected_by_admin' });
+      // A kick, not a sign-out: the sessions stay valid and the clients may reconnect (revoke-user signs out).
       io.in(userRoom(userId)).disconnectSockets(true);
       securityLog(logger, 'admin_action', { action: 'disconnect_user', adminId: ctx.userId, userId, sockets });
       return { sockets };
