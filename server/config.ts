@@ -208,7 +208,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     socketEventsPerMinute: e.SOCKET_EVENTS_PER_MINUTE,
     chatMessagesPerMinute: e.CHAT_MESSAGES_PER_MINUTE,
     adminEmails: e.ADMIN_EMAILS.map((a) => a.trim().toLowerCase()),
-    nodeId: e.NODE_ID ?? `${os.hostname()}:${port}`,
+    // With PORT=0 the port is not known yet, and several such processes may share a host.
+    nodeId: e.NODE_ID ?? `${os.hostname()}:${port === 0 ? `pid${process.pid}` : port}`,
     metricsToken: e.METRICS_TOKEN,
     passwordPolicy: e.PASSWORD_POLICY,
     hibpApiUrl: hibp === 'off' ? null : hibp.replace(/\/+$/, ''),

@@ -25,6 +25,14 @@ const lockName = 'sam-refresh';
  */
 const hintKey = 'sam-signed-in';
 const channelName = 'sam-session';
+/**
+ * When this browser last refreshed (ms since epoch; not a secret). A tab that
+ * gets the lock right after another tab's refresh waits for the shared token
+ * instead of refreshing again: the lock and the BroadcastChannel message are
+ * delivered independently, so the message can come a moment after the lock.
+ */
+const lastRefreshKey = 'sam-last-refresh';
+const SHARED_TOKEN_WAIT_MS = 600;
 
 async function withLock<T>(work: () => Promise<T>): Promise<T> {
   const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
@@ -116,11 +124,17 @@ export class Session {
     if (this.#refreshing) return this.#refreshing;
     const before = this.#token;
     this.#refreshing = withLock(async () => {
-      const fresh = this.#token !== null && this.#timeLeft() > this.#margin();
+      const fresh = () => this.#token !== null && this.#timeLeft() > this.#margin();
       // Another tab may have refreshed (and shared its token) while this one waited.
-      if (fresh && (this.#token !== before || !options.force)) return true;
+      if (fresh() && (this.#token !== before || !options.force)) return true;
+      // A refresh by another tab for this same expiry: its token is on the way.
+      if (this.#token === before && Date.now() - readNumber(lastRefreshKey) < this.#margin()) {
+        await this.#nextToken(Math.min(SHARED_TOKEN_WAIT_MS, this.#margin() / 3));
+        if (this.#token !== before && fresh()) return true;
+      }
       const res = await this.api.refresh();
       if (res.ok) {
+        writeNumber(lastRefreshKey, Date.now());
         this.#adopt(res.data.accessToken, res.data.expiresAt);
         this.#post({ type: 'token', accessToken: res.data.accessToken, expiresAt: res.data.expiresAt });
         return true;
@@ -212,6 +226,19 @@ export class Session {
     }
   }
 
+  /** Resolves when a new token is adopted (from another tab), or after `ms`. */
+  #nextToken(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const off = this.onToken(done);
+    });
+  }
+
   #post(message: TabMessage): void {
     this.#channel?.postMessage(message);
   }
@@ -252,5 +279,21 @@ function writeHint(on: boolean): void {
     else localStorage.removeItem(hintKey);
   } catch {
     /* storage blocked */
+  }
+}
+
+function readNumber(key: string): number {
+  try {
+    return Number(localStorage.getItem(key) ?? 0) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+function writeNumber(key: string, value: number): void {
+  try {
+    localStorage.setItem(key, String(value));
+  } catch {
+    // storage unavailable (private mode): tabs may then refresh twice, which the server allows
   }
 }
