@@ -18,8 +18,8 @@ export interface HandlerContext {
   sessionId: string;
   role: 'user' | 'admin';
   socket: AppSocket;
-  /** a fork for this event alone */
-  em: EntityManager;
+  /** a fork for this event alone, made when first used */
+  readonly em: EntityManager;
 }
 
 export interface Handler<E extends string = string, P = unknown, R = unknown> {
@@ -88,16 +88,20 @@ export interface HandlerRuntime {
   hooks: EventHooks;
 }
 
-/** Registers handlers on a connected socket; unknown events and events without an ack are dropped and counted. */
-export function registerHandlers(socket: AppSocket, handlers: readonly Handler[], runtime: HandlerRuntime): void {
-  const { orm, limiter, logger, hooks } = runtime;
-  const known = new Set(handlers.map((h) => h.event));
-  socket.onAny((event: unknown) => {
-    if (typeof event !== 'string' || !known.has(event)) hooks.onDropped('unknown_event');
-  });
-  for (const handler of handlers) {
-    // The event maps type each listener; registration is uniform here, so the listener is untyped.
-    (socket as unknown as { on(event: string, fn: (...args: unknown[]) => void): void }).on(handler.event, (...args) => {
+/**
+ * Builds the handler table once; each socket then gets a single listener that
+ * dispatches by event name (one closure per socket instead of one per event).
+ */
+export function createDispatcher(handlers: readonly Handler[], runtime: HandlerRuntime): (socket: AppSocket) => void {
+  const byEvent = new Map(handlers.map((h) => [h.event, h]));
+  const { hooks } = runtime;
+  return (socket) => {
+    socket.onAny((event: unknown, ...args: unknown[]) => {
+      const handler = typeof event === 'string' ? byEvent.get(event) : undefined;
+      if (!handler) {
+        hooks.onDropped('unknown_event');
+        return;
+      }
       const ack = args[args.length - 1];
       if (typeof ack !== 'function') {
         hooks.onDropped('no_ack');
@@ -105,47 +109,58 @@ export function registerHandlers(socket: AppSocket, handlers: readonly Handler[]
       }
       // (ack) alone or (a, b, …, ack) is a bad payload: answered VALIDATION, so the client never waits for nothing.
       const payload = args.length === 2 ? args[0] : args.length === 1 ? undefined : args.slice(0, -1);
-      void runOne(handler, payload, ack as (res: Ack<unknown>) => void);
+      void runEvent(socket, handler, payload, ack as (res: Ack<unknown>) => void, runtime);
     });
-  }
+  };
+}
 
-  async function runOne(handler: Handler, payload: unknown, ack: (res: Ack<unknown>) => void): Promise<void> {
-    const started = performance.now();
-    const { userId, sessionId, role } = socket.data;
-    let response: Ack<unknown>;
-    try {
-      await limiter.consume(userId, 'socket');
-      if (handler.event === 'chat:send') await limiter.consume(userId, 'chat');
-      if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
-        throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });
-      }
-      const parsed = handler.schema.safeParse(payload);
-      if (!parsed.success) throw validationError(parsed.error);
-      const data = await handler.run({ userId, sessionId, role, socket, em: orm.em.fork() }, parsed.data);
-      response = { ok: true, data };
-    } catch (err) {
-      const appErr = toAppError(err);
-      if (appErr.code === ErrorCode.INTERNAL) {
-        logger.error({ err: appErr.cause, errorId: appErr.details?.errorId, event: handler.event, userId }, 'event failed');
-      }
-      if (appErr.code === ErrorCode.RATE_LIMITED) {
-        const scope = appErr.details?.scope === 'chat' ? 'chat' : 'socket';
-        hooks.onRateLimited(scope);
-        securityLog(logger, 'rate_limited', { scope, userId, event: handler.event });
-        if (appErr.details?.flooding) {
-          logger.warn({ userId, sessionId, event: handler.event }, 'socket disconnected for flooding');
-          setImmediate(() => socket.disconnect(true));
-        }
-        response = { ok: false, error: { code: appErr.code, message: appErr.message, retryAfterMs: appErr.toWire().retryAfterMs ?? 0 } };
-      } else {
-        response = { ok: false, error: appErr.toWire() };
-      }
+async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, ack: (res: Ack<unknown>) => void, runtime: HandlerRuntime): Promise<void> {
+  const { orm, limiter, logger, hooks } = runtime;
+  const started = performance.now();
+  const { userId, sessionId, role } = socket.data;
+  let response: Ack<unknown>;
+  try {
+    await limiter.consume(userId, 'socket');
+    if (handler.event === 'chat:send') await limiter.consume(userId, 'chat');
+    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
+      throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });
     }
-    hooks.onEvent(handler.event, response.ok ? 'ok' : response.error.code, (performance.now() - started) / 1000);
-    try {
-      ack(response);
-    } catch (err) {
-      logger.warn({ err, event: handler.event }, 'ack failed');
+    const parsed = handler.schema.safeParse(payload);
+    if (!parsed.success) throw validationError(parsed.error);
+    let em: EntityManager | undefined;
+    const ctx: HandlerContext = {
+      userId,
+      sessionId,
+      role,
+      socket,
+      get em() {
+        return (em ??= orm.em.fork());
+      },
+    };
+    const data = await handler.run(ctx, parsed.data);
+    response = { ok: true, data };
+  } catch (err) {
+    const appErr = toAppError(err);
+    if (appErr.code === ErrorCode.INTERNAL) {
+      logger.error({ err: appErr.cause, errorId: appErr.details?.errorId, event: handler.event, userId }, 'event failed');
     }
+    if (appErr.code === ErrorCode.RATE_LIMITED) {
+      const scope = appErr.details?.scope === 'chat' ? 'chat' : 'socket';
+      hooks.onRateLimited(scope);
+      securityLog(logger, 'rate_limited', { scope, userId, event: handler.event });
+      if (appErr.details?.flooding) {
+        logger.warn({ userId, sessionId, event: handler.event }, 'socket disconnected for flooding');
+        setImmediate(() => socket.disconnect(true));
+      }
+      response = { ok: false, error: { code: appErr.code, message: appErr.message, retryAfterMs: appErr.toWire().retryAfterMs ?? 0 } };
+    } else {
+      response = { ok: false, error: appErr.toWire() };
+    }
+  }
+  hooks.onEvent(handler.event, response.ok ? 'ok' : response.error.code, (performance.now() - started) / 1000);
+  try {
+    ack(response);
+  } catch (err) {
+    logger.warn({ err, event: handler.event }, 'ack failed');
   }
 }

@@ -13,12 +13,20 @@ import { limits } from '../../shared/limits.js';
 import { AppError, ErrorCode } from '../errors.js';
 import { securityLog } from '../logger.js';
 import { redisOptions } from '../redis.js';
-import { defineHandler, registerHandlers, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
+import { createDispatcher, defineHandler, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
 import { sessionRoom, userRoom } from './rooms.js';
 import type { AppServer, AppSocket } from './types.js';
 import { requestSchemas } from '../../shared/events.js';
-import { toUserView } from '../features/auth/auth.service.js';
-import { UserSchema } from '../features/auth/user.entity.js';
+
+interface UserRow {
+  id: string;
+  email: string;
+  full_name: string;
+  timezone: string;
+  role: 'user' | 'admin';
+  created_at: Date;
+  task_seq: number;
+}
 
 export interface GatewayHooks extends EventHooks {
   onConnect(userId: string): void;
@@ -73,7 +81,10 @@ export function createGateway(options: {
     },
   });
 
-  const pub = new Redis(config.redisUrl, redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false }));
+  const pub = new Redis(
+    config.redisUrl,
+    redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false, enableAutoPipelining: true }),
+  );
   const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub` });
   pub.on('error', () => undefined);
   sub.on('error', () => undefined);
@@ -120,7 +131,7 @@ export function createGateway(options: {
     return { expiresAt: new Date(ctx.socket.data.exp * 1000).toISOString() };
   });
   const handlers: readonly Handler[] = [authRefresh as Handler, ...options.handlers];
-  const runtime: HandlerRuntime = { ...options.runtime, hooks };
+  const dispatch = createDispatcher(handlers, { ...options.runtime, hooks });
 
   const expiryTimers = new WeakMap<AppSocket, NodeJS.Timeout>();
   function scheduleExpiry(socket: AppSocket): void {
@@ -138,7 +149,7 @@ export function createGateway(options: {
   io.on('connection', async (socket) => {
     const { userId, sessionId } = socket.data;
     hooks.onConnect(userId);
-    registerHandlers(socket, handlers, runtime);
+    dispatch(socket);
     scheduleExpiry(socket);
     socket.on('disconnect', (reason) => {
       clearTimeout(expiryTimers.get(socket));
@@ -146,7 +157,11 @@ export function createGateway(options: {
     });
     await socket.join([userRoom(userId), sessionRoom(sessionId)]);
     try {
-      const user = await deps.orm.em.fork().findOne(UserSchema, userId);
+      // One plain query on the connect path (no entity hydration).
+      const [user] = await deps.orm.em.getConnection().execute<UserRow[]>(
+        'select id, email, full_name, timezone, role, created_at, task_seq from users where id = ?',
+        [userId],
+      );
       if (!user) {
         socket.emit('session:revoked', { reason: 'account_deleted' });
         socket.disconnect(true);
@@ -154,10 +169,17 @@ export function createGateway(options: {
       }
       if (!socket.connected) return;
       socket.emit('session:ready', {
-        user: toUserView(user),
+        user: {
+          id: user.id,
+          email: user.email,
+          fullName: user.full_name,
+          timezone: user.timezone,
+          role: user.role,
+          createdAt: new Date(user.created_at).toISOString(),
+        },
         sessionId,
         tokenExpiresAt: new Date(socket.data.exp * 1000).toISOString(),
-        taskSeq: user.taskSeq,
+        taskSeq: Number(user.task_seq),
         nodeId: config.nodeId,
         serverTime: new Date().toISOString(),
       });

@@ -11,7 +11,7 @@ import { AppError, appError, ErrorCode } from '../../errors.js';
 import { securityLog } from '../../logger.js';
 import { opsRequestSchemas, type OpsAckData, type OpsClientToServerEvents, type OpsServerToClientEvents } from '../../../shared/events.js';
 import type { NodeSnapshot, OnlineUser, OpsSnapshot } from '../../../shared/schemas/ops.js';
-import { defineHandler, registerHandlers, type Handler, type HandlerRuntime } from '../../realtime/define-handler.js';
+import { createDispatcher, defineHandler, type Handler, type HandlerRuntime } from '../../realtime/define-handler.js';
 import { userRoom } from '../../realtime/rooms.js';
 import type { AppServer, AppSocket, SocketData } from '../../realtime/types.js';
 import { forgetNode, freshNodes, recordNode } from '../../realtime/nodes.js';
@@ -100,8 +100,9 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
     }),
   ] as Handler[];
 
+  const dispatch = createDispatcher(handlers, runtime);
   ops.on('connection', (socket) => {
-    registerHandlers(socket as unknown as AppSocket, handlers, runtime);
+    dispatch(socket as unknown as AppSocket);
     // An admin view lives no longer than its token.
     const expiry = setTimeout(() => socket.disconnect(true), Math.max(0, socket.data.exp * 1000 - Date.now()));
     expiry.unref();

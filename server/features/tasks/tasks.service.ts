@@ -118,6 +118,11 @@ interface ChangeContext {
   removed(seq: number, id: string): void;
 }
 
+/** Thrown out of a change that changed nothing, to roll back its seq bump. */
+class NoChange {
+  constructor(readonly result: unknown) {}
+}
+
 type PendingEvent = { kind: 'changed'; data: TaskChanged } | { kind: 'removed'; data: TaskRemoved };
 
 /** Empty or blank optional text means "none". */
@@ -161,35 +166,52 @@ export function createTasksService(deps: {
     return appError(ErrorCode.NOT_FOUND, { message: 'Task not found' });
   }
 
-  /** Runs one change: user row locked, events emitted after the commit. */
+  /**
+   * Runs one change. The user's row is locked by taking the next seq up front
+   * (one statement: lock, bump and read the time zone); a change that turns out
+   * to change nothing is rolled back, so seq rises only with real changes.
+   * Events are emitted after the commit.
+   */
   async function change<R>(userId: string, work: (ctx: ChangeContext) => Promise<R>): Promise<R> {
     const pending: PendingEvent[] = [];
-    const result = await orm.em.fork().transactional(async (em) => {
-      const rows = await em.execute<{ id: string; timezone: string }[]>(
-        'select id, timezone from users where id = ? for update',
-        [userId],
-      );
-      const row = rows[0];
-      if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
-      return work({
-        em,
-        user: { id: row.id, timezone: safeTimeZone(row.timezone) },
-        now: new Date(),
-        async nextSeq() {
-          const bumped = await em.execute<{ task_seq: number }[]>(
-            'update users set task_seq = task_seq + 1 where id = ? returning task_seq',
+    let result: R;
+    try {
+      result = await orm.em.fork().transactional(async (em) => {
+        const bump = () =>
+          em.execute<{ task_seq: number; timezone: string }[]>(
+            'update users set task_seq = task_seq + 1 where id = ? returning task_seq, timezone',
             [userId],
           );
-          return Number(bumped[0]!.task_seq);
-        },
-        changed(task) {
-          pending.push({ kind: 'changed', data: { seq: task.seq, task: toTask(task) } });
-        },
-        removed(seq, id) {
-          pending.push({ kind: 'removed', data: { seq, id } });
-        },
+        const rows = await bump();
+        const row = rows[0];
+        if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
+        let reserved: number | undefined = Number(row.task_seq);
+        const done = await work({
+          em,
+          user: { id: userId, timezone: safeTimeZone(row.timezone) },
+          now: new Date(),
+          async nextSeq() {
+            if (reserved !== undefined) {
+              const seq = reserved;
+              reserved = undefined;
+              return seq;
+            }
+            return Number((await bump())[0]!.task_seq);
+          },
+          changed(task) {
+            pending.push({ kind: 'changed', data: { seq: task.seq, task: toTask(task) } });
+          },
+          removed(seq, id) {
+            pending.push({ kind: 'removed', data: { seq, id } });
+          },
+        });
+        if (reserved !== undefined) throw new NoChange(done);
+        return done;
       });
-    });
+    } catch (err) {
+      if (err instanceof NoChange) return err.result as R;
+      throw err;
+    }
     pending.sort((a, b) => a.data.seq - b.data.seq);
     for (const event of pending) {
       if (event.kind === 'changed') events.changed(userId, event.data);
