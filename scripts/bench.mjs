@@ -21,7 +21,7 @@ const runSam = !argv.includes('--bare-only');
 const runBare = !argv.includes('--sam-only');
 
 const cfg = quick
-  ? { steps: [1500, 3000], windowMs: 4_000, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 3_000, hsRates: [500, 1000], hsMs: 2_000, streams: 50, streamSeconds: 2, loginRate: 60, loginMs: 3_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 45_000 }
+  ? { steps: [1500], windowMs: 3_000, connectRate: 1_500, fanoutRates: [250, 500], fanoutMs: 2_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, loginRate: 60, loginMs: 3_000, twoNodeRates: [500], twoNodeCapacity: false, budgetMs: 40_000 }
   : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
 // 19,500: a server process may hold at most `ulimit -n` (here 20,000, the hard limit) descriptors.
 
