@@ -83,7 +83,7 @@ export function createGateway(options: {
 
   const pub = new Redis(
     config.redisUrl,
-    redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false, enableAutoPipelining: true }),
+    redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false }),
   );
   const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub` });
   pub.on('error', () => undefined);
