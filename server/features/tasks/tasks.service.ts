@@ -97,6 +97,113 @@ function wireRecurrence(r: Recurrence): Recurrence {
   return { type: r.type, interval: r.interval, endDate: r.endDate ?? null };
 }
 
+/**
+ * Tasks that a change loads are plain rows, not managed entities: the unit of
+ * work cost ~2 ms of CPU per change (measured: 3.2 ms with it, 0.9 ms with the
+ * same statements as plain SQL), and task changes are the hottest write path.
+ * A change saves what it altered with one UPDATE; new rows still go through the
+ * ORM.
+ */
+const taskColumns = {
+  title: 'title',
+  description: 'description',
+  deadline: 'deadline',
+  intensity: 'intensity',
+  status: 'status',
+  project: 'project',
+  waitingOn: 'waiting_on',
+  dependencies: 'dependencies',
+  recurrence: 'recurrence',
+  seriesDay: 'series_day',
+  nextOccurrenceId: 'next_occurrence_id',
+  statusBeforeDelete: 'status_before_delete',
+  version: 'version',
+  seq: 'seq',
+  updatedAt: 'updated_at',
+  completedAt: 'completed_at',
+  deletedAt: 'deleted_at',
+} as const satisfies Partial<Record<keyof TaskEntity, string>>;
+type TaskColumn = keyof typeof taskColumns;
+
+interface TaskRow {
+  id: string;
+  user_id: string;
+  title: string;
+  description: string;
+  deadline: string | null;
+  intensity: number;
+  status: TaskStatus;
+  project: string | null;
+  waiting_on: string | null;
+  dependencies: string[] | null;
+  recurrence: Recurrence | null;
+  series_day: number | null;
+  next_occurrence_id: string | null;
+  status_before_delete: TaskStatus | null;
+  version: number;
+  seq: number;
+  created_at: string | Date;
+  updated_at: string | Date;
+  completed_at: string | Date | null;
+  deleted_at: string | Date | null;
+}
+
+const toDate = (v: string | Date) => (v instanceof Date ? v : new Date(v));
+
+function rowToTask(row: TaskRow): TaskEntity {
+  return {
+    id: row.id,
+    user: { id: row.user_id },
+    title: row.title,
+    description: row.description,
+    deadline: row.deadline,
+    intensity: row.intensity,
+    status: row.status,
+    project: row.project,
+    waitingOn: row.waiting_on,
+    dependencies: row.dependencies ?? [],
+    recurrence: row.recurrence,
+    seriesDay: row.series_day,
+    nextOccurrenceId: row.next_occurrence_id,
+    statusBeforeDelete: row.status_before_delete,
+    version: row.version,
+    seq: row.seq,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+    completedAt: row.completed_at === null ? null : toDate(row.completed_at),
+    deletedAt: row.deleted_at === null ? null : toDate(row.deleted_at),
+  } as unknown as TaskEntity;
+}
+
+/** A comparable form of one field's value. */
+const fieldKey = (v: unknown): string => (v instanceof Date ? `d${v.getTime()}` : JSON.stringify(v ?? null));
+
+/** The column values as loaded, to find what a change altered. */
+function snapshotOf(task: TaskEntity): Record<TaskColumn, string> {
+  const snap = {} as Record<TaskColumn, string>;
+  for (const key of Object.keys(taskColumns) as TaskColumn[]) snap[key] = fieldKey(task[key]);
+  return snap;
+}
+
+/** Tasks loaded in a change, with their snapshots; purged ones are not saved. */
+interface Loaded {
+  tasks: Map<TaskEntity, Record<TaskColumn, string>>;
+  purged: Set<string>;
+}
+
+async function saveLoaded(em: EntityManager, loaded: Loaded): Promise<void> {
+  for (const [task, snap] of loaded.tasks) {
+    if (loaded.purged.has(task.id)) continue;
+    const changed = (Object.keys(taskColumns) as TaskColumn[]).filter((key) => fieldKey(task[key]) !== snap[key]);
+    if (changed.length === 0) continue;
+    const values = changed.map((key) => {
+      const value = task[key];
+      return key === 'recurrence' && value !== null && value !== undefined ? JSON.stringify(value) : (value ?? null);
+    });
+    await em.execute(`update tasks set ${changed.map((key) => `"${taskColumns[key]}" = ?`).join(', ')} where id = ?`, [...values, task.id]);
+  }
+}
+
 const DAY_MS = 86_400_000;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** purge-job batch size: tasks of one user purged in one transaction */
@@ -161,6 +268,8 @@ export function createTasksService(deps: {
 }): TasksService {
   const { orm, events } = deps;
   const clock = deps.now ?? (() => new Date());
+  /** the rows each change's EntityManager has loaded */
+  const loadedIn = new WeakMap<EntityManager, Loaded>();
 
   function notFound(): AppError {
     return appError(ErrorCode.NOT_FOUND, { message: 'Task not found' });
@@ -177,6 +286,8 @@ export function createTasksService(deps: {
     let result: R;
     try {
       result = await orm.em.fork().transactional(async (em) => {
+        const loaded: Loaded = { tasks: new Map(), purged: new Set() };
+        loadedIn.set(em, loaded);
         const bump = () =>
           em.execute<{ task_seq: number; timezone: string }[]>(
             'update users set task_seq = task_seq + 1 where id = ? returning task_seq, timezone',
@@ -206,6 +317,7 @@ export function createTasksService(deps: {
           },
         });
         if (reserved !== undefined) throw new NoChange(done);
+        await saveLoaded(em, loaded);
         return done;
       });
     } catch (err) {
@@ -240,10 +352,13 @@ export function createTasksService(deps: {
     );
   }
 
+  /** Loads one of the user's tasks as a plain row; inside a change it is saved at the end if altered. */
   async function loadOwned(em: EntityManager, userId: string, id: string): Promise<TaskEntity> {
     if (!uuidPattern.test(id)) throw notFound();
-    const task = await em.findOne(TaskSchema, { id, user: userId });
-    if (!task) throw notFound();
+    const rows = await em.execute<TaskRow[]>('select * from tasks where id = ? and user_id = ?', [id.toLowerCase(), userId]);
+    if (!rows[0]) throw notFound();
+    const task = rowToTask(rows[0]);
+    loadedIn.get(em)?.tasks.set(task, snapshotOf(task));
     return task;
   }
 
@@ -284,7 +399,8 @@ export function createTasksService(deps: {
   async function purgeOne(ctx: ChangeContext, task: TaskEntity): Promise<void> {
     const seq = await ctx.nextSeq();
     ctx.em.create(TaskTombstoneSchema, { id: randomUUID(), user: ctx.user.id, taskId: task.id, seq, purgedAt: ctx.now });
-    ctx.em.remove(task);
+    await ctx.em.execute('delete from tasks where id = ?', [task.id]);
+    loadedIn.get(ctx.em)?.purged.add(task.id);
     ctx.removed(seq, task.id);
   }
 
