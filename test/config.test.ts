@@ -21,7 +21,7 @@ const completeProduction = (overrides: Record<string, string | undefined> = {}) 
   SECRET_KEY: randomSecret(),
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/sam',
   REDIS_URL: 'redis://127.0.0.1:6379',
-  ANTHROPIC_API_KEY: 'sk-ant-test-key',
+  ANTHROPIC_API_KEY: randomSecret(),
   METRICS_TOKEN: randomSecret(),
   ...overrides,
 });
@@ -189,7 +189,7 @@ describe('PROTOCOL §2 values and defaults', () => {
     expect(config.corsOrigins).toEqual([]);
     expect(config.hibpApiUrl).toBeNull();
     expect(config.anthropic.offline).toBe(true);
-    expect(loadConfig({ ENVIRONMENT: 'test', ANTHROPIC_API_KEY: 'sk-ant-x' }).anthropic.offline).toBe(false);
+    expect(loadConfig({ ENVIRONMENT: 'test', ANTHROPIC_API_KEY: randomSecret() }).anthropic.offline).toBe(false);
   });
 
   it('[CFG-1] defaults of §2 in production: the public range API, never the offline model', () => {
