@@ -111,6 +111,7 @@ export interface ServerToClientEvents {
 
 export interface OpsServerToClientEvents {
   'ops:snapshot': (data: ops.OpsSnapshot) => void;
+  'auth:expired': (data: { expiredAt: string }) => void;
 }
 
 export type { Ack };

@@ -2,33 +2,22 @@
  * The account and its sessions (PROTOCOL §6.3) through real sockets, on two
  * production-mode nodes sharing PostgreSQL and Redis.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { productionEnv } from './support/env.js';
-import { startCluster, type Cluster, type TestApp } from './support/app.js';
+import { useTwoNodes } from './support/app.js';
 import { signUp, type SignedUp } from './support/users.js';
 import { RestClient } from './support/http.js';
-import { closed, connectError, connectReady, tabTracker } from './support/sockets.js';
+import { closed, connectError, connectReady } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 import type { AuthResult } from '../shared/schemas/auth.js';
 import { hashRefreshToken } from '../server/features/auth/tokens.js';
 
-let cluster: Cluster;
-let a: TestApp;
-let b: TestApp;
-const { track, closeAll } = tabTracker();
+const cluster = useTwoNodes(() => productionEnv({ RATE_LIMIT_PER_MINUTE: '10000', SOCKET_EVENTS_PER_MINUTE: '10000' }));
+const { track } = cluster;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-beforeAll(async () => {
-  cluster = await startCluster(2, productionEnv({ RATE_LIMIT_PER_MINUTE: '10000', SOCKET_EVENTS_PER_MINUTE: '10000' }));
-  [a, b] = cluster.nodes as [TestApp, TestApp];
-});
-afterAll(async () => {
-  closeAll();
-  await cluster?.close();
-});
-
 /** A second login of the same user, with its own user agent: a second session. */
-async function loginAs(user: SignedUp, userAgent: string, url = a.url): Promise<{ client: RestClient; auth: AuthResult }> {
+async function loginAs(user: SignedUp, userAgent: string, url = cluster.a.url): Promise<{ client: RestClient; auth: AuthResult }> {
   const client = new RestClient(url);
   const res = await client.post<AuthResult>('/api/v1/auth/login', { email: user.email, password: user.password }, { headers: { 'user-agent': userAgent } });
   expect(res.status).toBe(200);
@@ -36,7 +25,7 @@ async function loginAs(user: SignedUp, userAgent: string, url = a.url): Promise<
 }
 
 async function count(table: 'users' | 'sessions' | 'tasks' | 'refresh_tokens' | 'task_tombstones', userId: string): Promise<number> {
-  const conn = a.deps.orm.em.getConnection();
+  const conn = cluster.a.deps.orm.em.getConnection();
   const rows =
     table === 'users'
       ? await conn.execute<{ n: string }[]>('select count(*) as n from users where id = ?', [userId])
@@ -48,19 +37,19 @@ async function count(table: 'users' | 'sessions' | 'tasks' | 'refresh_tokens' | 
 
 describe('§6.3 profile', () => {
   it('[§6.3] user:me answers the user as signed up', async () => {
-    const user = await signUp(a.url, { fullName: 'Ada Lovelace', timezone: 'Europe/London' });
-    const tab = track(await connectReady(b.url, user.auth.accessToken));
+    const user = await signUp(cluster.a.url, { fullName: 'Ada Lovelace', timezone: 'Europe/London' });
+    const tab = track(await connectReady(cluster.b.url, user.auth.accessToken));
     const me = await tab.call('user:me', {});
     expect(me.user).toEqual(user.auth.user);
     expect(me.user).toMatchObject({ fullName: 'Ada Lovelace', timezone: 'Europe/London', role: 'user', email: user.email });
   });
 
   it('[§6.3][RT-7] user:update changes fullName and timezone and broadcasts user:changed to every tab of the user on both nodes, and to no one else', async () => {
-    const user = await signUp(a.url, { fullName: 'Before' });
-    const other = await signUp(a.url);
-    const tabA = track(await connectReady(a.url, user.auth.accessToken));
-    const tabB = track(await connectReady(b.url, user.auth.accessToken));
-    const bystander = track(await connectReady(b.url, other.auth.accessToken));
+    const user = await signUp(cluster.a.url, { fullName: 'Before' });
+    const other = await signUp(cluster.a.url);
+    const tabA = track(await connectReady(cluster.a.url, user.auth.accessToken));
+    const tabB = track(await connectReady(cluster.b.url, user.auth.accessToken));
+    const bystander = track(await connectReady(cluster.b.url, other.auth.accessToken));
     const { user: updated } = await tabA.call('user:update', { fullName: '  Grace Hopper ', timezone: 'America/New_York' });
     expect(updated).toEqual({ ...user.auth.user, fullName: 'Grace Hopper', timezone: 'America/New_York' });
     expect(await tabB.waitFor('user:changed')).toEqual({ user: updated });
@@ -72,9 +61,9 @@ describe('§6.3 profile', () => {
   });
 
   it('[§6.3][RT-3] user:update with an unknown IANA name or an oversize name is VALIDATION on that field and changes nothing', async () => {
-    const user = await signUp(a.url, { timezone: 'Asia/Tokyo' });
-    const tab = track(await connectReady(a.url, user.auth.accessToken));
-    const twin = track(await connectReady(b.url, user.auth.accessToken));
+    const user = await signUp(cluster.a.url, { timezone: 'Asia/Tokyo' });
+    const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
+    const twin = track(await connectReady(cluster.b.url, user.auth.accessToken));
     const badZone = await tab.request('user:update', { timezone: 'Mars/Olympus_Mons' });
     expect(badZone).toMatchObject({ ok: false, error: { code: ErrorCode.VALIDATION } });
     if (!badZone.ok) expect(badZone.error.issues?.map((i) => i.path)).toEqual(['timezone']);
@@ -89,11 +78,11 @@ describe('§6.3 profile', () => {
 
 describe('§6.3 export', () => {
   it('[§6.3][GEN-1] user:export holds everything of the user, no secret, and nothing of another user', async () => {
-    const user = await signUp(a.url, { fullName: 'Exporter' });
+    const user = await signUp(cluster.a.url, { fullName: 'Exporter' });
     const second = await loginAs(user, 'SamTest/Export');
-    const other = await signUp(a.url, { fullName: 'Someone Else' });
-    const tab = track(await connectReady(a.url, user.auth.accessToken));
-    const otherTab = track(await connectReady(b.url, other.auth.accessToken));
+    const other = await signUp(cluster.a.url, { fullName: 'Someone Else' });
+    const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
+    const otherTab = track(await connectReady(cluster.b.url, other.auth.accessToken));
     const kept = await tab.call('task:create', { title: 'kept', deadline: '2030-03-01', project: 'Export' });
     const trashed = await tab.call('task:create', { title: 'trashed' });
     await tab.call('task:delete', { id: trashed.task.id });
@@ -110,7 +99,7 @@ describe('§6.3 export', () => {
     expect(data.tasks.find((t) => t.id === trashed.task.id)?.status).toBe('deleted');
     expect(data.conversations).toEqual([]);
     expect(data.messages).toEqual([]);
-    expect(data.sessions.map((s) => s.id).sort()).toEqual([tab.ready.sessionId, (await connectReady(a.url, second.auth.accessToken).then(track)).ready.sessionId].sort());
+    expect(data.sessions.map((s) => s.id).sort()).toEqual([tab.ready.sessionId, (await connectReady(cluster.a.url, second.auth.accessToken).then(track)).ready.sessionId].sort());
     expect(data.sessions.find((s) => s.userAgent === 'SamTest/Export')).toMatchObject({ revokedAt: null });
     for (const s of data.sessions) expect(Object.keys(s).sort()).toEqual(['createdAt', 'id', 'lastUsedAt', 'revokedAt', 'userAgent']);
 
@@ -128,10 +117,10 @@ describe('§6.3 export', () => {
 
 describe('§6.3 sessions', () => {
   it('[§6.3] session:list shows both logins with current set for the asking one and the user agent recorded', async () => {
-    const user = await signUp(a.url);
+    const user = await signUp(cluster.a.url);
     const second = await loginAs(user, 'SamTest/Phone 1.0');
-    const first = track(await connectReady(a.url, user.auth.accessToken));
-    const phone = track(await connectReady(b.url, second.auth.accessToken));
+    const first = track(await connectReady(cluster.a.url, user.auth.accessToken));
+    const phone = track(await connectReady(cluster.b.url, second.auth.accessToken));
     const seen = await first.call('session:list', {});
     expect(seen.sessions).toHaveLength(2);
     expect(seen.sessions.find((s) => s.current)?.id).toBe(first.ready.sessionId);
@@ -147,10 +136,10 @@ describe('§6.3 sessions', () => {
   });
 
   it('[§6.3][AUTH-7][RT-5] session:revoke of another of my sessions closes its socket on the other node within 2 s; its token and refresh cookie are refused', async () => {
-    const user = await signUp(a.url);
+    const user = await signUp(cluster.a.url);
     const second = await loginAs(user, 'SamTest/Laptop');
-    const mine = track(await connectReady(a.url, user.auth.accessToken));
-    const victim = track(await connectReady(b.url, second.auth.accessToken));
+    const mine = track(await connectReady(cluster.a.url, user.auth.accessToken));
+    const victim = track(await connectReady(cluster.b.url, second.auth.accessToken));
     const revokedEvent = victim.waitFor('session:revoked', undefined, 2_000);
     const gone = closed(victim, 2_000);
     const started = Date.now();
@@ -158,8 +147,8 @@ describe('§6.3 sessions', () => {
     expect(await revokedEvent).toMatchObject({ reason: expect.any(String) });
     await gone;
     expect(Date.now() - started).toBeLessThan(2_000);
-    expect(await connectError(a.url, second.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
-    expect(await connectError(b.url, second.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
+    expect(await connectError(cluster.a.url, second.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
+    expect(await connectError(cluster.b.url, second.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
     const refresh = await second.client.post('/api/v1/auth/refresh');
     expect(refresh.status).toBe(401);
     // The asking session lives on.
@@ -167,13 +156,13 @@ describe('§6.3 sessions', () => {
     expect(mine.socket.connected).toBe(true);
     const left = await mine.call('session:list', {});
     expect(left.sessions.map((s) => s.id)).toEqual([mine.ready.sessionId]);
-    expect(a.logs.records().some((r) => r.type === 'session_revoked_by_user' && r.sessionId === victim.ready.sessionId)).toBe(true);
+    expect(cluster.a.logs.records().some((r) => r.type === 'session_revoked_by_user' && r.sessionId === victim.ready.sessionId)).toBe(true);
   });
 
   it('[§6.3][AUTH-7] session:revoke of the current session: the ack { ok: true, data: {} } arrives first, then the socket is closed', async () => {
-    const user = await signUp(a.url);
-    const tab = track(await connectReady(a.url, user.auth.accessToken));
-    const sameSessionOtherNode = track(await connectReady(b.url, user.auth.accessToken));
+    const user = await signUp(cluster.a.url);
+    const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
+    const sameSessionOtherNode = track(await connectReady(cluster.b.url, user.auth.accessToken));
     const order: string[] = [];
     const gone = closed(tab, 2_000).then(() => order.push('closed'));
     const goneToo = closed(sameSessionOtherNode, 2_000);
@@ -183,15 +172,15 @@ describe('§6.3 sessions', () => {
     await gone;
     await goneToo;
     expect(order).toEqual(['ack', 'closed']);
-    expect(await connectError(b.url, user.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
+    expect(await connectError(cluster.b.url, user.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
     expect((await user.client.post('/api/v1/auth/refresh')).status).toBe(401);
   });
 
   it('[§6.3][TASK-6] session:revoke of another user\'s session id is NOT_FOUND and leaves that session alive', async () => {
-    const user = await signUp(a.url);
-    const other = await signUp(a.url);
-    const tab = track(await connectReady(a.url, user.auth.accessToken));
-    const otherTab = track(await connectReady(b.url, other.auth.accessToken));
+    const user = await signUp(cluster.a.url);
+    const other = await signUp(cluster.a.url);
+    const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
+    const otherTab = track(await connectReady(cluster.b.url, other.auth.accessToken));
     expect(await tab.request('session:revoke', { id: otherTab.ready.sessionId })).toMatchObject({ ok: false, error: { code: ErrorCode.NOT_FOUND } });
     await sleep(200);
     expect(otherTab.socket.connected).toBe(true);
@@ -203,8 +192,8 @@ describe('§6.3 sessions', () => {
 
 describe('§6.3 account deletion', () => {
   it('[§6.3] user:delete with a wrong password is INVALID_CREDENTIALS and deletes nothing', async () => {
-    const user = await signUp(a.url);
-    const tab = track(await connectReady(a.url, user.auth.accessToken));
+    const user = await signUp(cluster.a.url);
+    const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
     await tab.call('task:create', { title: 'still here' });
     const ack = await tab.request('user:delete', { password: `${user.password}!` });
     expect(ack).toMatchObject({ ok: false, error: { code: ErrorCode.INVALID_CREDENTIALS } });
@@ -217,13 +206,13 @@ describe('§6.3 account deletion', () => {
   });
 
   it('[§6.3][AUTH-7] user:delete with the right password: ack ok, every socket on both nodes closed, tokens refused, login 401, rows gone, others intact, logged', async () => {
-    const user = await signUp(a.url);
-    const second = await loginAs(user, 'SamTest/Second', b.url);
-    const other = await signUp(b.url);
-    const tab = track(await connectReady(a.url, user.auth.accessToken));
-    const tabB = track(await connectReady(b.url, user.auth.accessToken));
-    const secondTab = track(await connectReady(b.url, second.auth.accessToken));
-    const otherTab = track(await connectReady(a.url, other.auth.accessToken));
+    const user = await signUp(cluster.a.url);
+    const second = await loginAs(user, 'SamTest/Second', cluster.b.url);
+    const other = await signUp(cluster.b.url);
+    const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
+    const tabB = track(await connectReady(cluster.b.url, user.auth.accessToken));
+    const secondTab = track(await connectReady(cluster.b.url, second.auth.accessToken));
+    const otherTab = track(await connectReady(cluster.a.url, other.auth.accessToken));
     const t1 = await tab.call('task:create', { title: 'to be deleted' });
     await tab.call('task:delete', { id: t1.task.id });
     await tab.call('task:purge', { id: t1.task.id });
@@ -239,9 +228,9 @@ describe('§6.3 account deletion', () => {
     await allGone;
     expect(Date.now() - started).toBeLessThan(2_000);
 
-    expect(await connectError(a.url, user.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
-    expect(await connectError(b.url, second.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
-    const login = await new RestClient(b.url).post('/api/v1/auth/login', { email: user.email, password: user.password });
+    expect(await connectError(cluster.a.url, user.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
+    expect(await connectError(cluster.b.url, second.auth.accessToken)).toBe(ErrorCode.TOKEN_REVOKED);
+    const login = await new RestClient(cluster.b.url).post('/api/v1/auth/login', { email: user.email, password: user.password });
     expect(login.status).toBe(401);
     expect(login.body).toMatchObject({ code: ErrorCode.INVALID_CREDENTIALS });
     expect((await user.client.post('/api/v1/auth/refresh')).status).toBe(401);
@@ -255,7 +244,7 @@ describe('§6.3 account deletion', () => {
     expect(otherBefore.list.tasks.map((t) => t.id)).toEqual([otherTask.task.id]);
     expect(await count('users', other.auth.user.id)).toBe(1);
 
-    const record = await a.logs.waitFor((r) => r.event === 'security' && r.type === 'account_deleted' && r.userId === user.auth.user.id, 2_000);
+    const record = await cluster.a.logs.waitFor((r) => r.event === 'security' && r.type === 'account_deleted' && r.userId === user.auth.user.id, 2_000);
     expect(JSON.stringify(record)).not.toContain(user.password);
   });
 });

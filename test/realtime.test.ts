@@ -46,6 +46,10 @@ describe('RT-1 handshake', () => {
     const user = await signUp(a.url);
     const foreign = await connectError(a.url, user.auth.accessToken, { origin: 'https://evil.example' });
     expect(foreign).not.toBe('connected');
+    // The upgrade itself is refused (HTTP 403), before any handshake or event.
+    expect(foreign).toBe('websocket error');
+    const refusal = await a.logs.waitFor((r) => r.type === 'socket_auth_failed' && r.reason === ErrorCode.FORBIDDEN);
+    expect(refusal.origin).toBe('https://evil.example');
     const allowed = track(await connectReady(a.url, user.auth.accessToken, { origin: 'https://sam.example.test' }));
     expect(allowed.ready.user.id).toBe(user.auth.user.id);
     const own = track(await connectReady(a.url, user.auth.accessToken, { origin: a.url }));

@@ -3,36 +3,25 @@
  * seq order, views, `task:next` in the user's timezone, and the purge job.
  * The service's own rules are unit-tested in server/features/tasks.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { productionEnv } from './support/env.js';
-import { startCluster, type Cluster, type TestApp } from './support/app.js';
+import { useTwoNodes } from './support/app.js';
 import { signUp } from './support/users.js';
-import { connectReady, tabTracker, type Tab } from './support/sockets.js';
+import { connectReady, type Tab } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 import type { Task } from '../shared/schemas/tasks.js';
 import { runPurgeOnce } from '../server/jobs/purge.js';
 
-let cluster: Cluster;
-let a: TestApp;
-let b: TestApp;
-const { track, closeAll } = tabTracker();
+const cluster = useTwoNodes(() => productionEnv({ RATE_LIMIT_PER_MINUTE: '10000', SOCKET_EVENTS_PER_MINUTE: '10000' }));
+const { track } = cluster;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-beforeAll(async () => {
-  cluster = await startCluster(2, productionEnv({ RATE_LIMIT_PER_MINUTE: '10000', SOCKET_EVENTS_PER_MINUTE: '10000' }));
-  [a, b] = cluster.nodes as [TestApp, TestApp];
-});
-afterAll(async () => {
-  closeAll();
-  await cluster?.close();
-});
 
 /** A user with two tabs, one per node. */
 async function twoTabs(fields: { timezone?: string } = {}) {
-  const user = await signUp(a.url, fields);
-  const tab = track(await connectReady(a.url, user.auth.accessToken));
-  const other = track(await connectReady(b.url, user.auth.accessToken));
+  const user = await signUp(cluster.a.url, fields);
+  const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
+  const other = track(await connectReady(cluster.b.url, user.auth.accessToken));
   return { user, tab, other };
 }
 
@@ -47,7 +36,7 @@ function dayIn(timeZone: string, days = 0): string {
 }
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
-  return a.deps.orm.em.getConnection().execute<T[]>(query, params);
+  return cluster.a.deps.orm.em.getConnection().execute<T[]>(query, params);
 }
 
 describe('TASK-1 / TASK-2 create and update', () => {
@@ -264,7 +253,7 @@ describe('TASK-4 / SYNC-1 the purge job', () => {
     const since = (await tab.call('task:list', {})).seq;
     expect(since).toBe(6);
 
-    const purged = await runPurgeOnce({ redis: a.deps.redis, tasks: a.deps.tasks, logger: a.deps.logger });
+    const purged = await runPurgeOnce({ redis: cluster.a.deps.redis, tasks: cluster.a.deps.tasks, logger: cluster.a.deps.logger });
     expect(purged).toBeGreaterThanOrEqual(2);
     const removed = await Promise.all([
       tab.waitFor('task:removed', (d) => d.id === old.id),
@@ -285,8 +274,8 @@ describe('TASK-4 / SYNC-1 the purge job', () => {
     await tab.call('task:complete', { id: task.id });
     await sql(`update tasks set completed_at = now() - interval '30 days' where id = ?`, [task.id]);
     const results = await Promise.all([
-      runPurgeOnce({ redis: a.deps.redis, tasks: a.deps.tasks, logger: a.deps.logger }),
-      runPurgeOnce({ redis: b.deps.redis, tasks: b.deps.tasks, logger: b.deps.logger }),
+      runPurgeOnce({ redis: cluster.a.deps.redis, tasks: cluster.a.deps.tasks, logger: cluster.a.deps.logger }),
+      runPurgeOnce({ redis: cluster.b.deps.redis, tasks: cluster.b.deps.tasks, logger: cluster.b.deps.logger }),
     ]);
     expect(results.filter((r) => r === null)).toHaveLength(1);
     expect(results.find((r) => r !== null)).toBeGreaterThanOrEqual(1);

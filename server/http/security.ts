@@ -1,7 +1,7 @@
 /** Security headers (PROTOCOL §4) and CORS, applied before anything else answers. */
 import helmet from 'helmet';
 import cors from 'cors';
-import type { Request, RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 import type { Config } from '../config.js';
 import { appError, ErrorCode } from '../errors.js';
 
@@ -36,13 +36,17 @@ export function securityHeaders(config: Pick<Config, 'isProduction'>): RequestHa
   });
 }
 
-/** The origin of the server itself as the request reached it. */
-export function ownOrigin(req: Pick<Request, 'protocol' | 'get'>): string {
-  return `${req.protocol}://${req.get('host') ?? ''}`;
-}
-
-export function isAllowedOrigin(origin: string, allowed: readonly string[], own: string | undefined): boolean {
-  return allowed.includes(origin) || origin === own;
+/**
+ * A browser Origin may act when it is one of `allowed`, or the server's own: the
+ * host the request was sent to (behind a TLS proxy the scheme differs, the host does not).
+ */
+export function isAllowedOrigin(origin: string, allowed: readonly string[], host: string | undefined): boolean {
+  if (allowed.includes(origin)) return true;
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
 }
 
 /** CORS for exactly the configured origins, with credentials (the refresh cookie). */
@@ -65,7 +69,7 @@ export function originGuard(config: Pick<Config, 'corsOrigins'>): RequestHandler
   return (req, _res, next) => {
     const origin = req.get('origin');
     if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS' && origin !== undefined) {
-      if (!isAllowedOrigin(origin, config.corsOrigins, ownOrigin(req))) {
+      if (!isAllowedOrigin(origin, config.corsOrigins, req.get('host'))) {
         next(appError(ErrorCode.FORBIDDEN, { message: 'Origin not allowed' }));
         return;
       }

@@ -26,6 +26,8 @@ export interface Handler<E extends string = string, P = unknown, R = unknown> {
   event: E;
   schema: z.ZodType<P>;
   run(ctx: HandlerContext, payload: P): Promise<R>;
+  /** a second, stricter per-user limit this event also counts against (RT-6: `chat:send`) */
+  alsoLimitedBy?: 'chat';
 }
 
 /** Outcome label of an event: `ok` or the error code. */
@@ -37,8 +39,6 @@ export interface EventHooks {
   onDropped(reason: 'unknown_event' | 'no_ack'): void;
   onRateLimited(scope: 'socket' | 'chat'): void;
 }
-
-export const noHooks: EventHooks = { onEvent: () => undefined, onDropped: () => undefined, onRateLimited: () => undefined };
 
 export interface EventLimiter {
   /** Throws RATE_LIMITED; returns true when the socket should be dropped for flooding. */
@@ -77,8 +77,9 @@ export function defineHandler<E extends string, S extends z.ZodType, R>(
   event: E,
   schema: S,
   run: (ctx: HandlerContext, payload: z.output<S>) => Promise<R>,
+  options: { alsoLimitedBy?: 'chat' } = {},
 ): Handler<E, z.output<S>, R> {
-  return { event, schema: schema as unknown as z.ZodType<z.output<S>>, run };
+  return { event, schema: schema as unknown as z.ZodType<z.output<S>>, run, ...options };
 }
 
 export interface HandlerRuntime {
@@ -121,7 +122,7 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
   let response: Ack<unknown>;
   try {
     await limiter.consume(userId, 'socket');
-    if (handler.event === 'chat:send') await limiter.consume(userId, 'chat');
+    if (handler.alsoLimitedBy) await limiter.consume(userId, handler.alsoLimitedBy);
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });
     }

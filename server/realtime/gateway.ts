@@ -12,20 +12,24 @@ import type { Deps } from '../deps.js';
 import { limits } from '../../shared/limits.js';
 import { AppError, ErrorCode } from '../errors.js';
 import { securityLog } from '../logger.js';
+import { isAllowedOrigin } from '../http/security.js';
+import { clearExpiry, handshakeAuth, scheduleExpiry } from './handshake-auth.js';
+import { toUserView } from '../features/auth/auth.service.js';
 import { redisOptions } from '../redis.js';
 import { createDispatcher, defineHandler, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
 import { sessionRoom, userRoom } from './rooms.js';
-import type { AppServer, AppSocket } from './types.js';
+import type { AppServer } from './types.js';
 import { requestSchemas } from '../../shared/events.js';
 
+/** The user row `session:ready` needs, with the entity's property names. */
 interface UserRow {
   id: string;
   email: string;
-  full_name: string;
+  fullName: string;
   timezone: string;
   role: 'user' | 'admin';
-  created_at: Date;
-  task_seq: number;
+  createdAt: string;
+  taskSeq: number;
 }
 
 export interface GatewayHooks extends EventHooks {
@@ -38,17 +42,6 @@ export interface Gateway {
   io: AppServer;
   /** Stops accepting and closes every socket of this node. */
   close(): Promise<void>;
-}
-
-/** True when a browser Origin may open a socket: an allowed origin or the server's own host. */
-export function originAllowed(origin: string | undefined, host: string | undefined, allowed: readonly string[]): boolean {
-  if (origin === undefined) return true; // scripts and load generators send none
-  if (allowed.includes(origin)) return true;
-  try {
-    return host !== undefined && new URL(origin).host === host;
-  } catch {
-    return false;
-  }
 }
 
 export function createGateway(options: {
@@ -72,7 +65,9 @@ export function createGateway(options: {
     perMessageDeflate: false,
     httpCompression: false,
     allowRequest: (req, callback) => {
-      const ok = originAllowed(req.headers.origin, req.headers.host, config.corsOrigins);
+      // Scripts and load generators send no Origin; browsers must come from an allowed or our own origin.
+      const origin = req.headers.origin;
+      const ok = origin === undefined || isAllowedOrigin(origin, config.corsOrigins, req.headers.host);
       if (!ok) {
         hooks.onHandshakeFailure('FORBIDDEN');
         securityLog(logger, 'socket_auth_failed', { reason: 'FORBIDDEN', origin: req.headers.origin });
@@ -104,20 +99,7 @@ export function createGateway(options: {
     rawSocket.request = null;
   });
 
-  io.use(async (socket, next) => {
-    const token: unknown = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-    try {
-      const claims = await auth.authenticate(token);
-      socket.data = { userId: claims.sub, sessionId: claims.sid, role: claims.role, exp: claims.exp };
-      next();
-    } catch (err) {
-      const code = err instanceof AppError ? err.code : ErrorCode.UNAUTHENTICATED;
-      const reason = code === ErrorCode.TOKEN_EXPIRED || code === ErrorCode.TOKEN_REVOKED || code === ErrorCode.UNAVAILABLE ? code : ErrorCode.UNAUTHENTICATED;
-      hooks.onHandshakeFailure(reason);
-      securityLog(logger, 'socket_auth_failed', { reason });
-      next(Object.assign(new Error(reason), { data: { code: reason } }));
-    }
-  });
+  io.use(handshakeAuth({ auth, logger, onFailure: hooks.onHandshakeFailure }));
 
   const authRefresh = defineHandler('auth:refresh', requestSchemas['auth:refresh'], async (ctx, { token }) => {
     const claims = await auth.authenticate(token);
@@ -133,33 +115,20 @@ export function createGateway(options: {
   const handlers: readonly Handler[] = [authRefresh as Handler, ...options.handlers];
   const dispatch = createDispatcher(handlers, { ...options.runtime, hooks });
 
-  const expiryTimers = new WeakMap<AppSocket, NodeJS.Timeout>();
-  function scheduleExpiry(socket: AppSocket): void {
-    clearTimeout(expiryTimers.get(socket));
-    const ms = socket.data.exp * 1000 - Date.now();
-    const timer = setTimeout(() => {
-      if (!socket.connected) return;
-      socket.emit('auth:expired', { expiredAt: new Date(socket.data.exp * 1000).toISOString() });
-      socket.disconnect(true);
-    }, Math.max(0, ms));
-    timer.unref();
-    expiryTimers.set(socket, timer);
-  }
-
   io.on('connection', async (socket) => {
     const { userId, sessionId } = socket.data;
     hooks.onConnect(userId);
     dispatch(socket);
     scheduleExpiry(socket);
     socket.on('disconnect', (reason) => {
-      clearTimeout(expiryTimers.get(socket));
+      clearExpiry(socket);
       hooks.onDisconnect(reason, userId);
     });
     await socket.join([userRoom(userId), sessionRoom(sessionId)]);
     try {
       // One plain query on the connect path (no entity hydration).
       const [user] = await deps.orm.em.getConnection().execute<UserRow[]>(
-        'select id, email, full_name, timezone, role, created_at, task_seq from users where id = ?',
+        'select id, email, full_name as "fullName", timezone, role, created_at as "createdAt", task_seq as "taskSeq" from users where id = ?',
         [userId],
       );
       if (!user) {
@@ -169,17 +138,10 @@ export function createGateway(options: {
       }
       if (!socket.connected) return;
       socket.emit('session:ready', {
-        user: {
-          id: user.id,
-          email: user.email,
-          fullName: user.full_name,
-          timezone: user.timezone,
-          role: user.role,
-          createdAt: new Date(user.created_at).toISOString(),
-        },
+        user: toUserView(user),
         sessionId,
         tokenExpiresAt: new Date(socket.data.exp * 1000).toISOString(),
-        taskSeq: Number(user.task_seq),
+        taskSeq: Number(user.taskSeq),
         nodeId: config.nodeId,
         serverTime: new Date().toISOString(),
       });
@@ -206,12 +168,7 @@ export function createGateway(options: {
     if (!since) return;
     revocation
       .revokedSince(since)
-      .then((ids) => {
-        if (ids.length === 0) return;
-        const rooms = ids.map(sessionRoom);
-        io.local.to(rooms).emit('session:revoked', { reason: 'revoked' });
-        io.local.in(rooms).disconnectSockets(true);
-      })
+      .then((ids) => broadcaster.disconnectSessionsHere(ids, 'revoked'))
       .catch((err: unknown) => logger.warn({ err }, 'could not re-read revocations'));
   });
 

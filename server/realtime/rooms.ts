@@ -13,7 +13,6 @@ type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClient
 /** Emits to rooms once the Socket.IO server exists; features depend on this, not on Socket.IO. */
 export class Broadcaster {
   private io: AppServer | undefined;
-  private sent = 0;
   private readonly listeners = new Set<() => void>();
 
   private readonly nodeHandlers: { event: keyof InterServerEvents; fn: (...args: any[]) => void }[] = [];
@@ -48,10 +47,6 @@ export class Broadcaster {
     this.listeners.add(fn);
   }
 
-  get count(): number {
-    return this.sent;
-  }
-
   toUser<E extends keyof ServerToClientEvents>(userId: string, event: E, ...args: EventArgs<E>): void {
     this.emit(userRoom(userId), event, ...args);
   }
@@ -77,7 +72,7 @@ export class Broadcaster {
     // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first.
     setTimeout(() => {
       if (this.io !== io) return;
-      io.local.in(rooms).disconnectSockets(true);
+      this.disconnectSessionsHere(sessionIds, reason, { notify: false });
       try {
         io.in(rooms).disconnectSockets(true);
       } catch {
@@ -86,10 +81,21 @@ export class Broadcaster {
     }, 50).unref();
   }
 
+  /**
+   * Closes this node's sockets of these sessions only: used when a revocation
+   * could not cross the adapter (Redis was away) and this node learns of it from PostgreSQL.
+   */
+  disconnectSessionsHere(sessionIds: string[], reason: string, options: { notify?: boolean } = {}): void {
+    const io = this.io;
+    if (!io || sessionIds.length === 0) return;
+    const rooms = sessionIds.map(sessionRoom);
+    if (options.notify !== false) io.local.to(rooms).emit('session:revoked', { reason });
+    io.local.in(rooms).disconnectSockets(true);
+  }
+
   private emit<E extends keyof ServerToClientEvents>(room: string, event: E, ...args: EventArgs<E>): void {
     const io = this.io;
     if (!io) return;
-    this.sent++;
     for (const fn of this.listeners) fn();
     try {
       io.to(room).emit(event, ...args);

@@ -10,12 +10,6 @@ export const text = (min: number, max: number) =>
     .max(max, `Must be at most ${max} characters`)
     .refine((s) => !s.includes(NUL), 'Must not contain U+0000');
 
-/** A trimmed, non-empty string. */
-export const trimmedText = (max: number) =>
-  text(1, max + 64)
-    .transform((s) => s.trim())
-    .pipe(z.string().min(1, 'Must not be empty').max(max, `Must be at most ${max} characters`));
-
 export const id = z.uuid('Must be a UUID');
 
 /** A calendar date `YYYY-MM-DD`, from year 0001: PostgreSQL has no year 0000. */

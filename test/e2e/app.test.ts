@@ -4,16 +4,16 @@
  * the CSP, and screenshots.
  */
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
 import {
   e2eEnv,
+  e2eHooks,
   launchBrowser,
   logInInUi,
   repoRoot,
-  saveFailure,
   screenshot,
   sendChat,
   signUpInUi,
@@ -39,15 +39,7 @@ describe('the app in a browser', () => {
     tab1 = await newPage();
   });
 
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') await saveFailure(ctx.task.name, [tab1, tab2], watch, server);
-  });
-
-  afterAll(async () => {
-    await context?.close();
-    await browser?.close();
-    await server?.stop();
-  });
+  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab1, tab2], watch }));
 
   it('shows the password rules as the user types, signs up, logs out and logs in again', async () => {
     await tab1.goto('/');

@@ -4,11 +4,11 @@
  * user; a non-admin sees neither the entry nor the page; leaving the page
  * closes its /ops socket.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page, WebSocket } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, launchBrowser, saveFailure, screenshot, signUpInUi, startE2EServer, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, e2eHooks, launchBrowser, screenshot, signUpInUi, startE2EServer, waitLive, watchedContext, type Watch } from '../support/browser.js';
 
 const state = (page: Page, s: string) => page.locator(`[data-testid="connection-status"][data-state="${s}"]`);
 
@@ -40,16 +40,7 @@ describe('the ops page', () => {
     userPage.on('websocket', (ws) => userSockets.push(ws));
   });
 
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') await saveFailure(ctx.task.name, [adminPage, userPage], { ...adminWatch, user: userWatch } as Watch, server);
-  });
-
-  afterAll(async () => {
-    await adminContext?.close();
-    await userContext?.close();
-    await browser?.close();
-    await server?.stop();
-  });
+  e2eHooks(() => ({ server, browser, contexts: [adminContext, userContext], pages: [adminPage, userPage], watch: { ...adminWatch, user: userWatch } as Watch }));
 
   it('shows an admin the live figures of the node: the sockets figure goes up when another page connects', async () => {
     await signUpInUi(adminPage, admin);
@@ -183,15 +174,7 @@ describe('the ops page with short access tokens', () => {
     await signUpInUi(page, admin);
   });
 
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') await saveFailure(ctx.task.name, [page], watch, server);
-  });
-
-  afterAll(async () => {
-    await context?.close();
-    await browser?.close();
-    await server?.stop();
-  });
+  e2eHooks(() => ({ server, browser, contexts: [context], pages: [page], watch }));
 
   it('comes back with the current token each time the server closes the view at token expiry', async () => {
     const opened: WebSocket[] = [];

@@ -3,11 +3,11 @@
  * refreshes at a time and shares the token with the other, both sockets send
  * `auth:refresh` and are never cut off at expiry.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, launchBrowser, saveFailure, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, e2eHooks, launchBrowser, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
 
 describe('silent refresh across tabs', () => {
   let server: NodeProcess;
@@ -23,15 +23,7 @@ describe('silent refresh across tabs', () => {
     ({ context, watch, newPage } = await watchedContext(browser, server.url));
   });
 
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') await saveFailure(ctx.task.name, [tab1, tab2], watch, server);
-  });
-
-  afterAll(async () => {
-    await context?.close();
-    await browser?.close();
-    await server?.stop();
-  });
+  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab1, tab2], watch }));
 
   it('keeps both tabs live past several token lifetimes with one refresh at a time', async () => {
     const sockets = new Map<Page, number>();

@@ -3,13 +3,13 @@
  * tabs reconnect and converge with `task:sync`; a logout in one tab signs out
  * the others.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
 import { logIn } from '../support/users.js';
 import { connectReady } from '../support/sockets.js';
-import { e2eEnv, freePort, launchBrowser, saveFailure, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, e2eHooks, freePort, launchBrowser, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
 
 const state = (page: Page, s: string) => page.locator(`[data-testid="connection-status"][data-state="${s}"]`);
 
@@ -36,15 +36,7 @@ describe('sessions across tabs and restarts', () => {
     await waitLive(tab2);
   });
 
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') await saveFailure(ctx.task.name, [tab1, tab2], watch, server);
-  });
-
-  afterAll(async () => {
-    await context?.close();
-    await browser?.close();
-    await server?.stop();
-  });
+  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab1, tab2], watch }));
 
   it('shows reconnecting and offline while the server restarts, then converges with what changed meanwhile', async () => {
     // The browser logs the refused WebSocket attempts of the restart; nothing else may be an error.

@@ -2,10 +2,12 @@
 import { Writable } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
 import { createDeps, type Deps } from '../../server/deps.js';
 import { createApp } from '../../server/app.js';
+import { tabTracker } from './sockets.js';
 
 export interface LogSink {
   lines: string[];
@@ -188,4 +190,33 @@ export async function tokenVerdict(app: TestApp, token: unknown): Promise<string
   } catch (err) {
     return (err as { code: string }).code;
   }
+}
+
+/**
+ * Starts a two-node cluster before the file's tests and closes it, with the
+ * tabs the tests opened, after them. `cluster.a` / `cluster.b` are the nodes.
+ */
+export function useTwoNodes(env: () => Record<string, string | undefined>) {
+  let started: Cluster | undefined;
+  const tabs = tabTracker();
+  beforeAll(async () => {
+    started = await startCluster(2, env());
+  });
+  afterAll(async () => {
+    tabs.closeAll();
+    await started?.close();
+  });
+  const node = (i: number): TestApp => {
+    if (!started) throw new Error('the cluster starts in beforeAll');
+    return started.nodes[i]!;
+  };
+  return {
+    get a() {
+      return node(0);
+    },
+    get b() {
+      return node(1);
+    },
+    track: tabs.track,
+  };
 }

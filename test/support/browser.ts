@@ -3,10 +3,9 @@
  * client served by a real server process. Every page is watched for dialogs,
  * requests to other origins, console errors and CSP violations.
  */
-import net from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { inject } from 'vitest';
+import { afterAll, afterEach, inject } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
 import { startNodeProcess, type NodeProcess } from './app.js';
 import { randomSecret, uniquePrefix } from './env.js';
@@ -21,14 +20,7 @@ export function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
 }
 
-/** A TCP port free right now, for a server that must come back on the same port. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from './net.js';
 
 /** The environment of a test-mode server with the offline model; pass the same object to restart it. */
 export function e2eEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
@@ -165,4 +157,28 @@ export async function saveFailure(name: string, pages: (Page | undefined)[], wat
   }
   await writeFile(path.join(dir, 'watch.json'), JSON.stringify(watch ?? {}, null, 2));
   if (server) await writeFile(path.join(dir, 'server.log'), server.logs.lines.join('\n'));
+}
+
+/**
+ * The teardown every browser test file needs: on a failure, screenshots, page
+ * text and the server log; at the end, contexts, browser and server closed.
+ */
+export function e2eHooks(get: () => {
+  server: NodeProcess | undefined;
+  browser: Browser | undefined;
+  contexts: (BrowserContext | undefined)[];
+  pages: (Page | undefined)[];
+  watch: Watch | undefined;
+}): void {
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state !== 'fail') return;
+    const s = get();
+    await saveFailure(ctx.task.name, s.pages, s.watch, s.server);
+  });
+  afterAll(async () => {
+    const s = get();
+    for (const context of s.contexts) await context?.close();
+    await s.browser?.close();
+    await s.server?.stop();
+  });
 }

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './redis-server.js';
+import { freePort } from './net.js';
 
 const binDir = () => {
   const root = '/usr/lib/postgresql';

@@ -1,18 +1,8 @@
 /** A Redis server of the test's own, on its own port, that the test may stop, restart and flush. */
-import net from 'node:net';
+import { freePort } from './net.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 export interface OwnRedis extends AsyncDisposable {
   url: string;

@@ -45,14 +45,15 @@ export interface AuthService {
   verifyPassword(userId: string, password: string): Promise<boolean>;
 }
 
-export function toUserView(user: User): UserView {
+/** The wire user, from an entity or a plain row with the same property names (`createdAt` as text or Date). */
+export function toUserView(user: Pick<User, 'id' | 'email' | 'fullName' | 'timezone' | 'role'> & { createdAt: Date | string }): UserView {
   return {
     id: user.id,
     email: user.email,
     fullName: user.fullName,
     timezone: user.timezone,
     role: user.role,
-    createdAt: user.createdAt.toISOString(),
+    createdAt: new Date(user.createdAt).toISOString(),
   };
 }
 

@@ -44,13 +44,6 @@ export interface ChatHooks {
   onOutputTokens(count: number): void;
   onUpstreamError(kind: string): void;
 }
-export const noChatHooks: ChatHooks = {
-  onGenerationStart: () => undefined,
-  onGenerationEnd: () => undefined,
-  onFirstToken: () => undefined,
-  onOutputTokens: () => undefined,
-  onUpstreamError: () => undefined,
-};
 
 export interface GenerationJob {
   userId: string;

@@ -5,7 +5,7 @@ import type { ChatService } from './chat.service.js';
 
 export function chatHandlers(chat: ChatService): Handler[] {
   return [
-    defineHandler('chat:send', s['chat:send'], (ctx, input) => chat.send(ctx.userId, input)),
+    defineHandler('chat:send', s['chat:send'], (ctx, input) => chat.send(ctx.userId, input), { alsoLimitedBy: 'chat' }),
     defineHandler('chat:cancel', s['chat:cancel'], (ctx, { messageId }) => chat.cancel(ctx.userId, messageId)),
     defineHandler('chat:history', s['chat:history'], (ctx, q) => chat.history(ctx.userId, q)),
     defineHandler('conversation:list', s['conversation:list'], (ctx, q) => chat.listConversations(ctx.userId, q)),

@@ -10,7 +10,7 @@ import type { ChatSend, Conversation, Message } from '../../../shared/schemas/ch
 import type { Logger } from '../../logger.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
-import { ConversationSchema, MessageSchema, type MessageEntity } from './chat.entity.js';
+import { ConversationSchema, MessageSchema, type ConversationEntity, type MessageEntity } from './chat.entity.js';
 import { Assistant, bufferKey, heartbeatKey, HEARTBEAT_TTL_MS, type StreamBuffer } from './assistant.js';
 import { toConversation, toMessage, type ChatViews } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
@@ -127,7 +127,7 @@ export function createChatService(deps: {
       const again = await replay(userId, input);
       if (again) return again;
       const em = orm.em.fork();
-      let created: { conversationId: string; userMessage: MessageEntity; assistant: MessageEntity; isNew: boolean };
+      let created: { conversation: ConversationEntity; userMessage: MessageEntity; assistant: MessageEntity };
       try {
         created = await em.transactional(async (tem) => {
           // The user row lock serialises a user's sends, so the limits below cannot be raced.
@@ -145,7 +145,6 @@ export function createChatService(deps: {
           if (streaming.length >= MAX_GENERATIONS_PER_USER) {
             throw appError(ErrorCode.CONFLICT, { message: `At most ${MAX_GENERATIONS_PER_USER} answers can be generated at once` });
           }
-          const isNew = !conversation;
           conversation ??= tem.create(ConversationSchema, { id: randomUUID(), user: userId, title: titleFrom(input.content), createdAt: now, updatedAt: now });
           conversation.updatedAt = now;
           const userMessage = tem.create(MessageSchema, {
@@ -174,7 +173,7 @@ export function createChatService(deps: {
             createdAt: new Date(now.getTime() + 1),
             updatedAt: now,
           });
-          return { conversationId: conversation.id, userMessage, assistant: reply, isNew };
+          return { conversation, userMessage, assistant: reply };
         });
       } catch (err) {
         if (err instanceof UniqueConstraintViolationException) {
@@ -184,8 +183,9 @@ export function createChatService(deps: {
         }
         throw err;
       }
-      const { conversationId } = created;
-      await views.announceConversation(userId, conversationId);
+      const conversationId = created.conversation.id;
+      // Known without asking the database again: it now has a streaming answer.
+      broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(created.conversation, true) });
       broadcaster.toUser(userId, 'chat:message', { message: toMessage(created.userMessage) });
       broadcaster.toUser(userId, 'chat:message', { message: toMessage(created.assistant) });
       void assistant.start({ userId, conversationId, assistantMessageId: created.assistant.id });

@@ -7,7 +7,6 @@
  */
 import type { Namespace, Server } from 'socket.io';
 import type { Deps } from '../../deps.js';
-import { AppError, appError, ErrorCode } from '../../errors.js';
 import { securityLog } from '../../logger.js';
 import { opsRequestSchemas, type OpsAckData, type OpsClientToServerEvents, type OpsServerToClientEvents } from '../../../shared/events.js';
 import type { NodeSnapshot, OnlineUser, OpsSnapshot } from '../../../shared/schemas/ops.js';
@@ -15,6 +14,7 @@ import { createDispatcher, defineHandler, type Handler, type HandlerRuntime } fr
 import { userRoom } from '../../realtime/rooms.js';
 import type { AppServer, AppSocket, SocketData } from '../../realtime/types.js';
 import { forgetNode, freshNodes, recordNode } from '../../realtime/nodes.js';
+import { clearExpiry, handshakeAuth, scheduleExpiry } from '../../realtime/handshake-auth.js';
 import { UserSchema } from '../auth/user.entity.js';
 
 const nodeKey = (id: string) => `ops:node:${id}`;
@@ -52,20 +52,7 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
   const startedAt = new Date().toISOString();
   const ops = (io as unknown as Server).of('/ops') as unknown as OpsNamespace;
 
-  ops.use(async (socket, next) => {
-    const token: unknown = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-    try {
-      const claims = await auth.authenticate(token);
-      if (claims.role !== 'admin') throw appError(ErrorCode.FORBIDDEN, { message: 'Operators only' });
-      socket.data = { userId: claims.sub, sessionId: claims.sid, role: claims.role, exp: claims.exp };
-      next();
-    } catch (err) {
-      const code = err instanceof AppError ? err.code : ErrorCode.UNAUTHENTICATED;
-      metrics.gatewayHooks.onHandshakeFailure(code);
-      securityLog(logger, 'socket_auth_failed', { reason: code, namespace: '/ops' });
-      next(Object.assign(new Error(code), { data: { code } }));
-    }
-  });
+  ops.use(handshakeAuth({ auth, logger, onFailure: metrics.gatewayHooks.onHandshakeFailure, role: 'admin', namespace: '/ops' }));
 
   async function onlineUsers(): Promise<OnlineUser[]> {
     const sockets = await io.fetchSockets();
@@ -104,9 +91,8 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
   ops.on('connection', (socket) => {
     dispatch(socket as unknown as AppSocket);
     // An admin view lives no longer than its token.
-    const expiry = setTimeout(() => socket.disconnect(true), Math.max(0, socket.data.exp * 1000 - Date.now()));
-    expiry.unref();
-    socket.on('disconnect', () => clearTimeout(expiry));
+    scheduleExpiry(socket);
+    socket.on('disconnect', () => clearExpiry(socket));
     void push(socket);
   });
 
