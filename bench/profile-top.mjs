@@ -1,4 +1,6 @@
-// Summarises a V8 .cpuprofile (node --cpu-prof): top functions by self time.
+// Summarises a V8 .cpuprofile (node --cpu-prof): top functions by self time,
+// and self time charged to the package (or server folder) whose code ran or
+// called into native code: `writev` under `ws` counts for ws.
 // Usage: node bench/profile-top.mjs <file.cpuprofile> [count]
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,11 +28,51 @@ export function topSelf(file, count = 20) {
     .sort((a, b) => b[1] - a[1])
     .slice(0, count)
     .map(([fn, us]) => ({ fn, ms: Math.round(us / 1000), pctOfBusy: Math.round((1000 * us) / busy) / 10 }));
-  return { file: path.basename(file), totalMs: Math.round(total / 1000), busyMs: Math.round(busy / 1000), rows };
+  return { file: path.basename(file), totalMs: Math.round(total / 1000), busyMs: Math.round(busy / 1000), rows, packages: byPackage(prof, selfUs, busy) };
+}
+
+/** `node_modules/<pkg>` → pkg, `dist/server/<dir>/…` → server/<dir>, `node:…` → node:<module>. */
+function ownerOf(url) {
+  if (!url) return null;
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (nm) return nm[1];
+  const own = /dist\/(server(?:\/features)?\/[^/]+)/.exec(url);
+  if (own) return own[1].replace(/\.js$/, '');
+  return url.replace(/^file:\/\//, '');
+}
+
+function byPackage(prof, selfUs, busy) {
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const owner = new Map();
+  const ownerOfNode = (id) => {
+    if (owner.has(id)) return owner.get(id);
+    const { functionName, url } = byId.get(id).callFrame;
+    // Native code and Node's own modules count for the nearest package above them.
+    let o = url.startsWith('node:') ? null : ownerOf(url);
+    if (!o) {
+      const p = parent.get(id);
+      const fallback = url.startsWith('node:') ? url.split('/')[0] : functionName || '(native)';
+      o = p === undefined || ['(root)', '(program)', '(garbage collector)', '(idle)'].includes(functionName) ? fallback : ownerOfNode(p);
+      if (o === '(root)') o = fallback;
+    }
+    owner.set(id, o);
+    return o;
+  };
+  const agg = new Map();
+  for (const [id, us] of selfUs) {
+    const o = ownerOfNode(id);
+    if (o === '(idle)') continue;
+    agg.set(o, (agg.get(o) ?? 0) + us);
+  }
+  return [...agg.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([pkg, us]) => ({ pkg, ms: Math.round(us / 1000), pctOfBusy: Math.round((1000 * us) / busy) / 10 }));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const r = topSelf(process.argv[2], Number(process.argv[3] ?? 25));
   console.log(`${r.file}: busy ${r.busyMs} ms of ${r.totalMs} ms`);
   for (const row of r.rows) console.log(`${String(row.pctOfBusy).padStart(5)}%  ${String(row.ms).padStart(7)} ms  ${row.fn}`);
+  console.log('by package (native time charged to its caller):');
+  for (const row of r.packages) console.log(`${String(row.pctOfBusy).padStart(5)}%  ${String(row.ms).padStart(7)} ms  ${row.pkg}`);
 }

@@ -7,8 +7,13 @@
  * same connection). Same pool, same type parsers, same error classes
  * (`DriverException` and its subclasses) as the ORM.
  *
- * Placeholders are PostgreSQL's own: `$1`, `$2`, …
+ * Placeholders are PostgreSQL's own: `$1`, `$2`, …. Statements with
+ * parameters are prepared once per connection (named after a hash of their
+ * text), so PostgreSQL parses and plans each only once per connection; name
+ * columns instead of `*`, so that a prepared plan never changes result type
+ * when a migration adds a column.
  */
+import { createHash } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 
 export interface Sql {
@@ -25,7 +30,7 @@ export interface SqlPool extends Sql {
 
 /** What knex's pool hands out: a node-postgres client. */
 interface PgClient {
-  query(text: string, params?: readonly unknown[]): Promise<{ rows: unknown[] }>;
+  query(query: string | { name?: string; text: string; values?: readonly unknown[] }): Promise<{ rows: unknown[] }>;
   /** set by knex when the connection failed; the pool then drops it */
   __knex__disposed?: unknown;
 }
@@ -33,6 +38,19 @@ interface PgClient {
 interface KnexClient {
   acquireConnection(): Promise<PgClient>;
   releaseConnection(connection: PgClient): Promise<void>;
+}
+
+/** Distinct statement texts prepared at most; beyond that, statements run unnamed. */
+const MAX_PREPARED = 500;
+const statementNames = new Map<string, string>();
+
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_PREPARED) {
+    name = `sam_${createHash('sha1').update(text).digest('base64url').slice(0, 16)}`;
+    statementNames.set(text, name);
+  }
+  return name;
 }
 
 export function createSqlPool(orm: MikroORM): SqlPool {
@@ -56,7 +74,8 @@ export function createSqlPool(orm: MikroORM): SqlPool {
 
   const run = async <T>(connection: PgClient, text: string, params?: readonly unknown[]): Promise<T[]> => {
     try {
-      return (await connection.query(text, params)).rows as T[];
+      const query = params && params.length > 0 ? { name: statementName(text), text, values: params } : text;
+      return (await connection.query(query)).rows as T[];
     } catch (err) {
       throw convert(err);
     }

@@ -16,6 +16,8 @@ import { isAllowedOrigin } from '../http/security.js';
 import { clearExpiry, handshakeAuth, scheduleExpiry } from './handshake-auth.js';
 import { toUserView } from '../features/auth/auth.service.js';
 import { redisOptions } from '../redis.js';
+import { createSqlPool } from '../db/sql.js';
+import { batched } from '../batch.js';
 import { createDispatcher, defineHandler, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
 import { sessionRoom, userRoom } from './rooms.js';
 import type { AppServer } from './types.js';
@@ -53,6 +55,16 @@ export function createGateway(options: {
 }): Gateway {
   const { server, deps, hooks } = options;
   const { config, logger, auth, revocation, broadcaster } = deps;
+  const sql = createSqlPool(deps.orm);
+  /** The rows `session:ready` needs: one query for every socket connected in the same loop turn. */
+  const userById = batched(async (ids: string[]) => {
+    const rows = await sql.query<UserRow>(
+      'select id, email, full_name as "fullName", timezone, role, created_at as "createdAt", task_seq as "taskSeq" from users where id = any($1::uuid[])',
+      [ids],
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => byId.get(id));
+  });
 
   const io: AppServer = new Server(server, {
     path: '/socket.io',
@@ -126,11 +138,7 @@ export function createGateway(options: {
     });
     await socket.join([userRoom(userId), sessionRoom(sessionId)]);
     try {
-      // One plain query on the connect path (no entity hydration).
-      const [user] = await deps.orm.em.getConnection().execute<UserRow[]>(
-        'select id, email, full_name as "fullName", timezone, role, created_at as "createdAt", task_seq as "taskSeq" from users where id = ?',
-        [userId],
-      );
+      const user = await userById(userId);
       if (!user) {
         socket.emit('session:revoked', { reason: 'account_deleted' });
         socket.disconnect(true);

@@ -195,7 +195,9 @@ function columnValue(task: TaskEntity, key: TaskColumn): unknown {
 }
 
 const taskColumnKeys = Object.keys(taskColumns) as TaskColumn[];
-const insertTaskSql = `insert into tasks (id, user_id, created_at, ${taskColumnKeys.map((key) => `"${taskColumns[key]}"`).join(', ')})
+/** Every column of a task row, named (prepared statements must not use `*`). */
+const taskRowColumns = ['id', 'user_id', 'created_at', ...taskColumnKeys.map((key) => taskColumns[key])].map((c) => `"${c}"`).join(', ');
+const insertTaskSql = `insert into tasks (${taskRowColumns})
   values (${[...Array(taskColumnKeys.length + 3).keys()].map((i) => `$${i + 1}`).join(', ')})`;
 
 /** What a change loaded (with snapshots), created and purged; saved at its end. */
@@ -224,7 +226,7 @@ async function saveLoaded(sql: Sql, loaded: Loaded): Promise<void> {
 /** One of the user's tasks as a plain row; another user's or an unknown id is NOT_FOUND (TASK-6). */
 async function selectOwned(sql: Sql, userId: string, id: string): Promise<TaskEntity> {
   if (!uuidPattern.test(id)) throw notFound();
-  const rows = await sql.query<TaskRow>('select * from tasks where id = $1 and user_id = $2', [id.toLowerCase(), userId]);
+  const rows = await sql.query<TaskRow>(`select ${taskRowColumns} from tasks where id = $1 and user_id = $2`, [id.toLowerCase(), userId]);
   if (!rows[0]) throw notFound();
   return rowToTask(rows[0]);
 }
@@ -457,7 +459,7 @@ export function createTasksService(deps: {
         return await change(userId, async (ctx) => {
           const { now } = ctx;
           if (input.id) {
-            const [existing] = await ctx.sql.query<TaskRow>('select * from tasks where id = $1', [input.id.toLowerCase()]);
+            const [existing] = await ctx.sql.query<TaskRow>(`select ${taskRowColumns} from tasks where id = $1`, [input.id.toLowerCase()]);
             if (existing) {
               if (existing.user_id !== userId) throw conflict('This id is already in use');
               return { task: toTask(rowToTask(existing)), created: false };
@@ -760,7 +762,7 @@ export function createTasksService(deps: {
           try {
             purged += await change(userId, async (ctx) => {
               // Re-read under the user's lock: a task restored or reopened meanwhile stays.
-              const rows = await ctx.sql.query<TaskRow>('select * from tasks where user_id = $1 and id = any($2::uuid[]) order by seq', [userId, batch]);
+              const rows = await ctx.sql.query<TaskRow>(`select ${taskRowColumns} from tasks where user_id = $1 and id = any($2::uuid[]) order by seq`, [userId, batch]);
               let count = 0;
               for (const task of rows.map(rowToTask).filter(expired)) {
                 await purgeOne(ctx, task);
