@@ -32,7 +32,7 @@ import type {
   TaskUpdate,
 } from '../../../shared/schemas/tasks.js';
 import { TaskSchema, TaskTombstoneSchema, type TaskEntity } from './task.entity.js';
-import { createSqlPool, type Sql } from '../../db/sql.js';
+import { createSqlPool, type Sql, type Statement } from '../../db/sql.js';
 import { guessIntensity, waitingOnFromTitle } from './intensity.js';
 import { calendarDateIn, dateFormatIn, pickNextTask } from './next-task.js';
 import { addDays, dayOfMonth, nextDeadline } from './recurrence.js';
@@ -207,26 +207,35 @@ interface Loaded {
   purged: Set<string>;
 }
 
-async function saveLoaded(sql: Sql, loaded: Loaded): Promise<void> {
+/** The statements that save a change: inserts of new tasks, then one UPDATE of the altered columns per altered task. */
+function saveStatements(loaded: Loaded): Statement[] {
+  const statements: Statement[] = [];
   for (const task of loaded.created) {
     if (loaded.purged.has(task.id)) continue;
-    await sql.query(insertTaskSql, [task.id, task.user.id, task.createdAt, ...taskColumnKeys.map((key) => columnValue(task, key))]);
+    statements.push({ text: insertTaskSql, params: [task.id, task.user.id, task.createdAt, ...taskColumnKeys.map((key) => columnValue(task, key))] });
   }
   for (const [task, snap] of loaded.tasks) {
     if (loaded.purged.has(task.id)) continue;
     const changed = taskColumnKeys.filter((key) => fieldKey(task[key]) !== snap[key]);
     if (changed.length === 0) continue;
-    await sql.query(`update tasks set ${changed.map((key, i) => `"${taskColumns[key]}" = $${i + 1}`).join(', ')} where id = $${changed.length + 1}`, [
-      ...changed.map((key) => columnValue(task, key)),
-      task.id,
-    ]);
+    statements.push({
+      text: `update tasks set ${changed.map((key, i) => `"${taskColumns[key]}" = $${i + 1}`).join(', ')} where id = $${changed.length + 1}`,
+      params: [...changed.map((key) => columnValue(task, key)), task.id],
+    });
   }
+  return statements;
+}
+
+/** The statement that reads one of the user's tasks; `id` must be a uuid. */
+function selectOwnedStatement(userId: string, id: string): Statement {
+  return { text: `select ${taskRowColumns} from tasks where id = $1 and user_id = $2`, params: [id.toLowerCase(), userId] };
 }
 
 /** One of the user's tasks as a plain row; another user's or an unknown id is NOT_FOUND (TASK-6). */
 async function selectOwned(sql: Sql, userId: string, id: string): Promise<TaskEntity> {
   if (!uuidPattern.test(id)) throw notFound();
-  const rows = await sql.query<TaskRow>(`select ${taskRowColumns} from tasks where id = $1 and user_id = $2`, [id.toLowerCase(), userId]);
+  const { text, params } = selectOwnedStatement(userId, id);
+  const rows = await sql.query<TaskRow>(text, params);
   if (!rows[0]) throw notFound();
   return rowToTask(rows[0]);
 }
@@ -325,22 +334,24 @@ export function createTasksService(deps: {
    * Runs one change. The user's row is locked by taking the next seq up front
    * (one statement: lock, bump and read the time zone); a change that turns out
    * to change nothing is rolled back, so seq rises only with real changes.
-   * Events are emitted after the commit.
+   * `preload`, the id of the task the change is about, is read in the same
+   * round trip as the BEGIN and the bump (after the lock); what the change
+   * altered is written in the round trip of the COMMIT. Events are emitted
+   * after the commit.
    */
-  async function change<R>(userId: string, work: (ctx: ChangeContext) => Promise<R>): Promise<R> {
+  async function change<R>(userId: string, preload: string | undefined, work: (ctx: ChangeContext) => Promise<R>): Promise<R> {
+    if (preload !== undefined && !uuidPattern.test(preload)) throw notFound();
+    const bumpStatement: Statement = { text: 'update users set task_seq = task_seq + 1 where id = $1 returning task_seq, timezone', params: [userId] };
+    const first = preload === undefined ? [bumpStatement] : [bumpStatement, selectOwnedStatement(userId, preload)];
     const pending: PendingEvent[] = [];
     let result: R;
     try {
-      result = await sql.transaction(async (tx) => {
+      result = await sql.transaction(async (tx, [bumped, preloaded]) => {
         const loaded: Loaded = { tasks: new Map(), created: [], purged: new Set() };
-        const bump = () =>
-          tx.query<{ task_seq: number; timezone: string }>(
-            'update users set task_seq = task_seq + 1 where id = $1 returning task_seq, timezone',
-            [userId],
-          );
-        const rows = await bump();
-        const row = rows[0];
+        const bump = () => tx.query<{ task_seq: number; timezone: string }>(bumpStatement.text, bumpStatement.params);
+        const row = (bumped as { task_seq: number; timezone: string }[])[0];
         if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
+        let preloadedRow = preload === undefined ? undefined : ((preloaded as TaskRow[])[0] ?? null);
         let reserved: number | undefined = Number(row.task_seq);
         const done = await work({
           sql: tx,
@@ -355,7 +366,14 @@ export function createTasksService(deps: {
             return Number((await bump())[0]!.task_seq);
           },
           async load(id) {
-            const task = await selectOwned(tx, userId, id);
+            let task: TaskEntity;
+            if (preloadedRow !== undefined && id.toLowerCase() === preload?.toLowerCase()) {
+              if (preloadedRow === null) throw notFound();
+              task = rowToTask(preloadedRow);
+              preloadedRow = undefined;
+            } else {
+              task = await selectOwned(tx, userId, id);
+            }
             loaded.tasks.set(task, snapshotOf(task));
             return task;
           },
@@ -373,9 +391,9 @@ export function createTasksService(deps: {
           },
         });
         if (reserved !== undefined) throw new NoChange(done);
-        await saveLoaded(tx, loaded);
+        tx.atCommit(saveStatements(loaded));
         return done;
-      });
+      }, first);
     } catch (err) {
       if (err instanceof NoChange) return err.result as R;
       throw err;
@@ -456,7 +474,7 @@ export function createTasksService(deps: {
   const service: TasksService = {
     async create(userId, input) {
       try {
-        return await change(userId, async (ctx) => {
+        return await change(userId, undefined, async (ctx) => {
           const { now } = ctx;
           if (input.id) {
             const [existing] = await ctx.sql.query<TaskRow>(`select ${taskRowColumns} from tasks where id = $1`, [input.id.toLowerCase()]);
@@ -499,7 +517,7 @@ export function createTasksService(deps: {
     },
 
     async update(userId, input) {
-      return change(userId, async (ctx) => {
+      return change(userId, input.id, async (ctx) => {
         const { now } = ctx;
         const task = await ctx.load(input.id);
         if (input.expectedVersion !== undefined && input.expectedVersion !== task.version) {
@@ -561,7 +579,7 @@ export function createTasksService(deps: {
     },
 
     async complete(userId, input) {
-      return change(userId, async (ctx) => {
+      return change(userId, input.id, async (ctx) => {
         const { now } = ctx;
         const task = await ctx.load(input.id);
         if (task.status === 'completed') return { task: toTask(task), next: null };
@@ -620,7 +638,7 @@ export function createTasksService(deps: {
     },
 
     async remove(userId, id) {
-      return change(userId, async (ctx) => {
+      return change(userId, id, async (ctx) => {
         const task = await ctx.load(id);
         // Deleting what is already in the trash is a safe retry: nothing changes.
         if (task.status === 'deleted') return { task: toTask(task) };
@@ -636,7 +654,7 @@ export function createTasksService(deps: {
     },
 
     async restore(userId, id) {
-      return change(userId, async (ctx) => {
+      return change(userId, id, async (ctx) => {
         const task = await ctx.load(id);
         if (task.status !== 'deleted') throw conflict('The task is not in the trash');
         const previous: TaskStatus = task.statusBeforeDelete && task.statusBeforeDelete !== 'deleted' ? task.statusBeforeDelete : 'not_started';
@@ -652,7 +670,7 @@ export function createTasksService(deps: {
     },
 
     async purge(userId, id) {
-      return change(userId, async (ctx) => {
+      return change(userId, id, async (ctx) => {
         const task = await ctx.load(id);
         if (task.status !== 'deleted') throw conflict('Only a task in the trash can be purged');
         await purgeOne(ctx, task);
@@ -760,7 +778,7 @@ export function createTasksService(deps: {
         for (let i = 0; i < ids.length; i += PURGE_BATCH) {
           const batch = ids.slice(i, i + PURGE_BATCH);
           try {
-            purged += await change(userId, async (ctx) => {
+            purged += await change(userId, undefined, async (ctx) => {
               // Re-read under the user's lock: a task restored or reopened meanwhile stays.
               const rows = await ctx.sql.query<TaskRow>(`select ${taskRowColumns} from tasks where user_id = $1 and id = any($2::uuid[]) order by seq`, [userId, batch]);
               let count = 0;
