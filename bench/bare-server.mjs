@@ -133,16 +133,29 @@ io.on('connection', (socket) => {
   });
 });
 
-/** Streams the upstream SSE, coalescing deltas for 16 ms as Sam does, and broadcasts them. */
+// As Sam's relay (server/features/chat/assistant.ts): the first delta goes out at once, the
+// rest wait for one shared tick every COALESCE_MS that flushes every stream with text waiting.
+const COALESCE_MS = 25;
+const waiting = new Set();
+let tick;
+function scheduleFlush(flush) {
+  waiting.add(flush);
+  tick ??= setTimeout(() => {
+    tick = undefined;
+    const flushes = [...waiting];
+    waiting.clear();
+    for (const f of flushes) f();
+  }, COALESCE_MS);
+}
+
+/** Streams the upstream SSE, coalescing deltas as Sam does, and broadcasts them. */
 async function relay(room, conversationId, messageId, content) {
   let all = '';
   if (!upstreamUrl) return all;
   let pending = '';
   let seq = 0;
-  let timer;
   const flush = () => {
-    clearTimeout(timer);
-    timer = undefined;
+    waiting.delete(flush);
     if (!pending) return;
     const text = pending;
     pending = '';
@@ -168,7 +181,8 @@ async function relay(room, conversationId, messageId, content) {
         if (ev.type === 'content_block_delta' && ev.delta?.type === 'text_delta' && ev.delta.text) {
           pending += ev.delta.text;
           all += ev.delta.text;
-          timer ??= setTimeout(flush, 16);
+          if (seq === 0) flush();
+          else scheduleFlush(flush);
         }
       }
     }

@@ -225,8 +225,11 @@ async function loadStop({ drainMs }) {
   };
 }
 
-/** One chat:send per user (tab 0) for `count` users; every tab records its deltas (epoch ms, cumulative length). */
-async function chat({ count, keyPrefix, timeoutMs }) {
+/**
+ * One chat:send per user (tab 0) for `count` users, spread evenly over `spreadMs`
+ * (open loop); every tab records its deltas (epoch ms, cumulative length).
+ */
+async function chat({ count, keyPrefix, timeoutMs, spreadMs = 0 }) {
   const list = [...users.values()].filter((u) => u.tabs.length > 0 && u.tabs.every((t) => t?.ready)).slice(0, count);
   const streams = {};
   for (const [i, user] of list.entries()) {
@@ -235,10 +238,15 @@ async function chat({ count, keyPrefix, timeoutMs }) {
     const st = { key, messageId: undefined, tabs: Array.from({ length: n }, () => []), len: new Array(n).fill(0), seqs: new Array(n).fill(0), done: new Array(n).fill(false), doneCount: 0, seqErrors: 0, sendAt: epochMs(), ack: null };
     user.stream = st;
     streams[key] = st;
-    user.tabs[0].s.emit('chat:send', { content: `Please answer at length [bench:${key}]` }, (res) => {
-      st.ack = res?.ok ? 'ok' : (res?.error?.code ?? 'BAD_ACK');
-      if (res?.ok) st.messageId = res.data.assistantMessageId;
-    });
+    const send = () => {
+      st.sendAt = epochMs();
+      user.tabs[0].s.emit('chat:send', { content: `Please answer at length [bench:${key}]` }, (res) => {
+        st.ack = res?.ok ? 'ok' : (res?.error?.code ?? 'BAD_ACK');
+        if (res?.ok) st.messageId = res.data.assistantMessageId;
+      });
+    };
+    if (spreadMs > 0) setTimeout(send, (i * spreadMs) / list.length);
+    else send();
   }
   const end = performance.now() + timeoutMs;
   const allDone = () => Object.values(streams).every((st) => st.doneCount >= st.tabs.length || (st.ack && st.ack !== 'ok'));

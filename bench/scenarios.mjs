@@ -290,11 +290,14 @@ export async function logins(ctx, node, { rate, ms, drainMs, pool, password, bgR
  * tab's delivery is the first chat:delta whose cumulative text covers it; the
  * added time is delivery − upstream write (coalescing included).
  */
-export async function relay(ctx, { streams, upstream, pool, urls, connectRate, streamSeconds, log }) {
+export async function relay(ctx, { streams, upstream, pool, urls, connectRate, streamSeconds, startRate, log }) {
   const c = await connectUsers(ctx.gens, { users: pool.slice(0, streams), urls, set: 'chat', rate: connectRate });
   await sleep(500);
   const parts = ctx.gens.split(pool.slice(0, streams));
-  const rs = await ctx.gens.all('chat', (g) => ({ count: parts[g].length, keyPrefix: `s${Date.now().toString(36)}`, timeoutMs: streamSeconds * 1000 + 30_000 }));
+  // The streams start at `startRate` per second in all (open loop), so that the figures are those of
+  // `streams` concurrent streams rather than of one instant at which every user pressed send.
+  const spreadMs = startRate ? Math.round((1000 * streams) / startRate) : 0;
+  const rs = await ctx.gens.all('chat', (g) => ({ count: parts[g].length, keyPrefix: `s${Date.now().toString(36)}`, timeoutMs: streamSeconds * 1000 + spreadMs + 30_000, spreadMs }));
   const up = await upstream.dump();
   const first = [];
   const added = [];

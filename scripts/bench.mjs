@@ -21,8 +21,8 @@ const runSam = !argv.includes('--bare-only');
 const runBare = !argv.includes('--sam-only');
 
 const cfg = quick
-  ? { steps: [1500], windowMs: 3_000, connectRate: 1_500, fanoutRates: [250, 500], fanoutMs: 2_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, loginRate: 60, loginMs: 3_000, twoNodeRates: [500], twoNodeCapacity: false, budgetMs: 40_000 }
-  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
+  ? { steps: [1500], windowMs: 3_000, connectRate: 1_500, fanoutRates: [250, 500], fanoutMs: 2_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 3_000, twoNodeRates: [500], twoNodeCapacity: false, budgetMs: 40_000 }
+  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
 // 19,500: a server process may hold at most `ulimit -n` (here 20,000, the hard limit) descriptors.
 
 const started = Date.now();
@@ -175,8 +175,11 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   phase('2a. handshakes at fixed arrival rates');
   out.handshakes = await handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log });
 
-  phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each`);
-  out.relay = await relay({ gens }, { streams: cfg.streams, upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, log });
+  phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`);
+  // The node restarted in 2b: a few streams first, so that the figures are those of a warm process.
+  const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
+  await relay({ gens }, { ...relayArgs, streams: Math.min(20, cfg.streams), log: (m) => log(`  warm-up:${m}`) });
+  out.relay = await relay({ gens }, { ...relayArgs, streams: cfg.streams, log });
 
   const fanoutUsers = Math.floor(n / 3);
   let pair;
@@ -191,6 +194,8 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   const c = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
   out.twoNodes.connectFailed = c.failed;
   out.twoNodes.fanoutSockets = c.ok;
+  // The second node is a fresh process: a little load first, so that the figures are those of warm processes.
+  await runLoad(gens, { rate: 100, ms: 2_000, drainMs: 1_000 });
   out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, budgetEndsAt: budgetEndsAt + 60_000, log });
   if (cfg.twoNodeCapacity) {
     const more = pool.slice(fanoutUsers, 2 * fanoutUsers);

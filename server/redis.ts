@@ -19,18 +19,20 @@ export function redisOptions(config: Pick<Config, 'redisUrl'>, extra: RedisOptio
   };
 }
 
-/** A fail-fast command client with the key prefix. */
+/** A fail-fast command client with the key prefix; the commands of one loop turn share a write. */
 export function createCommandClient(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, name: string): Redis {
-  return new Redis(
-    config.redisUrl,
-    redisOptions(config, {
-      connectionName: name,
-      keyPrefix: config.redisPrefix,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: 1_000,
-      enableReadyCheck: true,
-    }),
+  return autoCork(
+    new Redis(
+      config.redisUrl,
+      redisOptions(config, {
+        connectionName: name,
+        keyPrefix: config.redisPrefix,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: 1_000,
+        enableReadyCheck: true,
+      }),
+    ),
   );
 }
 
@@ -39,6 +41,40 @@ export function createCommandClient(config: Pick<Config, 'redisUrl' | 'redisPref
  * back: while it is away, token checks use PostgreSQL and rate limits the
  * per-process limiter.
  */
+/**
+ * Makes the commands a connection is given in one turn of the event loop leave
+ * in one write: the first write of a turn corks the socket and the end of the
+ * turn (setImmediate) uncorks it. A write costs far more here than a command
+ * (it wakes the Redis process), and under load one turn carries many commands
+ * (rate-limit checks, the adapter's publishes, stream appends). Measured
+ * here (bench/README.md): 25 → 19 µs of CPU per command at 5 commands a turn,
+ * 21 → 12.5 µs at 20; about 3 µs more for a command alone in its turn. Unlike
+ * ioredis's auto-pipelining, the commands stay ordinary commands, with their
+ * own promises and fail-fast behaviour.
+ */
+export function autoCork(client: Redis): Redis {
+  const patched = new WeakSet<object>();
+  client.on('connect', () => {
+    const stream = client.stream as NodeJS.WritableStream & { cork(): void; uncork(): void; write: (...args: unknown[]) => boolean };
+    if (!stream || patched.has(stream)) return;
+    patched.add(stream);
+    const write = stream.write.bind(stream);
+    let corked = false;
+    stream.write = (...args: unknown[]) => {
+      if (!corked) {
+        corked = true;
+        stream.cork();
+        setImmediate(() => {
+          corked = false;
+          stream.uncork();
+        });
+      }
+      return write(...args);
+    };
+  });
+  return client;
+}
+
 export class RedisWatch {
   private down = false;
   private lastWarn = 0;

@@ -15,7 +15,7 @@ import { securityLog } from '../logger.js';
 import { isAllowedOrigin } from '../http/security.js';
 import { clearExpiry, handshakeAuth, scheduleExpiry } from './handshake-auth.js';
 import { toUserView } from '../features/auth/auth.service.js';
-import { redisOptions } from '../redis.js';
+import { autoCork, redisOptions } from '../redis.js';
 import { createSqlPool } from '../db/sql.js';
 import { batched } from '../batch.js';
 import { createDispatcher, defineHandler, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
@@ -88,10 +88,8 @@ export function createGateway(options: {
     },
   });
 
-  const pub = new Redis(
-    config.redisUrl,
-    redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false }),
-  );
+  // Each broadcast is a PUBLISH: those of one loop turn leave in one write.
+  const pub = autoCork(new Redis(config.redisUrl, redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false })));
   const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub` });
   pub.on('error', () => undefined);
   sub.on('error', () => undefined);

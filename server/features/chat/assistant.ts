@@ -17,24 +17,17 @@ import { MessageSchema } from './chat.entity.js';
 import { buildSystemPrompt, trimHistory, type HistoryMessage } from './prompt.js';
 import { runTool, toolDefinitions } from './tools.js';
 import { toMessage, type ChatViews } from './views.js';
+import { appendDelta, bufferKeys, refreshBuffer, rewriteDeltas, saveToolCalls, type StreamBuffer } from './stream-buffer.js';
 
 export const MAX_TOOL_ROUNDS = 8;
 export const MAX_OUTPUT_TOKENS = 2_048;
-/** deltas are coalesced for this long instead of one emit per token */
-export const COALESCE_MS = 16;
+/** deltas are coalesced for this long at most instead of one emit per token */
+export const COALESCE_MS = 25;
 /** a generation refreshes its heartbeat this often; it expires after HEARTBEAT_TTL_MS */
 export const HEARTBEAT_MS = 5_000;
 export const HEARTBEAT_TTL_MS = 15_000;
 
-export const bufferKey = (messageId: string) => `chat:buf:${messageId}`;
 export const heartbeatKey = (messageId: string) => `chat:hb:${messageId}`;
-
-/** The text so far of a streaming message, as kept in Redis. */
-export interface StreamBuffer {
-  content: string;
-  lastSeq: number | null;
-  toolCalls: ToolCall[];
-}
 
 /** Hooks for the operators' metrics. */
 export interface ChatHooks {
@@ -77,6 +70,14 @@ export interface AssistantDeps {
 
 export class Assistant {
   private readonly running = new Map<string, Running>();
+  /**
+   * The flushes of every stream with text waiting, run together once per
+   * COALESCE_MS: in one loop turn, so that their Redis appends and the
+   * adapter's publishes leave in one write per connection (`autoCork`),
+   * however many streams run.
+   */
+  private readonly waiting = new Set<() => void>();
+  private tick: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: AssistantDeps) {}
 
@@ -118,6 +119,16 @@ export class Assistant {
     await Promise.all([...this.running.keys()].map((id) => this.stop(id, 'shutdown')));
   }
 
+  private scheduleFlush(flush: () => void): void {
+    this.waiting.add(flush);
+    this.tick ??= setTimeout(() => {
+      this.tick = undefined;
+      const flushes = [...this.waiting];
+      this.waiting.clear();
+      for (const flush of flushes) flush();
+    }, COALESCE_MS);
+  }
+
   private async run(entry: Running): Promise<void> {
     const { orm, redis, anthropic, broadcaster, logger, hooks, model } = this.deps;
     const { userId, conversationId, assistantMessageId: messageId } = entry.job;
@@ -125,23 +136,27 @@ export class Assistant {
     const buffer: StreamBuffer = { content: '', lastSeq: null, toolCalls: [] };
     const usage = { inputTokens: 0, outputTokens: 0 };
     let pending = '';
-    let flushTimer: NodeJS.Timeout | undefined;
     let firstToken = true;
+    /** every delta sent, by seq, for rewriting the Redis list should an append be lost */
+    const deltas: string[] = [];
+    let rewrite = false;
 
-    const saveBuffer = () => {
-      redis.set(bufferKey(messageId), JSON.stringify(buffer), 'EX', 600).catch(() => undefined);
-    };
     const flush = () => {
-      clearTimeout(flushTimer);
-      flushTimer = undefined;
+      this.waiting.delete(flush);
       if (!pending) return;
       const text = pending;
       pending = '';
-      const seq = buffer.lastSeq === null ? 0 : buffer.lastSeq + 1;
+      const seq = deltas.length;
+      deltas.push(text);
       buffer.content += text;
       buffer.lastSeq = seq;
-      // The buffer (content and lastSeq together) is written before the delta goes out (CHAT-3).
-      saveBuffer();
+      // The buffer append is issued before the delta goes out (CHAT-3); a tab
+      // asking chat:history later reads it on the same Redis.
+      const saved = rewrite ? rewriteDeltas(redis, messageId, [...deltas]) : appendDelta(redis, messageId, seq, text);
+      rewrite = false;
+      void saved.then((inStep) => {
+        if (!inStep) rewrite = true;
+      });
       broadcaster.toUser(userId, 'chat:delta', { conversationId, messageId, seq, text });
     };
     const push = (text: string) => {
@@ -154,12 +169,14 @@ export class Assistant {
         flush();
         return;
       }
-      flushTimer ??= setTimeout(flush, COALESCE_MS);
+      this.scheduleFlush(flush);
     };
 
-    const heartbeat = () => redis.set(heartbeatKey(messageId), this.deps.nodeId, 'PX', HEARTBEAT_TTL_MS).catch(() => undefined);
-    void heartbeat();
-    saveBuffer();
+    const heartbeat = () => {
+      redis.set(heartbeatKey(messageId), this.deps.nodeId, 'PX', HEARTBEAT_TTL_MS).catch(() => undefined);
+      refreshBuffer(redis, messageId).catch(() => undefined);
+    };
+    heartbeat();
     const beat = setInterval(heartbeat, HEARTBEAT_MS);
 
     let idleTimer: NodeJS.Timeout | undefined;
@@ -209,7 +226,7 @@ export class Assistant {
           const outcome = await runTool(this.deps.tasks, userId, block.name, block.input);
           const toolCall: ToolCall = { id: block.id, name: block.name, input: block.input, status: outcome.ok ? 'ok' : 'error', result: outcome.result };
           buffer.toolCalls.push(toolCall);
-          saveBuffer();
+          saveToolCalls(redis, messageId, buffer.toolCalls).catch(() => undefined);
           broadcaster.toUser(userId, 'chat:tool', { conversationId, messageId, toolCall });
           results.push({ type: 'tool_result', tool_use_id: block.id, content: JSON.stringify(outcome.result), is_error: !outcome.ok });
         }
@@ -248,7 +265,7 @@ export class Assistant {
         error,
       },
     );
-    await redis.del(bufferKey(messageId), heartbeatKey(messageId)).catch(() => undefined);
+    await redis.del(...bufferKeys(messageId), heartbeatKey(messageId)).catch(() => undefined);
     if (updated === 0) return; // someone else ended it (the sweeper) and told the tabs
     await this.deps.views.touchConversation(conversationId);
     const message = await em.findOneOrFail(MessageSchema, messageId, { refresh: true });

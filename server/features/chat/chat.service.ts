@@ -11,7 +11,8 @@ import type { Logger } from '../../logger.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import { ConversationSchema, MessageSchema, type ConversationEntity, type MessageEntity } from './chat.entity.js';
-import { Assistant, bufferKey, heartbeatKey, HEARTBEAT_TTL_MS, type StreamBuffer } from './assistant.js';
+import { Assistant, heartbeatKey, HEARTBEAT_TTL_MS } from './assistant.js';
+import { bufferKeys, readBuffer as readStreamBuffer, type StreamBuffer } from './stream-buffer.js';
 import { toConversation, toMessage, type ChatViews } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
 import { nodeLastSeen } from '../../realtime/nodes.js';
@@ -53,8 +54,7 @@ export function createChatService(deps: {
 
   async function readBuffer(messageId: string): Promise<StreamBuffer | undefined> {
     try {
-      const raw = await redis.get(bufferKey(messageId));
-      return raw ? (JSON.parse(raw) as StreamBuffer) : undefined;
+      return await readStreamBuffer(redis, messageId);
     } catch {
       return undefined;
     }
@@ -95,7 +95,7 @@ export function createChatService(deps: {
       { id: messageId, status: 'streaming' },
       buffer ? { status, content: buffer.content, lastSeq: buffer.lastSeq, toolCalls: buffer.toolCalls } : { status },
     );
-    await redis.del(bufferKey(messageId), heartbeatKey(messageId)).catch(() => undefined);
+    await redis.del(...bufferKeys(messageId), heartbeatKey(messageId)).catch(() => undefined);
     if (changed === 0) return undefined;
     const message = await em.findOneOrFail(MessageSchema, messageId);
     broadcaster.toUser(message.user.id, 'chat:done', { conversationId: message.conversation.id, message: toMessage(message) });

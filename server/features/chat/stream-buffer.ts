@@ -1,0 +1,75 @@
+/**
+ * The text so far of a streaming answer, kept in Redis for tabs that ask
+ * `chat:history` mid-stream (CHAT-3) and for ending a message whose node died
+ * (CHAT-7). Deltas are a list whose index is their `seq`: appending one is
+ * O(1) and carries only the new text (the whole buffer used to be rewritten on
+ * every delta), and the content and `lastSeq` read together can never
+ * disagree. Tool calls, rare, are one JSON value beside it.
+ */
+import type { ToolCall } from '../../../shared/schemas/chat.js';
+import type { Redis } from '../../redis.js';
+
+/** The text so far of a streaming message. */
+export interface StreamBuffer {
+  content: string;
+  lastSeq: number | null;
+  toolCalls: ToolCall[];
+}
+
+/** Buffers outlive their generation by this long at most (refreshed by its heartbeat). */
+export const BUFFER_TTL_SECONDS = 600;
+
+const deltasKey = (messageId: string) => `chat:buf:${messageId}:deltas`;
+const toolsKey = (messageId: string) => `chat:buf:${messageId}:tools`;
+/** Every key of a message's buffer, for deleting them. */
+export const bufferKeys = (messageId: string) => [deltasKey(messageId), toolsKey(messageId)];
+
+/**
+ * Appends delta `seq` (= its index in the list); the first one also sets the
+ * expiry. Resolves false when the list is out of step with `seq` (an append
+ * was lost to a Redis blip): the caller then rewrites it whole.
+ */
+export async function appendDelta(redis: Redis, messageId: string, seq: number, text: string): Promise<boolean> {
+  const key = deltasKey(messageId);
+  try {
+    const length = seq === 0 ? Number((await redis.multi().rpush(key, text).expire(key, BUFFER_TTL_SECONDS).exec())?.[0]?.[1]) : await redis.rpush(key, text);
+    return length === seq + 1;
+  } catch {
+    return false;
+  }
+}
+
+/** Replaces the list with every delta so far. */
+export async function rewriteDeltas(redis: Redis, messageId: string, deltas: readonly string[]): Promise<boolean> {
+  const key = deltasKey(messageId);
+  try {
+    const multi = redis.multi().del(key);
+    if (deltas.length > 0) multi.rpush(key, ...deltas).expire(key, BUFFER_TTL_SECONDS);
+    await multi.exec();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function saveToolCalls(redis: Redis, messageId: string, toolCalls: ToolCall[]): Promise<unknown> {
+  return redis.set(toolsKey(messageId), JSON.stringify(toolCalls), 'EX', BUFFER_TTL_SECONDS);
+}
+
+/** Pushes the expiry back (the generation's heartbeat does this). */
+export function refreshBuffer(redis: Redis, messageId: string): Promise<unknown> {
+  return redis.multi().expire(deltasKey(messageId), BUFFER_TTL_SECONDS).expire(toolsKey(messageId), BUFFER_TTL_SECONDS).exec();
+}
+
+/** The buffer, or undefined when nothing was streamed yet (or it is gone). */
+export async function readBuffer(redis: Redis, messageId: string): Promise<StreamBuffer | undefined> {
+  const results = await redis.multi().lrange(deltasKey(messageId), 0, -1).get(toolsKey(messageId)).exec();
+  const deltas = (results?.[0]?.[1] ?? []) as string[];
+  const tools = (results?.[1]?.[1] ?? null) as string | null;
+  if (deltas.length === 0 && tools === null) return undefined;
+  return {
+    content: deltas.join(''),
+    lastSeq: deltas.length > 0 ? deltas.length - 1 : null,
+    toolCalls: tools ? (JSON.parse(tools) as ToolCall[]) : [],
+  };
+}
