@@ -1,4 +1,5 @@
 // Shared helpers for the bench: clocks, HDR histograms, bounded waits.
+import { readFileSync } from 'node:fs';
 import hdr from 'hdr-histogram-js';
 
 /** Epoch milliseconds with sub-millisecond precision, comparable across processes on one machine. */
@@ -50,4 +51,30 @@ export async function waitFor(fn, { timeoutMs, intervalMs = 200 }) {
     if (v || Date.now() > end) return v;
     await sleep(intervalMs);
   }
+}
+
+/** Busy share of all cores (0..1) from /proc/stat between two readings. */
+function cpuTimes() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + (f[4] ?? 0);
+  return { idle, total: f.reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * Waits until the machine is quiet (busy < `busyBelow` of all cores over 500 ms,
+ * at most `maxMs`), so that a phase does not inherit the previous one's tail
+ * (closing 20,000 sockets keeps server and generators busy for seconds).
+ * Returns how long it waited and the last busy share.
+ */
+export async function settle({ busyBelow = 0.25, maxMs = 20_000 } = {}) {
+  const start = Date.now();
+  let busy = 1;
+  while (Date.now() - start < maxMs) {
+    const a = cpuTimes();
+    await sleep(500);
+    const b = cpuTimes();
+    busy = 1 - (b.idle - a.idle) / Math.max(1, b.total - a.total);
+    if (busy < busyBelow) break;
+  }
+  return { waitedMs: Date.now() - start, busy: Math.round(busy * 100) / 100 };
 }

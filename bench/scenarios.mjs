@@ -1,7 +1,7 @@
 // The six scenarios, run against one kind of server (Sam or bare) by scripts/bench.mjs.
 import { fork } from 'node:child_process';
 import path from 'node:path';
-import { epochMs, mergeHists, newHist, pct, recordMs, sleep, summary } from './lib.mjs';
+import { epochMs, mergeHists, newHist, pct, recordMs, settle, sleep, summary } from './lib.mjs';
 import { children, cpuOf, heapOf, root, rssOf } from './servers.mjs';
 
 /** The generator processes, each on its own 127.0.0.x source addresses. */
@@ -229,7 +229,7 @@ export async function handshakes(ctx, { rates, ms, pool, urls, budgetEndsAt, log
     out.rows.push(row);
     log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}`);
     await ctx.gens.all('disconnect', () => ({ sets: ['hs'] }));
-    await sleep(1_500);
+    await settle({ maxMs: 10_000 });
     if (c.failed === 0 && c.connect.p99 !== null && c.connect.p99 <= 100) out.maxRateP99Under100 = rate;
     else break;
   }

@@ -12,7 +12,7 @@ import { capacity, connectUsers, fanout, Generators, handshakes, logins, reconne
 import { cleanup, killAll, logDir, migrate, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
 import { renderReport } from '../bench/report.mjs';
 import { topSelf } from '../bench/profile-top.mjs';
-import { sleep } from '../bench/lib.mjs';
+import { settle, sleep } from '../bench/lib.mjs';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -142,29 +142,30 @@ function fdLimit() {
 async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstream, password, twoNodes }) {
   let a = nodes[0];
   const out = {};
-  const phase = (s) => {
+  const phase = async (s) => {
+    const quiet = await settle();
     const load1 = Math.round(os.loadavg()[0] * 100) / 100;
-    loadAverages.push({ phase: `${kind} ${s.split(' ')[0]}`, load1 });
-    log(`${kind}: ${s} (load average ${load1})`);
+    loadAverages.push({ phase: `${kind} ${s.split(' ')[0]}`, load1, settledMs: quiet.waitedMs, busyAtStart: quiet.busy });
+    log(`${kind}: ${s} (load average ${load1}; waited ${(quiet.waitedMs / 1000).toFixed(1)} s for the machine to be quiet, busy ${Math.round(quiet.busy * 100)}%)`);
   };
   const budgetEndsAt = Date.now() + cfg.budgetMs;
 
-  phase('1. capacity and memory (3 sockets per user, one task update per user every 10 s)');
+  await phase('1. capacity and memory (3 sockets per user, one task update per user every 10 s)');
   out.capacity = await capacity({ gens }, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log });
   const n = out.capacity.remaining;
   out.fanoutSockets = n;
 
-  phase(`3. fan-out at ${n} sockets`);
+  await phase(`3. fan-out at ${n} sockets`);
   out.fanout = await fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, budgetEndsAt, log });
 
   if (password) {
-    phase(`5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`);
+    await phase(`5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`);
     out.logins = await logins({ gens }, a, { rate: cfg.loginRate, ms: cfg.loginMs, drainMs: quick ? 3_000 : 10_000, pool, password, bgRate: Math.max(1, Math.round(n / 30)), log });
   }
 
   // Full runs restart gracefully (SIGTERM, as a deploy does); quick runs crash-restart (SIGKILL) to stay short.
   const restartKind = quick ? 'SIGKILL' : 'SIGTERM';
-  phase(`2b. reconnect storm: restart (${restartKind}) with ${n} sockets`);
+  await phase(`2b. reconnect storm: restart (${restartKind}) with ${n} sockets`);
   const storm = await reconnectStorm({ gens }, a, { restart: () => restart(a, restartKind), timeoutMs: quick ? 20_000 : 60_000, log });
   storm.result.restartKind = restartKind;
   a = storm.node;
@@ -172,10 +173,10 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   await gens.all('disconnect', () => ({}));
   await sleep(1_500);
 
-  phase('2a. handshakes at fixed arrival rates');
+  await phase('2a. handshakes at fixed arrival rates');
   out.handshakes = await handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log });
 
-  phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`);
+  await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`);
   // The node restarted in 2b: a few streams first, so that the figures are those of a warm process.
   const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
   await relay({ gens }, { ...relayArgs, streams: Math.min(20, cfg.streams), log: (m) => log(`  warm-up:${m}`) });
@@ -189,7 +190,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   } else {
     pair = [a, await secondNode()];
   }
-  phase(`6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`);
+  await phase(`6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`);
   out.twoNodes = {};
   const c = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
   out.twoNodes.connectFailed = c.failed;
@@ -199,7 +200,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, budgetEndsAt: budgetEndsAt + 60_000, log });
   if (cfg.twoNodeCapacity) {
     const more = pool.slice(fanoutUsers, 2 * fanoutUsers);
-    phase(`6. two nodes: capacity check at ${(fanoutUsers + more.length) * 3} sockets`);
+    await phase(`6. two nodes: capacity check at ${(fanoutUsers + more.length) * 3} sockets`);
     const c2 = await connectUsers(gens, { users: more, urls: pair.map((p) => p.url), set: 'two2', rate: cfg.connectRate });
     const users = fanoutUsers + more.length;
     const load = await runLoad(gens, { rate: Math.round(users / 10), ms: cfg.windowMs, drainMs: 2_000 });

@@ -50,6 +50,8 @@ interface PgResult {
 }
 interface PgConnection {
   parsedStatements: Record<string, string>;
+  on(event: 'parseComplete', listener: () => void): unknown;
+  off(event: 'parseComplete', listener: () => void): unknown;
   stream: { cork?(): void; uncork?(): void };
   parse(message: { text: string; name: string }): void;
   bind(message: { portal: string; statement: string; values: readonly unknown[]; valueMapper: (value: unknown) => unknown }): void;
@@ -61,6 +63,7 @@ interface PgQuery {
   requiresPreparation(): boolean;
   prepare(connection: PgConnection): void;
   handleError(err: unknown, connection: PgConnection): void;
+  handleReadyForQuery(connection: PgConnection): void;
 }
 type PgQueryClass = new (config: { text: string }, values: undefined, callback: (err: Error | null, results?: PgResult | PgResult[]) => void) => PgQuery;
 interface PgClient {
@@ -96,6 +99,10 @@ function statementName(text: string): string | undefined {
  * first error and skips the rest. Results come back one per statement.
  */
 class Pipeline extends pg.Query {
+  /** statements sent with a Parse, in order, until their ParseComplete arrives */
+  private readonly parsing: { name: string; text: string }[] = [];
+  private detach: (() => void) | undefined;
+
   constructor(
     private readonly statements: readonly Statement[],
     callback: (err: Error | null, results?: PgResult | PgResult[]) => void,
@@ -108,13 +115,24 @@ class Pipeline extends pg.Query {
   }
 
   override prepare(connection: PgConnection): void {
+    // A statement counts as prepared on this connection once PostgreSQL said so (ParseComplete),
+    // so that a pipeline cut short by an error leaves the client's record exact.
+    const onParsed = () => {
+      const parsed = this.parsing.shift();
+      if (parsed) connection.parsedStatements[parsed.name] = parsed.text;
+    };
+    connection.on('parseComplete', onParsed);
+    this.detach = () => connection.off('parseComplete', onParsed);
     try {
+      const parsingNow = new Set<string>();
       for (const { text, params = [] } of this.statements) {
         const name = statementName(text) ?? '';
-        if (!name || connection.parsedStatements[name] !== text) {
+        if (!name || (connection.parsedStatements[name] !== text && !parsingNow.has(name))) {
           connection.parse({ text, name });
-          // Recorded now: were the Parse to fail, the pipeline fails and its connection is dropped.
-          if (name) connection.parsedStatements[name] = text;
+          if (name) {
+            parsingNow.add(name);
+            this.parsing.push({ name, text });
+          }
         }
         connection.bind({ portal: '', statement: name, values: params, valueMapper: pg.utils.prepareValue });
         connection.describe({ type: 'P', name: '' });
@@ -122,8 +140,21 @@ class Pipeline extends pg.Query {
       }
       connection.sync();
     } catch (err) {
+      // A value that cannot be sent: fail the pipeline, and still end what was sent with a Sync
+      // so that the connection gets its ReadyForQuery (the caller rolls back).
       this.handleError(err, connection);
+      connection.sync();
     }
+  }
+
+  override handleError(err: unknown, connection: PgConnection): void {
+    this.detach?.();
+    super.handleError(err, connection);
+  }
+
+  override handleReadyForQuery(connection: PgConnection): void {
+    this.detach?.();
+    super.handleReadyForQuery(connection);
   }
 }
 
@@ -132,8 +163,6 @@ function pipeline(connection: PgClient, statements: readonly Statement[]): Promi
     connection.query(
       new Pipeline(statements, (err, results) => {
         if (err) {
-          // The server's prepared statements may now differ from what the client believes.
-          connection.__knex__disposed = err;
           reject(err);
           return;
         }

@@ -24,7 +24,14 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<void>;
 }
 
-export function createPasswordHasher(concurrency = os.availableParallelism()): PasswordHasher {
+/**
+ * At most `concurrency` argon2 computations at a time (each takes one core for
+ * 40–70 ms here): by default one core fewer than the machine has, so that a
+ * burst of logins cannot take every core from the sockets (measured in
+ * `npm run bench`, scenario 5: with both cores of this machine hashing, the
+ * socket ack p99 went from 89 ms to 5.3 s at 12,000 sockets).
+ */
+export function createPasswordHasher(concurrency = Math.max(1, os.availableParallelism() - 1)): PasswordHasher {
   const limit = createSemaphore(Math.max(1, concurrency));
   let dummy: Promise<string> | undefined;
   const dummyHash = () => (dummy ??= argon2.hash(randomBytes(16).toString('hex'), argonOptions));

@@ -180,12 +180,14 @@ export class Assistant {
     const beat = setInterval(heartbeat, HEARTBEAT_MS);
 
     let idleTimer: NodeJS.Timeout | undefined;
+    // Called on every upstream event: re-arming the same timer is cheaper than a new one each time.
     const touch = () => {
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(() => {
-        entry.reason ??= 'timeout';
-        entry.abort.abort();
-      }, this.deps.idleTimeoutMs);
+      if (idleTimer) idleTimer.refresh();
+      else
+        idleTimer = setTimeout(() => {
+          entry.reason ??= 'timeout';
+          entry.abort.abort();
+        }, this.deps.idleTimeoutMs);
     };
 
     let status: 'complete' | 'cancelled' | 'error' | 'interrupted' = 'complete';
