@@ -177,9 +177,9 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   out.handshakes = await handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log });
 
   await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`);
-  // The node restarted in 2b: a few streams first, so that the figures are those of a warm process.
+  // The node restarted in 2b: a few streams first (full runs), so that the figures are those of a warm process.
   const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
-  await relay({ gens }, { ...relayArgs, streams: Math.min(20, cfg.streams), log: (m) => log(`  warm-up:${m}`) });
+  if (!quick) await relay({ gens }, { ...relayArgs, streams: 20, log: (m) => log(`  warm-up:${m}`) });
   out.relay = await relay({ gens }, { ...relayArgs, streams: cfg.streams, log });
 
   const fanoutUsers = Math.floor(n / 3);
@@ -195,8 +195,8 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   const c = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
   out.twoNodes.connectFailed = c.failed;
   out.twoNodes.fanoutSockets = c.ok;
-  // The second node is a fresh process: a little load first, so that the figures are those of warm processes.
-  await runLoad(gens, { rate: 100, ms: 2_000, drainMs: 1_000 });
+  // The second node is a fresh process: a little load first (full runs), so that the figures are those of warm processes.
+  if (!quick) await runLoad(gens, { rate: 100, ms: 2_000, drainMs: 1_000 });
   out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, budgetEndsAt: budgetEndsAt + 60_000, log });
   if (cfg.twoNodeCapacity) {
     const more = pool.slice(fanoutUsers, 2 * fanoutUsers);
