@@ -127,6 +127,7 @@ const taskColumns = {
   deletedAt: 'deleted_at',
 } as const satisfies Partial<Record<keyof TaskEntity, string>>;
 type TaskColumn = keyof typeof taskColumns;
+const taskColumnKeys = Object.keys(taskColumns) as TaskColumn[];
 
 interface TaskRow {
   id: string;
@@ -178,14 +179,25 @@ function rowToTask(row: TaskRow): TaskEntity {
   } as unknown as TaskEntity;
 }
 
-/** A comparable form of one field's value. */
-const fieldKey = (v: unknown): string => (v instanceof Date ? `d${v.getTime()}` : JSON.stringify(v ?? null));
+type Snapshot = Record<TaskColumn, unknown>;
 
-/** The column values as loaded, to find what a change altered. */
-function snapshotOf(task: TaskEntity): Record<TaskColumn, string> {
-  const snap = {} as Record<TaskColumn, string>;
-  for (const key of Object.keys(taskColumns) as TaskColumn[]) snap[key] = fieldKey(task[key]);
+/** The column values as loaded (arrays copied), to find what a change altered. */
+function snapshotOf(task: TaskEntity): Snapshot {
+  const snap = {} as Snapshot;
+  for (const key of taskColumnKeys) {
+    const value = task[key];
+    snap[key] = Array.isArray(value) ? [...(value as unknown[])] : value;
+  }
   return snap;
+}
+
+/** Whether a column still holds its loaded value (compared without serialising: this runs for every column of every change). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b || ((a === null || a === undefined) && (b === null || b === undefined))) return true;
+  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  if (Array.isArray(a) || Array.isArray(b)) return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]);
+  if (typeof a === 'object' && typeof b === 'object' && a !== null && b !== null) return JSON.stringify(a) === JSON.stringify(b);
+  return false;
 }
 
 /** One column's value as a query parameter. */
@@ -194,7 +206,6 @@ function columnValue(task: TaskEntity, key: TaskColumn): unknown {
   return key === 'recurrence' && value !== null && value !== undefined ? JSON.stringify(value) : (value ?? null);
 }
 
-const taskColumnKeys = Object.keys(taskColumns) as TaskColumn[];
 /** Every column of a task row, named (prepared statements must not use `*`). */
 const taskRowColumns = ['id', 'user_id', 'created_at', ...taskColumnKeys.map((key) => taskColumns[key])].map((c) => `"${c}"`).join(', ');
 const insertTaskSql = `insert into tasks (${taskRowColumns})
@@ -202,7 +213,7 @@ const insertTaskSql = `insert into tasks (${taskRowColumns})
 
 /** What a change loaded (with snapshots), created and purged; saved at its end. */
 interface Loaded {
-  tasks: Map<TaskEntity, Record<TaskColumn, string>>;
+  tasks: Map<TaskEntity, Snapshot>;
   created: TaskEntity[];
   purged: Set<string>;
 }
@@ -216,7 +227,7 @@ function saveStatements(loaded: Loaded): Statement[] {
   }
   for (const [task, snap] of loaded.tasks) {
     if (loaded.purged.has(task.id)) continue;
-    const changed = taskColumnKeys.filter((key) => fieldKey(task[key]) !== snap[key]);
+    const changed = taskColumnKeys.filter((key) => !sameValue(task[key], snap[key]));
     if (changed.length === 0) continue;
     statements.push({
       text: `update tasks set ${changed.map((key, i) => `"${taskColumns[key]}" = $${i + 1}`).join(', ')} where id = $${changed.length + 1}`,
