@@ -171,14 +171,14 @@ export async function capacity(ctx, nodes, { steps, windowMs, connectRate, pool,
 }
 
 /** Scenario 3 (and 6): task:update rates raised over the connected users; every delivery counted. */
-export async function fanout(ctx, { rates, ms, budgetEndsAt, log }) {
+export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000 }) {
   const out = { rows: [], capacityPerSec: 0 };
   for (const rate of rates) {
     if (Date.now() > budgetEndsAt) {
       out.stoppedBy = 'time budget';
       break;
     }
-    const r = await runLoad(ctx.gens, { rate, ms, drainMs: 3_000 });
+    const r = await runLoad(ctx.gens, { rate, ms, drainMs });
     out.rows.push(r);
     log(`  ${rate}/s: achieved ${r.achievedPerSec}/s, delivery p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms, last tab p99 ${r.lastTab.p99} ms, lost ${r.lost}, unacked ${r.unacked}, gen lag p99 ${r.generatorLag.p99} ms`);
     const ok = r.delivery.p99 !== null && r.delivery.p99 <= 50 && r.lost === 0 && r.unacked === 0 && Object.keys(r.ackErrors).length === 0 && r.achievedPerSec >= 0.95 * rate;

@@ -21,8 +21,8 @@ const runSam = !argv.includes('--bare-only');
 const runBare = !argv.includes('--sam-only');
 
 const cfg = quick
-  ? { steps: [1500], windowMs: 3_000, connectRate: 1_500, fanoutRates: [250, 500], fanoutMs: 2_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 3_000, twoNodeRates: [500], twoNodeCapacity: false, budgetMs: 40_000 }
-  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
+  ? { steps: [1500], windowMs: 3_000, connectRate: 1_500, fanoutRates: [250, 500], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 3_000, twoNodeRates: [500], twoNodeCapacity: false, budgetMs: 40_000 }
+  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
 // 19,500: a server process may hold at most `ulimit -n` (here 20,000, the hard limit) descriptors.
 
 const started = Date.now();
@@ -156,7 +156,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   out.fanoutSockets = n;
 
   await phase(`3. fan-out at ${n} sockets`);
-  out.fanout = await fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, budgetEndsAt, log });
+  out.fanout = await fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log });
 
   if (password) {
     await phase(`5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`);
@@ -197,7 +197,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   out.twoNodes.fanoutSockets = c.ok;
   // The second node is a fresh process: a little load first (full runs), so that the figures are those of warm processes.
   if (!quick) await runLoad(gens, { rate: 100, ms: 2_000, drainMs: 1_000 });
-  out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, budgetEndsAt: budgetEndsAt + 60_000, log });
+  out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log });
   if (cfg.twoNodeCapacity) {
     const more = pool.slice(fanoutUsers, 2 * fanoutUsers);
     await phase(`6. two nodes: capacity check at ${(fanoutUsers + more.length) * 3} sockets`);
