@@ -10,7 +10,8 @@ import { z } from 'zod';
 const environments = ['development', 'test', 'production'] as const;
 export type Environment = (typeof environments)[number];
 
-const DEFAULT_MODEL = 'claude-sonnet-4-5';
+// claude-sonnet-4-5 reaches end of life on 2026-11-30 (the SDK's deprecation list); the current Sonnet instead.
+const DEFAULT_MODEL = 'claude-sonnet-5-5';
 const PUBLIC_PWNED_PASSWORDS = 'https://api.pwnedpasswords.com';
 const VITE_DEV_ORIGIN = 'http://localhost:5173';
 
