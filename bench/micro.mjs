@@ -3,40 +3,29 @@
 //   1. tasks.update through the real service on a fresh database: updates/s and CPU per update;
 //   2. Redis commands issued a few per loop turn, with and without `autoCork`.
 // Needs the built server (`npm run build:server`), PostgreSQL and Redis as for `npm run bench`.
-import { randomBytes, randomUUID } from 'node:crypto';
-import pg from 'pg';
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createOrm, ensureDatabase, migrate } from '../dist/server/db/orm.js';
+import { createSqlPool } from '../dist/server/db/sql.js';
 import { createTasksService } from '../dist/server/features/tasks/tasks.service.js';
 import { autoCork } from '../dist/server/redis.js';
+import { cleanup, runIdentity, seedUsers } from './servers.mjs';
 
-const dbName = `sam_micro_${randomBytes(4).toString('hex')}`;
-const databaseUrl = `postgres://postgres@127.0.0.1:5432/${dbName}`;
 const cpuMs = (since) => {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1000;
 };
 
 async function taskUpdates({ users = 50, total = 3000, concurrency = 8 } = {}) {
+  const ident = runIdentity();
+  const databaseUrl = `postgres://postgres@127.0.0.1:5432/${ident.dbName}`;
   await ensureDatabase(databaseUrl);
   const orm = await createOrm({ databaseUrl });
   try {
     await migrate(orm);
-    const service = createTasksService({ orm, events: { changed() {}, removed() {} } });
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
-    const pool = [];
-    for (let i = 0; i < users; i++) {
-      const id = randomUUID();
-      await client.query(
-        `insert into users (id, email, password_hash, full_name, timezone, role, task_seq, created_at, updated_at)
-         values ($1, $2, 'x', '', 'UTC', 'user', 0, now(), now())`,
-        [id, `micro-${i}@bench.invalid`],
-      );
-      const { task } = await service.create(id, { title: 'micro' });
-      pool.push({ userId: id, taskId: task.id });
-    }
-    await client.end();
+    const service = createTasksService({ orm, sql: createSqlPool(orm), events: { changed() {}, removed() {} } });
+    // The bench's own seeding: users with one task each (no password is checked here).
+    const pool = await seedUsers(ident, users, 'unused');
     const run = async (n) => {
       let next = 0;
       const cpu0 = process.cpuUsage();
@@ -56,10 +45,7 @@ async function taskUpdates({ users = 50, total = 3000, concurrency = 8 } = {}) {
     return { concurrency, ...(await run(total)) };
   } finally {
     await orm.close(true);
-    const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-    await admin.connect();
-    await admin.query(`drop database if exists "${dbName}" with (force)`);
-    await admin.end();
+    await cleanup(ident, []);
   }
 }
 

@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { createOrm, ensureDatabase, migrate } from './db/orm.js';
+import { createSqlPool, type SqlPool } from './db/sql.js';
 import { connectRedis, createCommandClient, RedisWatch, type Redis } from './redis.js';
 import { createTokenService, type TokenService } from './features/auth/tokens.js';
 import { createPasswordHasher, createPasswordPolicy, type PasswordHasher } from './features/auth/passwords.js';
@@ -26,6 +27,8 @@ export interface Deps {
   config: Readonly<Config>;
   logger: Logger;
   orm: MikroORM;
+  /** plain SQL on the ORM's pool, for the hot paths (task changes, the connect path) */
+  sql: SqlPool;
   /** fail-fast command client (prefixed keys) */
   redis: Redis;
   redisWatch: RedisWatch;
@@ -84,8 +87,10 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     eventsPerMinute: config.socketEventsPerMinute,
     chatPerMinute: config.chatMessagesPerMinute,
   });
+  const sql = createSqlPool(orm);
   const tasks = createTasksService({
     orm,
+    sql,
     events: {
       changed: (userId, data) => broadcaster.toUser(userId, 'task:changed', data),
       removed: (userId, data) => broadcaster.toUser(userId, 'task:removed', data),
@@ -121,6 +126,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     config,
     logger,
     orm,
+    sql,
     redis,
     redisWatch,
     tokens,

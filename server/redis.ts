@@ -46,9 +46,9 @@ export function createCommandClient(config: Pick<Config, 'redisUrl' | 'redisPref
  * in one write: the first write of a turn corks the socket and the end of the
  * turn (setImmediate) uncorks it. A write costs far more here than a command
  * (it wakes the Redis process), and under load one turn carries many commands
- * (rate-limit checks, the adapter's publishes, stream appends). Measured
- * here (bench/README.md): 25 → 19 µs of CPU per command at 5 commands a turn,
- * 21 → 12.5 µs at 20; about 3 µs more for a command alone in its turn. Unlike
+ * (rate-limit checks, the adapter's publishes, stream appends). Measured by
+ * `npm run bench:micro`: 18.4 → 14.1 µs of CPU per command at 5 commands a
+ * turn, 13.2 → 4.5 µs at 20; 38 → 42 µs for a command alone in its turn. Unlike
  * ioredis's auto-pipelining, the commands stay ordinary commands, with their
  * own promises and fail-fast behaviour.
  */

@@ -1,11 +1,11 @@
 /**
  * Plain SQL on the ORM's own connection pool, for the hot paths: task changes
  * and the connect path. There, knex's query building and MikroORM's transaction
- * wrapper cost more CPU than the statements themselves (measured in
- * `npm run bench`: the five statements of a task update took 1.5 ms of CPU
- * through `em.transactional` + `em.execute`, 0.45 ms as plain queries on the
- * same connection). Same pool, same type parsers, same error classes
- * (`DriverException` and its subclasses) as the ORM.
+ * wrapper cost more CPU than the statements themselves (a task update: 1.62 ms
+ * of CPU through `em.transactional` + `em.execute`, 0.68 ms as plain queries on
+ * the same connection, 0.35–0.40 ms pipelined; `npm run bench:micro`). Same
+ * pool, same type parsers, same error classes (`DriverException` and its
+ * subclasses) as the ORM. One pool per ORM: `Deps.sql`.
  *
  * On this kind of machine each write to a peer costs ~100 µs of CPU (a syscall
  * that wakes the peer), more than the statement itself; so a transaction sends

@@ -16,7 +16,6 @@ import { isAllowedOrigin } from '../http/security.js';
 import { clearExpiry, handshakeAuth, scheduleExpiry } from './handshake-auth.js';
 import { toUserView } from '../features/auth/auth.service.js';
 import { autoCork, redisOptions } from '../redis.js';
-import { createSqlPool } from '../db/sql.js';
 import { batched } from '../batch.js';
 import { createDispatcher, defineHandler, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
 import { sessionRoom, userRoom } from './rooms.js';
@@ -55,7 +54,7 @@ export function createGateway(options: {
 }): Gateway {
   const { server, deps, hooks } = options;
   const { config, logger, auth, revocation, broadcaster } = deps;
-  const sql = createSqlPool(deps.orm);
+  const { sql } = deps;
   /** The rows `session:ready` needs: one query for every socket connected in the same loop turn. */
   const userById = batched(async (ids: string[]) => {
     const rows = await sql.query<UserRow>(

@@ -17,7 +17,7 @@ import { MessageSchema } from './chat.entity.js';
 import { buildSystemPrompt, trimHistory, type HistoryMessage } from './prompt.js';
 import { runTool, toolDefinitions } from './tools.js';
 import { toMessage, type ChatViews } from './views.js';
-import { appendDelta, bufferKeys, refreshBuffer, rewriteDeltas, saveToolCalls, type StreamBuffer } from './stream-buffer.js';
+import { appendDelta, bufferKeys, refreshBuffer, rewriteDeltas, saveToolCalls } from './stream-buffer.js';
 
 export const MAX_TOOL_ROUNDS = 8;
 export const MAX_OUTPUT_TOKENS = 2_048;
@@ -133,11 +133,11 @@ export class Assistant {
     const { orm, redis, anthropic, broadcaster, logger, hooks, model } = this.deps;
     const { userId, conversationId, assistantMessageId: messageId } = entry.job;
     const started = performance.now();
-    const buffer: StreamBuffer = { content: '', lastSeq: null, toolCalls: [] };
+    const toolCalls: ToolCall[] = [];
     const usage = { inputTokens: 0, outputTokens: 0 };
     let pending = '';
     let firstToken = true;
-    /** every delta sent, by seq, for rewriting the Redis list should an append be lost */
+    /** every delta sent, by seq: the content so far is their concatenation */
     const deltas: string[] = [];
     let rewrite = false;
 
@@ -148,11 +148,9 @@ export class Assistant {
       pending = '';
       const seq = deltas.length;
       deltas.push(text);
-      buffer.content += text;
-      buffer.lastSeq = seq;
       // The buffer append is issued before the delta goes out (CHAT-3); a tab
       // asking chat:history later reads it on the same Redis.
-      const saved = rewrite ? rewriteDeltas(redis, messageId, [...deltas]) : appendDelta(redis, messageId, seq, text);
+      const saved = rewrite ? rewriteDeltas(redis, messageId, deltas) : appendDelta(redis, messageId, seq, text);
       rewrite = false;
       void saved.then((inStep) => {
         if (!inStep) rewrite = true;
@@ -205,7 +203,7 @@ export class Assistant {
       const messages: Anthropic.MessageParam[] = trimHistory(history.map((m) => ({ role: m.role, content: m.content }) as HistoryMessage));
 
       for (let round = 0; round < MAX_TOOL_ROUNDS; round++) {
-        if (round > 0 && buffer.content.length + pending.length > 0) push('\n\n');
+        if (round > 0 && (deltas.length > 0 || pending)) push('\n\n');
         touch();
         const stream = anthropic.messages.stream(
           { model, max_tokens: MAX_OUTPUT_TOKENS, system, messages, tools: toolDefinitions },
@@ -227,8 +225,8 @@ export class Assistant {
           if (block.type !== 'tool_use') continue;
           const outcome = await runTool(this.deps.tasks, userId, block.name, block.input);
           const toolCall: ToolCall = { id: block.id, name: block.name, input: block.input, status: outcome.ok ? 'ok' : 'error', result: outcome.result };
-          buffer.toolCalls.push(toolCall);
-          saveToolCalls(redis, messageId, buffer.toolCalls).catch(() => undefined);
+          toolCalls.push(toolCall);
+          saveToolCalls(redis, messageId, toolCalls).catch(() => undefined);
           broadcaster.toUser(userId, 'chat:tool', { conversationId, messageId, toolCall });
           results.push({ type: 'tool_result', tool_use_id: block.id, content: JSON.stringify(outcome.result), is_error: !outcome.ok });
         }
@@ -258,10 +256,10 @@ export class Assistant {
       MessageSchema,
       { id: messageId, status: 'streaming' },
       {
-        content: buffer.content,
+        content: deltas.join(''),
         status,
-        lastSeq: buffer.lastSeq,
-        toolCalls: buffer.toolCalls,
+        lastSeq: deltas.length > 0 ? deltas.length - 1 : null,
+        toolCalls,
         usage,
         model,
         error,

@@ -12,7 +12,7 @@ import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import { ConversationSchema, MessageSchema, type ConversationEntity, type MessageEntity } from './chat.entity.js';
 import { Assistant, heartbeatKey, HEARTBEAT_TTL_MS } from './assistant.js';
-import { bufferKeys, readBuffer as readStreamBuffer, type StreamBuffer } from './stream-buffer.js';
+import { bufferKeys, readBuffer } from './stream-buffer.js';
 import { toConversation, toMessage, type ChatViews } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
 import { nodeLastSeen } from '../../realtime/nodes.js';
@@ -52,19 +52,11 @@ export function createChatService(deps: {
 }): ChatService {
   const { orm, redis, broadcaster, assistant, views, logger } = deps;
 
-  async function readBuffer(messageId: string): Promise<StreamBuffer | undefined> {
-    try {
-      return await readStreamBuffer(redis, messageId);
-    } catch {
-      return undefined;
-    }
-  }
-
   /** A streaming message with the text so far from Redis (CHAT-3). */
   async function withBuffer(m: MessageEntity): Promise<Message> {
     const view = toMessage(m);
     if (m.status !== 'streaming') return view;
-    const buffer = await readBuffer(m.id);
+    const buffer = await readBuffer(redis, m.id);
     return buffer ? { ...view, content: buffer.content, lastSeq: buffer.lastSeq, toolCalls: buffer.toolCalls } : view;
   }
 
@@ -88,7 +80,7 @@ export function createChatService(deps: {
   }
 
   async function markEnded(messageId: string, status: 'interrupted' | 'cancelled'): Promise<MessageEntity | undefined> {
-    const buffer = await readBuffer(messageId);
+    const buffer = await readBuffer(redis, messageId);
     const em = orm.em.fork();
     const changed = await em.nativeUpdate(
       MessageSchema,

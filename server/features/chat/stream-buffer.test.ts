@@ -31,4 +31,13 @@ describe('stream buffer (CHAT-3)', () => {
     await redis.del(...bufferKeys(id));
     expect(await readBuffer(redis, id)).toBeUndefined();
   });
+
+  it('reads as no buffer when Redis cannot be reached (the caller falls back to PostgreSQL)', async () => {
+    const away = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      expect(await readBuffer(away, randomUUID())).toBeUndefined();
+    } finally {
+      away.disconnect();
+    }
+  });
 });

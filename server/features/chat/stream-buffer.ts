@@ -39,7 +39,7 @@ export async function appendDelta(redis: Redis, messageId: string, seq: number, 
   }
 }
 
-/** Replaces the list with every delta so far. */
+/** Replaces the list with every delta so far (read synchronously: the caller may go on appending to `deltas`). */
 export async function rewriteDeltas(redis: Redis, messageId: string, deltas: readonly string[]): Promise<boolean> {
   const key = deltasKey(messageId);
   try {
@@ -61,9 +61,17 @@ export function refreshBuffer(redis: Redis, messageId: string): Promise<unknown>
   return redis.multi().expire(deltasKey(messageId), BUFFER_TTL_SECONDS).expire(toolsKey(messageId), BUFFER_TTL_SECONDS).exec();
 }
 
-/** The buffer, or undefined when nothing was streamed yet (or it is gone). */
+/**
+ * The buffer, or undefined when nothing was streamed yet, it is gone, or Redis
+ * cannot be read now (callers then fall back to what PostgreSQL holds).
+ */
 export async function readBuffer(redis: Redis, messageId: string): Promise<StreamBuffer | undefined> {
-  const results = await redis.multi().lrange(deltasKey(messageId), 0, -1).get(toolsKey(messageId)).exec();
+  let results;
+  try {
+    results = await redis.multi().lrange(deltasKey(messageId), 0, -1).get(toolsKey(messageId)).exec();
+  } catch {
+    return undefined;
+  }
   const deltas = (results?.[0]?.[1] ?? []) as string[];
   const tools = (results?.[1]?.[1] ?? null) as string | null;
   if (deltas.length === 0 && tools === null) return undefined;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ormOptions } from '../../db/orm.js';
+import { createSqlPool } from '../../db/sql.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import { UserSchema } from '../auth/user.entity.js';
 import type { Task, TaskChanged, TaskRemoved } from '../../../shared/schemas/tasks.js';
@@ -65,7 +66,7 @@ async function newUser(timezone = 'UTC'): Promise<string> {
 async function fixture(options: { timezone?: string; now?: Date } = {}): Promise<Fixture> {
   const events = new RecordingEvents();
   const now = options.now;
-  const service = createTasksService({ orm, events, ...(now ? { now: () => now } : {}) });
+  const service = createTasksService({ orm, sql: createSqlPool(orm), events, ...(now ? { now: () => now } : {}) });
   return { service, events, userId: await newUser(options.timezone) };
 }
 

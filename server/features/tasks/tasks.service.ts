@@ -32,7 +32,7 @@ import type {
   TaskUpdate,
 } from '../../../shared/schemas/tasks.js';
 import { TaskSchema, TaskTombstoneSchema, type TaskEntity } from './task.entity.js';
-import { createSqlPool, type Sql, type Statement } from '../../db/sql.js';
+import type { Sql, SqlPool, Statement } from '../../db/sql.js';
 import { guessIntensity, waitingOnFromTitle } from './intensity.js';
 import { calendarDateIn, dateFormatIn, pickNextTask } from './next-task.js';
 import { addDays, dayOfMonth, nextDeadline } from './recurrence.js';
@@ -289,8 +289,11 @@ interface ChangeContext {
   load(id: string): Promise<TaskEntity>;
   /** Adds a new task, inserted at the end of the change. */
   add(task: TaskEntity): void;
-  /** Queues `task:changed` for after the commit; call once the task holds its final values. */
-  changed(task: TaskEntity): void;
+  /**
+   * Queues `task:changed` for after the commit; call once the task holds its
+   * final values. Returns the wire task, which the ack then carries too.
+   */
+  changed(task: TaskEntity): Task;
   removed(seq: number, id: string): void;
   /** Marks a task deleted from the table in this change (not saved at its end). */
   purged(id: string): void;
@@ -333,12 +336,14 @@ function seriesDayOf(deadline: string | null | undefined, recurrence: Recurrence
 
 export function createTasksService(deps: {
   orm: MikroORM;
+  /** plain SQL on the ORM's pool, for the changes */
+  sql: SqlPool;
   events: TaskEvents;
   /** the clock for "today" in views and `next` (tests pin it) */
   now?: () => Date;
 }): TasksService {
   const { orm, events } = deps;
-  const sql = createSqlPool(orm);
+  const { sql } = deps;
   const clock = deps.now ?? (() => new Date());
 
   /**
@@ -395,7 +400,9 @@ export function createTasksService(deps: {
             loaded.purged.add(id);
           },
           changed(task) {
-            pending.push({ kind: 'changed', data: { seq: task.seq, task: toTask(task) } });
+            const wire = toTask(task);
+            pending.push({ kind: 'changed', data: { seq: task.seq, task: wire } });
+            return wire;
           },
           removed(seq, id) {
             pending.push({ kind: 'removed', data: { seq, id } });
@@ -517,8 +524,7 @@ export function createTasksService(deps: {
             createdAt: now,
           });
           ctx.add(task);
-          ctx.changed(task);
-          return { task: toTask(task), created: true };
+          return { task: ctx.changed(task), created: true };
         });
       } catch (err) {
         // Two users racing for one new id: the loser's insert hits the primary key.
@@ -584,8 +590,7 @@ export function createTasksService(deps: {
         task.version += 1;
         task.seq = await ctx.nextSeq();
         task.updatedAt = now;
-        ctx.changed(task);
-        return { task: toTask(task) };
+        return { task: ctx.changed(task) };
       });
     },
 
@@ -639,12 +644,10 @@ export function createTasksService(deps: {
           ctx.add(next);
           task.nextOccurrenceId = next.id;
         }
-        ctx.changed(task);
-        if (next) {
-          next.seq = await ctx.nextSeq();
-          ctx.changed(next);
-        }
-        return { task: toTask(task), next: next ? toTask(next) : null };
+        const wire = ctx.changed(task);
+        if (!next) return { task: wire, next: null };
+        next.seq = await ctx.nextSeq();
+        return { task: wire, next: ctx.changed(next) };
       });
     },
 
@@ -659,8 +662,7 @@ export function createTasksService(deps: {
         task.version += 1;
         task.updatedAt = ctx.now;
         task.seq = await ctx.nextSeq();
-        ctx.changed(task);
-        return { task: toTask(task) };
+        return { task: ctx.changed(task) };
       });
     },
 
@@ -675,8 +677,7 @@ export function createTasksService(deps: {
         task.version += 1;
         task.updatedAt = ctx.now;
         task.seq = await ctx.nextSeq();
-        ctx.changed(task);
-        return { task: toTask(task) };
+        return { task: ctx.changed(task) };
       });
     },
 
