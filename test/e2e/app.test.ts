@@ -9,6 +9,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
 import {
+  connectionState,
   e2eEnv,
   e2eHooks,
   launchBrowser,
@@ -74,7 +75,7 @@ describe('the app in a browser', () => {
   it('keeps two tabs live: a task added by the assistant, a completion, a streamed answer', async () => {
     tab2 = await newPage();
     await tab2.goto('/');
-    await tab2.locator('[data-testid="connection-status"][data-state="live"]').waitFor({ timeout: 15_000 });
+    await connectionState(tab2, 'live').waitFor({ timeout: 15_000 });
     // Tab 2 follows the same conversation.
     await tab2.getByTestId('conversation-item').first().locator('button.open').click();
     await tab2.locator('[data-testid="message"][data-role="assistant"][data-status="complete"]').first().waitFor();

@@ -8,9 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page, WebSocket } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, e2eHooks, launchBrowser, screenshot, signUpInUi, startE2EServer, waitLive, watchedContext, type Watch } from '../support/browser.js';
-
-const state = (page: Page, s: string) => page.locator(`[data-testid="connection-status"][data-state="${s}"]`);
+import { connectionState, e2eEnv, e2eHooks, launchBrowser, screenshot, signUpInUi, startE2EServer, waitLive, watchedContext, type Watch } from '../support/browser.js';
 
 describe('the ops page', () => {
   let server: NodeProcess;
@@ -119,7 +117,7 @@ describe('the ops page', () => {
 
     const userSocket = userSockets.at(-1)!;
     expect(userSocket.isClosed()).toBe(false);
-    await state(userPage, 'live').waitFor();
+    await connectionState(userPage, 'live').waitFor();
     // Leaving "live" in any way: reconnecting, offline, or signed out.
     const lostConnection = userPage
       .locator('[data-testid="connection-status"]:not([data-state="live"])')
@@ -141,7 +139,7 @@ describe('the ops page', () => {
     await expect.poll(() => opsSocket!.isClosed(), { timeout: 5_000 }).toBe(true);
     // The app's own connection stays.
     await adminPage.waitForTimeout(500);
-    await state(adminPage, 'live').waitFor({ timeout: 1_000 });
+    await connectionState(adminPage, 'live').waitFor({ timeout: 1_000 });
     // And the browser's Back button returns to it.
     await adminPage.goBack();
     await adminPage.locator('[data-testid="ops-status"][data-state="live"]').waitFor({ timeout: 10_000 });

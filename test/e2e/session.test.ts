@@ -9,9 +9,7 @@ import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
 import { logIn } from '../support/users.js';
 import { connectReady } from '../support/sockets.js';
-import { e2eEnv, e2eHooks, freePort, launchBrowser, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
-
-const state = (page: Page, s: string) => page.locator(`[data-testid="connection-status"][data-state="${s}"]`);
+import { connectionState, e2eEnv, e2eHooks, freePort, launchBrowser, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
 
 describe('sessions across tabs and restarts', () => {
   let env: Record<string, string | undefined>;
@@ -46,9 +44,9 @@ describe('sessions across tabs and restarts', () => {
     await taskItem(tab2, 'before the restart').waitFor();
 
     await server.stop();
-    await Promise.all([state(tab1, 'reconnecting').waitFor(), state(tab2, 'reconnecting').waitFor()]);
+    await Promise.all([connectionState(tab1, 'reconnecting').waitFor(), connectionState(tab2, 'reconnecting').waitFor()]);
     await context.setOffline(true);
-    await Promise.all([state(tab1, 'offline').waitFor(), state(tab2, 'offline').waitFor()]);
+    await Promise.all([connectionState(tab1, 'offline').waitFor(), connectionState(tab2, 'offline').waitFor()]);
 
     server = await startE2EServer(env);
     // Another client changes the tasks while the tabs cannot hear it.

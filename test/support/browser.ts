@@ -120,9 +120,14 @@ export async function logInInUi(page: Page, user: { email: string; password: str
   await waitLive(page);
 }
 
+/** The connection indicator in the given state (`live`, `reconnecting`, …). */
+export function connectionState(page: Page, state: string) {
+  return page.locator(`[data-testid="connection-status"][data-state="${state}"]`);
+}
+
 export async function waitLive(page: Page, timeout = 15_000): Promise<void> {
   await page.getByTestId('main-screen').waitFor({ timeout });
-  await page.locator('[data-testid="connection-status"][data-state="live"]').waitFor({ timeout });
+  await connectionState(page, 'live').waitFor({ timeout });
 }
 
 export async function sendChat(page: Page, text: string): Promise<void> {
