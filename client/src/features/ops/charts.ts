@@ -131,3 +131,17 @@ export function buildCharts(samples: Sample[], theme: 'light' | 'dark'): ChartDa
     return { spec, times, lines };
   });
 }
+
+/**
+ * A colour token as a canvas needs it. The tokens are `light-dark()` pairs
+ * (app.css), which only a CSS property resolves, so the token is read through
+ * the `color` of a probe element inside `el`.
+ */
+export function tokenColor(el: HTMLElement, token: string, fallback: string): string {
+  const probe = document.createElement('span');
+  probe.style.color = `var(${token}, ${fallback})`;
+  el.appendChild(probe);
+  const color = getComputedStyle(probe).color;
+  probe.remove();
+  return color || fallback;
+}
