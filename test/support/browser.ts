@@ -5,10 +5,10 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, inject } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
 import { startNodeProcess, type NodeProcess } from './app.js';
-import { randomSecret, uniquePrefix } from './env.js';
+import { serverEnvBase } from './env.js';
 
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -24,18 +24,7 @@ export { freePort } from './net.js';
 
 /** The environment of a test-mode server with the offline model; pass the same object to restart it. */
 export function e2eEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  return {
-    ENVIRONMENT: 'test',
-    PORT: '0',
-    SECRET_KEY: randomSecret(),
-    DATABASE_URL: inject('databaseUrl'),
-    REDIS_URL: inject('redisUrl'),
-    REDIS_PREFIX: uniquePrefix(),
-    AUTO_MIGRATE: 'false',
-    HIBP_API_URL: 'off',
-    LOG_LEVEL: 'info',
-    ...overrides,
-  };
+  return { ...serverEnvBase(), ENVIRONMENT: 'test', AUTO_MIGRATE: 'false', ...overrides };
 }
 
 export function startE2EServer(env: Record<string, string | undefined>): Promise<NodeProcess> {

@@ -12,23 +12,30 @@ export const uniqueEmail = (tag = 'user') => `${tag}-${randomUUID()}@example.tes
 /** A per-cluster Redis prefix so parallel test files never share counters. */
 export const uniquePrefix = () => `samtest:${randomUUID().slice(0, 8)}:`;
 
+/** What every test server gets: its own port, secret, Redis prefix; this run's database and Redis; no outbound breach check. */
+export function serverEnvBase(): Record<string, string> {
+  return {
+    PORT: '0',
+    SECRET_KEY: randomSecret(),
+    DATABASE_URL: inject('databaseUrl'),
+    REDIS_URL: inject('redisUrl'),
+    REDIS_PREFIX: uniquePrefix(),
+    HIBP_API_URL: 'off',
+    LOG_LEVEL: 'info',
+  };
+}
+
 /**
  * The environment of a production-mode server under test. Nodes that should
  * form one cluster share `REDIS_PREFIX` and `SECRET_KEY`.
  */
 export function productionEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return {
+    ...serverEnvBase(),
     ENVIRONMENT: 'production',
-    PORT: '0',
-    SECRET_KEY: randomSecret(),
-    DATABASE_URL: inject('databaseUrl'),
-    REDIS_URL: inject('redisUrl'),
-    REDIS_PREFIX: uniquePrefix(),
     METRICS_TOKEN: randomSecret(),
     ANTHROPIC_API_KEY: randomSecret(),
     ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
-    HIBP_API_URL: 'off',
-    LOG_LEVEL: 'info',
     NODE_ID: `test-${randomUUID().slice(0, 6)}`,
     ...overrides,
   };
