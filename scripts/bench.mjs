@@ -3,7 +3,8 @@
 // and the load generators as separate processes, runs the scenarios of
 // bench/README.md, writes bench/results/<date>.json and prints Sam | bare | ratio.
 // Options: --quick, --profile (Sam under --cpu-prof, top self-time printed),
-// --sam-only, --bare-only, --no-build. Never fails because a target is missed.
+// --sam-only, --bare-only, --no-build, --only <scenarios>, --steps <sockets,...>.
+// Never fails because a target is missed.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,11 +20,26 @@ const quick = argv.includes('--quick');
 const profile = argv.includes('--profile');
 const runSam = !argv.includes('--bare-only');
 const runBare = !argv.includes('--sam-only');
+const optionValue = (name) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+// --only capacity,fanout,logins,storm,handshakes,relay,two: run just these phases (to reproduce one
+// figure or profile one scenario). Fan-out, logins and the storm need the capacity phase's sockets, so
+// it runs whenever one of them is asked for. --steps 9000 sets the capacity steps (default: the mode's).
+const scenarioNames = ['capacity', 'fanout', 'logins', 'storm', 'handshakes', 'relay', 'two'];
+const only = optionValue('--only')?.split(',');
+if (only?.some((o) => !scenarioNames.includes(o))) {
+  console.error(`--only takes a comma-separated list of: ${scenarioNames.join(', ')}`);
+  process.exit(64);
+}
+const wanted = (name) => !only || only.includes(name) || (name === 'capacity' && ['fanout', 'logins', 'storm'].some((o) => only.includes(o)));
 
 const cfg = quick
   ? { steps: [1500], windowMs: 3_000, connectRate: 1_500, fanoutRates: [250, 500], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 3_000, twoNodeRates: [500], twoNodeCapacity: false, budgetMs: 40_000 }
   : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
 // 19,500: a server process may hold at most `ulimit -n` (here 20,000, the hard limit) descriptors.
+if (optionValue('--steps')) cfg.steps = optionValue('--steps').split(',').map(Number);
 
 const started = Date.now();
 const log = (s) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}\n`);
@@ -70,7 +86,7 @@ async function main() {
   await gens.start();
 
   const maxSockets = Math.max(...cfg.steps);
-  const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, fdLimit: fdLimit() }, config: cfg, sam: null, bare: null };
+  const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, fdLimit: fdLimit() }, config: { ...cfg, only }, sam: null, bare: null };
 
   let pool;
   let chatPool;
@@ -123,7 +139,7 @@ async function main() {
   results.targets = report.targets;
   const dir = path.join(root, 'bench/results');
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${results.date.replace(/[:]/g, '-').replace(/\..+$/, '')}${quick ? '-quick' : ''}.json`);
+  const file = path.join(dir, `${results.date.replace(/[:]/g, '-').replace(/\..+$/, '')}${quick ? '-quick' : ''}${only ? `-only-${only.join('-')}` : ''}.json`);
   fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`\n${report.markdown}\n`);
   log(`results written to ${path.relative(root, file)}`);
@@ -150,39 +166,51 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   };
   const budgetEndsAt = Date.now() + cfg.budgetMs;
 
-  await phase('1. capacity and memory (3 sockets per user, one task update per user every 10 s)');
-  out.capacity = await capacity({ gens }, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log });
-  const n = out.capacity.remaining;
-  out.fanoutSockets = n;
+  let n = 0;
+  if (wanted('capacity')) {
+    await phase('1. capacity and memory (3 sockets per user, one task update per user every 10 s)');
+    out.capacity = await capacity({ gens }, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log });
+    n = out.capacity.remaining;
+    out.fanoutSockets = n;
+  }
 
-  await phase(`3. fan-out at ${n} sockets`);
-  out.fanout = await fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log });
+  if (wanted('fanout')) {
+    await phase(`3. fan-out at ${n} sockets`);
+    out.fanout = await fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log });
+  }
 
-  if (password) {
+  if (password && wanted('logins')) {
     await phase(`5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`);
     out.logins = await logins({ gens }, a, { rate: cfg.loginRate, ms: cfg.loginMs, drainMs: quick ? 3_000 : 10_000, pool, password, bgRate: Math.max(1, Math.round(n / 30)), log });
   }
 
-  // Full runs restart gracefully (SIGTERM, as a deploy does); quick runs crash-restart (SIGKILL) to stay short.
-  const restartKind = quick ? 'SIGKILL' : 'SIGTERM';
-  await phase(`2b. reconnect storm: restart (${restartKind}) with ${n} sockets`);
-  const storm = await reconnectStorm({ gens }, a, { restart: () => restart(a, restartKind), timeoutMs: quick ? 20_000 : 60_000, log });
-  storm.result.restartKind = restartKind;
-  a = storm.node;
-  out.reconnect = storm.result;
+  if (wanted('storm')) {
+    // Full runs restart gracefully (SIGTERM, as a deploy does); quick runs crash-restart (SIGKILL) to stay short.
+    const restartKind = quick ? 'SIGKILL' : 'SIGTERM';
+    await phase(`2b. reconnect storm: restart (${restartKind}) with ${n} sockets`);
+    const storm = await reconnectStorm({ gens }, a, { restart: () => restart(a, restartKind), timeoutMs: quick ? 20_000 : 60_000, log });
+    storm.result.restartKind = restartKind;
+    a = storm.node;
+    out.reconnect = storm.result;
+  }
   await gens.all('disconnect', () => ({}));
   await sleep(1_500);
 
-  await phase('2a. handshakes at fixed arrival rates');
-  out.handshakes = await handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log });
+  if (wanted('handshakes')) {
+    await phase('2a. handshakes at fixed arrival rates');
+    out.handshakes = await handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log });
+  }
 
-  await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`);
-  // The node restarted in 2b: a few streams first (full runs), so that the figures are those of a warm process.
-  const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
-  if (!quick) await relay({ gens }, { ...relayArgs, streams: 20, log: (m) => log(`  warm-up:${m}`) });
-  out.relay = await relay({ gens }, { ...relayArgs, streams: cfg.streams, log });
+  if (wanted('relay')) {
+    await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`);
+    // The node restarted in 2b: a few streams first (full runs), so that the figures are those of a warm process.
+    const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
+    if (!quick) await relay({ gens }, { ...relayArgs, streams: 20, log: (m) => log(`  warm-up:${m}`) });
+    out.relay = await relay({ gens }, { ...relayArgs, streams: cfg.streams, log });
+  }
 
-  const fanoutUsers = Math.floor(n / 3);
+  if (!wanted('two')) return { result: out, node: a };
+  const fanoutUsers = Math.floor((n || Math.max(...cfg.steps)) / 3);
   let pair;
   if (twoNodes) {
     await stopNode(a);

@@ -17,6 +17,7 @@ import { MessageSchema } from './chat.entity.js';
 import { buildSystemPrompt, trimHistory, type HistoryMessage } from './prompt.js';
 import { runTool, toolDefinitions } from './tools.js';
 import { toMessage, type ChatViews } from './views.js';
+import { readRound } from './upstream-round.js';
 import { appendDelta, bufferKeys, refreshBuffer, rewriteDeltas, saveToolCalls } from './stream-buffer.js';
 
 export const MAX_TOOL_ROUNDS = 8;
@@ -202,27 +203,22 @@ export class Assistant {
       const system = buildSystemPrompt(user, open, new Date());
       const messages: Anthropic.MessageParam[] = trimHistory(history.map((m) => ({ role: m.role, content: m.content }) as HistoryMessage));
 
-      for (let round = 0; round < MAX_TOOL_ROUNDS; round++) {
-        if (round > 0 && (deltas.length > 0 || pending)) push('\n\n');
+      for (let n = 0; n < MAX_TOOL_ROUNDS; n++) {
+        if (n > 0 && (deltas.length > 0 || pending)) push('\n\n');
         touch();
-        const stream = anthropic.messages.stream(
-          { model, max_tokens: MAX_OUTPUT_TOKENS, system, messages, tools: toolDefinitions },
+        const events = await anthropic.messages.create(
+          { model, max_tokens: MAX_OUTPUT_TOKENS, system, messages, tools: toolDefinitions, stream: true },
           { signal: entry.abort.signal },
         );
-        for await (const event of stream) {
-          touch();
-          if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') push(event.delta.text);
-          else if (event.type === 'message_start') usage.inputTokens += event.message.usage.input_tokens;
-        }
-        const final = await stream.finalMessage();
-        usage.outputTokens += final.usage.output_tokens;
-        hooks.onOutputTokens(final.usage.output_tokens);
+        const round = await readRound(events, push, touch);
+        usage.inputTokens += round.inputTokens;
+        usage.outputTokens += round.outputTokens;
+        hooks.onOutputTokens(round.outputTokens);
         flush();
-        if (final.stop_reason !== 'tool_use') break;
+        if (round.stopReason !== 'tool_use') break;
 
         const results: Anthropic.ToolResultBlockParam[] = [];
-        for (const block of final.content) {
-          if (block.type !== 'tool_use') continue;
+        for (const block of round.toolUses) {
           const outcome = await runTool(this.deps.tasks, userId, block.name, block.input);
           const toolCall: ToolCall = { id: block.id, name: block.name, input: block.input, status: outcome.ok ? 'ok' : 'error', result: outcome.result };
           toolCalls.push(toolCall);
@@ -230,7 +226,7 @@ export class Assistant {
           broadcaster.toUser(userId, 'chat:tool', { conversationId, messageId, toolCall });
           results.push({ type: 'tool_result', tool_use_id: block.id, content: JSON.stringify(outcome.result), is_error: !outcome.ok });
         }
-        messages.push({ role: 'assistant', content: final.content }, { role: 'user', content: results });
+        messages.push({ role: 'assistant', content: round.content }, { role: 'user', content: results });
         if (entry.abort.signal.aborted) break;
       }
     } catch (err) {

@@ -1,0 +1,103 @@
+/**
+ * One round of a generation, read from the SDK's raw event stream
+ * (`messages.create({ stream: true })`) rather than its `MessageStream` helper.
+ * The helper rebuilds a message snapshot and emits several events for every
+ * delta, and re-parses a tool call's partial JSON on each of its deltas: in
+ * the relay bench that was 13 % of the server's CPU (`@anthropic-ai/sdk` in
+ * `profile-top.mjs`). Here text goes straight to `onText`, a tool call's JSON
+ * is parsed once when its block ends, and only what the next round and the
+ * final message need is kept.
+ */
+import type Anthropic from '@anthropic-ai/sdk';
+
+export interface RoundResult {
+  /** the assistant's content, as it is sent back in the next round */
+  content: Anthropic.ContentBlockParam[];
+  /** the tool calls to run; `input` is the raw JSON text when it did not parse */
+  toolUses: { id: string; name: string; input: unknown }[];
+  stopReason: Anthropic.StopReason | null;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** The stream ended without `message_stop`: the answer was cut off. */
+export class StreamCutError extends Error {
+  constructor() {
+    super('the upstream stream ended before message_stop');
+    this.name = 'StreamCutError';
+  }
+}
+
+type Block = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; json: string } | { type: 'other' };
+
+/**
+ * Reads one round's events. `onText` gets each text delta as it arrives;
+ * `onEvent` is called for every event (the idle watchdog).
+ */
+export async function readRound(events: AsyncIterable<Anthropic.RawMessageStreamEvent>, onText: (text: string) => void, onEvent: () => void): Promise<RoundResult> {
+  const blocks: Block[] = [];
+  let stopReason: Anthropic.StopReason | null = null;
+  let inputTokens = 0;
+  let outputTokens = 0;
+  let stopped = false;
+  for await (const event of events) {
+    onEvent();
+    switch (event.type) {
+      case 'content_block_delta': {
+        const block = blocks[event.index];
+        if (event.delta.type === 'text_delta') {
+          if (block?.type === 'text') block.text += event.delta.text;
+          onText(event.delta.text);
+        } else if (event.delta.type === 'input_json_delta' && block?.type === 'tool_use') {
+          block.json += event.delta.partial_json;
+        }
+        break;
+      }
+      case 'content_block_start': {
+        const b = event.content_block;
+        if (b.type === 'text') {
+          blocks[event.index] = { type: 'text', text: b.text };
+          if (b.text) onText(b.text);
+        } else if (b.type === 'tool_use') blocks[event.index] = { type: 'tool_use', id: b.id, name: b.name, json: '' };
+        else blocks[event.index] = { type: 'other' };
+        break;
+      }
+      case 'message_start':
+        inputTokens = event.message.usage.input_tokens;
+        outputTokens = event.message.usage.output_tokens;
+        break;
+      case 'message_delta':
+        stopReason = event.delta.stop_reason ?? stopReason;
+        outputTokens = event.usage.output_tokens;
+        break;
+      case 'message_stop':
+        stopped = true;
+        break;
+      default:
+        break;
+    }
+  }
+  if (!stopped) throw new StreamCutError();
+  const content: Anthropic.ContentBlockParam[] = [];
+  const toolUses: RoundResult['toolUses'] = [];
+  for (const block of blocks) {
+    if (block?.type === 'text') {
+      if (block.text) content.push({ type: 'text', text: block.text });
+    } else if (block?.type === 'tool_use') {
+      const input = parseInput(block.json);
+      content.push({ type: 'tool_use', id: block.id, name: block.name, input: input.ok ? input.value : {} });
+      toolUses.push({ id: block.id, name: block.name, input: input.ok ? input.value : block.json });
+    }
+  }
+  return { content, toolUses, stopReason, inputTokens, outputTokens };
+}
+
+/** A tool call's input: `{}` when it sent none (as the API does for tools without parameters). */
+function parseInput(json: string): { ok: true; value: unknown } | { ok: false } {
+  if (!json) return { ok: true, value: {} };
+  try {
+    return { ok: true, value: JSON.parse(json) };
+  } catch {
+    return { ok: false };
+  }
+}
