@@ -23,7 +23,7 @@ async function taskUpdates({ users = 50, total = 3000, concurrency = 8 } = {}) {
   const orm = await createOrm({ databaseUrl });
   try {
     await migrate(orm);
-    const service = createTasksService({ orm, sql: createSqlPool(orm), events: { changed() {}, removed() {} } });
+    const service = createTasksService({ sql: createSqlPool(orm), events: { changed() {}, removed() {} } });
     // The bench's own seeding: users with one task each (no password is checked here).
     const pool = await seedUsers(ident, users, 'unused');
     const run = async (n) => {

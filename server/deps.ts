@@ -89,7 +89,6 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   });
   const sql = createSqlPool(orm);
   const tasks = createTasksService({
-    orm,
     sql,
     events: {
       changed: (userId, data) => broadcaster.toUser(userId, 'task:changed', data),

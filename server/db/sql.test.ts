@@ -78,4 +78,38 @@ describe('plain SQL pool', () => {
       { id: 11, note: 'eleven' },
     ]);
   });
+
+  it('reads several statements on one snapshot in one round trip, and refuses writes in it', async () => {
+    const [rows, counted] = await sql.snapshot([
+      { text: select, params: [[1, 2]] },
+      { text: `select count(*)::int as n from ${table} where id = any($1::int[])`, params: [[1, 2, 3]] },
+    ]);
+    expect(rows).toEqual([
+      { id: 1, note: 'one' },
+      { id: 2, note: 'two' },
+    ]);
+    expect(counted).toEqual([{ n: 2 }]);
+    await expect(sql.snapshot([{ text: insert, params: [20, 'twenty'] }])).rejects.toThrow(/read-only/);
+    // Rolled back, and the one connection is usable again.
+    expect(await sql.query(select, [[20]])).toEqual([]);
+    expect(await sql.snapshot([{ text: select, params: [[2]] }])).toEqual([[{ id: 2, note: 'two' }]]);
+  });
+
+  it('sees one snapshot: a commit made between its statements is not seen', async () => {
+    const other = await MikroORM.init(ormOptions({ databaseUrl: inject('databaseUrl') }, { pool: { min: 1, max: 1 } }));
+    try {
+      // A row that is inserted by another connection while the snapshot's first statement sleeps.
+      const sleeping = sql.snapshot([
+        { text: 'select pg_sleep(0.3)' },
+        { text: select, params: [[30]] },
+      ]);
+      await new Promise((r) => setTimeout(r, 100));
+      await createSqlPool(other).query(insert, [30, 'thirty']);
+      const [, seen] = await sleeping;
+      expect(seen).toEqual([]);
+      expect(await sql.query(select, [[30]])).toEqual([{ id: 30, note: 'thirty' }]);
+    } finally {
+      await other.close(true);
+    }
+  });
 });

@@ -42,6 +42,11 @@ export interface SqlPool extends Sql {
    * with the BEGIN in one round trip; `work` receives their rows, in order.
    */
   transaction<R>(work: (tx: Transaction, first: unknown[][]) => Promise<R>, first?: readonly Statement[]): Promise<R>;
+  /**
+   * Runs read-only statements on one snapshot (REPEATABLE READ), all in one
+   * round trip with their BEGIN and COMMIT; returns their rows, in order.
+   */
+  snapshot(statements: readonly Statement[]): Promise<unknown[][]>;
 }
 
 // node-postgres, as knex's pool hands it out; only what this module uses.
@@ -209,6 +214,15 @@ export function createSqlPool(orm: MikroORM): SqlPool {
     }
   };
 
+  /** Rolls back after a failure; a connection that cannot roll back is not given to anyone else. */
+  const rollback = async (connection: PgClient) => {
+    try {
+      await connection.query('rollback');
+    } catch (rollbackErr) {
+      connection.__knex__disposed = rollbackErr;
+    }
+  };
+
   return {
     query: (text, params) => withConnection((connection) => run(connection, text, params)),
     transaction: (work, first = []) =>
@@ -226,15 +240,20 @@ export function createSqlPool(orm: MikroORM): SqlPool {
           );
           await runPipeline(connection, [...atCommit, { text: 'commit' }]);
         } catch (err) {
-          try {
-            await connection.query('rollback');
-          } catch (rollbackErr) {
-            // A connection that cannot roll back is not given to anyone else.
-            connection.__knex__disposed = rollbackErr;
-          }
+          await rollback(connection);
           throw err;
         }
         return result;
+      }),
+    snapshot: (statements) =>
+      withConnection(async (connection) => {
+        try {
+          const rows = await runPipeline(connection, [{ text: 'begin isolation level repeatable read read only' }, ...statements, { text: 'commit' }]);
+          return rows.slice(1, -1);
+        } catch (err) {
+          await rollback(connection);
+          throw err;
+        }
       }),
   };
 }

@@ -66,7 +66,7 @@ async function newUser(timezone = 'UTC'): Promise<string> {
 async function fixture(options: { timezone?: string; now?: Date } = {}): Promise<Fixture> {
   const events = new RecordingEvents();
   const now = options.now;
-  const service = createTasksService({ orm, sql: createSqlPool(orm), events, ...(now ? { now: () => now } : {}) });
+  const service = createTasksService({ sql: createSqlPool(orm), events, ...(now ? { now: () => now } : {}) });
   return { service, events, userId: await newUser(options.timezone) };
 }
 

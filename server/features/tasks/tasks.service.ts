@@ -8,14 +8,7 @@
  * only after the commit, in seq order (SYNC-2).
  */
 import { randomUUID } from 'node:crypto';
-import {
-  IsolationLevel,
-  QueryOrder,
-  UniqueConstraintViolationException,
-  type EntityManager,
-  type FilterQuery,
-  type MikroORM,
-} from '@mikro-orm/postgresql';
+import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
 import { AppError, appError, ErrorCode } from '../../errors.js';
 import { limits } from '../../../shared/limits.js';
 import type {
@@ -31,7 +24,7 @@ import type {
   TaskSyncResult,
   TaskUpdate,
 } from '../../../shared/schemas/tasks.js';
-import { TaskSchema, TaskTombstoneSchema, type TaskEntity } from './task.entity.js';
+import type { TaskEntity } from './task.entity.js';
 import type { Sql, SqlPool, Statement } from '../../db/sql.js';
 import { guessIntensity, waitingOnFromTitle } from './intensity.js';
 import { calendarDateIn, dateFormatIn, pickNextTask } from './next-task.js';
@@ -334,16 +327,29 @@ function seriesDayOf(deadline: string | null | undefined, recurrence: Recurrence
   return deadline && recurrence ? dayOfMonth(deadline) : null;
 }
 
+interface ViewUser {
+  taskSeq: number;
+  tombstoneFloorSeq: number;
+  timezone: string;
+}
+
+/** Each list view's filter and order (`upcoming` is cut at the user's "today + days" after reading). */
+const listViews: Record<NonNullable<TaskListQuery['view']>, { where: string; orderBy: string }> = {
+  active: { where: "status not in ('completed', 'deleted')", orderBy: 'deadline asc nulls last, created_at asc, id asc' },
+  upcoming: { where: "status not in ('completed', 'deleted') and deadline is not null", orderBy: 'deadline asc, created_at asc, id asc' },
+  waiting: { where: "status = 'waiting_on'", orderBy: 'updated_at asc, id asc' },
+  completed: { where: "status = 'completed'", orderBy: 'completed_at desc, id asc' },
+  deleted: { where: "status = 'deleted'", orderBy: 'deleted_at desc, id asc' },
+};
+
 export function createTasksService(deps: {
-  orm: MikroORM;
-  /** plain SQL on the ORM's pool, for the changes */
+  /** plain SQL on the ORM's pool */
   sql: SqlPool;
   events: TaskEvents;
   /** the clock for "today" in views and `next` (tests pin it) */
   now?: () => Date;
 }): TasksService {
-  const { orm, events } = deps;
-  const { sql } = deps;
+  const { sql, events } = deps;
   const clock = deps.now ?? (() => new Date());
 
   /**
@@ -424,24 +430,16 @@ export function createTasksService(deps: {
     return result;
   }
 
-  /** Runs reads on one consistent snapshot, so that `seq` matches the tasks read. */
-  async function snapshot<R>(userId: string, work: (em: EntityManager, user: { taskSeq: number; tombstoneFloorSeq: number; timezone: string }) => Promise<R>): Promise<R> {
-    return orm.em.fork().transactional(
-      async (em) => {
-        const rows = await em.execute<{ task_seq: number; tombstone_floor_seq: number; timezone: string }[]>(
-          'select task_seq, tombstone_floor_seq, timezone from users where id = ?',
-          [userId],
-        );
-        const row = rows[0];
-        if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
-        return work(em, {
-          taskSeq: Number(row.task_seq),
-          tombstoneFloorSeq: Number(row.tombstone_floor_seq),
-          timezone: safeTimeZone(row.timezone),
-        });
-      },
-      { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
-    );
+  /**
+   * Runs reads on one snapshot in one round trip, so that `seq` matches the
+   * tasks read: the user's row first, then `statements` (each may use `$1`,
+   * the user's id).
+   */
+  async function snapshot(userId: string, statements: readonly Statement[]): Promise<{ user: ViewUser; rows: unknown[][] }> {
+    const [users, ...rows] = await sql.snapshot([{ text: 'select task_seq, tombstone_floor_seq, timezone from users where id = $1', params: [userId] }, ...statements]);
+    const row = (users as { task_seq: number; tombstone_floor_seq: number; timezone: string }[])[0];
+    if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
+    return { user: { taskSeq: Number(row.task_seq), tombstoneFloorSeq: Number(row.tombstone_floor_seq), timezone: safeTimeZone(row.timezone) }, rows };
   }
 
   /**
@@ -691,73 +689,57 @@ export function createTasksService(deps: {
     },
 
     async list(userId, query) {
-      return snapshot(userId, async (em, user) => {
-        const view = query.view ?? 'active';
-        const where: FilterQuery<TaskEntity> = { user: userId };
-        if (query.project !== undefined) where.project = query.project;
-        let orderBy: Record<string, QueryOrder>[];
-        switch (view) {
-          case 'active':
-            where.status = { $nin: ['completed', 'deleted'] };
-            orderBy = [{ deadline: QueryOrder.ASC_NULLS_LAST }, { createdAt: QueryOrder.ASC }, { id: QueryOrder.ASC }];
-            break;
-          case 'upcoming': {
-            const until = addDays(calendarDateIn(user.timezone, clock()), query.days ?? 7);
-            where.status = { $nin: ['completed', 'deleted'] };
-            where.deadline = { $ne: null, $lte: until };
-            orderBy = [{ deadline: QueryOrder.ASC }, { createdAt: QueryOrder.ASC }, { id: QueryOrder.ASC }];
-            break;
-          }
-          case 'waiting':
-            where.status = 'waiting_on';
-            orderBy = [{ updatedAt: QueryOrder.ASC }, { id: QueryOrder.ASC }];
-            break;
-          case 'completed':
-            where.status = 'completed';
-            orderBy = [{ completedAt: QueryOrder.DESC }, { id: QueryOrder.ASC }];
-            break;
-          case 'deleted':
-            where.status = 'deleted';
-            orderBy = [{ deletedAt: QueryOrder.DESC }, { id: QueryOrder.ASC }];
-            break;
-        }
-        const tasks = await em.find(TaskSchema, where, { orderBy });
-        return { tasks: tasks.map(toTask), seq: user.taskSeq };
-      });
+      const view = query.view ?? 'active';
+      const { where, orderBy } = listViews[view];
+      const params: unknown[] = [userId];
+      let filter = `user_id = $1 and ${where}`;
+      if (query.project !== undefined) {
+        params.push(query.project);
+        filter += ` and project = $${params.length}`;
+      }
+      const { user, rows } = await snapshot(userId, [{ text: `select ${taskRowColumns} from tasks where ${filter} order by ${orderBy}`, params }]);
+      let tasks = (rows[0] as TaskRow[]).map(rowToTask);
+      if (view === 'upcoming') {
+        const until = addDays(calendarDateIn(user.timezone, clock()), query.days ?? 7);
+        tasks = tasks.filter((t) => (t.deadline as string) <= until);
+      }
+      return { tasks: tasks.map(toTask), seq: user.taskSeq };
     },
 
     async next(userId, query) {
-      return snapshot(userId, async (em, user) => {
-        const tasks = (await em.find(TaskSchema, { user: userId })).map(toTask);
-        const pick = pickNextTask(tasks, { now: clock(), timeZone: user.timezone, intensity: query.intensity });
-        return pick ? { task: pick.task, score: pick.score } : { task: null, score: null };
-      });
+      const { user, rows } = await snapshot(userId, [{ text: `select ${taskRowColumns} from tasks where user_id = $1`, params: [userId] }]);
+      const tasks = (rows[0] as TaskRow[]).map((row) => toTask(rowToTask(row)));
+      const pick = pickNextTask(tasks, { now: clock(), timeZone: user.timezone, intensity: query.intensity });
+      return pick ? { task: pick.task, score: pick.score } : { task: null, score: null };
     },
 
     async sync(userId, since) {
-      return snapshot(userId, async (em, user): Promise<TaskSyncResult> => {
-        if (since < user.tombstoneFloorSeq || since > user.taskSeq) {
-          const tasks = await em.find(TaskSchema, { user: userId }, { orderBy: { seq: QueryOrder.ASC } });
-          return { seq: user.taskSeq, tasks: tasks.map(toTask), removed: [], reset: true };
-        }
-        const tasks = await em.find(TaskSchema, { user: userId, seq: { $gt: since } }, { orderBy: { seq: QueryOrder.ASC } });
-        const tombstones = await em.find(TaskTombstoneSchema, { user: userId, seq: { $gt: since } }, { orderBy: { seq: QueryOrder.ASC } });
-        // An id purged and later created again is alive: the task wins.
-        const alive = new Set(tasks.map((t) => t.id));
-        const removed = [...new Set(tombstones.map((t) => t.taskId))].filter((id) => !alive.has(id));
-        return { seq: user.taskSeq, tasks: tasks.map(toTask), removed };
-      });
+      // Past the tombstone floor or ahead of the user's seq, the answer is every task (`reset`): decided in SQL too,
+      // so that both reads go out in the snapshot's one round trip.
+      const { user, rows } = await snapshot(userId, [
+        {
+          text: `select ${taskRowColumns} from tasks where user_id = $1 and seq > (
+                   select case when $2::int < tombstone_floor_seq or $2::int > task_seq then -1 else $2::int end from users where id = $1)
+                 order by seq`,
+          params: [userId, since],
+        },
+        { text: 'select task_id from task_tombstones where user_id = $1 and seq > $2 order by seq', params: [userId, since] },
+      ]);
+      const tasks = (rows[0] as TaskRow[]).map((row) => toTask(rowToTask(row)));
+      if (since < user.tombstoneFloorSeq || since > user.taskSeq) return { seq: user.taskSeq, tasks, removed: [], reset: true };
+      // An id purged and later created again is alive: the task wins.
+      const alive = new Set(tasks.map((t) => t.id));
+      const removed = [...new Set((rows[1] as { task_id: string }[]).map((t) => t.task_id))].filter((id) => !alive.has(id));
+      return { seq: user.taskSeq, tasks, removed };
     },
 
     async exportAll(userId) {
-      return snapshot(userId, async (em) => {
-        const tasks = await em.find(TaskSchema, { user: userId }, { orderBy: { createdAt: QueryOrder.ASC, id: QueryOrder.ASC } });
-        return tasks.map(toTask);
-      });
+      const { rows } = await snapshot(userId, [{ text: `select ${taskRowColumns} from tasks where user_id = $1 order by created_at, id`, params: [userId] }]);
+      return (rows[0] as TaskRow[]).map((row) => toTask(rowToTask(row)));
     },
 
     async currentSeq(userId) {
-      const rows = await orm.em.fork().execute<{ task_seq: number }[]>('select task_seq from users where id = ?', [userId]);
+      const rows = await sql.query<{ task_seq: number }>('select task_seq from users where id = $1', [userId]);
       const row = rows[0];
       if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
       return Number(row.task_seq);
@@ -772,11 +754,11 @@ export function createTasksService(deps: {
       const expired = (task: TaskEntity) =>
         (task.status === 'completed' && task.completedAt !== null && task.completedAt !== undefined && task.completedAt < cutoff) ||
         (task.status === 'deleted' && task.deletedAt !== null && task.deletedAt !== undefined && task.deletedAt < cutoff);
-      const candidates = await orm.em.fork().execute<{ id: string; user_id: string }[]>(
+      const candidates = await sql.query<{ id: string; user_id: string }>(
         `select id, user_id from tasks
-          where (status = 'completed' and completed_at < ?) or (status = 'deleted' and deleted_at < ?)
+          where (status = 'completed' and completed_at < $1) or (status = 'deleted' and deleted_at < $1)
           order by user_id, seq`,
-        [cutoff, cutoff],
+        [cutoff],
       );
       const byUser = new Map<string, string[]>();
       for (const row of candidates) {
@@ -807,8 +789,8 @@ export function createTasksService(deps: {
       }
       const tombstoneCutoff = new Date(now.getTime() - limits.tombstoneRetentionDays * DAY_MS);
       // One statement: the pruned tombstones and the raised floor become visible together.
-      await orm.em.fork().execute(
-        `with pruned as (delete from task_tombstones where purged_at < ? returning user_id, seq)
+      await sql.query(
+        `with pruned as (delete from task_tombstones where purged_at < $1 returning user_id, seq)
          update users u set tombstone_floor_seq = greatest(u.tombstone_floor_seq, f.max_seq)
            from (select user_id, max(seq) as max_seq from pruned group by user_id) f
           where u.id = f.user_id`,
