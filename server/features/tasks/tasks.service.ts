@@ -719,11 +719,11 @@ export function createTasksService(deps: {
       const { user, rows } = await snapshot(userId, [
         {
           text: `select ${taskRowColumns} from tasks where user_id = $1 and seq > (
-                   select case when $2::int < tombstone_floor_seq or $2::int > task_seq then -1 else $2::int end from users where id = $1)
+                   select case when $2::bigint < tombstone_floor_seq or $2::bigint > task_seq then -1 else $2::bigint end from users where id = $1)
                  order by seq`,
           params: [userId, since],
         },
-        { text: 'select task_id from task_tombstones where user_id = $1 and seq > $2 order by seq', params: [userId, since] },
+        { text: 'select task_id from task_tombstones where user_id = $1 and seq > $2::bigint order by seq', params: [userId, since] },
       ]);
       const tasks = (rows[0] as TaskRow[]).map((row) => toTask(rowToTask(row)));
       if (since < user.tombstoneFloorSeq || since > user.taskSeq) return { seq: user.taskSeq, tasks, removed: [], reset: true };
