@@ -104,9 +104,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     maxRetries: 0,
     timeout: config.upstreamIdleTimeoutMs,
   });
-  const views = createChatViews({ orm, broadcaster });
+  const views = createChatViews({ sql, broadcaster });
   const assistant = new Assistant({
-    orm,
+    sql,
     redis,
     anthropic,
     model: config.anthropic.model,
@@ -118,7 +118,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     hooks: metrics.chatHooks,
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
   });
-  const chat = createChatService({ orm, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
+  const chat = createChatService({ sql, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
   const account = createAccountService({ orm, auth, tasks, broadcaster, logger, contributors: [chat] });
 
   return {

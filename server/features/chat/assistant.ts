@@ -5,18 +5,16 @@
  * tool loop through the tasks service, and writes the final message.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import { ErrorCode } from '../../../shared/errors.js';
 import type { ToolCall } from '../../../shared/schemas/chat.js';
 import type { Logger } from '../../logger.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import type { TasksService } from '../tasks/tasks.service.js';
-import { UserSchema } from '../auth/user.entity.js';
-import { MessageSchema } from './chat.entity.js';
+import type { SqlPool } from '../../db/sql.js';
 import { buildSystemPrompt, trimHistory, type HistoryMessage } from './prompt.js';
 import { runTool, toolDefinitions } from './tools.js';
-import { toMessage, type ChatViews } from './views.js';
+import { messageColumns, toMessage, type ChatViews, type MessageRow } from './views.js';
 import { readRound } from './upstream-round.js';
 import { appendDelta, bufferKeys, refreshBuffer, rewriteDeltas, saveToolCalls } from './stream-buffer.js';
 
@@ -55,7 +53,7 @@ interface Running {
 }
 
 export interface AssistantDeps {
-  orm: MikroORM;
+  sql: SqlPool;
   redis: Redis;
   anthropic: Anthropic;
   model: string;
@@ -131,7 +129,7 @@ export class Assistant {
   }
 
   private async run(entry: Running): Promise<void> {
-    const { orm, redis, anthropic, broadcaster, logger, hooks, model } = this.deps;
+    const { sql, redis, anthropic, broadcaster, logger, hooks, model } = this.deps;
     const { userId, conversationId, assistantMessageId: messageId } = entry.job;
     const started = performance.now();
     const toolCalls: ToolCall[] = [];
@@ -192,16 +190,18 @@ export class Assistant {
     let status: 'complete' | 'cancelled' | 'error' | 'interrupted' = 'complete';
     let error: { code: ErrorCode; message: string } | null = null;
     try {
-      const em = orm.em.fork();
-      const user = await em.findOneOrFail(UserSchema, userId);
-      const open = (await this.deps.tasks.list(userId, { view: 'active' })).tasks;
-      const history = await em.find(
-        MessageSchema,
-        { conversation: conversationId, id: { $ne: messageId } },
-        { orderBy: { createdAt: 'asc' }, fields: ['role', 'content'] },
-      );
-      const system = buildSystemPrompt(user, open, new Date());
-      const messages: Anthropic.MessageParam[] = trimHistory(history.map((m) => ({ role: m.role, content: m.content }) as HistoryMessage));
+      // The user and the history on one snapshot, the open tasks on another, at the same time.
+      const [[users, history], { tasks: open }] = await Promise.all([
+        sql.snapshot([
+          { text: 'select full_name, timezone from users where id = $1', params: [userId] },
+          { text: 'select role, content from messages where conversation_id = $1 and id <> $2 order by created_at asc, id asc', params: [conversationId, messageId] },
+        ]) as Promise<[{ full_name: string; timezone: string }[], HistoryMessage[]]>,
+        this.deps.tasks.list(userId, { view: 'active' }),
+      ]);
+      const user = users[0];
+      if (!user) throw new Error('the user of this generation is gone');
+      const system = buildSystemPrompt({ fullName: user.full_name, timezone: user.timezone }, open, new Date());
+      const messages: Anthropic.MessageParam[] = trimHistory(history);
 
       for (let n = 0; n < MAX_TOOL_ROUNDS; n++) {
         if (n > 0 && (deltas.length > 0 || pending)) push('\n\n');
@@ -247,26 +247,15 @@ export class Assistant {
     }
     if (entry.reason === 'cancelled' && status === 'complete') status = 'cancelled';
 
-    const em = orm.em.fork();
-    const updated = await em.nativeUpdate(
-      MessageSchema,
-      { id: messageId, status: 'streaming' },
-      {
-        content: deltas.join(''),
-        status,
-        lastSeq: deltas.length > 0 ? deltas.length - 1 : null,
-        toolCalls,
-        usage,
-        model,
-        error,
-      },
+    const [ended] = await sql.query<MessageRow>(
+      `update messages set content = $2, status = $3, last_seq = $4, tool_calls = $5, usage = $6, model = $7, error = $8, updated_at = $9
+        where id = $1 and status = 'streaming' returning ${messageColumns}`,
+      [messageId, deltas.join(''), status, deltas.length > 0 ? deltas.length - 1 : null, JSON.stringify(toolCalls), JSON.stringify(usage), model, error && JSON.stringify(error), new Date()],
     );
     await redis.del(...bufferKeys(messageId), heartbeatKey(messageId)).catch(() => undefined);
-    if (updated === 0) return; // someone else ended it (the sweeper) and told the tabs
-    await this.deps.views.touchConversation(conversationId);
-    const message = await em.findOneOrFail(MessageSchema, messageId, { refresh: true });
-    broadcaster.toUser(userId, 'chat:done', { conversationId, message: toMessage(message) });
-    await this.deps.views.announceConversation(userId, conversationId);
+    if (!ended) return; // someone else ended it (the sweeper) and told the tabs
+    broadcaster.toUser(userId, 'chat:done', { conversationId, message: toMessage(ended) });
+    await this.deps.views.touchAndAnnounce(userId, conversationId);
   }
 }
 

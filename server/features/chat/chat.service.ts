@@ -4,16 +4,16 @@
  * delete, and the sweeper that marks answers of dead nodes `interrupted` (CHAT-7).
  */
 import { randomUUID } from 'node:crypto';
-import { UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/postgresql';
+import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
 import { appError, ErrorCode } from '../../errors.js';
 import type { ChatSend, Conversation, Message } from '../../../shared/schemas/chat.js';
+import type { SqlPool } from '../../db/sql.js';
 import type { Logger } from '../../logger.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
-import { ConversationSchema, MessageSchema, type ConversationEntity, type MessageEntity } from './chat.entity.js';
 import { Assistant, heartbeatKey, HEARTBEAT_TTL_MS } from './assistant.js';
 import { bufferKeys, readBuffer } from './stream-buffer.js';
-import { toConversation, toMessage, type ChatViews } from './views.js';
+import { conversationColumns, messageColumns, toConversation, toMessage, type ChatViews, type ConversationRow, type MessageRow } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
 import { nodeLastSeen } from '../../realtime/nodes.js';
 
@@ -40,8 +40,11 @@ export function titleFrom(content: string): string {
   return `${(space > 20 ? cut.slice(0, space) : cut).trimEnd()}…`;
 }
 
+const insertMessageSql = `insert into messages (id, conversation_id, user_id, role, content, status, tool_calls, reply_to, node_id, model, created_at, updated_at)
+  values ($1, $2, $3, $4, $5, $6, '[]', $7, $8, $9, $10, $11) returning ${messageColumns}`;
+
 export function createChatService(deps: {
-  orm: MikroORM;
+  sql: SqlPool;
   redis: Redis;
   broadcaster: Broadcaster;
   assistant: Assistant;
@@ -50,49 +53,56 @@ export function createChatService(deps: {
   nodeId: string;
   model: string;
 }): ChatService {
-  const { orm, redis, broadcaster, assistant, views, logger } = deps;
+  const { sql, redis, broadcaster, assistant, views, logger } = deps;
 
   /** A streaming message with the text so far from Redis (CHAT-3). */
-  async function withBuffer(m: MessageEntity): Promise<Message> {
+  async function withBuffer(m: MessageRow): Promise<Message> {
     const view = toMessage(m);
     if (m.status !== 'streaming') return view;
     const buffer = await readBuffer(redis, m.id);
     return buffer ? { ...view, content: buffer.content, lastSeq: buffer.lastSeq, toolCalls: buffer.toolCalls } : view;
   }
 
-  async function ownedConversation(userId: string, id: string) {
-    const conversation = await orm.em.fork().findOne(ConversationSchema, { id, user: userId });
-    if (!conversation) throw appError(ErrorCode.NOT_FOUND, { message: 'Conversation not found' });
-    return conversation;
+  async function message(id: string, userId?: string): Promise<MessageRow | undefined> {
+    const rows = userId
+      ? await sql.query<MessageRow>(`select ${messageColumns} from messages where id = $1 and user_id = $2`, [id, userId])
+      : await sql.query<MessageRow>(`select ${messageColumns} from messages where id = $1`, [id]);
+    return rows[0];
+  }
+
+  async function ownedConversation(userId: string, id: string): Promise<void> {
+    const rows = await sql.query<{ id: string }>('select id from conversations where id = $1 and user_id = $2', [id, userId]);
+    if (!rows[0]) throw appError(ErrorCode.NOT_FOUND, { message: 'Conversation not found' });
   }
 
   /** CHAT-1: a retried `id` returns the first result; other content under the same id is CONFLICT. */
   async function replay(userId: string, input: ChatSend) {
     if (!input.id) return undefined;
-    const em = orm.em.fork();
-    const existing = await em.findOne(MessageSchema, input.id);
+    const [existing] = await sql.query<MessageRow & { reply_id: string | null }>(
+      `select ${messageColumns}, (select r.id from messages r where r.conversation_id = messages.conversation_id and r.reply_to = messages.id limit 1) as reply_id
+         from messages where id = $1`,
+      [input.id],
+    );
     if (!existing) return undefined;
-    if (existing.user.id !== userId || existing.role !== 'user' || existing.content !== input.content) {
+    if (existing.user_id !== userId || existing.role !== 'user' || existing.content !== input.content) {
       throw appError(ErrorCode.CONFLICT, { message: 'This message id was already used for another message' });
     }
-    const reply = await em.findOne(MessageSchema, { replyTo: existing.id });
-    return { conversationId: existing.conversation.id, userMessage: toMessage(existing), assistantMessageId: reply?.id ?? '' };
+    return { conversationId: existing.conversation_id, userMessage: toMessage(existing), assistantMessageId: existing.reply_id ?? '' };
   }
 
-  async function markEnded(messageId: string, status: 'interrupted' | 'cancelled'): Promise<MessageEntity | undefined> {
+  async function markEnded(messageId: string, status: 'interrupted' | 'cancelled'): Promise<MessageRow | undefined> {
     const buffer = await readBuffer(redis, messageId);
-    const em = orm.em.fork();
-    const changed = await em.nativeUpdate(
-      MessageSchema,
-      { id: messageId, status: 'streaming' },
-      buffer ? { status, content: buffer.content, lastSeq: buffer.lastSeq, toolCalls: buffer.toolCalls } : { status },
-    );
+    const [ended] = buffer
+      ? await sql.query<MessageRow>(
+          `update messages set status = $2, content = $3, last_seq = $4, tool_calls = $5, updated_at = $6 where id = $1 and status = 'streaming' returning ${messageColumns}`,
+          [messageId, status, buffer.content, buffer.lastSeq, JSON.stringify(buffer.toolCalls), new Date()],
+        )
+      : await sql.query<MessageRow>(`update messages set status = $2, updated_at = $3 where id = $1 and status = 'streaming' returning ${messageColumns}`, [messageId, status, new Date()]);
     await redis.del(...bufferKeys(messageId), heartbeatKey(messageId)).catch(() => undefined);
-    if (changed === 0) return undefined;
-    const message = await em.findOneOrFail(MessageSchema, messageId);
-    broadcaster.toUser(message.user.id, 'chat:done', { conversationId: message.conversation.id, message: toMessage(message) });
-    await views.announceConversation(message.user.id, message.conversation.id);
-    return message;
+    if (!ended) return undefined;
+    broadcaster.toUser(ended.user_id, 'chat:done', { conversationId: ended.conversation_id, message: toMessage(ended) });
+    await views.announceConversation(ended.user_id, ended.conversation_id);
+    return ended;
   }
 
   /**
@@ -118,55 +128,55 @@ export function createChatService(deps: {
     async send(userId, input) {
       const again = await replay(userId, input);
       if (again) return again;
-      const em = orm.em.fork();
-      let created: { conversation: ConversationEntity; userMessage: MessageEntity; assistant: MessageEntity };
+      let created: { conversation: ConversationRow; userMessage: MessageRow; reply: MessageRow };
       try {
-        created = await em.transactional(async (tem) => {
-          // The user row lock serialises a user's sends, so the limits below cannot be raced.
-          await tem.execute('select id from users where id = ? for update', [userId]);
-          const streaming = await tem.find(MessageSchema, { user: userId, status: 'streaming' }, { fields: ['conversation'] });
+        // The user row lock serialises a user's sends, so the limits below cannot be raced.
+        // Lock, the streaming answers and the conversation go with the BEGIN; the inserts with the COMMIT.
+        const first = [
+          { text: 'select id from users where id = $1 for update', params: [userId] },
+          { text: "select conversation_id from messages where user_id = $1 and status = 'streaming'", params: [userId] },
+          ...(input.conversationId ? [{ text: 'select id, title, created_at, updated_at from conversations where id = $1 and user_id = $2', params: [input.conversationId, userId] }] : []),
+        ];
+        created = await sql.transaction(async (tx, [, streamingRows, conversationRows]) => {
+          const streaming = streamingRows as { conversation_id: string }[];
           const now = new Date();
-          let conversation;
+          let conversation: ConversationRow | undefined;
           if (input.conversationId) {
-            conversation = await tem.findOne(ConversationSchema, { id: input.conversationId, user: userId });
-            if (!conversation) throw appError(ErrorCode.NOT_FOUND, { message: 'Conversation not found' });
-            if (streaming.some((m) => m.conversation.id === input.conversationId)) {
+            const found = (conversationRows as Omit<ConversationRow, 'generating'>[])[0];
+            if (!found) throw appError(ErrorCode.NOT_FOUND, { message: 'Conversation not found' });
+            if (streaming.some((m) => m.conversation_id === input.conversationId)) {
               throw appError(ErrorCode.CONFLICT, { message: 'An answer is already being generated in this conversation' });
             }
+            conversation = { ...found, updated_at: now, generating: true };
           }
           if (streaming.length >= MAX_GENERATIONS_PER_USER) {
             throw appError(ErrorCode.CONFLICT, { message: `At most ${MAX_GENERATIONS_PER_USER} answers can be generated at once` });
           }
-          conversation ??= tem.create(ConversationSchema, { id: randomUUID(), user: userId, title: titleFrom(input.content), createdAt: now, updatedAt: now });
-          conversation.updatedAt = now;
-          const userMessage = tem.create(MessageSchema, {
-            id: input.id ?? randomUUID(),
-            conversation,
-            user: userId,
-            role: 'user',
-            content: input.content,
-            status: 'complete',
-            toolCalls: [],
-            createdAt: now,
-            updatedAt: now,
-          });
-          const reply = tem.create(MessageSchema, {
-            id: randomUUID(),
-            conversation,
-            user: userId,
-            role: 'assistant',
-            content: '',
-            status: 'streaming',
-            toolCalls: [],
-            replyTo: userMessage.id,
-            nodeId: deps.nodeId,
-            model: deps.model,
+          const statements = [];
+          if (conversation) {
+            statements.push({ text: 'update conversations set updated_at = $2 where id = $1', params: [conversation.id, now] });
+          } else {
+            conversation = { id: randomUUID(), title: titleFrom(input.content), created_at: now, updated_at: now, generating: true };
+            statements.push({
+              text: 'insert into conversations (id, user_id, title, created_at, updated_at) values ($1, $2, $3, $4, $5)',
+              params: [conversation.id, userId, conversation.title, now, now],
+            });
+          }
+          const userMessageId = input.id ?? randomUUID();
+          const replyId = randomUUID();
+          const base = { conversation_id: conversation.id, user_id: userId, tool_calls: [], usage: null, error: null, last_seq: null };
+          statements.push(
+            { text: insertMessageSql, params: [userMessageId, conversation.id, userId, 'user', input.content, 'complete', null, null, null, now, now] },
             // a millisecond later, so history order is stable
-            createdAt: new Date(now.getTime() + 1),
-            updatedAt: now,
-          });
-          return { conversation, userMessage, assistant: reply };
-        });
+            { text: insertMessageSql, params: [replyId, conversation.id, userId, 'assistant', '', 'streaming', userMessageId, deps.nodeId, deps.model, new Date(now.getTime() + 1), now] },
+          );
+          tx.atCommit(statements);
+          return {
+            conversation,
+            userMessage: { ...base, id: userMessageId, role: 'user', content: input.content, status: 'complete', model: null, node_id: null, created_at: now },
+            reply: { ...base, id: replyId, role: 'assistant', content: '', status: 'streaming', model: deps.model, node_id: deps.nodeId, created_at: new Date(now.getTime() + 1) },
+          };
+        }, first);
       } catch (err) {
         if (err instanceof UniqueConstraintViolationException) {
           const raced = await replay(userId, input);
@@ -177,117 +187,106 @@ export function createChatService(deps: {
       }
       const conversationId = created.conversation.id;
       // Known without asking the database again: it now has a streaming answer.
-      broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(created.conversation, true) });
+      broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(created.conversation) });
       broadcaster.toUser(userId, 'chat:message', { message: toMessage(created.userMessage) });
-      broadcaster.toUser(userId, 'chat:message', { message: toMessage(created.assistant) });
-      void assistant.start({ userId, conversationId, assistantMessageId: created.assistant.id });
-      return { conversationId, userMessage: toMessage(created.userMessage), assistantMessageId: created.assistant.id };
+      broadcaster.toUser(userId, 'chat:message', { message: toMessage(created.reply) });
+      void assistant.start({ userId, conversationId, assistantMessageId: created.reply.id });
+      return { conversationId, userMessage: toMessage(created.userMessage), assistantMessageId: created.reply.id };
     },
 
     async cancel(userId, messageId) {
-      const em = orm.em.fork();
-      const message = await em.findOne(MessageSchema, { id: messageId, user: userId });
-      if (!message) throw appError(ErrorCode.NOT_FOUND, { message: 'Message not found' });
-      if (message.status !== 'streaming') return { message: toMessage(message) };
+      const found = await message(messageId, userId);
+      if (!found) throw appError(ErrorCode.NOT_FOUND, { message: 'Message not found' });
+      if (found.status !== 'streaming') return { message: toMessage(found) };
       if (!(await assistant.stop(messageId, 'cancelled'))) {
         broadcaster.toOtherNodes('chat:cancel', messageId);
         const deadline = Date.now() + 5_000;
         while (Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 100));
-          const current = await orm.em.fork().findOne(MessageSchema, messageId);
+          const current = await message(messageId);
           if (!current || current.status !== 'streaming') break;
         }
         // Nobody ran it any more (its node died): end it here.
         await markEnded(messageId, 'cancelled');
       }
-      const final = await orm.em.fork().findOneOrFail(MessageSchema, messageId);
+      const final = await message(messageId);
+      if (!final) throw appError(ErrorCode.NOT_FOUND, { message: 'Message not found' });
       return { message: toMessage(final) };
     },
 
     async history(userId, { conversationId, before, limit = 50 }) {
       await ownedConversation(userId, conversationId);
-      const em = orm.em.fork();
-      let cursor: Date | undefined;
+      let rows: MessageRow[];
       if (before) {
-        const anchor = await em.findOne(MessageSchema, { id: before, conversation: conversationId });
+        const [anchor] = await sql.query<{ created_at: Date }>('select created_at from messages where id = $1 and conversation_id = $2', [before, conversationId]);
         if (!anchor) throw appError(ErrorCode.NOT_FOUND, { message: 'Message not found' });
-        cursor = anchor.createdAt;
+        rows = await sql.query<MessageRow>(
+          `select ${messageColumns} from messages where conversation_id = $1 and created_at < $2 order by created_at desc, id desc limit $3`,
+          [conversationId, anchor.created_at, limit + 1],
+        );
+      } else {
+        rows = await sql.query<MessageRow>(`select ${messageColumns} from messages where conversation_id = $1 order by created_at desc, id desc limit $2`, [conversationId, limit + 1]);
       }
-      const rows = await em.find(
-        MessageSchema,
-        cursor ? { conversation: conversationId, createdAt: { $lt: cursor } } : { conversation: conversationId },
-        { orderBy: { createdAt: 'desc', id: 'desc' }, limit: limit + 1 },
-      );
       const hasMore = rows.length > limit;
       const page = rows.slice(0, limit).reverse();
       return { messages: await Promise.all(page.map(withBuffer)), hasMore };
     },
 
     async listConversations(userId, { before, limit = 50 }) {
-      const em = orm.em.fork();
-      const rows = await em.find(
-        ConversationSchema,
-        before ? { user: userId, updatedAt: { $lt: new Date(before) } } : { user: userId },
-        { orderBy: { updatedAt: 'desc', id: 'desc' }, limit },
-      );
-      const generating = await views.generatingIn(rows.map((c) => c.id));
-      return { conversations: rows.map((c) => toConversation(c, generating.has(c.id))) };
+      const rows = before
+        ? await sql.query<ConversationRow>(`select ${conversationColumns} from conversations c where c.user_id = $1 and c.updated_at < $2 order by c.updated_at desc, c.id desc limit $3`, [userId, new Date(before), limit])
+        : await sql.query<ConversationRow>(`select ${conversationColumns} from conversations c where c.user_id = $1 order by c.updated_at desc, c.id desc limit $2`, [userId, limit]);
+      return { conversations: rows.map(toConversation) };
     },
 
     async rename(userId, id, title) {
-      const em = orm.em.fork();
-      const conversation = await em.findOne(ConversationSchema, { id, user: userId });
-      if (!conversation) throw appError(ErrorCode.NOT_FOUND, { message: 'Conversation not found' });
-      conversation.title = title.trim();
-      conversation.updatedAt = new Date();
-      await em.flush();
-      const generating = (await views.generatingIn([id])).has(id);
-      const view = toConversation(conversation, generating);
+      const [row] = await sql.query<ConversationRow>(`update conversations c set title = $3, updated_at = $4 where c.id = $1 and c.user_id = $2 returning ${conversationColumns}`, [
+        id,
+        userId,
+        title.trim(),
+        new Date(),
+      ]);
+      if (!row) throw appError(ErrorCode.NOT_FOUND, { message: 'Conversation not found' });
+      const view = toConversation(row);
       broadcaster.toUser(userId, 'conversation:changed', { conversation: view });
       return { conversation: view };
     },
 
     async remove(userId, id) {
       await ownedConversation(userId, id);
-      const em = orm.em.fork();
-      const streaming = await em.find(MessageSchema, { conversation: id, status: 'streaming' });
+      const streaming = await sql.query<{ id: string }>("select id from messages where conversation_id = $1 and status = 'streaming'", [id]);
       for (const m of streaming) {
         if (!(await assistant.stop(m.id, 'cancelled'))) broadcaster.toOtherNodes('chat:cancel', m.id);
       }
-      await em.nativeDelete(ConversationSchema, { id, user: userId });
+      await sql.query('delete from conversations where id = $1 and user_id = $2', [id, userId]);
       broadcaster.toUser(userId, 'conversation:removed', { id });
       return { id };
     },
 
     async sweep() {
-      const em = orm.em.fork();
-      const stale = await em.find(
-        MessageSchema,
-        { status: 'streaming', createdAt: { $lt: new Date(Date.now() - HEARTBEAT_TTL_MS) } },
-        { fields: ['id', 'nodeId'], limit: 500 },
-      );
+      const stale = await sql.query<{ id: string; node_id: string | null }>("select id, node_id from messages where status = 'streaming' and created_at < $1 limit 500", [
+        new Date(Date.now() - HEARTBEAT_TTL_MS),
+      ]);
       let ended = 0;
       for (const m of stale) {
         if (assistant.isRunningHere(m.id)) continue;
         // A message left by an earlier run of this very node cannot be alive.
-        const alive = m.nodeId === deps.nodeId ? false : await mayBeAlive(m.id, m.nodeId);
+        const alive = m.node_id === deps.nodeId ? false : await mayBeAlive(m.id, m.node_id);
         if (alive) continue;
         if (await markEnded(m.id, 'interrupted')) {
           ended++;
-          logger.warn({ messageId: m.id, nodeId: m.nodeId }, 'answer interrupted: its node stopped');
+          logger.warn({ messageId: m.id, nodeId: m.node_id }, 'answer interrupted: its node stopped');
         }
       }
       return ended;
     },
 
     async exportFor(userId) {
-      const em = orm.em.fork();
-      const conversations = await em.find(ConversationSchema, { user: userId }, { orderBy: { createdAt: 'asc' } });
-      const messages = await em.find(MessageSchema, { user: userId }, { orderBy: { createdAt: 'asc' } });
-      return {
-        conversations: conversations.map((c) => toConversation(c, messages.some((m) => m.conversation.id === c.id && m.status === 'streaming'))),
-        messages: messages.map(toMessage),
-      };
+      const [conversations, messages] = (await sql.snapshot([
+        { text: `select ${conversationColumns} from conversations c where c.user_id = $1 order by c.created_at asc, c.id asc`, params: [userId] },
+        { text: `select ${messageColumns} from messages where user_id = $1 order by created_at asc, id asc`, params: [userId] },
+      ])) as [ConversationRow[], MessageRow[]];
+      return { conversations: conversations.map(toConversation), messages: messages.map(toMessage) };
     },
   };
 }

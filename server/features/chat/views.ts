@@ -1,56 +1,93 @@
-/** Wire shapes of conversations and messages, and the announcements that keep tabs in step. */
-import type { MikroORM } from '@mikro-orm/postgresql';
+/**
+ * Conversations and messages as rows of plain SQL (`server/db/sql.ts`), their
+ * wire shapes, and the announcements that keep tabs in step. Every stream
+ * starts and ends with these statements, so they go through the same plain SQL
+ * path as task changes rather than the ORM (the entities in `chat.entity.ts`
+ * still define the tables and migrations).
+ */
 import type { Conversation, Message } from '../../../shared/schemas/chat.js';
+import type { ErrorCode } from '../../../shared/errors.js';
+import type { Sql } from '../../db/sql.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
-import { ConversationSchema, MessageSchema, type ConversationEntity, type MessageEntity } from './chat.entity.js';
 
-export function toMessage(m: MessageEntity): Message {
+export interface MessageRow {
+  id: string;
+  conversation_id: string;
+  user_id: string;
+  role: Message['role'];
+  content: string;
+  status: Message['status'];
+  last_seq: number | null;
+  tool_calls: Message['toolCalls'] | null;
+  usage: Message['usage'];
+  model: string | null;
+  error: { code: ErrorCode; message: string } | null;
+  node_id: string | null;
+  created_at: Date | string;
+}
+
+export interface ConversationRow {
+  id: string;
+  title: string;
+  created_at: Date | string;
+  updated_at: Date | string;
+  /** whether one of its messages is streaming */
+  generating: boolean;
+}
+
+/** Every column a message view needs (prepared statements name their columns). */
+export const messageColumns = 'id, conversation_id, user_id, role, content, status, last_seq, tool_calls, usage, model, error, node_id, created_at';
+
+/** A conversation's columns and its `generating` flag; `c` is the conversations table. */
+export const conversationColumns = `c.id, c.title, c.created_at, c.updated_at,
+  exists (select 1 from messages m where m.conversation_id = c.id and m.status = 'streaming') as generating`;
+
+const iso = (v: Date | string) => (v instanceof Date ? v : new Date(v)).toISOString();
+
+export function toMessage(m: MessageRow): Message {
   return {
     id: m.id,
-    conversationId: m.conversation.id,
+    conversationId: m.conversation_id,
     role: m.role,
     content: m.content,
     status: m.status,
-    lastSeq: m.lastSeq ?? null,
-    toolCalls: m.toolCalls ?? [],
+    lastSeq: m.last_seq ?? null,
+    toolCalls: m.tool_calls ?? [],
     usage: m.usage ?? null,
     model: m.model ?? null,
     error: m.error ?? null,
-    createdAt: m.createdAt.toISOString(),
+    createdAt: iso(m.created_at),
   };
 }
 
-export function toConversation(c: ConversationEntity, generating: boolean): Conversation {
-  return { id: c.id, title: c.title, createdAt: c.createdAt.toISOString(), updatedAt: c.updatedAt.toISOString(), generating };
+export function toConversation(c: ConversationRow): Conversation {
+  return { id: c.id, title: c.title, createdAt: iso(c.created_at), updatedAt: iso(c.updated_at), generating: c.generating };
 }
 
 export interface ChatViews {
-  /** Ids of these conversations that have a streaming message. */
-  generatingIn(conversationIds: string[]): Promise<Set<string>>;
-  touchConversation(conversationId: string): Promise<void>;
+  /** Bumps `updatedAt` (lists are ordered by it) and broadcasts `conversation:changed`. */
+  touchAndAnnounce(userId: string, conversationId: string): Promise<void>;
   /** Broadcasts `conversation:changed` with the current `generating` flag. */
   announceConversation(userId: string, conversationId: string): Promise<void>;
 }
 
-export function createChatViews(deps: { orm: MikroORM; broadcaster: Broadcaster }): ChatViews {
-  const { orm, broadcaster } = deps;
-  const views: ChatViews = {
-    async generatingIn(conversationIds) {
-      if (conversationIds.length === 0) return new Set();
-      const rows = await orm.em
-        .fork()
-        .find(MessageSchema, { conversation: { $in: conversationIds }, status: 'streaming' }, { fields: ['conversation'] });
-      return new Set(rows.map((r) => r.conversation.id));
-    },
-    async touchConversation(conversationId) {
-      await orm.em.fork().nativeUpdate(ConversationSchema, { id: conversationId }, { updatedAt: new Date() });
+export function createChatViews(deps: { sql: Sql; broadcaster: Broadcaster }): ChatViews {
+  const { sql, broadcaster } = deps;
+  const announce = (userId: string, row: ConversationRow | undefined) => {
+    if (row) broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(row) });
+  };
+  return {
+    async touchAndAnnounce(userId, conversationId) {
+      const [row] = await sql.query<ConversationRow>(`update conversations c set updated_at = $3 where c.id = $1 and c.user_id = $2 returning ${conversationColumns}`, [
+        conversationId,
+        userId,
+        new Date(),
+      ]);
+      announce(userId, row);
     },
     async announceConversation(userId, conversationId) {
-      const conversation = await orm.em.fork().findOne(ConversationSchema, { id: conversationId, user: userId });
-      if (!conversation) return;
-      const generating = (await views.generatingIn([conversationId])).has(conversationId);
-      broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(conversation, generating) });
+      const [row] = await sql.query<ConversationRow>(`select ${conversationColumns} from conversations c where c.id = $1 and c.user_id = $2`, [conversationId, userId]);
+      announce(userId, row);
     },
   };
-  return views;
 }
