@@ -16,7 +16,7 @@ import { buildSystemPrompt, trimHistory, type HistoryMessage } from './prompt.js
 import { runTool, toolDefinitions } from './tools.js';
 import { messageColumns, toMessage, type ChatViews, type MessageRow } from './views.js';
 import { readRound } from './upstream-round.js';
-import { appendDelta, bufferKeys, refreshBuffer, rewriteDeltas, saveToolCalls } from './stream-buffer.js';
+import { appendDeltas, bufferKeys, refreshBuffer, rewriteDeltas, saveToolCalls, type DeltaAppend } from './stream-buffer.js';
 
 export const MAX_TOOL_ROUNDS = 8;
 export const MAX_OUTPUT_TOKENS = 2_048;
@@ -52,6 +52,19 @@ interface Running {
   done: Promise<void>;
 }
 
+/** One stream's relay state. */
+interface Relay {
+  userId: string;
+  conversationId: string;
+  messageId: string;
+  /** text received and not yet sent */
+  pending: string;
+  /** every delta sent, by seq: the content so far is their concatenation */
+  deltas: string[];
+  /** the Redis list fell out of step (a lost append): the next flush rewrites it whole */
+  rewrite: boolean;
+}
+
 export interface AssistantDeps {
   sql: SqlPool;
   redis: Redis;
@@ -70,12 +83,11 @@ export interface AssistantDeps {
 export class Assistant {
   private readonly running = new Map<string, Running>();
   /**
-   * The flushes of every stream with text waiting, run together once per
-   * COALESCE_MS: in one loop turn, so that their Redis appends and the
-   * adapter's publishes leave in one write per connection (`autoCork`),
-   * however many streams run.
+   * Every stream with text waiting, flushed together once per COALESCE_MS:
+   * their Redis appends in one command, and the adapter's publishes in one
+   * write (`autoCork`), however many streams run.
    */
-  private readonly waiting = new Set<() => void>();
+  private readonly waiting = new Set<Relay>();
   private tick: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: AssistantDeps) {}
@@ -118,14 +130,50 @@ export class Assistant {
     await Promise.all([...this.running.keys()].map((id) => this.stop(id, 'shutdown')));
   }
 
-  private scheduleFlush(flush: () => void): void {
-    this.waiting.add(flush);
+  private scheduleFlush(relay: Relay): void {
+    this.waiting.add(relay);
     this.tick ??= setTimeout(() => {
       this.tick = undefined;
-      const flushes = [...this.waiting];
+      const relays = [...this.waiting];
       this.waiting.clear();
-      for (const flush of flushes) flush();
+      this.flush(relays);
     }, COALESCE_MS);
+  }
+
+  /**
+   * Sends the text each stream has waiting as its next delta. The buffer
+   * appends are issued first, all in one command, then the deltas go out
+   * (CHAT-3: a tab asking chat:history later reads them on the same Redis).
+   */
+  private flush(relays: Iterable<Relay>): void {
+    const { redis, broadcaster } = this.deps;
+    const appends: (DeltaAppend & { relay: Relay })[] = [];
+    const sent: { relay: Relay; seq: number; text: string }[] = [];
+    for (const relay of relays) {
+      this.waiting.delete(relay);
+      if (!relay.pending) continue;
+      const text = relay.pending;
+      relay.pending = '';
+      const seq = relay.deltas.length;
+      relay.deltas.push(text);
+      sent.push({ relay, seq, text });
+      if (!relay.rewrite) {
+        appends.push({ relay, messageId: relay.messageId, seq, text });
+        continue;
+      }
+      relay.rewrite = false;
+      void rewriteDeltas(redis, relay.messageId, relay.deltas).then((ok) => {
+        if (!ok) relay.rewrite = true;
+      });
+    }
+    if (appends.length > 0) {
+      void appendDeltas(redis, appends).then((inStep) =>
+        inStep.forEach((ok, i) => {
+          if (!ok) appends[i]!.relay.rewrite = true;
+        }),
+      );
+    }
+    for (const { relay, seq, text } of sent) broadcaster.toUser(relay.userId, 'chat:delta', { conversationId: relay.conversationId, messageId: relay.messageId, seq, text });
   }
 
   private async run(entry: Running): Promise<void> {
@@ -134,31 +182,13 @@ export class Assistant {
     const started = performance.now();
     const toolCalls: ToolCall[] = [];
     const usage = { inputTokens: 0, outputTokens: 0 };
-    let pending = '';
     let firstToken = true;
-    /** every delta sent, by seq: the content so far is their concatenation */
-    const deltas: string[] = [];
-    let rewrite = false;
-
-    const flush = () => {
-      this.waiting.delete(flush);
-      if (!pending) return;
-      const text = pending;
-      pending = '';
-      const seq = deltas.length;
-      deltas.push(text);
-      // The buffer append is issued before the delta goes out (CHAT-3); a tab
-      // asking chat:history later reads it on the same Redis.
-      const saved = rewrite ? rewriteDeltas(redis, messageId, deltas) : appendDelta(redis, messageId, seq, text);
-      rewrite = false;
-      void saved.then((inStep) => {
-        if (!inStep) rewrite = true;
-      });
-      broadcaster.toUser(userId, 'chat:delta', { conversationId, messageId, seq, text });
-    };
+    const relay: Relay = { userId, conversationId, messageId, pending: '', deltas: [], rewrite: false };
+    const deltas = relay.deltas;
+    const flush = () => this.flush([relay]);
     const push = (text: string) => {
       if (!text) return;
-      pending += text;
+      relay.pending += text;
       if (firstToken) {
         // The first delta goes out at once: coalescing is for throughput, not for the time to first token.
         firstToken = false;
@@ -166,7 +196,7 @@ export class Assistant {
         flush();
         return;
       }
-      this.scheduleFlush(flush);
+      this.scheduleFlush(relay);
     };
 
     const heartbeat = () => {
@@ -204,7 +234,7 @@ export class Assistant {
       const messages: Anthropic.MessageParam[] = trimHistory(history);
 
       for (let n = 0; n < MAX_TOOL_ROUNDS; n++) {
-        if (n > 0 && (deltas.length > 0 || pending)) push('\n\n');
+        if (n > 0 && (deltas.length > 0 || relay.pending)) push('\n\n');
         touch();
         const events = await anthropic.messages.create(
           { model, max_tokens: MAX_OUTPUT_TOKENS, system, messages, tools: toolDefinitions, stream: true },

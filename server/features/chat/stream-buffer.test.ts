@@ -1,18 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { appendDelta, bufferKeys, BUFFER_TTL_SECONDS, readBuffer, refreshBuffer, rewriteDeltas, saveToolCalls } from './stream-buffer.js';
+import { appendDeltas, bufferKeys, BUFFER_TTL_SECONDS, readBuffer, refreshBuffer, rewriteDeltas, saveToolCalls } from './stream-buffer.js';
 
 // The machine's Redis, with a prefix of this run's own.
 const redis = new Redis({ host: '127.0.0.1', port: 6379, keyPrefix: `test-sb-${randomUUID()}:` });
 afterAll(() => redis.quit());
 
+const appendDelta = async (messageId: string, seq: number, text: string) => (await appendDeltas(redis, [{ messageId, seq, text }]))[0];
+
 describe('stream buffer (CHAT-3)', () => {
   it('holds the content so far and lastSeq = the last appended seq; nothing before the first delta', async () => {
     const id = randomUUID();
     expect(await readBuffer(redis, id)).toBeUndefined();
-    expect(await appendDelta(redis, id, 0, 'Hel')).toBe(true);
-    expect(await appendDelta(redis, id, 1, 'lo')).toBe(true);
+    expect(await appendDelta(id, 0, 'Hel')).toBe(true);
+    expect(await appendDelta(id, 1, 'lo')).toBe(true);
     await saveToolCalls(redis, id, [{ id: 't1', name: 'list_tasks', input: {}, status: 'ok', result: { tasks: [] } }]);
     expect(await readBuffer(redis, id)).toEqual({ content: 'Hello', lastSeq: 1, toolCalls: [{ id: 't1', name: 'list_tasks', input: {}, status: 'ok', result: { tasks: [] } }] });
     const ttl = await redis.ttl(bufferKeys(id)[0]!);
@@ -21,15 +23,46 @@ describe('stream buffer (CHAT-3)', () => {
 
   it('reports an append out of step with its seq, and a rewrite puts every delta back in order', async () => {
     const id = randomUUID();
-    await appendDelta(redis, id, 0, 'a');
+    await appendDelta(id, 0, 'a');
     // delta 1 was lost (a Redis blip): delta 2 lands at index 1
-    expect(await appendDelta(redis, id, 2, 'c')).toBe(false);
+    expect(await appendDelta(id, 2, 'c')).toBe(false);
     expect(await rewriteDeltas(redis, id, ['a', 'b', 'c'])).toBe(true);
-    expect(await appendDelta(redis, id, 3, 'd')).toBe(true);
+    expect(await appendDelta(id, 3, 'd')).toBe(true);
     expect(await readBuffer(redis, id)).toEqual({ content: 'abcd', lastSeq: 3, toolCalls: [] });
     await refreshBuffer(redis, id);
     await redis.del(...bufferKeys(id));
     expect(await readBuffer(redis, id)).toBeUndefined();
+  });
+
+  it('appends the deltas of many streams in one command, each to its own list, under the key prefix', async () => {
+    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+    await appendDelta(c, 0, 'x');
+    const monitor = await redis.duplicate({ keyPrefix: '' }).monitor();
+    const commands: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => commands.push(args[0]!.toLowerCase()));
+    try {
+      // c's delta 1 was lost: its delta 2 is out of step, the others are in step
+      expect(await appendDeltas(redis, [{ messageId: a, seq: 0, text: 'A0' }, { messageId: b, seq: 0, text: 'B0' }, { messageId: c, seq: 2, text: 'z' }])).toEqual([true, true, false]);
+      expect(await appendDeltas(redis, [{ messageId: a, seq: 1, text: 'A1' }, { messageId: b, seq: 1, text: 'B1' }])).toEqual([true, true]);
+      // MONITOR reports a moment later
+      for (let i = 0; i < 50 && commands.filter((cmd) => cmd === 'rpush').length < 5; i++) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      monitor.disconnect();
+    }
+    expect(commands.filter((cmd) => cmd === 'evalsha' || cmd === 'eval')).toHaveLength(2);
+    expect(commands.filter((cmd) => cmd === 'rpush')).toHaveLength(5);
+    expect(await readBuffer(redis, a)).toEqual({ content: 'A0A1', lastSeq: 1, toolCalls: [] });
+    expect(await readBuffer(redis, b)).toEqual({ content: 'B0B1', lastSeq: 1, toolCalls: [] });
+    expect(await redis.ttl(bufferKeys(b)[0]!)).toBeGreaterThan(BUFFER_TTL_SECONDS - 5);
+  });
+
+  it('reports every append as out of step when Redis cannot be reached', async () => {
+    const away = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      expect(await appendDeltas(away, [{ messageId: randomUUID(), seq: 0, text: 'a' }, { messageId: randomUUID(), seq: 4, text: 'b' }])).toEqual([false, false]);
+    } finally {
+      away.disconnect();
+    }
   });
 
   it('reads as no buffer when Redis cannot be reached (the caller falls back to PostgreSQL)', async () => {

@@ -24,19 +24,51 @@ const toolsKey = (messageId: string) => `chat:buf:${messageId}:tools`;
 /** Every key of a message's buffer, for deleting them. */
 export const bufferKeys = (messageId: string) => [deltasKey(messageId), toolsKey(messageId)];
 
+export interface DeltaAppend {
+  messageId: string;
+  seq: number;
+  text: string;
+}
+
 /**
- * Appends delta `seq` (= its index in the list); the first one also sets the
- * expiry. Resolves false when the list is out of step with `seq` (an append
- * was lost to a Redis blip): the caller then rewrites it whole.
+ * Appends each delta `seq` to its message's list (`seq` = its index there),
+ * the deltas of every stream in one command: one shared flush sends hundreds.
+ * A list's first delta also sets its expiry. Resolves, per append, whether the
+ * list is in step with `seq`; false (also when Redis fails) means an append
+ * was lost and the caller rewrites that list whole.
  */
-export async function appendDelta(redis: Redis, messageId: string, seq: number, text: string): Promise<boolean> {
-  const key = deltasKey(messageId);
+export async function appendDeltas(redis: Redis, appends: readonly DeltaAppend[]): Promise<boolean[]> {
+  const keys = appends.map((a) => deltasKey(a.messageId));
+  const args: (string | number)[] = [BUFFER_TTL_SECONDS];
+  for (const a of appends) args.push(a.text, a.seq + 1);
   try {
-    const length = seq === 0 ? Number((await redis.multi().rpush(key, text).expire(key, BUFFER_TTL_SECONDS).exec())?.[0]?.[1]) : await redis.rpush(key, text);
-    return length === seq + 1;
+    const lengths = (await withAppendScript(redis).samAppendDeltas(keys.length, ...keys, ...args)) as number[];
+    return appends.map((_, i) => lengths[i] === 1);
   } catch {
-    return false;
+    return appends.map(() => false);
   }
+}
+
+// KEYS: the lists; ARGV[1]: the expiry; then per list its text and its expected length. Returns 1 or 0 per list.
+const appendScript = `
+local out = {}
+for i = 1, #KEYS do
+  local n = redis.call('RPUSH', KEYS[i], ARGV[2 * i])
+  if n == 1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+  out[i] = (n == tonumber(ARGV[2 * i + 1])) and 1 or 0
+end
+return out`;
+
+type WithAppend = Redis & { samAppendDeltas(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown> };
+const scripted = new WeakSet<Redis>();
+
+/** The client with the append script defined (run by EVALSHA, loaded again after a Redis restart). */
+function withAppendScript(redis: Redis): WithAppend {
+  if (!scripted.has(redis)) {
+    redis.defineCommand('samAppendDeltas', { lua: appendScript });
+    scripted.add(redis);
+  }
+  return redis as WithAppend;
 }
 
 /** Replaces the list with every delta so far (read synchronously: the caller may go on appending to `deltas`). */
