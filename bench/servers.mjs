@@ -115,6 +115,8 @@ export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
   const logFile = path.join(logDir, `${nodeId}.log`);
   const out = fs.openSync(logFile, 'a');
   const args = [];
+  // BENCH_SAM_NODE_ARGS: extra node flags for Sam (e.g. --trace-gc), split on spaces.
+  if (process.env.BENCH_SAM_NODE_ARGS) args.push(...process.env.BENCH_SAM_NODE_ARGS.split(' ').filter(Boolean));
   if (profile) args.push('--cpu-prof', `--cpu-prof-dir=${path.join(root, 'bench/profiles')}`, `--cpu-prof-name=sam-${nodeId}-${Date.now()}.cpuprofile`);
   args.push('dist/server/main.js');
   const child = track(spawn(process.execPath, args, { cwd: root, env: samEnv(ident, { port, nodeId, upstreamUrl }), stdio: ['ignore', out, out] }), nodeId);
