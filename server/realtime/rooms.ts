@@ -3,7 +3,7 @@
  * the Redis adapter to every node, the sender's own socket included.
  */
 import type { ServerToClientEvents } from '../../shared/events.js';
-import type { AppServer, InterServerEvents } from './types.js';
+import type { AppServer, InterServerEvents, UserPayload } from './types.js';
 
 export const userRoom = (userId: string) => `user:${userId}`;
 export const sessionRoom = (sessionId: string) => `session:${sessionId}`;
@@ -16,6 +16,10 @@ export class Broadcaster {
   private readonly listeners = new Set<() => void>();
 
   private readonly nodeHandlers: { event: keyof InterServerEvents; fn: (...args: any[]) => void }[] = [];
+
+  constructor() {
+    this.onNodeEvent('users:emit', (event, items) => this.emitHere(event, items));
+  }
 
   /** After this, nothing is sent any more (the server is closing). */
   detach(): void {
@@ -49,6 +53,33 @@ export class Broadcaster {
 
   toUser<E extends keyof ServerToClientEvents>(userId: string, event: E, ...args: EventArgs<E>): void {
     this.emit(userRoom(userId), event, ...args);
+  }
+
+  /**
+   * Sends each user their own payload of `event`, on every node: delivered to
+   * this node's sockets directly, and to the other nodes in one adapter
+   * message for the lot. A stream relay flushes hundreds of users' deltas at
+   * once; one adapter publish each (which every node, this one included, then
+   * receives and decodes) cost more than their local delivery. Redis keeps
+   * the order of one publisher's messages across channels, so these stay in
+   * order with the user's other broadcasts.
+   */
+  toUsers<E extends keyof ServerToClientEvents>(event: E, items: readonly { userId: string; args: EventArgs<E> }[]): void {
+    const io = this.io;
+    if (!io || items.length === 0) return;
+    for (const fn of this.listeners) for (let i = 0; i < items.length; i++) fn();
+    this.emitHere(event, items as readonly UserPayload[]);
+    try {
+      io.serverSideEmit('users:emit', event, items as unknown as UserPayload[]);
+    } catch {
+      // Redis is away: other nodes cannot be told now (as for every broadcast).
+    }
+  }
+
+  private emitHere(event: keyof ServerToClientEvents, items: readonly UserPayload[]): void {
+    const io = this.io;
+    if (!io) return;
+    for (const { userId, args } of items) (io.local.to(userRoom(userId)).emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
   }
 
   toSession<E extends keyof ServerToClientEvents>(sessionId: string, event: E, ...args: EventArgs<E>): void {

@@ -6,6 +6,14 @@ import type { Role } from '../../shared/schemas/auth.js';
 export interface InterServerEvents {
   /** a `chat:cancel` that reached a node other than the one running the generation */
   'chat:cancel': (messageId: string) => void;
+  /** many users' payloads of one event, for each node to deliver to its own sockets (`Broadcaster.toUsers`) */
+  'users:emit': (event: keyof ServerToClientEvents, items: UserPayload[]) => void;
+}
+
+/** One user's payload of an event sent with `Broadcaster.toUsers`. */
+export interface UserPayload {
+  userId: string;
+  args: unknown[];
 }
 
 /** Kept small on purpose: one of these lives per connected socket. */

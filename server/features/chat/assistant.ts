@@ -173,7 +173,10 @@ export class Assistant {
         }),
       );
     }
-    for (const { relay, seq, text } of sent) broadcaster.toUser(relay.userId, 'chat:delta', { conversationId: relay.conversationId, messageId: relay.messageId, seq, text });
+    broadcaster.toUsers(
+      'chat:delta',
+      sent.map(({ relay, seq, text }) => ({ userId: relay.userId, args: [{ conversationId: relay.conversationId, messageId: relay.messageId, seq, text }] })),
+    );
   }
 
   private async run(entry: Running): Promise<void> {
