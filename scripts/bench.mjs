@@ -3,7 +3,7 @@
 // and the load generators as separate processes, runs the scenarios of
 // bench/README.md, writes bench/results/<date>.json and prints Sam | bare | ratio.
 // Options: --quick, --profile (Sam under --cpu-prof, top self-time printed),
-// --sam-only, --bare-only, --no-build, --only <scenarios>, --steps <sockets,...>.
+// --sam-only, --bare-only, --no-build, --only <scenarios>, --steps <sockets,...>, --set key=n,...
 // Never fails because a target is missed.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,6 +40,15 @@ const cfg = quick
   : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
 // 19,500: a server process may hold at most `ulimit -n` (here 20,000, the hard limit) descriptors.
 if (optionValue('--steps')) cfg.steps = optionValue('--steps').split(',').map(Number);
+// --set streams=20,streamStartRate=10: override numeric settings of the mode (the keys of cfg above).
+for (const pair of optionValue('--set')?.split(',') ?? []) {
+  const [key, value] = pair.split('=');
+  if (!(key in cfg) || !Number.isFinite(Number(value))) {
+    console.error(`--set takes key=number pairs of: ${Object.keys(cfg).filter((k) => typeof cfg[k] === 'number').join(', ')}`);
+    process.exit(64);
+  }
+  cfg[key] = Number(value);
+}
 
 const started = Date.now();
 const log = (s) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}\n`);
