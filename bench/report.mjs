@@ -25,7 +25,7 @@ export function renderReport(res) {
     ['1. sockets, largest step with ack p99 ≤ 50 ms', cap(s), cap(b), '≥ 18,000 and ≥ 0.9× bare'],
     ['1. ack p99 at that step (ms)', capRow(s)?.ack?.p99, capRow(b)?.ack?.p99, '≤ 50'],
     ['1. RSS per socket (KB)', perSocketKB(s), perSocketKB(b), '≤ 25 and ≤ 1.5× bare'],
-    ['1. heap per socket (KB; Sam: /metrics, bare: after GC)', heapKB(s), heapKB(b), ''],
+    ['1. heap per socket (KB, after a full GC)', heapKB(s), heapKB(b), ''],
     ['2a. handshakes/s with connect p99 ≤ 100 ms', s.handshakes?.maxRateP99Under100, b.handshakes?.maxRateP99Under100, '≥ 1,000 and ≥ 0.85× bare'],
     ['2b. reconnect storm: sockets', s.reconnect?.sockets, b.reconnect?.sockets, '18,000'],
     ['2b. reconnect storm: 99% back after (s, from the restart)', sec(s.reconnect?.ms99), sec(b.reconnect?.ms99), '≤ 30'],

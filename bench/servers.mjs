@@ -12,6 +12,7 @@
 import { spawn, fork } from 'node:child_process';
 import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import { WebSocket } from 'ws';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -117,6 +118,9 @@ export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
   const args = [];
   // BENCH_SAM_NODE_ARGS: extra node flags for Sam (e.g. --trace-gc), split on spaces.
   if (process.env.BENCH_SAM_NODE_ARGS) args.push(...process.env.BENCH_SAM_NODE_ARGS.split(' ').filter(Boolean));
+  // The inspector, on loopback with a random port, lets the bench collect garbage before it reads the heap
+  // (as it does in bare over IPC): the issue asks for the heap after GC. Nothing connects to it otherwise.
+  args.push('--inspect=127.0.0.1:0');
   if (profile) args.push('--cpu-prof', `--cpu-prof-dir=${path.join(root, 'bench/profiles')}`, `--cpu-prof-name=sam-${nodeId}-${Date.now()}.cpuprofile`);
   args.push('dist/server/main.js');
   const child = track(spawn(process.execPath, args, { cwd: root, env: samEnv(ident, { port, nodeId, upstreamUrl }), stdio: ['ignore', out, out] }), nodeId);
@@ -181,7 +185,7 @@ export function cpuOf(pid) {
   }
 }
 
-/** Heap used: Sam from /metrics (prom-client default metrics) when it exists, bare after GC over IPC. */
+/** Heap used after a full GC: bare over IPC, Sam through its inspector (see startSam). */
 export async function heapOf(node) {
   if (node.kind === 'bare') {
     return new Promise((resolve) => {
@@ -196,13 +200,36 @@ export async function heapOf(node) {
       node.child.send({ cmd: 'mem' });
     });
   }
+  const url = [...fs.readFileSync(node.child.logFile, 'utf8').matchAll(/Debugger listening on (ws:\/\/\S+)/g)].at(-1)?.[1];
+  if (!url) return null;
+  const ws = new WebSocket(url);
   try {
-    const r = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${node.ident.metricsToken}` }, signal: AbortSignal.timeout(3_000) });
-    if (r.status !== 200) return null;
-    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([\d.e+]+)/m.exec(await r.text());
-    return m ? Number(m[1]) : null;
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    let seq = 0;
+    const call = (method, params) =>
+      new Promise((resolve, reject) => {
+        const id = ++seq;
+        const t = setTimeout(() => reject(new Error(`${method} timed out`)), 10_000);
+        const on = (data) => {
+          const m = JSON.parse(String(data));
+          if (m.id !== id) return;
+          clearTimeout(t);
+          ws.off('message', on);
+          resolve(m.result);
+        };
+        ws.on('message', on);
+        ws.send(JSON.stringify({ id, method, params }));
+      });
+    await call('HeapProfiler.collectGarbage');
+    const r = await call('Runtime.evaluate', { expression: 'process.memoryUsage().heapUsed', returnByValue: true });
+    return typeof r?.result?.value === 'number' ? r.result.value : null;
   } catch {
     return null;
+  } finally {
+    ws.close();
   }
 }
 
