@@ -2,6 +2,10 @@
 // and self time charged to the package (or server folder) whose code ran or
 // called into native code: `writev` under `ws` counts for ws.
 // Usage: node bench/profile-top.mjs <file.cpuprofile> [count]
+//        node bench/profile-top.mjs <file.cpuprofile> --timeline [pkg,pkg,…]
+// The timeline prints, per second of the profile, how busy the main thread was
+// and the share of each listed package (as charged above), e.g. the ORM's share
+// while streams start: --timeline @mikro-orm/core,knex,pg
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -41,7 +45,8 @@ function ownerOf(url) {
   return url.replace(/^file:\/\//, '');
 }
 
-function byPackage(prof, selfUs, busy) {
+/** For each profile node, the package its self time is charged to. */
+function ownerLookup(prof) {
   const parent = new Map();
   for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
@@ -60,6 +65,11 @@ function byPackage(prof, selfUs, busy) {
     owner.set(id, o);
     return o;
   };
+  return ownerOfNode;
+}
+
+function byPackage(prof, selfUs, busy) {
+  const ownerOfNode = ownerLookup(prof);
   const agg = new Map();
   for (const [id, us] of selfUs) {
     const o = ownerOfNode(id);
@@ -69,7 +79,32 @@ function byPackage(prof, selfUs, busy) {
   return [...agg.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([pkg, us]) => ({ pkg, ms: Math.round(us / 1000), pctOfBusy: Math.round((1000 * us) / busy) / 10 }));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+/** Per second of the profile: busy share of the main thread and of each of `packages`. */
+export function timeline(file, packages) {
+  const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const ownerOfNode = ownerLookup(prof);
+  const seconds = [];
+  let t = prof.startTime;
+  for (let i = 0; i < prof.samples.length; i++) {
+    const us = prof.timeDeltas[i] ?? 0;
+    t += us;
+    const s = Math.floor((t - prof.startTime) / 1e6);
+    seconds[s] ??= { busy: 0, pkgs: packages.map(() => 0) };
+    const o = ownerOfNode(prof.samples[i]);
+    if (o === '(idle)') continue;
+    seconds[s].busy += us;
+    const k = packages.indexOf(o);
+    if (k >= 0) seconds[s].pkgs[k] += us;
+  }
+  return seconds.map((x, s) => ({ second: s, busyPct: Math.round((x?.busy ?? 0) / 1e4), pkgPct: packages.map((_, k) => Math.round((x?.pkgs[k] ?? 0) / 1e4)) }));
+}
+
+if (import.meta.url === `file://${process.argv[1]}` && process.argv[3] === '--timeline') {
+  const packages = process.argv[4]?.split(',') ?? [];
+  for (const row of timeline(process.argv[2], packages)) {
+    console.log(`${String(row.second).padStart(4)} s  busy ${String(row.busyPct).padStart(3)}%${packages.map((p, k) => `  ${p} ${row.pkgPct[k]}%`).join('')}`);
+  }
+} else if (import.meta.url === `file://${process.argv[1]}`) {
   const r = topSelf(process.argv[2], Number(process.argv[3] ?? 25));
   console.log(`${r.file}: busy ${r.busyMs} ms of ${r.totalMs} ms`);
   for (const row of r.rows) console.log(`${String(row.pctOfBusy).padStart(5)}%  ${String(row.ms).padStart(7)} ms  ${row.fn}`);
