@@ -34,4 +34,25 @@ describe('batched', () => {
     expect(await Promise.all([1, 2, 3, 4, 5].map(id))).toEqual([1, 2, 3, 4, 5]);
     expect(sizes).toEqual([2, 2, 1]);
   });
+
+  it('holds lookups made while a load is out and sends them together when it returns', async () => {
+    const loads: number[][] = [];
+    let release: () => void = () => undefined;
+    const id = batched(async (keys: number[]) => {
+      loads.push(keys);
+      if (loads.length === 1) await new Promise<void>((r) => (release = r));
+      return keys;
+    });
+    const first = id(1);
+    await new Promise((r) => setImmediate(r)); // the first load is out now
+    await new Promise((r) => setImmediate(r));
+    const later = [id(2), id(3)];
+    await new Promise((r) => setImmediate(r));
+    const meanwhile = id(4);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(loads).toEqual([[1]]);
+    release();
+    expect(await Promise.all([first, ...later, meanwhile])).toEqual([1, 2, 3, 4]);
+    expect(loads).toEqual([[1], [2, 3, 4]]);
+  });
 });
