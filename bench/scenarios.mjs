@@ -166,6 +166,10 @@ export async function capacity(ctx, nodes, { steps, windowMs, connectRate, pool,
   const drop = steps.map((_, i) => `cap${i}`).filter((_, i) => i > keep);
   if (drop.length) await gens.all('disconnect', () => ({ sets: drop }));
   await sleep(1_000);
+  // The next phases start from a collected heap: a step dropped here leaves its sockets' objects for the
+  // server's next full GC, whose pause would otherwise land in the fan-out (a server that passed every
+  // step drops nothing). Both kinds collect here, as they do at every step's memory reading.
+  if (drop.length) await memOf(nodes);
   out.remaining = (await readyCount(gens)).ready;
   return out;
 }
