@@ -1,13 +1,15 @@
 // The six scenarios, run against one kind of server (Sam or bare) by scripts/bench.mjs.
 import { fork } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { epochMs, mergeHists, newHist, pct, recordMs, settle, sleep, summary } from './lib.mjs';
 import { children, cpuOf, heapOf, root, rssOf } from './servers.mjs';
 
 /** The generator processes, each on its own 127.0.0.x source addresses. */
 export class Generators {
-  constructor(count) {
+  constructor(count, { nice = 0 } = {}) {
     this.count = count;
+    this.nice = nice;
     this.procs = [];
     this.seq = 0;
     this.waiting = new Map();
@@ -19,6 +21,9 @@ export class Generators {
       const addrs = [0, 1, 2, 3].map((a) => `127.0.0.${2 + g * 4 + a}`).join(',');
       const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
       child.benchName = `gen${g}`;
+      // --nice-generators: the generators stand in for clients on other machines; at a lower CPU priority
+      // they leave the cores to the server side first (Sam, PostgreSQL and Redis, or bare).
+      if (this.nice) os.setPriority(child.pid, this.nice);
       children.add(child);
       child.once('exit', () => children.delete(child));
       await new Promise((resolve) => child.once('message', resolve));

@@ -91,7 +91,7 @@ async function main() {
   log(`database ${ident.dbName}, Redis prefix ${ident.redisPrefix}, logs in ${logDir}`);
   await migrate(ident);
   const upstream = await startUpstream(cfg.streamSeconds * 50 * 4);
-  gens = new Generators(3);
+  gens = new Generators(3, { nice: argv.includes('--nice-generators') ? 10 : 0 });
   await gens.start();
 
   const maxSockets = Math.max(...cfg.steps);
