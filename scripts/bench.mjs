@@ -95,7 +95,7 @@ async function main() {
   await gens.start();
 
   const maxSockets = Math.max(...cfg.steps);
-  const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, fdLimit: fdLimit() }, config: { ...cfg, only }, sam: null, bare: null };
+  const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, fdLimit: fdLimit() }, config: { ...cfg, only, niceGenerators: argv.includes('--nice-generators') }, sam: null, bare: null };
 
   let pool;
   let chatPool;
