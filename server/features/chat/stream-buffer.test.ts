@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { appendDeltas, bufferKeys, BUFFER_TTL_SECONDS, readBuffer, refreshBuffer, rewriteDeltas, saveToolCalls } from './stream-buffer.js';
 
 // The machine's Redis, with a prefix of this run's own.
-const redis = new Redis({ host: '127.0.0.1', port: 6379, keyPrefix: `test-sb-${randomUUID()}:` });
+const prefix = `test-sb-${randomUUID()}:`;
+const redis = new Redis({ host: '127.0.0.1', port: 6379, keyPrefix: prefix });
 afterAll(() => redis.quit());
 
 const appendDelta = async (messageId: string, seq: number, text: string) => (await appendDeltas(redis, [{ messageId, seq, text }]))[0];
@@ -38,8 +39,13 @@ describe('stream buffer (CHAT-3)', () => {
     const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
     await appendDelta(c, 0, 'x');
     const monitor = await redis.duplicate({ keyPrefix: '' }).monitor();
+    // MONITOR sees the whole server (other test files run beside this one): keep the commands on this file's keys.
     const commands: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => commands.push(args[0]!.toLowerCase()));
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const name = args[0]!.toLowerCase();
+      const key = name === 'evalsha' || name === 'eval' ? args[3] : args[1];
+      if (key?.startsWith(prefix)) commands.push(name);
+    });
     try {
       // c's delta 1 was lost: its delta 2 is out of step, the others are in step
       expect(await appendDeltas(redis, [{ messageId: a, seq: 0, text: 'A0' }, { messageId: b, seq: 0, text: 'B0' }, { messageId: c, seq: 2, text: 'z' }])).toEqual([true, true, false]);
