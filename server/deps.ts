@@ -27,7 +27,7 @@ export interface Deps {
   config: Readonly<Config>;
   logger: Logger;
   orm: MikroORM;
-  /** plain SQL on the ORM's pool, for the hot paths (task changes, the connect path) */
+  /** plain SQL on the ORM's pool, for the hot paths (tasks, chat, the connect path) */
   sql: SqlPool;
   /** fail-fast command client (prefixed keys) */
   redis: Redis;
@@ -104,7 +104,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     maxRetries: 0,
     timeout: config.upstreamIdleTimeoutMs,
   });
-  const views = createChatViews({ sql, broadcaster });
+  const views = createChatViews({ sql, redis, broadcaster });
   const assistant = new Assistant({
     sql,
     redis,

@@ -37,11 +37,6 @@ export function createCommandClient(config: Pick<Config, 'redisUrl' | 'redisPref
 }
 
 /**
- * Watches a client and writes the security log when Redis goes away and comes
- * back: while it is away, token checks use PostgreSQL and rate limits the
- * per-process limiter.
- */
-/**
  * Makes the commands a connection is given in one turn of the event loop leave
  * in one write: the first write of a turn corks the socket and the end of the
  * turn (setImmediate) uncorks it. A write costs far more here than a command
@@ -75,6 +70,11 @@ export function autoCork(client: Redis): Redis {
   return client;
 }
 
+/**
+ * Watches a client and writes the security log when Redis goes away and comes
+ * back: while it is away, token checks use PostgreSQL and rate limits the
+ * per-process limiter.
+ */
 export class RedisWatch {
   private down = false;
   private lastWarn = 0;

@@ -1,5 +1,5 @@
 /**
- * Plain SQL on the ORM's own connection pool, for the hot paths: task changes
+ * Plain SQL on the ORM's own connection pool, for the hot paths: tasks, chat
  * and the connect path. There, knex's query building and MikroORM's transaction
  * wrapper cost more CPU than the statements themselves (a task update: 1.62 ms
  * of CPU through `em.transactional` + `em.execute`, 0.68 ms as plain queries on

@@ -69,11 +69,7 @@ export class Broadcaster {
     if (!io || items.length === 0) return;
     for (const fn of this.listeners) for (let i = 0; i < items.length; i++) fn();
     this.emitHere(event, items as readonly UserPayload[]);
-    try {
-      io.serverSideEmit('users:emit', event, items as unknown as UserPayload[]);
-    } catch {
-      // Redis is away: other nodes cannot be told now (as for every broadcast).
-    }
+    this.toOtherNodes('users:emit', event, items as unknown as UserPayload[]);
   }
 
   private emitHere(event: keyof ServerToClientEvents, items: readonly UserPayload[]): void {

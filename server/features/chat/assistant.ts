@@ -14,9 +14,9 @@ import type { TasksService } from '../tasks/tasks.service.js';
 import type { SqlPool } from '../../db/sql.js';
 import { buildSystemPrompt, trimHistory, type HistoryMessage } from './prompt.js';
 import { runTool, toolDefinitions } from './tools.js';
-import { messageColumns, toMessage, type ChatViews, type MessageRow } from './views.js';
+import type { ChatViews } from './views.js';
 import { readRound } from './upstream-round.js';
-import { appendDeltas, bufferKeys, refreshBuffer, rewriteDeltas, saveToolCalls, type DeltaAppend } from './stream-buffer.js';
+import { appendDeltas, heartbeatKey, refreshBuffer, rewriteDeltas, saveToolCalls, type DeltaAppend } from './stream-buffer.js';
 
 export const MAX_TOOL_ROUNDS = 8;
 export const MAX_OUTPUT_TOKENS = 2_048;
@@ -25,8 +25,6 @@ export const COALESCE_MS = 25;
 /** a generation refreshes its heartbeat this often; it expires after HEARTBEAT_TTL_MS */
 export const HEARTBEAT_MS = 5_000;
 export const HEARTBEAT_TTL_MS = 15_000;
-
-export const heartbeatKey = (messageId: string) => `chat:hb:${messageId}`;
 
 /** Hooks for the operators' metrics. */
 export interface ChatHooks {
@@ -84,8 +82,8 @@ export class Assistant {
   private readonly running = new Map<string, Running>();
   /**
    * Every stream with text waiting, flushed together once per COALESCE_MS:
-   * their Redis appends in one command, and the adapter's publishes in one
-   * write (`autoCork`), however many streams run.
+   * their Redis appends in one command and their deltas to the other nodes in
+   * one adapter message (`Broadcaster.toUsers`), however many streams run.
    */
   private readonly waiting = new Set<Relay>();
   private tick: NodeJS.Timeout | undefined;
@@ -280,15 +278,11 @@ export class Assistant {
     }
     if (entry.reason === 'cancelled' && status === 'complete') status = 'cancelled';
 
-    const [ended] = await sql.query<MessageRow>(
-      `update messages set content = $2, status = $3, last_seq = $4, tool_calls = $5, usage = $6, model = $7, error = $8, updated_at = $9
-        where id = $1 and status = 'streaming' returning ${messageColumns}`,
-      [messageId, deltas.join(''), status, deltas.length > 0 ? deltas.length - 1 : null, JSON.stringify(toolCalls), JSON.stringify(usage), model, error && JSON.stringify(error), new Date()],
+    await this.deps.views.endStreaming(
+      messageId,
+      { status, content: deltas.join(''), lastSeq: deltas.length > 0 ? deltas.length - 1 : null, toolCalls, usage, model, error },
+      { touchConversation: true },
     );
-    await redis.del(...bufferKeys(messageId), heartbeatKey(messageId)).catch(() => undefined);
-    if (!ended) return; // someone else ended it (the sweeper) and told the tabs
-    broadcaster.toUser(userId, 'chat:done', { conversationId, message: toMessage(ended) });
-    await this.deps.views.touchAndAnnounce(userId, conversationId);
   }
 }
 

@@ -11,8 +11,8 @@ import type { SqlPool } from '../../db/sql.js';
 import type { Logger } from '../../logger.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
-import { Assistant, heartbeatKey, HEARTBEAT_TTL_MS } from './assistant.js';
-import { bufferKeys, readBuffer } from './stream-buffer.js';
+import { Assistant, HEARTBEAT_TTL_MS } from './assistant.js';
+import { heartbeatKey, readBuffer } from './stream-buffer.js';
 import { conversationColumns, messageColumns, toConversation, toMessage, type ChatViews, type ConversationRow, type MessageRow } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
 import { nodeLastSeen } from '../../realtime/nodes.js';
@@ -92,17 +92,7 @@ export function createChatService(deps: {
 
   async function markEnded(messageId: string, status: 'interrupted' | 'cancelled'): Promise<MessageRow | undefined> {
     const buffer = await readBuffer(redis, messageId);
-    const [ended] = buffer
-      ? await sql.query<MessageRow>(
-          `update messages set status = $2, content = $3, last_seq = $4, tool_calls = $5, updated_at = $6 where id = $1 and status = 'streaming' returning ${messageColumns}`,
-          [messageId, status, buffer.content, buffer.lastSeq, JSON.stringify(buffer.toolCalls), new Date()],
-        )
-      : await sql.query<MessageRow>(`update messages set status = $2, updated_at = $3 where id = $1 and status = 'streaming' returning ${messageColumns}`, [messageId, status, new Date()]);
-    await redis.del(...bufferKeys(messageId), heartbeatKey(messageId)).catch(() => undefined);
-    if (!ended) return undefined;
-    broadcaster.toUser(ended.user_id, 'chat:done', { conversationId: ended.conversation_id, message: toMessage(ended) });
-    await views.announceConversation(ended.user_id, ended.conversation_id);
-    return ended;
+    return views.endStreaming(messageId, buffer ? { status, content: buffer.content, lastSeq: buffer.lastSeq, toolCalls: buffer.toolCalls } : { status });
   }
 
   /**

@@ -23,6 +23,8 @@ const deltasKey = (messageId: string) => `chat:buf:${messageId}:deltas`;
 const toolsKey = (messageId: string) => `chat:buf:${messageId}:tools`;
 /** Every key of a message's buffer, for deleting them. */
 export const bufferKeys = (messageId: string) => [deltasKey(messageId), toolsKey(messageId)];
+/** The generating node's heartbeat for a streaming message (CHAT-7). */
+export const heartbeatKey = (messageId: string) => `chat:hb:${messageId}`;
 
 export interface DeltaAppend {
   messageId: string;

@@ -8,7 +8,9 @@
 import type { Conversation, Message } from '../../../shared/schemas/chat.js';
 import type { ErrorCode } from '../../../shared/errors.js';
 import type { Sql } from '../../db/sql.js';
+import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
+import { bufferKeys, heartbeatKey } from './stream-buffer.js';
 
 export interface MessageRow {
   id: string;
@@ -64,30 +66,57 @@ export function toConversation(c: ConversationRow): Conversation {
   return { id: c.id, title: c.title, createdAt: iso(c.created_at), updatedAt: iso(c.updated_at), generating: c.generating };
 }
 
-export interface ChatViews {
-  /** Bumps `updatedAt` (lists are ordered by it) and broadcasts `conversation:changed`. */
-  touchAndAnnounce(userId: string, conversationId: string): Promise<void>;
-  /** Broadcasts `conversation:changed` with the current `generating` flag. */
-  announceConversation(userId: string, conversationId: string): Promise<void>;
+/** How a streaming message ends: its status, and the columns its ender knows (the others keep their values). */
+export interface MessageEnd {
+  status: Exclude<Message['status'], 'streaming'>;
+  content?: string;
+  lastSeq?: number | null;
+  toolCalls?: Message['toolCalls'];
+  usage?: Message['usage'];
+  model?: string;
+  error?: MessageRow['error'];
 }
 
-export function createChatViews(deps: { sql: Sql; broadcaster: Broadcaster }): ChatViews {
-  const { sql, broadcaster } = deps;
-  const announce = (userId: string, row: ConversationRow | undefined) => {
-    if (row) broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(row) });
-  };
+const endColumns = { content: 'content', lastSeq: 'last_seq', toolCalls: 'tool_calls', usage: 'usage', model: 'model', error: 'error' } as const;
+const jsonColumns = new Set<keyof typeof endColumns>(['toolCalls', 'usage', 'error']);
+
+export interface ChatViews {
+  /**
+   * Ends a streaming message, unless something ended it first (the generating
+   * node, the sweeper, a cancel: the first wins); then its Redis buffer and
+   * heartbeat go, and the user's tabs get `chat:done` and the conversation with
+   * its `generating` flag (bumped when `touchConversation`, as a finished answer
+   * does). Returns the ended message, or undefined when it was already ended.
+   */
+  endStreaming(messageId: string, end: MessageEnd, options?: { touchConversation?: boolean }): Promise<MessageRow | undefined>;
+}
+
+export function createChatViews(deps: { sql: Sql; redis: Redis; broadcaster: Broadcaster }): ChatViews {
+  const { sql, redis, broadcaster } = deps;
   return {
-    async touchAndAnnounce(userId, conversationId) {
-      const [row] = await sql.query<ConversationRow>(`update conversations c set updated_at = $3 where c.id = $1 and c.user_id = $2 returning ${conversationColumns}`, [
-        conversationId,
-        userId,
-        new Date(),
-      ]);
-      announce(userId, row);
-    },
-    async announceConversation(userId, conversationId) {
-      const [row] = await sql.query<ConversationRow>(`select ${conversationColumns} from conversations c where c.id = $1 and c.user_id = $2`, [conversationId, userId]);
-      announce(userId, row);
+    async endStreaming(messageId, end, options = {}) {
+      const params: unknown[] = [messageId, end.status, new Date()];
+      const sets = ['status = $2', 'updated_at = $3'];
+      for (const key of Object.keys(endColumns) as (keyof typeof endColumns)[]) {
+        const value = end[key];
+        if (value === undefined) continue;
+        params.push(jsonColumns.has(key) && value !== null ? JSON.stringify(value) : value);
+        sets.push(`${endColumns[key]} = $${params.length}`);
+      }
+      const [ended] = await sql.query<MessageRow>(`update messages set ${sets.join(', ')} where id = $1 and status = 'streaming' returning ${messageColumns}`, params);
+      await redis.del(...bufferKeys(messageId), heartbeatKey(messageId)).catch(() => undefined);
+      if (!ended) return undefined;
+      const userId = ended.user_id;
+      broadcaster.toUser(userId, 'chat:done', { conversationId: ended.conversation_id, message: toMessage(ended) });
+      const [conversation] = options.touchConversation
+        ? await sql.query<ConversationRow>(`update conversations c set updated_at = $3 where c.id = $1 and c.user_id = $2 returning ${conversationColumns}`, [
+            ended.conversation_id,
+            userId,
+            new Date(),
+          ])
+        : await sql.query<ConversationRow>(`select ${conversationColumns} from conversations c where c.id = $1 and c.user_id = $2`, [ended.conversation_id, userId]);
+      if (conversation) broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(conversation) });
+      return ended;
     },
   };
 }
