@@ -5,6 +5,12 @@ const fmt = (v, digits = 1) => (v === null || v === undefined || Number.isNaN(v)
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b !== 0 ? Math.round((100 * a) / b) / 100 : null);
 const at = (rows, rate) => rows?.find((r) => r.offeredPerSec === rate) ?? null;
 
+/** CPU ms per acknowledged update by role, from a fan-out row (`cpu.msPerUpdate`). */
+const cpuOf = (row) => {
+  const c = row?.cpu?.msPerUpdate;
+  return c ? [c.server, c.postgres, c.redis, c.generators].map((v) => fmt(v, 2)).join(' / ') : null;
+};
+
 export function renderReport(res) {
   const s = res.sam ?? {};
   const b = res.bare ?? {};
@@ -36,6 +42,7 @@ export function renderReport(res) {
     ['3. delivery p99.9 (ms)', f1000(s)?.delivery?.p999, f1000(b)?.delivery?.p999, ''],
     ['3. last-tab p99 (ms)', f1000(s)?.lastTab?.p99, f1000(b)?.lastTab?.p99, ''],
     ['3. lost deliveries (of expected)', lostOf(f1000(s)), lostOf(f1000(b)), '0'],
+    ['3. CPU per update at 1,000/s (ms): server / PostgreSQL / Redis / generators', cpuOf(f1000(s)), cpuOf(f1000(b)), ''],
     ['3. delivery capacity (updates/s, p99 ≤ 50 ms, none lost)', s.fanout?.capacityPerSec, b.fanout?.capacityPerSec, '≥ 0.8× bare'],
     ['4. relay: added time to first delta p50 (ms)', s.relay?.firstDeltaAddedMs?.p50, b.relay?.firstDeltaAddedMs?.p50, '≤ 2'],
     ['4. relay: added time to first delta p99 (ms)', s.relay?.firstDeltaAddedMs?.p99, b.relay?.firstDeltaAddedMs?.p99, '≤ 15'],

@@ -3,7 +3,7 @@ import { fork } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { epochMs, mergeHists, newHist, pct, recordMs, settle, sleep, summary } from './lib.mjs';
-import { children, cpuOf, heapOf, root, rssOf } from './servers.mjs';
+import { children, cpuByRole, cpuOf, cpuSpent, heapOf, root, rssOf } from './servers.mjs';
 
 /** The generator processes, each on its own 127.0.0.x source addresses. */
 export class Generators {
@@ -187,9 +187,17 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
       out.stoppedBy = 'time budget';
       break;
     }
+    const cpu0 = cpuByRole();
+    const t0 = performance.now();
     const r = await runLoad(ctx.gens, { rate, ms, drainMs });
+    // Where the window's CPU went (load and drain), per acknowledged update: the server's own share and
+    // that of the processes it waits on (PostgreSQL, Redis) or that load it (the generators).
+    const spent = cpuSpent(cpu0, cpuByRole());
+    r.cpu = { wallMs: Math.round(performance.now() - t0), ms: spent, msPerUpdate: Object.fromEntries(Object.entries(spent).filter(([k]) => k !== 'idle').map(([k, v]) => [k, r.acked ? Math.round((1000 * v) / r.acked) / 1000 : null])) };
     out.rows.push(r);
+    const per = r.cpu.msPerUpdate;
     log(`  ${rate}/s: achieved ${r.achievedPerSec}/s, delivery p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms, last tab p99 ${r.lastTab.p99} ms, lost ${r.lost}, unacked ${r.unacked}, gen lag p99 ${r.generatorLag.p99} ms`);
+    log(`    CPU ms per update: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}, bench ${per.bench}, other ${per.other}; idle ${Math.round(spent.idle / r.cpu.wallMs * 100)}% of a core`);
     const ok = r.delivery.p99 !== null && r.delivery.p99 <= 50 && r.lost === 0 && r.unacked === 0 && Object.keys(r.ackErrors).length === 0 && r.achievedPerSec >= 0.95 * rate;
     if (ok) out.capacityPerSec = rate;
     if (!ok && (r.delivery.p99 ?? Infinity) > 1_000) {

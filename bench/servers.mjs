@@ -185,6 +185,41 @@ export function cpuOf(pid) {
   }
 }
 
+/**
+ * CPU ticks (1/100 s, user + system, all threads) of every process on the machine by role: the
+ * server node(s) under test, the generators, PostgreSQL, Redis, the bench's own processes (this one and
+ * the fake upstream) and everything else; plus the machine's idle and total ticks. Differences of two
+ * readings (`cpuSpent`) say where a window's CPU went, e.g. per task update in the fan-out.
+ */
+export function cpuByRole() {
+  const roles = new Map([[process.pid, 'bench']]);
+  for (const c of children) roles.set(c.pid, c.benchName?.startsWith('gen') ? 'generators' : c.benchName === 'upstream' ? 'bench' : 'server');
+  const out = { server: 0, postgres: 0, redis: 0, generators: 0, bench: 0, other: 0 };
+  for (const d of fs.readdirSync('/proc')) {
+    if (d.charCodeAt(0) > 57) continue;
+    let s;
+    try {
+      s = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const close = s.lastIndexOf(')');
+    const comm = s.slice(s.indexOf('(') + 1, close);
+    const f = s.slice(close + 2).split(' ');
+    const role = roles.get(Number(d)) ?? (comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : 'other');
+    out[role] += Number(f[11]) + Number(f[12]);
+  }
+  const m = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { ...out, idle: m[3] + (m[4] ?? 0), total: m.reduce((a, b) => a + b, 0) };
+}
+
+/** CPU milliseconds by role between two `cpuByRole()` readings (`idle` over all cores). */
+export function cpuSpent(a, b) {
+  const out = {};
+  for (const k of Object.keys(a)) if (k !== 'total') out[k] = (b[k] - a[k]) * 10;
+  return out;
+}
+
 /** Heap used after a full GC: bare over IPC, Sam through its inspector (see startSam). */
 export async function heapOf(node) {
   if (node.kind === 'bare') {
