@@ -9,7 +9,7 @@ import { createOrm, ensureDatabase, migrate } from '../dist/server/db/orm.js';
 import { createSqlPool } from '../dist/server/db/sql.js';
 import { createTasksService } from '../dist/server/features/tasks/tasks.service.js';
 import { autoCork } from '../dist/server/redis.js';
-import { cleanup, runIdentity, seedUsers } from './servers.mjs';
+import { cleanup, cpuByRole, cpuSpent, runIdentity, seedUsers } from './servers.mjs';
 
 const cpuMs = (since) => {
   const u = process.cpuUsage(since);
@@ -29,6 +29,7 @@ async function taskUpdates({ users = 50, total = 3000, concurrency = 8 } = {}) {
     const run = async (n) => {
       let next = 0;
       const cpu0 = process.cpuUsage();
+      const roles0 = cpuByRole();
       const t0 = performance.now();
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
@@ -39,7 +40,8 @@ async function taskUpdates({ users = 50, total = 3000, concurrency = 8 } = {}) {
           }
         }),
       );
-      return { perSecond: Math.round((n * 1000) / (performance.now() - t0)), cpuMsPerUpdate: Math.round((1000 * cpuMs(cpu0)) / n) / 1000 };
+      const pgMs = cpuSpent(roles0, cpuByRole()).postgres;
+      return { perSecond: Math.round((n * 1000) / (performance.now() - t0)), cpuMsPerUpdate: Math.round((1000 * cpuMs(cpu0)) / n) / 1000, postgresMsPerUpdate: Math.round((1000 * pgMs) / n) / 1000 };
     };
     await run(500); // warm-up: JIT, pool connections, prepared statements
     return { concurrency, ...(await run(total)) };
@@ -69,7 +71,7 @@ async function redisCommands(perTurn, cork, total = 20_000) {
 }
 
 const updates = await taskUpdates();
-console.log(`tasks.update (concurrency ${updates.concurrency}): ${updates.perSecond} updates/s, ${updates.cpuMsPerUpdate} ms CPU per update (this process)`);
+console.log(`tasks.update (concurrency ${updates.concurrency}): ${updates.perSecond} updates/s, ${updates.cpuMsPerUpdate} ms CPU per update in this process, ${updates.postgresMsPerUpdate} ms in PostgreSQL`);
 for (const perTurn of [1, 5, 20]) {
   const plain = await redisCommands(perTurn, false);
   const corked = await redisCommands(perTurn, true);

@@ -19,7 +19,7 @@ export class Generators {
     for (let g = 0; g < this.count; g++) {
       // 4 source addresses each: the ephemeral port range (~28k) applies per (source, destination) pair.
       const addrs = [0, 1, 2, 3].map((a) => `127.0.0.${2 + g * 4 + a}`).join(',');
-      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
+      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096', ...(process.env.BENCH_GEN_NODE_ARGS ?? '').split(' ').filter(Boolean)] });
       child.benchName = `gen${g}`;
       // --nice-generators: the generators stand in for clients on other machines; at a lower CPU priority
       // they leave the cores to the server side first (Sam, PostgreSQL and Redis, or bare).

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { MikroORM, UniqueConstraintViolationException } from '@mikro-orm/postgresql';
 import { ormOptions } from './orm.js';
-import { createSqlPool, type SqlPool } from './sql.js';
+import { createSqlPool, type SqlPool, type Transaction } from './sql.js';
 
 // One connection, so that every statement below meets what the previous ones left on it.
 let orm: MikroORM;
@@ -113,3 +113,77 @@ describe('plain SQL pool', () => {
     }
   });
 });
+
+describe('group commit (transaction with a group)', () => {
+  const txid = { text: 'select txid_current()::text as tx' };
+  const noteOf = async (id: number) => (await sql.query<{ note: string }>(select, [[id]]))[0]?.note;
+  /** A member that inserts `id` at its commit and returns its transaction id. */
+  const member = (group: string, id: number, extra: (tx: Transaction) => Promise<void> = async () => {}) =>
+    sql.transaction(
+      async (tx, [rows]) => {
+        await extra(tx);
+        tx.atCommit([{ text: insert, params: [id, group] }]);
+        return (rows![0] as { tx: string }).tx;
+      },
+      [txid],
+      { group },
+    );
+
+  it('commits the transactions of different groups asked in one loop turn as one, each with its own rows and result', async () => {
+    const txids = await Promise.all([member('a', 40), member('b', 41), member('c', 42)]);
+    expect(new Set(txids).size).toBe(1);
+    expect(await sql.query(select, [[40, 41, 42]])).toEqual([
+      { id: 40, note: 'a' },
+      { id: 41, note: 'b' },
+      { id: 42, note: 'c' },
+    ]);
+  });
+
+  it('gives a member whose work throws its own error, and commits the others without it', async () => {
+    const results = await Promise.allSettled([
+      member('a', 43),
+      member('b', 44, async (tx) => {
+        await tx.query(insert, [44, 'written before b threw']); // must be rolled back
+        throw new Error('refused by b');
+      }),
+      member('c', 45),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toBe('refused by b');
+    expect([await noteOf(43), await noteOf(44), await noteOf(45)]).toEqual(['a', undefined, 'c']);
+  });
+
+  it('sends a PostgreSQL error only to the member that causes it, at the commit or in its work', async () => {
+    const results = await Promise.allSettled([
+      member('a', 46),
+      member('b', 40), // 40 exists: the batch's COMMIT round trip fails
+      member('c', 47, async (tx) => {
+        await tx.query('select 1 / 0');
+      }),
+      member('d', 48),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(UniqueConstraintViolationException);
+    expect((results[2] as PromiseRejectedResult).reason.message).toMatch(/division by zero/);
+    expect([await noteOf(46), await noteOf(47), await noteOf(48)]).toEqual(['a', undefined, 'd']);
+    expect(await noteOf(40)).toBe('a');
+  });
+
+  it('runs two transactions of one group asked in the same turn one after the other, in order', async () => {
+    const seenBySecond: unknown[][] = [];
+    const [first, second] = await Promise.all([
+      member('same', 49),
+      sql.transaction(
+        async (tx, [rows, seen]) => {
+          seenBySecond.push(seen!);
+          return (rows![0] as { tx: string }).tx;
+        },
+        [txid, { text: select, params: [[49]] }],
+        { group: 'same' },
+      ),
+    ]);
+    expect(first).not.toBe(second);
+    expect(seenBySecond).toEqual([[{ id: 49, note: 'same' }]]);
+  });
+});
+

@@ -35,13 +35,25 @@ export interface Transaction extends Sql {
   atCommit(statements: readonly Statement[]): void;
 }
 
+export interface TransactionOptions {
+  /**
+   * Lets this transaction commit together with others started in the same
+   * event-loop turn (group commit; see `createSqlPool`). The key names what its
+   * `first` statements lock (a user's row): transactions of one key never share
+   * a batch, run in the order they were asked for, and a batch takes its locks
+   * in key order. `work` may then run more than once, so it must not have
+   * effects outside the transaction.
+   */
+  group?: string;
+}
+
 export interface SqlPool extends Sql {
   /**
    * Runs `work` in one transaction (READ COMMITTED) on one connection: commits
    * when it resolves, rolls back when it throws, and rethrows. `first` are sent
    * with the BEGIN in one round trip; `work` receives their rows, in order.
    */
-  transaction<R>(work: (tx: Transaction, first: unknown[][]) => Promise<R>, first?: readonly Statement[]): Promise<R>;
+  transaction<R>(work: (tx: Transaction, first: unknown[][]) => Promise<R>, first?: readonly Statement[], options?: TransactionOptions): Promise<R>;
   /**
    * Runs read-only statements on one snapshot (REPEATABLE READ), all in one
    * round trip with their BEGIN and COMMIT; returns their rows, in order.
@@ -84,6 +96,20 @@ interface KnexClient {
 
 // The same module instance knex uses (one copy in node_modules).
 const pg = createRequire(import.meta.url)('pg') as { Query: PgQueryClass; utils: { prepareValue(value: unknown): unknown } };
+
+type Work<R> = (tx: Transaction, first: unknown[][]) => Promise<R>;
+
+/** A transaction waiting for its group commit (see `createSqlPool`). */
+interface Member {
+  group: string;
+  first: readonly Statement[];
+  work: Work<unknown>;
+  resolve(value: unknown): void;
+  reject(reason: unknown): void;
+}
+
+/** Members of one group commit at most. */
+const MAX_BATCH = 32;
 
 /** Distinct statement texts prepared at most; beyond that, statements run unnamed. */
 const MAX_PREPARED = 500;
@@ -223,28 +249,147 @@ export function createSqlPool(orm: MikroORM): SqlPool {
     }
   };
 
+  const transactionAlone = <R>(work: Work<R>, first: readonly Statement[]): Promise<R> =>
+    withConnection(async (connection) => {
+      const atCommit: Statement[] = [];
+      let result;
+      try {
+        const firstRows = (await runPipeline(connection, [{ text: 'begin' }, ...first])).slice(1);
+        result = await work(
+          {
+            query: (text, params) => run(connection, text, params),
+            atCommit: (statements) => void atCommit.push(...statements),
+          },
+          firstRows,
+        );
+        await runPipeline(connection, [...atCommit, { text: 'commit' }]);
+      } catch (err) {
+        await rollback(connection);
+        throw err;
+      }
+      return result;
+    });
+
+  /**
+   * Group commit. Transactions that ask for it (`options.group`) and arrive in
+   * the same event-loop turn share one transaction: one round trip for every
+   * BEGIN and first statements, each member's `work` on the same connection,
+   * one round trip for every member's COMMIT statements. Under load this is
+   * where the cost of a change goes (the writes to PostgreSQL, its commit),
+   * and after a stall the queued changes go out together instead of one by one.
+   * A batch commits only when every member succeeded. Otherwise it rolls back;
+   * a member whose `work` threw gets its error (it ran against the same rows
+   * it would have read alone: members hold different keys), and the others
+   * run again, each alone. A PostgreSQL error in a batch sends every member
+   * to run again alone, so that the error reaches only the member that causes it.
+   */
+  let queue: Member[] = [];
+  let flushing: NodeJS.Immediate | undefined;
+  const inBatch = new Set<string>();
+
+  const settleAlone = (member: Member) => {
+    transactionAlone(member.work, member.first).then(member.resolve, member.reject);
+  };
+
+  function flush() {
+    flushing = undefined;
+    const batch: Member[] = [];
+    const waiting: Member[] = [];
+    for (const member of queue) {
+      // one member per key, in arrival order; a key already in a batch waits for it to end
+      if (batch.length < MAX_BATCH && !inBatch.has(member.group)) {
+        inBatch.add(member.group);
+        batch.push(member);
+      } else {
+        waiting.push(member);
+      }
+    }
+    queue = waiting;
+    if (batch.length === 0) return;
+    const done = () => {
+      for (const member of batch) inBatch.delete(member.group);
+      if (queue.length > 0) flushing ??= setImmediate(flush);
+    };
+    if (batch.length === 1) {
+      const [member] = batch as [Member];
+      transactionAlone(member.work, member.first).then(member.resolve, member.reject).finally(done);
+      return;
+    }
+    runBatch(batch).finally(done);
+  }
+
+  async function runBatch(batch: Member[]): Promise<void> {
+    // Locks are taken in key order, so that two batches (here or on another node) cannot deadlock.
+    batch.sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+    let outcome: { retry: Member[] } | undefined;
+    try {
+      outcome = await withConnection((connection) => runBatchOn(connection, batch));
+    } catch (err) {
+      for (const member of batch) member.reject(err);
+      return;
+    }
+    for (const member of outcome.retry) settleAlone(member);
+  }
+
+  /** Runs a batch on one connection; returns the members to run again alone. */
+  async function runBatchOn(connection: PgClient, batch: Member[]): Promise<{ retry: Member[] }> {
+    let firstRows: unknown[][];
+    try {
+      firstRows = (await runPipeline(connection, [{ text: 'begin' }, ...batch.flatMap((m) => m.first)])).slice(1);
+    } catch {
+      await rollback(connection);
+      return { retry: batch };
+    }
+    let failedInPostgres = false;
+    const atCommit = batch.map((): Statement[] => []);
+    let offset = 0;
+    const settled = await Promise.allSettled(
+      batch.map((member, i) => {
+        const rows = firstRows.slice(offset, (offset += member.first.length));
+        const tx: Transaction = {
+          query: async (text, params) => {
+            try {
+              return await run(connection, text, params);
+            } catch (err) {
+              failedInPostgres = true;
+              throw err;
+            }
+          },
+          atCommit: (statements) => void atCommit[i]!.push(...statements),
+        };
+        return member.work(tx, rows);
+      }),
+    );
+    if (failedInPostgres) {
+      await rollback(connection);
+      return { retry: batch };
+    }
+    if (settled.some((s) => s.status === 'rejected')) {
+      await rollback(connection);
+      const retry: Member[] = [];
+      settled.forEach((s, i) => (s.status === 'rejected' ? batch[i]!.reject(s.reason) : retry.push(batch[i]!)));
+      return { retry };
+    }
+    try {
+      await runPipeline(connection, [...atCommit.flat(), { text: 'commit' }]);
+    } catch {
+      await rollback(connection);
+      return { retry: batch };
+    }
+    settled.forEach((s, i) => batch[i]!.resolve((s as PromiseFulfilledResult<unknown>).value));
+    return { retry: [] };
+  }
+
   return {
     query: (text, params) => withConnection((connection) => run(connection, text, params)),
-    transaction: (work, first = []) =>
-      withConnection(async (connection) => {
-        const atCommit: Statement[] = [];
-        let result;
-        try {
-          const firstRows = (await runPipeline(connection, [{ text: 'begin' }, ...first])).slice(1);
-          result = await work(
-            {
-              query: (text, params) => run(connection, text, params),
-              atCommit: (statements) => void atCommit.push(...statements),
-            },
-            firstRows,
-          );
-          await runPipeline(connection, [...atCommit, { text: 'commit' }]);
-        } catch (err) {
-          await rollback(connection);
-          throw err;
-        }
-        return result;
-      }),
+    transaction: <R>(work: Work<R>, first: readonly Statement[] = [], options: TransactionOptions = {}) => {
+      const { group } = options;
+      if (group === undefined) return transactionAlone(work, first);
+      return new Promise<R>((resolve, reject) => {
+        queue.push({ group, first, work, resolve: resolve as (value: unknown) => void, reject });
+        flushing ??= setImmediate(flush);
+      });
+    },
     snapshot: (statements) =>
       withConnection(async (connection) => {
         try {

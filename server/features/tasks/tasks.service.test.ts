@@ -680,6 +680,25 @@ describe('tasks service', () => {
       expect(await other.service.currentSeq(other.userId)).toBe(1);
     });
 
+    it('[SYNC-1] changes of several users in one loop turn (one group commit) each take their own seq; one that changes nothing or fails takes none', async () => {
+      const { service, events } = await fixture();
+      const users = [await newUser(), await newUser(), await newUser()];
+      const created = await Promise.all(users.map((u) => service.create(u, { title: 'Start' })));
+      expect(created.map((c) => c.task.seq)).toEqual([1, 1, 1]);
+      events.clear();
+      const results = await Promise.allSettled([
+        service.update(users[0]!, { id: created[0]!.task.id, patch: { title: 'A' } }),
+        service.update(users[1]!, { id: created[1]!.task.id, patch: { title: 'Start' } }),
+        service.update(users[2]!, { id: randomUUID(), patch: { title: 'C' } }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+      expect((results[0] as PromiseFulfilledResult<{ task: { seq: number } }>).value.task.seq).toBe(2);
+      expect(((results[2] as PromiseRejectedResult).reason as AppError).code).toBe(ErrorCode.NOT_FOUND);
+      expect(await Promise.all(users.map((u) => service.currentSeq(u)))).toEqual([2, 1, 1]);
+      expect(events.log.map((e) => [e.userId, e.seq])).toEqual([[users[0], 2]]);
+      expect((await service.findOwned(users[0]!, created[0]!.task.id)).title).toBe('A');
+    });
+
     it('[SYNC-2] a change is committed before its event is emitted', async () => {
       const { service, events, userId } = await fixture();
       const { task } = await service.create(userId, { title: 'Committed', deadline: '2026-12-01', recurrence: { type: 'daily', interval: 1, endDate: null } });
@@ -687,7 +706,9 @@ describe('tasks service', () => {
       await service.update(userId, { id: task.id, patch: { title: 'Again' } });
       const checks = await Promise.all(events.committedChecks);
       expect(checks).toHaveLength(4);
-      for (const check of checks) expect(check.stored).toBe(check.seq);
+      // A check reads from another connection; it may run after later changes have committed (seq only
+      // rises), but never sees less than its own event's seq: the change was committed before the event.
+      for (const check of checks) expect(check.stored).toBeGreaterThanOrEqual(check.seq);
     });
 
     it('[SYNC-2] a change that fails is neither stored nor broadcast, and takes no seq', async () => {

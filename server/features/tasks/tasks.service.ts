@@ -368,10 +368,13 @@ export function createTasksService(deps: {
     if (preload !== undefined && !uuidPattern.test(preload)) throw notFound();
     const bumpStatement: Statement = { text: 'update users set task_seq = task_seq + 1 where id = $1 returning task_seq, timezone', params: [userId] };
     const first = preload === undefined ? [bumpStatement] : [bumpStatement, selectOwnedStatement(userId, preload)];
-    const pending: PendingEvent[] = [];
     let result: R;
+    let pending: PendingEvent[];
     try {
-      result = await sql.transaction(async (tx, [bumped, preloaded]) => {
+      // Grouped with other users' changes of this loop turn (one commit for all; SqlPool.transaction):
+      // `work` may then run twice, so everything it collects lives inside it.
+      ({ result, pending } = await sql.transaction(async (tx, [bumped, preloaded]) => {
+        const pending: PendingEvent[] = [];
         const loaded: Loaded = { tasks: new Map(), created: [], purged: new Set() };
         const bump = () => tx.query<{ task_seq: number; timezone: string }>(bumpStatement.text, bumpStatement.params);
         const row = (bumped as { task_seq: number; timezone: string }[])[0];
@@ -419,8 +422,8 @@ export function createTasksService(deps: {
         });
         if (reserved !== undefined) throw new NoChange(done);
         tx.atCommit(saveStatements(loaded));
-        return done;
-      }, first);
+        return { result: done, pending };
+      }, first, { group: userId }));
     } catch (err) {
       if (err instanceof NoChange) return err.result as R;
       throw err;
