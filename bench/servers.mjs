@@ -27,6 +27,16 @@ const { Redis } = require('ioredis');
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sam-bench-'));
 
+/**
+ * The node flags of the Procfile's web process (`web: node <flags> dist/server/main.js`): Sam runs in the
+ * bench as it is deployed, and the bare baseline gets the same runtime flags.
+ */
+export const webNodeFlags = (() => {
+  const web = /^web:\s*node\s+(.*?)\s*dist\/server\/main\.js\s*$/m.exec(fs.readFileSync(path.join(root, 'Procfile'), 'utf8'));
+  if (!web) throw new Error('Procfile: no "web: node … dist/server/main.js" line');
+  return web[1].split(/\s+/).filter(Boolean);
+})();
+
 /** Every child process we started, so that exit handlers can end them (by pid). */
 export const children = new Set();
 
@@ -115,7 +125,7 @@ async function waitHealthy(url, child, timeoutMs = 20_000) {
 export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
   const logFile = path.join(logDir, `${nodeId}.log`);
   const out = fs.openSync(logFile, 'a');
-  const args = [];
+  const args = [...webNodeFlags];
   // BENCH_SAM_NODE_ARGS: extra node flags for Sam (e.g. --trace-gc), split on spaces.
   if (process.env.BENCH_SAM_NODE_ARGS) args.push(...process.env.BENCH_SAM_NODE_ARGS.split(' ').filter(Boolean));
   // The inspector, on loopback with a random port, lets the bench collect garbage before it reads the heap
@@ -137,7 +147,7 @@ export async function startBare({ port, nodeId, upstreamUrl, redisPrefix }) {
   const env = { PATH: process.env.PATH, PORT: String(port), NODE_ID: nodeId };
   if (upstreamUrl) env.UPSTREAM_URL = upstreamUrl;
   if (redisPrefix) Object.assign(env, { BARE_REDIS_URL: 'redis://127.0.0.1:6379', BARE_REDIS_PREFIX: redisPrefix });
-  const child = track(fork(path.join(root, 'bench/bare-server.mjs'), [], { cwd: root, env, execArgv: ['--expose-gc'], stdio: ['ignore', out, out, 'ipc'] }), nodeId);
+  const child = track(fork(path.join(root, 'bench/bare-server.mjs'), [], { cwd: root, env, execArgv: ['--expose-gc', ...webNodeFlags], stdio: ['ignore', out, out, 'ipc'] }), nodeId);
   child.logFile = logFile;
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(url, child);

@@ -40,14 +40,17 @@ const cfg = quick
   : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1500, 2000, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1500, 2000, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
 // 19,500: a server process may hold at most `ulimit -n` (here 20,000, the hard limit) descriptors.
 if (optionValue('--steps')) cfg.steps = optionValue('--steps').split(',').map(Number);
-// --set streams=20,streamStartRate=10: override numeric settings of the mode (the keys of cfg above).
+// --set streams=20,streamStartRate=10,fanoutRates=250/1000: override numeric settings of the mode (the keys
+// of cfg above); a list setting takes its numbers separated by '/'.
 for (const pair of optionValue('--set')?.split(',') ?? []) {
-  const [key, value] = pair.split('=');
-  if (!(key in cfg) || !Number.isFinite(Number(value))) {
-    console.error(`--set takes key=number pairs of: ${Object.keys(cfg).filter((k) => typeof cfg[k] === 'number').join(', ')}`);
+  const [key, value = ''] = pair.split('=');
+  const list = Array.isArray(cfg[key]);
+  const numbers = value.split('/').map(Number);
+  if (!(key in cfg) || typeof cfg[key] === 'boolean' || numbers.some((n) => !Number.isFinite(n)) || (!list && numbers.length > 1)) {
+    console.error(`--set takes key=number (or key=n/n/n for a list) pairs of: ${Object.keys(cfg).filter((k) => typeof cfg[k] !== 'boolean').join(', ')}`);
     process.exit(64);
   }
-  cfg[key] = Number(value);
+  cfg[key] = list ? numbers : numbers[0];
 }
 
 const started = Date.now();
