@@ -10,7 +10,9 @@
  * On this kind of machine each write to a peer costs ~100 µs of CPU (a syscall
  * that wakes the peer), more than the statement itself; so a transaction sends
  * its BEGIN together with its first statements, and its COMMIT together with
- * its last ones, each group in one write (`pipeline`).
+ * its last ones, each group in one write (`pipeline`); and transactions that
+ * allow it commit together when they arrive in the same event-loop turn
+ * (group commit: `TransactionOptions.group`).
  *
  * Placeholders are PostgreSQL's own: `$1`, `$2`, …. Statements are prepared
  * once per connection (named after a hash of their text), so PostgreSQL parses

@@ -5,7 +5,10 @@
  * Each change runs in one transaction that first locks the user's row, so a
  * user's changes are serialised; it takes the next value of `users.task_seq`
  * (SYNC-1) for every task it changes, and its events are handed to `events`
- * only after the commit, in seq order (SYNC-2).
+ * only after the commit, in seq order (SYNC-2). Changes of different users
+ * asked in the same event-loop turn share that transaction and its commit
+ * (group commit, `SqlPool.transaction` with the user as group): one user's
+ * failure still fails only that user's change.
  */
 import { randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
