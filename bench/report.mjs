@@ -5,11 +5,10 @@ const fmt = (v, digits = 1) => (v === null || v === undefined || Number.isNaN(v)
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b !== 0 ? Math.round((100 * a) / b) / 100 : null);
 const at = (rows, rate) => rows?.find((r) => r.offeredPerSec === rate) ?? null;
 
-/** CPU ms per acknowledged update by role, from a fan-out row (`cpu.msPerUpdate`). */
-const cpuOf = (row) => {
-  const c = row?.cpu?.msPerUpdate;
-  return c ? [c.server, c.postgres, c.redis, c.generators].map((v) => fmt(v, 2)).join(' / ') : null;
-};
+/** CPU ms per unit of work by role (server / PostgreSQL / Redis / generators). */
+const cpuPer = (c) => (c ? [c.server, c.postgres, c.redis, c.generators].map((v) => fmt(v, 2)).join(' / ') : null);
+/** … per acknowledged update, from a fan-out row. */
+const cpuOf = (row) => cpuPer(row?.cpu?.msPerUpdate);
 
 export function renderReport(res) {
   const s = res.sam ?? {};
@@ -33,6 +32,7 @@ export function renderReport(res) {
     ['1. RSS per socket (KB)', perSocketKB(s), perSocketKB(b), '≤ 25 and ≤ 1.5× bare'],
     ['1. heap per socket (KB, after a full GC)', heapKB(s), heapKB(b), ''],
     ['2a. handshakes/s with connect p99 ≤ 100 ms', s.handshakes?.maxRateP99Under100, b.handshakes?.maxRateP99Under100, '≥ 1,000 and ≥ 0.85× bare'],
+    ['2a. CPU per connect at 1,000/s (ms): server / PostgreSQL / Redis / generators', cpuPer(s.handshakes?.rows?.find((r) => r.rate === 1000)?.cpu?.msPer), cpuPer(b.handshakes?.rows?.find((r) => r.rate === 1000)?.cpu?.msPer), ''],
     ['2b. reconnect storm: sockets', s.reconnect?.sockets, b.reconnect?.sockets, '18,000'],
     ['2b. reconnect storm: 99% back after (s, from the restart)', sec(s.reconnect?.ms99), sec(b.reconnect?.ms99), '≤ 30'],
     ['3. fan-out sockets (3 tabs per user)', s.fanoutSockets, b.fanoutSockets, 'the largest step of 1'],

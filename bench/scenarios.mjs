@@ -179,6 +179,13 @@ export async function capacity(ctx, nodes, { steps, windowMs, connectRate, pool,
   return out;
 }
 
+/** CPU ms by role (a `cpuSpent` result) and per unit of work (update, connect), idle left out of the latter. */
+function perUnit(spent, units) {
+  const msPer = {};
+  for (const [role, ms] of Object.entries(spent)) if (role !== 'idle') msPer[role] = units ? Math.round((1000 * ms) / units) / 1000 : null;
+  return { ms: spent, msPer };
+}
+
 /** Scenario 3 (and 6): task:update rates raised over the connected users; every delivery counted. */
 export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000 }) {
   const out = { rows: [], capacityPerSec: 0 };
@@ -193,7 +200,7 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
     // Where the window's CPU went (load and drain), per acknowledged update: the server's own share and
     // that of the processes it waits on (PostgreSQL, Redis) or that load it (the generators).
     const spent = cpuSpent(cpu0, cpuByRole());
-    r.cpu = { wallMs: Math.round(performance.now() - t0), ms: spent, msPerUpdate: Object.fromEntries(Object.entries(spent).filter(([k]) => k !== 'idle').map(([k, v]) => [k, r.acked ? Math.round((1000 * v) / r.acked) / 1000 : null])) };
+    r.cpu = { wallMs: Math.round(performance.now() - t0), ms: spent, msPerUpdate: perUnit(spent, r.acked).msPer };
     out.rows.push(r);
     const per = r.cpu.msPerUpdate;
     log(`  ${rate}/s: achieved ${r.achievedPerSec}/s, delivery p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms, last tab p99 ${r.lastTab.p99} ms, lost ${r.lost}, unacked ${r.unacked}, gen lag p99 ${r.generatorLag.p99} ms`);
@@ -241,10 +248,12 @@ export async function handshakes(ctx, { rates, ms, pool, urls, budgetEndsAt, log
       break;
     }
     const count = Math.round((rate * ms) / 1000 / 3);
+    const cpu0 = cpuByRole();
     const c = await connectUsers(ctx.gens, { users: pool.slice(0, count), urls, set: 'hs', rate, timeoutMs: 30_000 });
-    const row = { rate, sockets: count * 3, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect };
+    const row = { rate, sockets: count * 3, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect, cpu: perUnit(cpuSpent(cpu0, cpuByRole()), c.ok) };
     out.rows.push(row);
-    log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}`);
+    const per = row.cpu.msPer;
+    log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}; CPU ms per connect: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}`);
     await ctx.gens.all('disconnect', () => ({ sets: ['hs'] }));
     await settle({ maxMs: 10_000 });
     if (c.failed === 0 && c.connect.p99 !== null && c.connect.p99 <= 100) out.maxRateP99Under100 = rate;
