@@ -147,7 +147,7 @@ export async function startBare({ port, nodeId, upstreamUrl, redisPrefix }) {
   const env = { PATH: process.env.PATH, PORT: String(port), NODE_ID: nodeId };
   if (upstreamUrl) env.UPSTREAM_URL = upstreamUrl;
   if (redisPrefix) Object.assign(env, { BARE_REDIS_URL: 'redis://127.0.0.1:6379', BARE_REDIS_PREFIX: redisPrefix });
-  const child = track(fork(path.join(root, 'bench/bare-server.mjs'), [], { cwd: root, env, execArgv: ['--expose-gc', ...webNodeFlags], stdio: ['ignore', out, out, 'ipc'] }), nodeId);
+  const child = track(fork(path.join(root, 'bench/bare-server.mjs'), [], { cwd: root, env, execArgv: ['--expose-gc', ...webNodeFlags, ...(process.env.BENCH_BARE_NODE_ARGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', out, out, 'ipc'] }), nodeId);
   child.logFile = logFile;
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(url, child);
