@@ -185,5 +185,40 @@ describe('group commit (transaction with a group)', () => {
     expect(first).not.toBe(second);
     expect(seenBySecond).toEqual([[{ id: 49, note: 'same' }]]);
   });
-});
 
+  it('keeps a retried member\'s key until it ends: a later transaction of that key starts after it', async () => {
+    // Two connections, so that only the key, not the pool, can hold the later transaction back.
+    const orm2 = await MikroORM.init(ormOptions({ databaseUrl: inject('databaseUrl') }, { pool: { min: 2, max: 2 } }));
+    const sql2 = createSqlPool(orm2);
+    try {
+      let runs = 0;
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const retried = sql2.transaction(
+        async (tx) => {
+          // run once in the batch (rolled back because of the other member), then again alone
+          if (++runs === 2) await gate;
+          tx.atCommit([{ text: insert, params: [52, 'retried'] }]);
+        },
+        [],
+        { group: 'k' },
+      );
+      const failing = sql2.transaction(
+        async () => {
+          throw new Error('refused');
+        },
+        [],
+        { group: 'other' },
+      );
+      await expect(failing).rejects.toThrow('refused');
+      const later = sql2.transaction(async (tx, [seen]) => seen, [{ text: select, params: [[52]] }], { group: 'k' });
+      await new Promise((r) => setTimeout(r, 50));
+      open();
+      await retried;
+      expect(await later).toEqual([{ id: 52, note: 'retried' }]);
+      expect(runs).toBe(2);
+    } finally {
+      await orm2.close(true);
+    }
+  });
+});

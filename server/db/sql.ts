@@ -289,10 +289,6 @@ export function createSqlPool(orm: MikroORM): SqlPool {
   let flushing: NodeJS.Immediate | undefined;
   const inBatch = new Set<string>();
 
-  const settleAlone = (member: Member) => {
-    transactionAlone(member.work, member.first).then(member.resolve, member.reject);
-  };
-
   function flush() {
     flushing = undefined;
     const batch: Member[] = [];
@@ -330,7 +326,9 @@ export function createSqlPool(orm: MikroORM): SqlPool {
       for (const member of batch) member.reject(err);
       return;
     }
-    for (const member of outcome.retry) settleAlone(member);
+    // The retried members keep their keys until they end, so that a later transaction of the same key
+    // cannot overtake them.
+    await Promise.all(outcome.retry.map((member) => transactionAlone(member.work, member.first).then(member.resolve, member.reject)));
   }
 
   /** Runs a batch on one connection; returns the members to run again alone. */
