@@ -3,10 +3,8 @@ import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createDeps } from './deps.js';
 import { createApp } from './app.js';
-import { lowerPoolThreads } from './thread-priority.js';
 
 async function main(): Promise<void> {
-  await lowerPoolThreads();
   let config;
   try {
     config = loadConfig();
