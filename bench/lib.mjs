@@ -44,6 +44,15 @@ export function pct(values, p) {
 }
 
 /** Polls `fn` until it returns truthy or `timeoutMs` passes; returns the last value. */
+/** Extra node flags from an environment variable (`BENCH_SAM_NODE_ARGS` and the like), split on spaces. */
+export const nodeArgsFrom = (name) => (process.env[name] ?? '').split(' ').filter(Boolean);
+
+/** User + system CPU ticks (1/100 s, all threads) from the text of a `/proc/<pid>/stat` file. */
+export function statTicks(text) {
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
 export async function waitFor(fn, { timeoutMs, intervalMs = 200 }) {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -53,8 +62,8 @@ export async function waitFor(fn, { timeoutMs, intervalMs = 200 }) {
   }
 }
 
-/** Busy share of all cores (0..1) from /proc/stat between two readings. */
-function cpuTimes() {
+/** The machine's idle and total CPU ticks (all cores) from /proc/stat; busy share = 1 − Δidle / Δtotal. */
+export function cpuTimes() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const idle = f[3] + (f[4] ?? 0);
   return { idle, total: f.reduce((a, b) => a + b, 0) };

@@ -8,7 +8,7 @@ const at = (rows, rate) => rows?.find((r) => r.offeredPerSec === rate) ?? null;
 /** CPU ms per unit of work by role (server / PostgreSQL / Redis / generators). */
 const cpuPer = (c) => (c ? [c.server, c.postgres, c.redis, c.generators].map((v) => fmt(v, 2)).join(' / ') : null);
 /** … per acknowledged update, from a fan-out row. */
-const cpuOf = (row) => cpuPer(row?.cpu?.msPerUpdate);
+const cpuOf = (row) => cpuPer(row?.cpu?.msPer);
 
 export function renderReport(res) {
   const s = res.sam ?? {};

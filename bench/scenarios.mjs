@@ -2,7 +2,7 @@
 import { fork } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { epochMs, mergeHists, newHist, pct, recordMs, settle, sleep, summary } from './lib.mjs';
+import { epochMs, mergeHists, newHist, nodeArgsFrom, pct, recordMs, settle, sleep, summary } from './lib.mjs';
 import { children, cpuByRole, cpuOf, cpuSpent, heapOf, root, rssOf } from './servers.mjs';
 
 /** The generator processes, each on its own 127.0.0.x source addresses. */
@@ -19,7 +19,7 @@ export class Generators {
     for (let g = 0; g < this.count; g++) {
       // 4 source addresses each: the ephemeral port range (~28k) applies per (source, destination) pair.
       const addrs = [0, 1, 2, 3].map((a) => `127.0.0.${2 + g * 4 + a}`).join(',');
-      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096', ...(process.env.BENCH_GEN_NODE_ARGS ?? '').split(' ').filter(Boolean)] });
+      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096', ...nodeArgsFrom('BENCH_GEN_NODE_ARGS')] });
       child.benchName = `gen${g}`;
       // --nice-generators: the generators stand in for clients on other machines; at a lower CPU priority
       // they leave the cores to the server side first (Sam, PostgreSQL and Redis, or bare).
@@ -200,9 +200,9 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
     // Where the window's CPU went (load and drain), per acknowledged update: the server's own share and
     // that of the processes it waits on (PostgreSQL, Redis) or that load it (the generators).
     const spent = cpuSpent(cpu0, cpuByRole());
-    r.cpu = { wallMs: Math.round(performance.now() - t0), ms: spent, msPerUpdate: perUnit(spent, r.acked).msPer };
+    r.cpu = { wallMs: Math.round(performance.now() - t0), ...perUnit(spent, r.acked) };
     out.rows.push(r);
-    const per = r.cpu.msPerUpdate;
+    const per = r.cpu.msPer;
     log(`  ${rate}/s: achieved ${r.achievedPerSec}/s, delivery p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms, last tab p99 ${r.lastTab.p99} ms, lost ${r.lost}, unacked ${r.unacked}, gen lag p99 ${r.generatorLag.p99} ms`);
     log(`    CPU ms per update: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}, bench ${per.bench}, other ${per.other}; idle ${Math.round(spent.idle / r.cpu.wallMs * 100)}% of a core`);
     const ok = r.delivery.p99 !== null && r.delivery.p99 <= 50 && r.lost === 0 && r.unacked === 0 && Object.keys(r.ackErrors).length === 0 && r.achievedPerSec >= 0.95 * rate;

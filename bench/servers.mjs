@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { sleep, waitFor } from './lib.mjs';
+import { cpuTimes, nodeArgsFrom, sleep, statTicks, waitFor } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const jwt = require('jsonwebtoken');
@@ -126,8 +126,8 @@ export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
   const logFile = path.join(logDir, `${nodeId}.log`);
   const out = fs.openSync(logFile, 'a');
   const args = [...webNodeFlags];
-  // BENCH_SAM_NODE_ARGS: extra node flags for Sam (e.g. --trace-gc), split on spaces.
-  if (process.env.BENCH_SAM_NODE_ARGS) args.push(...process.env.BENCH_SAM_NODE_ARGS.split(' ').filter(Boolean));
+  // BENCH_SAM_NODE_ARGS: extra node flags for Sam (e.g. --trace-gc).
+  args.push(...nodeArgsFrom('BENCH_SAM_NODE_ARGS'));
   // The inspector, on loopback with a random port, lets the bench collect garbage before it reads the heap
   // (as it does in bare over IPC): the issue asks for the heap after GC. Nothing connects to it otherwise.
   args.push('--inspect=127.0.0.1:0');
@@ -147,7 +147,7 @@ export async function startBare({ port, nodeId, upstreamUrl, redisPrefix }) {
   const env = { PATH: process.env.PATH, PORT: String(port), NODE_ID: nodeId };
   if (upstreamUrl) env.UPSTREAM_URL = upstreamUrl;
   if (redisPrefix) Object.assign(env, { BARE_REDIS_URL: 'redis://127.0.0.1:6379', BARE_REDIS_PREFIX: redisPrefix });
-  const child = track(fork(path.join(root, 'bench/bare-server.mjs'), [], { cwd: root, env, execArgv: ['--expose-gc', ...webNodeFlags, ...(process.env.BENCH_BARE_NODE_ARGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', out, out, 'ipc'] }), nodeId);
+  const child = track(fork(path.join(root, 'bench/bare-server.mjs'), [], { cwd: root, env, execArgv: ['--expose-gc', ...webNodeFlags, ...nodeArgsFrom('BENCH_BARE_NODE_ARGS')], stdio: ['ignore', out, out, 'ipc'] }), nodeId);
   child.logFile = logFile;
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(url, child);
@@ -188,8 +188,7 @@ export function rssOf(pid) {
 /** CPU seconds (user+system) of a process, from /proc. */
 export function cpuOf(pid) {
   try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
+    return statTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')) / 100;
   } catch {
     return null;
   }
@@ -213,14 +212,11 @@ export function cpuByRole() {
     } catch {
       continue; // exited meanwhile
     }
-    const close = s.lastIndexOf(')');
-    const comm = s.slice(s.indexOf('(') + 1, close);
-    const f = s.slice(close + 2).split(' ');
+    const comm = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
     const role = roles.get(Number(d)) ?? (comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : 'other');
-    out[role] += Number(f[11]) + Number(f[12]);
+    out[role] += statTicks(s);
   }
-  const m = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return { ...out, idle: m[3] + (m[4] ?? 0), total: m.reduce((a, b) => a + b, 0) };
+  return { ...out, ...cpuTimes() };
 }
 
 /** CPU milliseconds by role between two `cpuByRole()` readings (`idle` over all cores). */

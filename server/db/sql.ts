@@ -308,76 +308,69 @@ export function createSqlPool(orm: MikroORM): SqlPool {
       for (const member of batch) inBatch.delete(member.group);
       if (queue.length > 0) flushing ??= setImmediate(flush);
     };
-    if (batch.length === 1) {
-      const [member] = batch as [Member];
-      transactionAlone(member.work, member.first).then(member.resolve, member.reject).finally(done);
-      return;
-    }
-    runBatch(batch).finally(done);
+    // Alone, a member takes the plain path: a PostgreSQL error then needs no second attempt.
+    void (batch.length === 1 ? runAlone(batch[0]!) : runBatch(batch)).finally(done);
   }
+
+  /** Runs a member as a transaction of its own and settles it. */
+  const runAlone = (member: Member): Promise<void> => transactionAlone(member.work, member.first).then(member.resolve, member.reject);
 
   async function runBatch(batch: Member[]): Promise<void> {
     // Locks are taken in key order, so that two batches (here or on another node) cannot deadlock.
     batch.sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
-    let outcome: { retry: Member[] } | undefined;
+    let retry: Member[];
     try {
-      outcome = await withConnection((connection) => runBatchOn(connection, batch));
+      retry = await withConnection((connection) => runBatchOn(connection, batch));
     } catch (err) {
       for (const member of batch) member.reject(err);
       return;
     }
     // The retried members keep their keys until they end, so that a later transaction of the same key
     // cannot overtake them.
-    await Promise.all(outcome.retry.map((member) => transactionAlone(member.work, member.first).then(member.resolve, member.reject)));
+    await Promise.all(retry.map(runAlone));
   }
 
-  /** Runs a batch on one connection; returns the members to run again alone. */
-  async function runBatchOn(connection: PgClient, batch: Member[]): Promise<{ retry: Member[] }> {
-    let firstRows: unknown[][];
+  /**
+   * Runs a batch on one connection and settles what it can; returns the
+   * members to run again alone (all of them after a PostgreSQL error).
+   */
+  async function runBatchOn(connection: PgClient, batch: Member[]): Promise<Member[]> {
+    let settled: PromiseSettledResult<unknown>[];
     try {
-      firstRows = (await runPipeline(connection, [{ text: 'begin' }, ...batch.flatMap((m) => m.first)])).slice(1);
+      const firstRows = (await runPipeline(connection, [{ text: 'begin' }, ...batch.flatMap((m) => m.first)])).slice(1);
+      let failedInPostgres: unknown;
+      const atCommit = batch.map((): Statement[] => []);
+      let offset = 0;
+      settled = await Promise.allSettled(
+        batch.map((member, i) =>
+          member.work(
+            {
+              query: <T>(text: string, params?: readonly unknown[]) =>
+                run<T>(connection, text, params).catch((err: unknown) => {
+                  failedInPostgres ??= err;
+                  throw err;
+                }),
+              atCommit: (statements) => void atCommit[i]!.push(...statements),
+            },
+            firstRows.slice(offset, (offset += member.first.length)),
+          ),
+        ),
+      );
+      if (failedInPostgres !== undefined) throw failedInPostgres;
+      if (settled.every((s) => s.status === 'fulfilled')) {
+        await runPipeline(connection, [...atCommit.flat(), { text: 'commit' }]);
+        settled.forEach((s, i) => batch[i]!.resolve((s as PromiseFulfilledResult<unknown>).value));
+        return [];
+      }
     } catch {
       await rollback(connection);
-      return { retry: batch };
+      return batch;
     }
-    let failedInPostgres = false;
-    const atCommit = batch.map((): Statement[] => []);
-    let offset = 0;
-    const settled = await Promise.allSettled(
-      batch.map((member, i) => {
-        const rows = firstRows.slice(offset, (offset += member.first.length));
-        const tx: Transaction = {
-          query: async (text, params) => {
-            try {
-              return await run(connection, text, params);
-            } catch (err) {
-              failedInPostgres = true;
-              throw err;
-            }
-          },
-          atCommit: (statements) => void atCommit[i]!.push(...statements),
-        };
-        return member.work(tx, rows);
-      }),
-    );
-    if (failedInPostgres) {
-      await rollback(connection);
-      return { retry: batch };
-    }
-    if (settled.some((s) => s.status === 'rejected')) {
-      await rollback(connection);
-      const retry: Member[] = [];
-      settled.forEach((s, i) => (s.status === 'rejected' ? batch[i]!.reject(s.reason) : retry.push(batch[i]!)));
-      return { retry };
-    }
-    try {
-      await runPipeline(connection, [...atCommit.flat(), { text: 'commit' }]);
-    } catch {
-      await rollback(connection);
-      return { retry: batch };
-    }
-    settled.forEach((s, i) => batch[i]!.resolve((s as PromiseFulfilledResult<unknown>).value));
-    return { retry: [] };
+    // A member's own error (not PostgreSQL's): it gets it, the others run again alone.
+    await rollback(connection);
+    const retry: Member[] = [];
+    settled.forEach((s, i) => (s.status === 'rejected' ? batch[i]!.reject(s.reason) : retry.push(batch[i]!)));
+    return retry;
   }
 
   return {
