@@ -30,7 +30,7 @@ describe('batched', () => {
     const id = batched(async (keys: number[]) => {
       sizes.push(keys.length);
       return keys;
-    }, 2);
+    }, { maxBatch: 2 });
     expect(await Promise.all([1, 2, 3, 4, 5].map(id))).toEqual([1, 2, 3, 4, 5]);
     expect(sizes).toEqual([2, 2, 1]);
   });
@@ -54,5 +54,31 @@ describe('batched', () => {
     release();
     expect(await Promise.all([first, ...later, meanwhile])).toEqual([1, 2, 3, 4]);
     expect(loads).toEqual([[1], [2, 3, 4]]);
+  });
+
+  it('with a window, lookups of several loop turns within it go in one load, and a full batch does not wait', async () => {
+    const loads: number[][] = [];
+    const id = batched(
+      async (keys: number[]) => {
+        loads.push(keys);
+        return keys;
+      },
+      { windowMs: 30, maxBatch: 4 },
+    );
+    const first = id(1);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 5));
+    const second = id(2);
+    expect(loads).toEqual([]);
+    expect(await Promise.all([first, second])).toEqual([1, 2]);
+    expect(loads).toEqual([[1, 2]]);
+
+    // A full batch goes at once: with a window far longer than the test's own timeout, only that can settle it.
+    const slow = batched(async (keys: number[]) => keys, { windowMs: 60_000, maxBatch: 4 });
+    const settled = await Promise.race([
+      Promise.all([5, 6, 7, 8].map(slow)),
+      new Promise((r) => setTimeout(() => r('waited'), 2_000)),
+    ]);
+    expect(settled).toEqual([5, 6, 7, 8]);
   });
 });

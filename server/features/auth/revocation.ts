@@ -13,7 +13,7 @@ import { appError, ErrorCode, isConnectivityError } from '../../errors.js';
 import type { Redis, RedisWatch } from '../../redis.js';
 import { securityLog, type Logger } from '../../logger.js';
 import type { AccessClaims } from './tokens.js';
-import { batched } from '../../batch.js';
+import { batched, lookupWindowMs } from '../../batch.js';
 
 const READY_KEY = 'bl:ready';
 const sessionKey = (sid: string) => `bl:sid:${sid}`;
@@ -50,12 +50,15 @@ export function createRevocationStore(options: {
 
   const sql = <T>(query: string, params: unknown[]) => orm.em.getConnection().execute<T[]>(query, params);
 
-  /** The blacklist entry of a session and the marker, in one MGET for every handshake of the same loop turn. */
-  const blacklistEntry = batched(async (sids: string[]) => {
-    const values = await redis.mget(...sids.map(sessionKey), READY_KEY);
-    const ready = values[sids.length];
-    return sids.map((_, i) => ({ entry: values[i], ready }));
-  });
+  /** The blacklist entry of a session and the marker, in one MGET for every handshake of the same window. */
+  const blacklistEntry = batched(
+    async (sids: string[]) => {
+      const values = await redis.mget(...sids.map(sessionKey), READY_KEY);
+      const ready = values[sids.length];
+      return sids.map((_, i) => ({ entry: values[i], ready }));
+    },
+    { windowMs: lookupWindowMs },
+  );
 
   async function checkInDatabase(claims: AccessClaims): Promise<boolean> {
     let rows: { revoked_at: Date | null; absolute_expires_at: Date; tokens_valid_after: Date | null }[];
