@@ -56,29 +56,31 @@ describe('batched', () => {
     expect(loads).toEqual([[1], [2, 3, 4]]);
   });
 
-  it('with a window, lookups of several loop turns within it go in one load, and a full batch does not wait', async () => {
+  it('with a window, while busy, lookups of several loop turns within it go in one load; idle or full, none waits', async () => {
     const loads: number[][] = [];
     const id = batched(
       async (keys: number[]) => {
         loads.push(keys);
         return keys;
       },
-      { windowMs: 30, maxBatch: 4 },
+      { windowMs: 30, maxBatch: 4, busyMs: 200 },
     );
-    const first = id(1);
+    expect(await id(0)).toBe(0); // idle: at the end of the turn
+    await new Promise((r) => setImmediate(r)); // the load has ended
+    const first = id(1); // busy now (a load started just before): waits for the window
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setTimeout(r, 5));
     const second = id(2);
-    expect(loads).toEqual([]);
+    expect(loads).toEqual([[0]]);
     expect(await Promise.all([first, second])).toEqual([1, 2]);
-    expect(loads).toEqual([[1, 2]]);
+    expect(loads).toEqual([[0], [1, 2]]);
 
-    // A full batch goes at once: with a window far longer than the test's own timeout, only that can settle it.
-    const slow = batched(async (keys: number[]) => keys, { windowMs: 60_000, maxBatch: 4 });
-    const settled = await Promise.race([
-      Promise.all([5, 6, 7, 8].map(slow)),
-      new Promise((r) => setTimeout(() => r('waited'), 2_000)),
-    ]);
-    expect(settled).toEqual([5, 6, 7, 8]);
+    // With a window far longer than the test's own timeout, only not waiting can settle these.
+    const never = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(() => r('waited'), 2_000))]);
+    const slow = batched(async (keys: number[]) => keys, { windowMs: 60_000, maxBatch: 4, busyMs: 50 });
+    expect(await never(slow(1))).toBe(1); // idle
+    expect(await never(Promise.all([5, 6, 7, 8].map(slow)))).toEqual([5, 6, 7, 8]); // busy but full
+    await new Promise((r) => setTimeout(r, 80));
+    expect(await never(slow(9))).toBe(9); // idle again
   });
 });
