@@ -6,7 +6,7 @@ const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b !==
 const at = (rows, rate) => rows?.find((r) => r.offeredPerSec === rate) ?? null;
 
 /** CPU ms per unit of work by role (server / PostgreSQL / Redis / generators). */
-const cpuPer = (c) => (c ? [c.server, c.postgres, c.redis, c.generators].map((v) => fmt(v, 2)).join(' / ') : null);
+const cpuPer = (c, digits = 2) => (c ? [c.server, c.postgres, c.redis, c.generators].map((v) => fmt(v, digits)).join(' / ') : null);
 /** … per acknowledged update, from a fan-out row. */
 const cpuOf = (row) => cpuPer(row?.cpu?.msPer);
 
@@ -48,6 +48,7 @@ export function renderReport(res) {
     ['4. relay: added time to first delta p99 (ms)', s.relay?.firstDeltaAddedMs?.p99, b.relay?.firstDeltaAddedMs?.p99, '≤ 15'],
     ['4. relay: added per delta p99 (ms)', s.relay?.deltaAddedMs?.p99, b.relay?.deltaAddedMs?.p99, ''],
     ['4. relay: added inter-delta gap p99 (ms)', s.relay?.interDeltaAddedMs?.p99, b.relay?.interDeltaAddedMs?.p99, ''],
+    ['4. relay: CPU per upstream delta (ms): server / PostgreSQL / Redis / generators', cpuPer(s.relay?.cpu?.msPer, 3), cpuPer(b.relay?.cpu?.msPer, 3), ''],
     ['5. logins/s achieved (offered ' + (s.logins?.offeredPerSec ?? '—') + '/s)', s.logins?.achievedPerSec, null, '≥ 60'],
     ['5. login p99 (ms)', s.logins?.login?.p99, null, ''],
     ['5. socket ack p99 before → during logins (ms)', s.logins ? `${fmt(s.logins.socketAckBefore?.p99)} → ${fmt(s.logins.socketAckDuring?.p99)}` : null, null, 'at most doubles'],

@@ -323,8 +323,11 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
   // The streams start at `startRate` per second in all (open loop), so that the figures are those of
   // `streams` concurrent streams rather than of one instant at which every user pressed send.
   const spreadMs = startRate ? Math.round((1000 * streams) / startRate) : 0;
+  const cpu0 = cpuByRole();
   const rs = await ctx.gens.all('chat', (g) => ({ count: parts[g].length, keyPrefix: `s${Date.now().toString(36)}`, timeoutMs: streamSeconds * 1000 + spreadMs + 30_000, spreadMs }));
+  const spent = cpuSpent(cpu0, cpuByRole());
   const up = await upstream.dump();
+  let upstreamDeltas = 0;
   const first = [];
   const added = [];
   const gapAdded = [];
@@ -339,6 +342,7 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
       const w = up[key];
       if (!w || w.length === 0) continue;
       streamsOk++;
+      upstreamDeltas += w.length / 2;
       for (const arr of st.tabs) {
         let j = 0;
         let prevDeliver = null;
@@ -375,8 +379,12 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
     tabInterDeltaMs: { p50: r2(pct(tabGaps, 50)), p99: r2(pct(tabGaps, 99)) },
     upstreamInterDeltaMs: { p50: r2(pct(upGaps, 50)), p99: r2(pct(upGaps, 99)) },
     samples: added.length,
+    upstreamDeltas,
+    // per upstream delta, from the first send to the last tab's `chat:done` (the upstream counts as the bench's)
+    cpu: perUnit(spent, upstreamDeltas),
   };
-  log(`  ${streamsOk}/${streams} streams: added to first delta p50 ${out.firstDeltaAddedMs.p50} p99 ${out.firstDeltaAddedMs.p99} ms; per delta p99 ${out.deltaAddedMs.p99} ms; inter-delta added p99 ${out.interDeltaAddedMs.p99} ms`);
+  const per = out.cpu.msPer;
+  log(`  ${streamsOk}/${streams} streams: added to first delta p50 ${out.firstDeltaAddedMs.p50} p99 ${out.firstDeltaAddedMs.p99} ms; per delta p99 ${out.deltaAddedMs.p99} ms; inter-delta added p99 ${out.interDeltaAddedMs.p99} ms; CPU ms per upstream delta: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}`);
   await ctx.gens.all('disconnect', () => ({ sets: ['chat'] }));
   return out;
 }
