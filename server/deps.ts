@@ -17,6 +17,7 @@ import { createTasksService, type TasksService } from './features/tasks/tasks.se
 import { createAccountService, type AccountService } from './features/account/account.service.js';
 import { randomBytes } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
+import { createUpstreamFetch } from './features/chat/upstream-fetch.js';
 import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from './features/chat/offline-model.js';
 import { Assistant } from './features/chat/assistant.js';
 import { createChatViews } from './features/chat/views.js';
@@ -98,11 +99,13 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   // One code path to Claude: the official SDK, pointed at the embedded offline model when no key is set.
   const offlineModel = config.anthropic.offline ? await createAnthropicCompatibleServer({ logger }) : undefined;
   if (offlineModel) logger.info({ url: offlineModel.url }, 'no ANTHROPIC_API_KEY: the embedded offline model answers');
+  const upstreamFetch = createUpstreamFetch();
   const anthropic = new Anthropic({
     apiKey: config.anthropic.apiKey ?? randomBytes(24).toString('base64url'),
     baseURL: offlineModel?.url ?? config.anthropic.baseUrl ?? null,
     maxRetries: 0,
     timeout: config.upstreamIdleTimeoutMs,
+    fetch: upstreamFetch.fetch,
   });
   const views = createChatViews({ sql, redis, broadcaster });
   const assistant = new Assistant({
@@ -144,6 +147,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     async close() {
       metrics.stop();
       await assistant.shutdown();
+      upstreamFetch.close();
       await offlineModel?.close();
       redisWatch.close();
       redis.disconnect();
