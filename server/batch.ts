@@ -16,43 +16,68 @@
  */
 export const lookupWindowMs = 5;
 
-export interface BatchOptions {
-  /** most keys in one load (default 500) */
-  maxBatch?: number;
-  /**
-   * How long the first lookup of a batch waits for others while the batcher is
-   * busy, i.e. a load started within the last `busyMs`; otherwise (and by
-   * default, 0) it waits only until the end of the loop turn.
-   */
+/**
+ * When a batch goes out: at the end of the loop turn, or, while busy (a batch
+ * went out within the last `busyMs`), after `windowMs`, so that a steady
+ * stream of requests, about one per loop turn, still makes batches. Idle, the
+ * first request of a burst does not wait.
+ */
+export interface WindowOptions {
+  /** how long the first request of a batch waits for others while busy (default 0: never) */
   windowMs?: number;
   /** default 100 ms */
   busyMs?: number;
 }
 
-export function batched<K, V>(load: (keys: K[]) => Promise<V[]>, options: BatchOptions = {}): (key: K) => Promise<V> {
-  const { maxBatch = 500, windowMs = 0, busyMs = 100 } = options;
-  let queue: { key: K; resolve: (v: V) => void; reject: (err: unknown) => void }[] = [];
-  let cancelWait: (() => void) | undefined;
-  let inFlight = 0;
-  let lastLoadAt = -Infinity;
+export interface FlushScheduler {
+  /** Schedules `flush` unless it is scheduled already. */
+  schedule(): void;
+  /** Call when a batch goes out: cancels a scheduled flush and marks the scheduler busy. */
+  flushing(): void;
+}
 
-  function schedule(): void {
-    if (windowMs > 0 && performance.now() - lastLoadAt < busyMs) {
-      const timer = setTimeout(flush, windowMs);
-      cancelWait = () => clearTimeout(timer);
-    } else {
-      const immediate = setImmediate(flush);
-      cancelWait = () => clearImmediate(immediate);
-    }
-  }
+export function flushScheduler(flush: () => void, { windowMs = 0, busyMs = 100 }: WindowOptions = {}): FlushScheduler {
+  let cancel: (() => void) | undefined;
+  let lastFlushAt = -Infinity;
+  const fire = () => {
+    cancel = undefined;
+    flush();
+  };
+  return {
+    schedule() {
+      if (cancel) return;
+      if (windowMs > 0 && performance.now() - lastFlushAt < busyMs) {
+        const timer = setTimeout(fire, windowMs);
+        cancel = () => clearTimeout(timer);
+      } else {
+        const immediate = setImmediate(fire);
+        cancel = () => clearImmediate(immediate);
+      }
+    },
+    flushing() {
+      cancel?.();
+      cancel = undefined;
+      lastFlushAt = performance.now();
+    },
+  };
+}
+
+export interface BatchOptions extends WindowOptions {
+  /** most keys in one load (default 500) */
+  maxBatch?: number;
+}
+
+export function batched<K, V>(load: (keys: K[]) => Promise<V[]>, options: BatchOptions = {}): (key: K) => Promise<V> {
+  const { maxBatch = 500 } = options;
+  let queue: { key: K; resolve: (v: V) => void; reject: (err: unknown) => void }[] = [];
+  let inFlight = 0;
+  const scheduler = flushScheduler(flush, options);
 
   function flush(): void {
-    cancelWait?.();
-    cancelWait = undefined;
     if (inFlight > 0 || queue.length === 0) return;
+    scheduler.flushing();
     const batch = queue;
     queue = [];
-    lastLoadAt = performance.now();
     for (let i = 0; i < batch.length; i += maxBatch) {
       const part = batch.slice(i, i + maxBatch);
       inFlight++;
@@ -73,6 +98,6 @@ export function batched<K, V>(load: (keys: K[]) => Promise<V[]>, options: BatchO
       queue.push({ key, resolve, reject });
       if (inFlight > 0) return; // goes with the next load, as soon as this one returns
       if (queue.length >= maxBatch) flush();
-      else if (cancelWait === undefined) schedule();
+      else scheduler.schedule();
     });
 }

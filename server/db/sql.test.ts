@@ -221,4 +221,19 @@ describe('group commit (transaction with a group)', () => {
       await orm2.close(true);
     }
   });
+
+  it('while changes keep coming, commits those of consecutive loop turns together; idle, one goes at the end of its turn', async () => {
+    await member('warm', 53); // a batch has just gone out: the next one waits for the window
+    const first = member('a', 54);
+    await new Promise((r) => setImmediate(r));
+    const second = member('b', 55); // asked in a later loop turn
+    const [tx1, tx2] = await Promise.all([first, second]);
+    expect(tx1).toBe(tx2);
+
+    await new Promise((r) => setTimeout(r, 150)); // idle again
+    const alone = member('c', 56);
+    await new Promise((r) => setImmediate(r));
+    const next = member('d', 57);
+    expect(await alone).not.toBe(await next);
+  });
 });

@@ -22,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { MikroORM } from '@mikro-orm/postgresql';
+import { flushScheduler } from '../batch.js';
 
 export interface Statement {
   text: string;
@@ -112,6 +113,13 @@ interface Member {
 
 /** Members of one group commit at most. */
 const MAX_BATCH = 32;
+
+/**
+ * While changes keep coming, the first of a group commit waits this long for
+ * others (idle, only until the end of the loop turn): at 1,000 changes a second
+ * one loop turn holds about one, and a batch of one saves nothing.
+ */
+const groupWindowMs = 2;
 
 /** Distinct statement texts prepared at most; beyond that, statements run unnamed. */
 const MAX_PREPARED = 500;
@@ -286,11 +294,10 @@ export function createSqlPool(orm: MikroORM): SqlPool {
    * to run again alone, so that the error reaches only the member that causes it.
    */
   let queue: Member[] = [];
-  let flushing: NodeJS.Immediate | undefined;
   const inBatch = new Set<string>();
+  const scheduler = flushScheduler(flush, { windowMs: groupWindowMs });
 
   function flush() {
-    flushing = undefined;
     const batch: Member[] = [];
     const waiting: Member[] = [];
     for (const member of queue) {
@@ -304,9 +311,10 @@ export function createSqlPool(orm: MikroORM): SqlPool {
     }
     queue = waiting;
     if (batch.length === 0) return;
+    scheduler.flushing();
     const done = () => {
       for (const member of batch) inBatch.delete(member.group);
-      if (queue.length > 0) flushing ??= setImmediate(flush);
+      if (queue.length > 0) scheduler.schedule();
     };
     // Alone, a member takes the plain path: a PostgreSQL error then needs no second attempt.
     void (batch.length === 1 ? runAlone(batch[0]!) : runBatch(batch)).finally(done);
@@ -380,7 +388,8 @@ export function createSqlPool(orm: MikroORM): SqlPool {
       if (group === undefined) return transactionAlone(work, first);
       return new Promise<R>((resolve, reject) => {
         queue.push({ group, first, work, resolve: resolve as (value: unknown) => void, reject });
-        flushing ??= setImmediate(flush);
+        if (queue.length >= MAX_BATCH) flush();
+        else scheduler.schedule();
       });
     },
     snapshot: (statements) =>
