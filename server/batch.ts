@@ -10,9 +10,9 @@
  * steady rates, where handshakes arrive about one per loop turn.
  */
 /**
- * The window of the handshake's lookups (revocation entry, user row), measured in
- * the bench's handshake phase. It applies only while lookups keep coming, so a
- * lone handshake on an idle node does not wait for it.
+ * The window of the handshake's revocation lookup, measured in the bench's
+ * handshake phase. It applies only while lookups keep coming, so a lone
+ * handshake on an idle node does not wait for it.
  */
 export const lookupWindowMs = 5;
 

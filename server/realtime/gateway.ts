@@ -16,7 +16,7 @@ import { isAllowedOrigin } from '../http/security.js';
 import { clearExpiry, handshakeAuth, scheduleExpiry } from './handshake-auth.js';
 import { toUserView } from '../features/auth/auth.service.js';
 import { autoCork, redisOptions } from '../redis.js';
-import { batched, lookupWindowMs } from '../batch.js';
+import { batched } from '../batch.js';
 import { createDispatcher, defineHandler, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
 import { sessionRoom, userRoom } from './rooms.js';
 import type { AppServer } from './types.js';
@@ -55,18 +55,18 @@ export function createGateway(options: {
   const { server, deps, hooks } = options;
   const { config, logger, auth, revocation, broadcaster } = deps;
   const { sql } = deps;
-  /** The rows `session:ready` needs: one query for every socket connected in the same window. */
-  const userById = batched(
-    async (ids: string[]) => {
-      const rows = await sql.query<UserRow>(
-        'select id, email, full_name as "fullName", timezone, role, created_at as "createdAt", task_seq as "taskSeq" from users where id = any($1::uuid[])',
-        [ids],
-      );
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      return ids.map((id) => byId.get(id));
-    },
-    { windowMs: lookupWindowMs },
-  );
+  /**
+   * The rows `session:ready` needs: one query for every socket connected in the same loop turn. It needs no
+   * window of its own: the handshakes of one revocation lookup (which has one) connect in the same turn.
+   */
+  const userById = batched(async (ids: string[]) => {
+    const rows = await sql.query<UserRow>(
+      'select id, email, full_name as "fullName", timezone, role, created_at as "createdAt", task_seq as "taskSeq" from users where id = any($1::uuid[])',
+      [ids],
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => byId.get(id));
+  });
 
   const io: AppServer = new Server(server, {
     path: '/socket.io',
