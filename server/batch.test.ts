@@ -56,7 +56,7 @@ describe('batched', () => {
     expect(loads).toEqual([[1], [2, 3, 4]]);
   });
 
-  it('with a window, while busy, lookups of several loop turns within it go in one load; idle or full, none waits', async () => {
+  it('with a window, while busy, a lookup alone in its turn waits for the next; idle, in company or full, none waits', async () => {
     const loads: number[][] = [];
     const id = batched(
       async (keys: number[]) => {
@@ -79,6 +79,7 @@ describe('batched', () => {
     const never = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(() => r('waited'), 2_000))]);
     const slow = batched(async (keys: number[]) => keys, { windowMs: 60_000, maxBatch: 4, busyMs: 50 });
     expect(await never(slow(1))).toBe(1); // idle
+    expect(await never(Promise.all([2, 3].map(slow)))).toEqual([2, 3]); // busy, but not alone in its turn
     expect(await never(Promise.all([5, 6, 7, 8].map(slow)))).toEqual([5, 6, 7, 8]); // busy but full
     await new Promise((r) => setTimeout(r, 80));
     expect(await never(slow(9))).toBe(9); // idle again

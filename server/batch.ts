@@ -17,13 +17,15 @@
 export const lookupWindowMs = 5;
 
 /**
- * When a batch goes out: at the end of the loop turn, or, while busy (a batch
- * went out within the last `busyMs`), after `windowMs`, so that a steady
- * stream of requests, about one per loop turn, still makes batches. Idle, the
- * first request of a burst does not wait.
+ * When a batch goes out: at the end of the loop turn in which its first request
+ * came; but a request alone at the end of its turn, while busy (a batch went out
+ * within the last `busyMs`), waits up to `windowMs` for company, so that a
+ * steady stream of requests, about one per loop turn, still makes batches.
+ * Requests that came together, or the first of a burst after a quiet spell,
+ * do not wait.
  */
 export interface WindowOptions {
-  /** how long the first request of a batch waits for others while busy (default 0: never) */
+  /** how long a lone request waits for others while busy (default 0: never) */
   windowMs?: number;
   /** default 100 ms */
   busyMs?: number;
@@ -36,23 +38,28 @@ export interface FlushScheduler {
   flushing(): void;
 }
 
-export function flushScheduler(flush: () => void, { windowMs = 0, busyMs = 100 }: WindowOptions = {}): FlushScheduler {
+/** `waiting()` tells how many requests wait for the next batch. */
+export function flushScheduler(flush: () => void, waiting: () => number, { windowMs = 0, busyMs = 100 }: WindowOptions = {}): FlushScheduler {
   let cancel: (() => void) | undefined;
   let lastFlushAt = -Infinity;
   const fire = () => {
     cancel = undefined;
     flush();
   };
+  const endOfTurn = () => {
+    cancel = undefined;
+    if (windowMs > 0 && waiting() === 1 && performance.now() - lastFlushAt < busyMs) {
+      const timer = setTimeout(fire, windowMs);
+      cancel = () => clearTimeout(timer);
+    } else {
+      flush();
+    }
+  };
   return {
     schedule() {
       if (cancel) return;
-      if (windowMs > 0 && performance.now() - lastFlushAt < busyMs) {
-        const timer = setTimeout(fire, windowMs);
-        cancel = () => clearTimeout(timer);
-      } else {
-        const immediate = setImmediate(fire);
-        cancel = () => clearImmediate(immediate);
-      }
+      const immediate = setImmediate(endOfTurn);
+      cancel = () => clearImmediate(immediate);
     },
     flushing() {
       cancel?.();
@@ -71,7 +78,7 @@ export function batched<K, V>(load: (keys: K[]) => Promise<V[]>, options: BatchO
   const { maxBatch = 500 } = options;
   let queue: { key: K; resolve: (v: V) => void; reject: (err: unknown) => void }[] = [];
   let inFlight = 0;
-  const scheduler = flushScheduler(flush, options);
+  const scheduler = flushScheduler(flush, () => queue.length, options);
 
   function flush(): void {
     if (inFlight > 0 || queue.length === 0) return;

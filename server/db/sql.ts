@@ -115,9 +115,9 @@ interface Member {
 const MAX_BATCH = 32;
 
 /**
- * While changes keep coming, the first of a group commit waits this long for
- * others (idle, only until the end of the loop turn): at 1,000 changes a second
- * one loop turn holds about one, and a batch of one saves nothing.
+ * While changes keep coming, a change alone at the end of its loop turn waits
+ * this long for others (see `flushScheduler`): at 1,000 changes a second one
+ * loop turn holds about one, and a batch of one saves nothing.
  */
 const groupWindowMs = 2;
 
@@ -295,7 +295,7 @@ export function createSqlPool(orm: MikroORM): SqlPool {
    */
   let queue: Member[] = [];
   const inBatch = new Set<string>();
-  const scheduler = flushScheduler(flush, { windowMs: groupWindowMs });
+  const scheduler = flushScheduler(flush, () => queue.length, { windowMs: groupWindowMs });
 
   function flush() {
     const batch: Member[] = [];
