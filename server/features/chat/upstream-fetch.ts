@@ -2,9 +2,9 @@
  * The `fetch` the Anthropic SDK is given: node:http(s) with keep-alive instead
  * of the global (undici) fetch. A streamed answer arrives one small SSE event
  * per read, and undici's fetch spends more per read than node:http does:
- * reading a stream through the SDK costs ~48 µs of CPU per event this way
- * against ~69 µs with the global fetch (bench/README.md, "Fourth pass"), and at
- * 200 concurrent streams that is a fifth of a core.
+ * reading streams through the SDK cost 2–32 % less CPU per event this way
+ * (`npm run bench:micro`), and the relay's server CPU per upstream delta fell
+ * from 0.094–0.097 to 0.087–0.088 ms (bench/README.md, "Fourth pass").
  *
  * Only what the SDK sends to the Messages API is handled here: a string or
  * byte body (or none), over http: or https:. Anything else (a `Request`, a
