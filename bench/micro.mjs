@@ -3,11 +3,10 @@
 //   1. tasks.update through the real service on a fresh database: updates/s and CPU per update;
 //   2. Redis commands issued a few per loop turn, with and without `autoCork`;
 //   3. a streamed answer read through the Anthropic SDK, 100 at once, with the global fetch (undici)
-//      and with Sam's upstream fetch (node:http): CPU per SSE event, the upstream in a child process.
+//      and with Sam's upstream fetch (node:http): CPU per SSE event, from the bench's fake upstream
+//      (its own process) at 50 tokens/s.
 // Needs the built server (`npm run build:server`), PostgreSQL and Redis as for `npm run bench`.
-import { fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
 import { Redis } from 'ioredis';
 import { createOrm, ensureDatabase, migrate } from '../dist/server/db/orm.js';
@@ -15,7 +14,7 @@ import { createSqlPool } from '../dist/server/db/sql.js';
 import { createTasksService } from '../dist/server/features/tasks/tasks.service.js';
 import { autoCork } from '../dist/server/redis.js';
 import { createUpstreamFetch } from '../dist/server/features/chat/upstream-fetch.js';
-import { cleanup, cpuByRole, cpuSpent, runIdentity, seedUsers } from './servers.mjs';
+import { cleanup, cpuByRole, cpuSpent, runIdentity, seedUsers, startUpstream } from './servers.mjs';
 
 const cpuMs = (since) => {
   const u = process.cpuUsage(since);
@@ -81,22 +80,14 @@ async function upstreamReads(fetchImpl, url, streams = 100) {
   const client = new Anthropic({ apiKey: randomUUID(), baseURL: url, maxRetries: 0, ...(fetchImpl ? { fetch: fetchImpl } : {}) });
   const read = async () => {
     let events = 0;
-    for await (const _ of await client.messages.create({ model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }], stream: true })) events++;
+    // `[bench:…]` makes the fake upstream stream its fixed text at 50 tokens/s
+    for await (const _ of await client.messages.create({ model: 'm', max_tokens: 100, messages: [{ role: 'user', content: '[bench:micro]' }], stream: true })) events++;
     return events;
   };
   await Promise.all(Array.from({ length: streams }, read)); // warm-up
   const cpu0 = process.cpuUsage();
   const events = (await Promise.all(Array.from({ length: streams }, read))).reduce((a, b) => a + b, 0);
   return Math.round((10 * 1000 * cpuMs(cpu0)) / events) / 10;
-}
-
-if (process.argv[2] === 'upstream') {
-  // the child: Sam's offline model streaming 160 events an answer at 50 tokens/s
-  const { createAnthropicCompatibleServer } = await import('../dist/server/features/chat/offline-model.js');
-  const server = await createAnthropicCompatibleServer({ script: () => ({ kind: 'text', text: 'lorem ipsum dolor sit amet '.repeat(23), tokensPerSecond: 50, chunkSize: 4 }) });
-  process.send(server.url);
-  process.on('disconnect', () => process.exit(0));
-  await new Promise(() => {});
 }
 
 const updates = await taskUpdates();
@@ -106,16 +97,15 @@ for (const perTurn of [1, 5, 20]) {
   const corked = await redisCommands(perTurn, true);
   console.log(`Redis, ${perTurn} command(s) per loop turn: ${plain} µs CPU per command plain, ${corked} µs with autoCork`);
 }
-const upstream = fork(fileURLToPath(import.meta.url), ['upstream']);
+const upstream = await startUpstream(640); // 160 deltas an answer
 try {
-  const url = await new Promise((resolve) => upstream.once('message', resolve));
   const ours = createUpstreamFetch();
   for (let i = 0; i < 2; i++) {
-    const undici = await upstreamReads(undefined, url);
-    const node = await upstreamReads(ours.fetch, url);
+    const undici = await upstreamReads(undefined, upstream.url);
+    const node = await upstreamReads(ours.fetch, upstream.url);
     console.log(`Streamed answers read through the SDK, 100 at once: ${undici} µs CPU per event with the global fetch, ${node} µs with the upstream fetch (node:http)`);
   }
   ours.close();
 } finally {
-  upstream.disconnect();
+  upstream.child.kill();
 }

@@ -80,7 +80,10 @@ describe('batched', () => {
     const slow = batched(async (keys: number[]) => keys, { windowMs: 60_000, maxBatch: 4, busyMs: 50 });
     expect(await never(slow(1))).toBe(1); // idle
     expect(await never(Promise.all([2, 3].map(slow)))).toEqual([2, 3]); // busy, but not alone in its turn
-    expect(await never(Promise.all([5, 6, 7, 8].map(slow)))).toEqual([5, 6, 7, 8]); // busy but full
+    const lone = slow(5); // busy and alone: waits for the window…
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(await never(Promise.all([lone, ...[6, 7, 8].map(slow)]))).toEqual([5, 6, 7, 8]); // …until the batch is full
     await new Promise((r) => setTimeout(r, 80));
     expect(await never(slow(9))).toBe(9); // idle again
   });

@@ -1,6 +1,6 @@
 /**
  * Coalesces lookups into as few loads as the load's own round trip allows:
- * lookups made within one window (or, without one, one turn of the event loop)
+ * lookups made in one turn of the event loop (or, with a window, within it)
  * go in one load, and lookups made while a load is out wait for it and then go
  * together in the next one. Under a burst of handshakes one Redis MGET and one
  * PostgreSQL query then serve every socket whose handshake arrived during the
@@ -9,12 +9,6 @@
  * in the handshake's CPU profile). A window of a few milliseconds matters at
  * steady rates, where handshakes arrive about one per loop turn.
  */
-/**
- * The window of the handshake's revocation lookup, measured in the bench's
- * handshake phase. It applies only while lookups keep coming, so a lone
- * handshake on an idle node does not wait for it.
- */
-export const lookupWindowMs = 5;
 
 /**
  * When a batch goes out: at the end of the loop turn in which its first request
@@ -29,17 +23,19 @@ export interface WindowOptions {
   windowMs?: number;
   /** default 100 ms */
   busyMs?: number;
+  /** with this many waiting, the batch goes at once (default: no limit) */
+  maxBatch?: number;
 }
 
 export interface FlushScheduler {
-  /** Schedules `flush` unless it is scheduled already. */
+  /** Call when a request comes: flushes at once when `maxBatch` wait, else schedules `flush` unless it is scheduled already. */
   schedule(): void;
   /** Call when a batch goes out: cancels a scheduled flush and marks the scheduler busy. */
   flushing(): void;
 }
 
 /** `waiting()` tells how many requests wait for the next batch. */
-export function flushScheduler(flush: () => void, waiting: () => number, { windowMs = 0, busyMs = 100 }: WindowOptions = {}): FlushScheduler {
+export function flushScheduler(flush: () => void, waiting: () => number, { windowMs = 0, busyMs = 100, maxBatch = Infinity }: WindowOptions = {}): FlushScheduler {
   let cancel: (() => void) | undefined;
   let lastFlushAt = -Infinity;
   const fire = () => {
@@ -57,6 +53,7 @@ export function flushScheduler(flush: () => void, waiting: () => number, { windo
   };
   return {
     schedule() {
+      if (waiting() >= maxBatch) return flush();
       if (cancel) return;
       const immediate = setImmediate(endOfTurn);
       cancel = () => clearImmediate(immediate);
@@ -69,16 +66,14 @@ export function flushScheduler(flush: () => void, waiting: () => number, { windo
   };
 }
 
-export interface BatchOptions extends WindowOptions {
-  /** most keys in one load (default 500) */
-  maxBatch?: number;
-}
+/** `maxBatch` (default 500) is also the most keys in one load. */
+export type BatchOptions = WindowOptions;
 
 export function batched<K, V>(load: (keys: K[]) => Promise<V[]>, options: BatchOptions = {}): (key: K) => Promise<V> {
   const { maxBatch = 500 } = options;
   let queue: { key: K; resolve: (v: V) => void; reject: (err: unknown) => void }[] = [];
   let inFlight = 0;
-  const scheduler = flushScheduler(flush, () => queue.length, options);
+  const scheduler = flushScheduler(flush, () => queue.length, { ...options, maxBatch });
 
   function flush(): void {
     if (inFlight > 0 || queue.length === 0) return;
@@ -104,7 +99,6 @@ export function batched<K, V>(load: (keys: K[]) => Promise<V[]>, options: BatchO
     new Promise<V>((resolve, reject) => {
       queue.push({ key, resolve, reject });
       if (inFlight > 0) return; // goes with the next load, as soon as this one returns
-      if (queue.length >= maxBatch) flush();
-      else scheduler.schedule();
+      scheduler.schedule();
     });
 }

@@ -295,7 +295,7 @@ export function createSqlPool(orm: MikroORM): SqlPool {
    */
   let queue: Member[] = [];
   const inBatch = new Set<string>();
-  const scheduler = flushScheduler(flush, () => queue.length, { windowMs: groupWindowMs });
+  const scheduler = flushScheduler(flush, () => queue.length, { windowMs: groupWindowMs, maxBatch: MAX_BATCH });
 
   function flush() {
     const batch: Member[] = [];
@@ -388,8 +388,7 @@ export function createSqlPool(orm: MikroORM): SqlPool {
       if (group === undefined) return transactionAlone(work, first);
       return new Promise<R>((resolve, reject) => {
         queue.push({ group, first, work, resolve: resolve as (value: unknown) => void, reject });
-        if (queue.length >= MAX_BATCH) flush();
-        else scheduler.schedule();
+        scheduler.schedule();
       });
     },
     snapshot: (statements) =>

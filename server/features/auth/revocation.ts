@@ -13,7 +13,7 @@ import { appError, ErrorCode, isConnectivityError } from '../../errors.js';
 import type { Redis, RedisWatch } from '../../redis.js';
 import { securityLog, type Logger } from '../../logger.js';
 import type { AccessClaims } from './tokens.js';
-import { batched, lookupWindowMs } from '../../batch.js';
+import { batched } from '../../batch.js';
 
 const READY_KEY = 'bl:ready';
 const sessionKey = (sid: string) => `bl:sid:${sid}`;
@@ -50,14 +50,18 @@ export function createRevocationStore(options: {
 
   const sql = <T>(query: string, params: unknown[]) => orm.em.getConnection().execute<T[]>(query, params);
 
-  /** The blacklist entry of a session and the marker, in one MGET for every handshake of the same window. */
+  /**
+   * The blacklist entry of a session and the marker, in one MGET for every handshake of the same loop turn,
+   * or, while handshakes keep coming, of the same 5 ms (measured in the bench's handshake phase: at a steady
+   * 500–1,000 connects/s a loop turn holds about one). An idle node does not wait.
+   */
   const blacklistEntry = batched(
     async (sids: string[]) => {
       const values = await redis.mget(...sids.map(sessionKey), READY_KEY);
       const ready = values[sids.length];
       return sids.map((_, i) => ({ entry: values[i], ready }));
     },
-    { windowMs: lookupWindowMs },
+    { windowMs: 5 },
   );
 
   async function checkInDatabase(claims: AccessClaims): Promise<boolean> {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
@@ -5,7 +6,6 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createUpstreamFetch, type UpstreamFetch } from './upstream-fetch.js';
 import { createAnthropicCompatibleServer } from './offline-model.js';
-import { randomUUID } from 'node:crypto';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void;
 
