@@ -79,6 +79,18 @@ export function renderReport(res) {
       for (const r of p.rows.slice(0, 15)) lines.push(`- ${r.pctOfBusy}% ${r.ms} ms ${r.fn}`);
     }
   }
+  if (s.profilePhases?.length) {
+    lines.push(
+      '',
+      "Sam's main thread in each phase (CPU profile): how busy it was, and where its busy time went. The socket layer is ws, engine.io, socket.io and the Node internals they call, which bare runs too; the rest, GC aside, is work bare does not do.",
+      '',
+      '| phase | profile | busy | GC | socket layer | the rest | top packages (share of busy) |',
+      '|---|---|---:|---:|---:|---:|---|',
+      ...s.profilePhases.map(
+        (w) => `| ${w.phase} | ${w.file} | ${w.busyPct}% of ${sec(w.wallMs)} s | ${w.gcPct}% | ${w.socketLayerPct}% | ${w.otherPct}% | ${w.packages.map((p) => `${p.pkg} ${p.pctOfBusy}%`).join(', ')} |`,
+      ),
+    );
+  }
   return { markdown: lines.join('\n'), targets };
 }
 

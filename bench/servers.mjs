@@ -121,6 +121,9 @@ async function waitHealthy(url, child, timeoutMs = 20_000) {
   if (ok !== true) throw new Error(`${child.benchName} did not become healthy (${ok}); log: ${child.logFile}`);
 }
 
+/** The CPU profiles of the Sam processes this run started with `profile` (written when each exits). */
+export const profilesWritten = [];
+
 /** Starts one Sam node; resolves when /health answers 200. */
 export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
   const logFile = path.join(logDir, `${nodeId}.log`);
@@ -131,7 +134,11 @@ export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
   // The inspector, on loopback with a random port, lets the bench collect garbage before it reads the heap
   // (as it does in bare over IPC): the issue asks for the heap after GC. Nothing connects to it otherwise.
   args.push('--inspect=127.0.0.1:0');
-  if (profile) args.push('--cpu-prof', `--cpu-prof-dir=${path.join(root, 'bench/profiles')}`, `--cpu-prof-name=sam-${nodeId}-${Date.now()}.cpuprofile`);
+  if (profile) {
+    const name = `sam-${nodeId}-${Date.now()}.cpuprofile`;
+    args.push('--cpu-prof', `--cpu-prof-dir=${path.join(root, 'bench/profiles')}`, `--cpu-prof-name=${name}`);
+    profilesWritten.push(path.join(root, 'bench/profiles', name));
+  }
   args.push('dist/server/main.js');
   const child = track(spawn(process.execPath, args, { cwd: root, env: samEnv(ident, { port, nodeId, upstreamUrl }), stdio: ['ignore', out, out] }), nodeId);
   child.logFile = logFile;

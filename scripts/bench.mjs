@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { capacity, connectUsers, fanout, Generators, handshakes, logins, reconnectStorm, relay, runLoad } from '../bench/scenarios.mjs';
-import { cleanup, killAll, logDir, migrate, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
+import { cleanup, killAll, logDir, migrate, profilesWritten, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
 import { renderReport } from '../bench/report.mjs';
-import { topSelf } from '../bench/profile-top.mjs';
+import { byWindow, topSelf } from '../bench/profile-top.mjs';
 import { settle, sleep } from '../bench/lib.mjs';
 
 const argv = process.argv.slice(2);
@@ -59,6 +59,13 @@ const ident = runIdentity();
 const basePort = 20_000 + Math.floor(Math.random() * 20_000);
 let gens;
 const loadAverages = [];
+/**
+ * Sam's phases as windows on CLOCK_MONOTONIC (µs), the clock of `process.hrtime`
+ * and of V8's CPU profiles, so that `--profile` can say what Sam's main thread
+ * did in each scenario (`byWindow`).
+ */
+const phaseWindows = [];
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 let cleaned = false;
 
 async function finish(code) {
@@ -118,9 +125,10 @@ async function main() {
     await Promise.all([stopNode(a)]);
     if (profile) {
       await sleep(500);
-      const dir = path.join(root, 'bench/profiles');
-      const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f)).sort((x, y) => fs.statSync(y).mtimeMs - fs.statSync(x).mtimeMs);
-      results.sam.profiles = files.slice(0, 3).map((f) => topSelf(f, 20));
+      const files = profilesWritten.filter((f) => fs.existsSync(f));
+      results.sam.profiles = files.map((f) => topSelf(f, 20));
+      // Each phase's window of each process's profile: what the main thread did during that scenario.
+      results.sam.profilePhases = files.flatMap((f) => byWindow(f, phaseWindows));
     }
   }
   if (runBare) {
@@ -170,37 +178,46 @@ function fdLimit() {
 async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstream, password, twoNodes }) {
   let a = nodes[0];
   const out = {};
-  const phase = async (s) => {
+  /** Runs one scenario: waits for a quiet machine, logs it, and records its window for `--profile`. */
+  const phase = async (s, run) => {
     const quiet = await settle();
     const load1 = Math.round(os.loadavg()[0] * 100) / 100;
     loadAverages.push({ phase: `${kind} ${s.split(' ')[0]}`, load1, settledMs: quiet.waitedMs, busyAtStart: quiet.busy });
     log(`${kind}: ${s} (load average ${load1}; waited ${(quiet.waitedMs / 1000).toFixed(1)} s for the machine to be quiet, busy ${Math.round(quiet.busy * 100)}%)`);
+    const window = { label: s, fromUs: monotonicUs(), toUs: Infinity };
+    try {
+      return await run();
+    } finally {
+      window.toUs = monotonicUs();
+      if (kind === 'sam') phaseWindows.push(window);
+    }
   };
   const budgetEndsAt = Date.now() + cfg.budgetMs;
 
   let n = 0;
   if (wanted('capacity')) {
-    await phase('1. capacity and memory (3 sockets per user, one task update per user every 10 s)');
-    out.capacity = await capacity({ gens }, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log });
+    out.capacity = await phase('1. capacity and memory (3 sockets per user, one task update per user every 10 s)', () => capacity({ gens }, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log }));
     n = out.capacity.remaining;
     out.fanoutSockets = n;
   }
 
   if (wanted('fanout')) {
-    await phase(`3. fan-out at ${n} sockets`);
-    out.fanout = await fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log });
+    out.fanout = await phase(`3. fan-out at ${n} sockets`, () => fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log }));
   }
 
   if (password && wanted('logins')) {
-    await phase(`5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`);
-    out.logins = await logins({ gens }, a, { rate: cfg.loginRate, ms: cfg.loginMs, drainMs: quick ? 3_000 : 10_000, pool, password, bgRate: Math.max(1, Math.round(n / 30)), log });
+    out.logins = await phase(`5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`, () =>
+      logins({ gens }, a, { rate: cfg.loginRate, ms: cfg.loginMs, drainMs: quick ? 3_000 : 10_000, pool, password, bgRate: Math.max(1, Math.round(n / 30)), log }),
+    );
   }
 
   if (wanted('storm')) {
-    // Full runs restart gracefully (SIGTERM, as a deploy does); quick runs crash-restart (SIGKILL) to stay short.
-    const restartKind = quick ? 'SIGKILL' : 'SIGTERM';
-    await phase(`2b. reconnect storm: restart (${restartKind}) with ${n} sockets`);
-    const storm = await reconnectStorm({ gens }, a, { restart: () => restart(a, restartKind), timeoutMs: quick ? 20_000 : 60_000, log });
+    // Full runs restart gracefully (SIGTERM, as a deploy does); quick runs crash-restart (SIGKILL) to stay short,
+    // unless profiled: a killed process writes no profile.
+    const restartKind = quick && !profile ? 'SIGKILL' : 'SIGTERM';
+    const storm = await phase(`2b. reconnect storm: restart (${restartKind}) with ${n} sockets`, () =>
+      reconnectStorm({ gens }, a, { restart: () => restart(a, restartKind), timeoutMs: quick ? 20_000 : 60_000, log }),
+    );
     storm.result.restartKind = restartKind;
     a = storm.node;
     out.reconnect = storm.result;
@@ -209,16 +226,16 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   await sleep(1_500);
 
   if (wanted('handshakes')) {
-    await phase('2a. handshakes at fixed arrival rates');
-    out.handshakes = await handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log });
+    out.handshakes = await phase('2a. handshakes at fixed arrival rates', () => handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log }));
   }
 
   if (wanted('relay')) {
-    await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`);
-    // The node restarted in 2b: a few streams first (full runs), so that the figures are those of a warm process.
-    const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
-    if (!quick) await relay({ gens }, { ...relayArgs, streams: 20, log: (m) => log(`  warm-up:${m}`) });
-    out.relay = await relay({ gens }, { ...relayArgs, streams: cfg.streams, log });
+    out.relay = await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`, async () => {
+      // The node restarted in 2b: a few streams first (full runs), so that the figures are those of a warm process.
+      const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
+      if (!quick) await relay({ gens }, { ...relayArgs, streams: 20, log: (m) => log(`  warm-up:${m}`) });
+      return relay({ gens }, { ...relayArgs, streams: cfg.streams, log });
+    });
   }
 
   if (!wanted('two')) return { result: out, node: a };
@@ -230,20 +247,23 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   } else {
     pair = [a, await secondNode()];
   }
-  await phase(`6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`);
   out.twoNodes = {};
-  const c = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
-  out.twoNodes.connectFailed = c.failed;
-  out.twoNodes.fanoutSockets = c.ok;
-  // The second node is a fresh process: a little load first (full runs), so that the figures are those of warm processes.
-  if (!quick) await runLoad(gens, { rate: 100, ms: 2_000, drainMs: 1_000 });
-  out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log });
+  const c = await phase(`6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`, async () => {
+    const connected = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
+    out.twoNodes.connectFailed = connected.failed;
+    out.twoNodes.fanoutSockets = connected.ok;
+    // The second node is a fresh process: a little load first (full runs), so that the figures are those of warm processes.
+    if (!quick) await runLoad(gens, { rate: 100, ms: 2_000, drainMs: 1_000 });
+    out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log });
+    return connected;
+  });
   if (cfg.twoNodeCapacity) {
     const more = pool.slice(fanoutUsers, 2 * fanoutUsers);
-    await phase(`6. two nodes: capacity check at ${(fanoutUsers + more.length) * 3} sockets`);
-    const c2 = await connectUsers(gens, { users: more, urls: pair.map((p) => p.url), set: 'two2', rate: cfg.connectRate });
-    const users = fanoutUsers + more.length;
-    const load = await runLoad(gens, { rate: Math.round(users / 10), ms: cfg.windowMs, drainMs: 2_000 });
+    const { c2, load } = await phase(`6. two nodes: capacity check at ${(fanoutUsers + more.length) * 3} sockets`, async () => {
+      const c2 = await connectUsers(gens, { users: more, urls: pair.map((p) => p.url), set: 'two2', rate: cfg.connectRate });
+      const load = await runLoad(gens, { rate: Math.round((fanoutUsers + more.length) / 10), ms: cfg.windowMs, drainMs: 2_000 });
+      return { c2, load };
+    });
     out.twoNodes.capacityCheck = { sockets: c.ok + c2.ok, connectFailed: c2.failed, connectErrors: c2.errors, ack: load.ack, lost: load.lost, unacked: load.unacked };
     log(`  ${c.ok + c2.ok} sockets on two nodes: ack p99 ${load.ack.p99} ms, connect failed ${c2.failed}`);
   }
