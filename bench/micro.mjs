@@ -4,11 +4,15 @@
 //   2. Redis commands issued a few per loop turn, with and without `autoCork`;
 //   3. a streamed answer read through the Anthropic SDK, 100 at once, with the global fetch (undici)
 //      and with Sam's upstream fetch (node:http): CPU per SSE event, from the bench's fake upstream
-//      (its own process) at 50 tokens/s.
+//      (its own process) at 50 tokens/s;
+//   4. the round trip to PostgreSQL (`select 1`) and to Redis (PING), back to back and after 5 ms with
+//      nothing to do: on this kind of VM a peer that has gone idle takes far longer to answer, and a
+//      task change at low load makes three round trips (the rate limit, then two to PostgreSQL).
 // Needs the built server (`npm run build:server`), PostgreSQL and Redis as for `npm run bench`.
 import { randomBytes, randomUUID } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { createOrm, ensureDatabase, migrate } from '../dist/server/db/orm.js';
 import { createSqlPool } from '../dist/server/db/sql.js';
 import { createTasksService } from '../dist/server/features/tasks/tasks.service.js';
@@ -90,6 +94,26 @@ async function upstreamReads(fetchImpl, url, streams = 100) {
   return Math.round((10 * 1000 * cpuMs(cpu0)) / events) / 10;
 }
 
+/** Round-trip times (ms, p50 / p90) of `fn`, back to back and each after `idleMs` of nothing. */
+async function roundTrips(fn, idleMs = 5) {
+  const pct = (a, p) => Math.round(1000 * [...a].sort((x, y) => x - y)[Math.floor(p * a.length)]) / 1000;
+  for (let i = 0; i < 200; i++) await fn(); // warm-up
+  const busy = [];
+  for (let i = 0; i < 1000; i++) {
+    const t = performance.now();
+    await fn();
+    busy.push(performance.now() - t);
+  }
+  const idle = [];
+  for (let i = 0; i < 300; i++) {
+    await new Promise((resolve) => setTimeout(resolve, idleMs));
+    const t = performance.now();
+    await fn();
+    idle.push(performance.now() - t);
+  }
+  return `back to back p50 ${pct(busy, 0.5)} p90 ${pct(busy, 0.9)} ms; after ${idleMs} ms idle p50 ${pct(idle, 0.5)} p90 ${pct(idle, 0.9)} ms`;
+}
+
 const updates = await taskUpdates();
 console.log(`tasks.update (concurrency ${updates.concurrency}): ${updates.perSecond} updates/s, ${updates.cpuMsPerUpdate} ms CPU per update in this process, ${updates.postgresMsPerUpdate} ms in PostgreSQL`);
 for (const perTurn of [1, 5, 20]) {
@@ -108,4 +132,17 @@ try {
   ours.close();
 } finally {
   upstream.child.kill();
+}
+
+{
+  const pgClient = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await pgClient.connect();
+  const redis = new Redis({ host: '127.0.0.1', port: 6379 });
+  try {
+    console.log(`Round trip to PostgreSQL (select 1): ${await roundTrips(() => pgClient.query({ name: 'micro_select_1', text: 'select 1' }))}`);
+    console.log(`Round trip to Redis (PING): ${await roundTrips(() => redis.ping())}`);
+  } finally {
+    await pgClient.end();
+    redis.disconnect();
+  }
 }
