@@ -56,37 +56,35 @@ describe('batched', () => {
     expect(loads).toEqual([[1], [2, 3, 4]]);
   });
 
-  it('with a window, a lookup alone in its turn waits for the next when lookups come often enough', async () => {
+  it('with a window, while busy, a lookup alone in its turn waits for the next; idle, in company or full, none waits', async () => {
     const loads: number[][] = [];
     const id = batched(
       async (keys: number[]) => {
         loads.push(keys);
         return keys;
       },
-      { windowMs: 30, maxBatch: 8, rateSpanMs: 200 },
+      { windowMs: 30, maxBatch: 4, busyMs: 200 },
     );
-    expect(await id(0)).toBe(0); // the first goes at the end of its turn
-    expect(await Promise.all([1, 2, 3, 4, 5, 6].map(id))).toEqual([1, 2, 3, 4, 5, 6]); // in company: at once
-    // 7 lookups in 200 ms: more than one expected in 30 ms
-    const first = id(7); // alone: waits for the window
+    expect(await id(0)).toBe(0); // idle: at the end of the turn
+    await new Promise((r) => setImmediate(r)); // the load has ended
+    const first = id(1); // busy now (a load started just before): waits for the window
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setTimeout(r, 5));
-    const second = id(8);
-    expect(loads).toEqual([[0], [1, 2, 3, 4, 5, 6]]);
-    expect(await Promise.all([first, second])).toEqual([7, 8]);
-    expect(loads).toEqual([[0], [1, 2, 3, 4, 5, 6], [7, 8]]);
-  });
+    const second = id(2);
+    expect(loads).toEqual([[0]]);
+    expect(await Promise.all([first, second])).toEqual([1, 2]);
+    expect(loads).toEqual([[0], [1, 2]]);
 
-  it('with a window, a lookup does not wait at a low rate, in company, or when the batch is full', async () => {
-    // The window is far longer than `never` allows: only not waiting can settle these.
-    const never = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(() => r('waited'), 300))]);
-    const slow = batched(async (keys: number[]) => keys, { windowMs: 1_000, maxBatch: 4, rateSpanMs: 100_000 });
-    for (const k of [1, 2, 3]) expect(await never(slow(k))).toBe(k); // 1 to 3 lookups in 100 s: none expected in 1 s
-    expect(await never(Promise.all(Array.from({ length: 120 }, (_, i) => slow(i))))).toHaveLength(120); // in company
-    // 123 lookups in 100 s: more than one expected in 1 s
-    expect(await never(Promise.all([10, 11].map(slow)))).toEqual([10, 11]); // in company: at once
-    const lone = slow(5);
-    expect(await never(lone)).toBe('waited'); // alone: waits for the window…
+    // With a window far longer than the test's own timeout, only not waiting can settle these.
+    const never = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(() => r('waited'), 2_000))]);
+    const slow = batched(async (keys: number[]) => keys, { windowMs: 60_000, maxBatch: 4, busyMs: 50 });
+    expect(await never(slow(1))).toBe(1); // idle
+    expect(await never(Promise.all([2, 3].map(slow)))).toEqual([2, 3]); // busy, but not alone in its turn
+    const lone = slow(5); // busy and alone: waits for the window…
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
     expect(await never(Promise.all([lone, ...[6, 7, 8].map(slow)]))).toEqual([5, 6, 7, 8]); // …until the batch is full
+    await new Promise((r) => setTimeout(r, 80));
+    expect(await never(slow(9))).toBe(9); // idle again
   });
 });

@@ -12,45 +12,39 @@
 
 /**
  * When a batch goes out: at the end of the loop turn in which its first request
- * came; but a request alone at the end of its turn waits up to `windowMs` for
- * company when requests come often enough that company is likely in that
- * time (at least one expected, from the arrivals of about the last
- * `rateSpanMs`), so that a steady stream of requests, about one per loop turn,
- * still makes batches. At a low rate a lone request does not wait: company
- * would rarely come, and every request would pay the window. Requests that
- * came together, or a full batch, do not wait either.
+ * came; but a request alone at the end of its turn, while busy (a batch went out
+ * within the last `busyMs`), waits up to `windowMs` for company, so that a
+ * steady stream of requests, about one per loop turn, still makes batches.
+ * Requests that came together, or the first of a burst after a quiet spell,
+ * do not wait.
  */
 export interface WindowOptions {
-  /** how long a lone request may wait for others (default 0: never) */
+  /** how long a lone request waits for others while busy (default 0: never) */
   windowMs?: number;
-  /** the span over which the arrival rate is measured (default 100 ms) */
-  rateSpanMs?: number;
+  /** default 100 ms */
+  busyMs?: number;
   /** with this many waiting, the batch goes at once (default: no limit) */
   maxBatch?: number;
 }
 
 export interface FlushScheduler {
-  /**
-   * Call for every request that comes: flushes at once when `maxBatch` wait,
-   * else schedules `flush` unless it is scheduled already. `flush` may find it
-   * cannot go yet (a load is out) and leave the requests waiting.
-   */
+  /** Call when a request comes: flushes at once when `maxBatch` wait, else schedules `flush` unless it is scheduled already. */
   schedule(): void;
-  /** Call when a batch goes out: cancels a scheduled flush. */
+  /** Call when a batch goes out: cancels a scheduled flush and marks the scheduler busy. */
   flushing(): void;
 }
 
 /** `waiting()` tells how many requests wait for the next batch. */
-export function flushScheduler(flush: () => void, waiting: () => number, { windowMs = 0, rateSpanMs = 100, maxBatch = Infinity }: WindowOptions = {}): FlushScheduler {
+export function flushScheduler(flush: () => void, waiting: () => number, { windowMs = 0, busyMs = 100, maxBatch = Infinity }: WindowOptions = {}): FlushScheduler {
   let cancel: (() => void) | undefined;
-  const rate = arrivalRate(rateSpanMs);
+  let lastFlushAt = -Infinity;
   const fire = () => {
     cancel = undefined;
     flush();
   };
   const endOfTurn = () => {
     cancel = undefined;
-    if (windowMs > 0 && waiting() === 1 && rate.perMs(performance.now()) * windowMs >= 1) {
+    if (windowMs > 0 && waiting() === 1 && performance.now() - lastFlushAt < busyMs) {
       const timer = setTimeout(fire, windowMs);
       cancel = () => clearTimeout(timer);
     } else {
@@ -59,7 +53,6 @@ export function flushScheduler(flush: () => void, waiting: () => number, { windo
   };
   return {
     schedule() {
-      if (windowMs > 0) rate.arrived(performance.now());
       if (waiting() >= maxBatch) return flush();
       if (cancel) return;
       const immediate = setImmediate(endOfTurn);
@@ -68,33 +61,7 @@ export function flushScheduler(flush: () => void, waiting: () => number, { windo
     flushing() {
       cancel?.();
       cancel = undefined;
-    },
-  };
-}
-
-/**
- * Arrivals per millisecond over about the last `spanMs`: the count of the
- * current span plus the previous span's, weighted by how much of it is still
- * within `spanMs` of now.
- */
-function arrivalRate(spanMs: number) {
-  let start = -Infinity;
-  let current = 0;
-  let previous = 0;
-  const roll = (now: number) => {
-    if (now - start < spanMs) return;
-    previous = now - start < 2 * spanMs ? current : 0;
-    start = now - start < 2 * spanMs ? start + spanMs : now;
-    current = 0;
-  };
-  return {
-    arrived(now: number) {
-      roll(now);
-      current++;
-    },
-    perMs(now: number) {
-      roll(now);
-      return (current + previous * Math.max(0, 1 - (now - start) / spanMs)) / spanMs;
+      lastFlushAt = performance.now();
     },
   };
 }
@@ -128,10 +95,10 @@ export function batched<K, V>(load: (keys: K[]) => Promise<V[]>, options: BatchO
     }
   }
 
-  // A lookup made while a load is out goes with the next load, as soon as this one returns (`flush` waits for it).
   return (key) =>
     new Promise<V>((resolve, reject) => {
       queue.push({ key, resolve, reject });
+      if (inFlight > 0) return; // goes with the next load, as soon as this one returns
       scheduler.schedule();
     });
 }

@@ -115,11 +115,9 @@ interface Member {
 const MAX_BATCH = 32;
 
 /**
- * When changes come at 500/s or more, a change alone at the end of its loop
- * turn waits this long for others (see `flushScheduler`): at 1,000 changes a
- * second one loop turn holds about one, and a batch of one saves nothing.
- * Below that rate a change does not wait: on this kind of machine each
- * round trip to an idle PostgreSQL already costs 0.4–4 ms.
+ * While changes keep coming, a change alone at the end of its loop turn waits
+ * this long for others (see `flushScheduler`): at 1,000 changes a second one
+ * loop turn holds about one, and a batch of one saves nothing.
  */
 const groupWindowMs = 2;
 
