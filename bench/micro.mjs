@@ -18,6 +18,7 @@ import { createSqlPool } from '../dist/server/db/sql.js';
 import { createTasksService } from '../dist/server/features/tasks/tasks.service.js';
 import { autoCork } from '../dist/server/redis.js';
 import { createUpstreamFetch } from '../dist/server/features/chat/upstream-fetch.js';
+import { pct } from './lib.mjs';
 import { cleanup, cpuByRole, cpuSpent, runIdentity, seedUsers, startUpstream } from './servers.mjs';
 
 const cpuMs = (since) => {
@@ -96,7 +97,6 @@ async function upstreamReads(fetchImpl, url, streams = 100) {
 
 /** Round-trip times (ms, p50 / p90) of `fn`, back to back and each after `idleMs` of nothing. */
 async function roundTrips(fn, idleMs = 5) {
-  const pct = (a, p) => Math.round(1000 * [...a].sort((x, y) => x - y)[Math.floor(p * a.length)]) / 1000;
   for (let i = 0; i < 200; i++) await fn(); // warm-up
   const busy = [];
   for (let i = 0; i < 1000; i++) {
@@ -111,7 +111,8 @@ async function roundTrips(fn, idleMs = 5) {
     await fn();
     idle.push(performance.now() - t);
   }
-  return `back to back p50 ${pct(busy, 0.5)} p90 ${pct(busy, 0.9)} ms; after ${idleMs} ms idle p50 ${pct(idle, 0.5)} p90 ${pct(idle, 0.9)} ms`;
+  const ms = (values, p) => Math.round(1000 * pct(values, p)) / 1000;
+  return `back to back p50 ${ms(busy, 50)} p90 ${ms(busy, 90)} ms; after ${idleMs} ms idle p50 ${ms(idle, 50)} p90 ${ms(idle, 90)} ms`;
 }
 
 const updates = await taskUpdates();

@@ -14,32 +14,42 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 export function topSelf(file, count = 20) {
-  const r = summarise(readProfile(file), path.basename(file), count);
+  const r = summarise(loadProfile(file), count);
   return { ...r, packages: r.packages.slice(0, 25) };
 }
 
-const readProfile = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
+/** A profile with what every summary needs: its nodes by id and the package each node's self time is charged to. */
+function loadProfile(file) {
+  const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
+  return { prof, name: path.basename(file), byId: new Map(prof.nodes.map((n) => [n.id, n])), ownerOfNode: ownerLookup(prof) };
+}
 
 /**
- * Self time per profile node, of the samples taken in `window` ({ fromUs, toUs }
- * on the profile's clock), or of all of them.
+ * Calls `fn(nodeId, us, t)` for every sample: samples[i] was taken timeDeltas[i]
+ * after the previous one, so that interval (`us`) is charged to samples[i],
+ * taken at `t` on the profile's clock (µs).
  */
-function selfTimes(prof, window) {
-  const selfUs = new Map();
+function eachSample(prof, fn) {
   let t = prof.startTime;
-  // samples[i] was taken timeDeltas[i] after the previous one: charge that interval to samples[i].
   for (let i = 0; i < prof.samples.length; i++) {
     const us = prof.timeDeltas[i] ?? 0;
     t += us;
-    if (window && (t < window.fromUs || t > window.toUs)) continue;
-    const id = prof.samples[i];
-    selfUs.set(id, (selfUs.get(id) ?? 0) + us);
+    fn(prof.samples[i], us, t);
   }
+}
+
+/** Self time per profile node, of the samples taken in `window` ({ fromUs, toUs } on the profile's clock), or of all of them. */
+function selfTimes(prof, window) {
+  const selfUs = new Map();
+  eachSample(prof, (id, us, t) => {
+    if (window && (t < window.fromUs || t > window.toUs)) return;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + us);
+  });
   return selfUs;
 }
 
-function summarise(prof, name, count, window) {
-  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+function summarise(loaded, count, window) {
+  const { prof, name, byId } = loaded;
   const selfUs = selfTimes(prof, window);
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
   const agg = new Map();
@@ -55,7 +65,7 @@ function summarise(prof, name, count, window) {
     .sort((a, b) => b[1] - a[1])
     .slice(0, count)
     .map(([fn, us]) => ({ fn, ms: Math.round(us / 1000), pctOfBusy: Math.round((1000 * us) / busy) / 10 }));
-  return { file: name, totalMs: Math.round(total / 1000), busyMs: Math.round(busy / 1000), rows, packages: byPackage(prof, selfUs, busy) };
+  return { file: name, totalMs: Math.round(total / 1000), busyMs: Math.round(busy / 1000), rows, packages: byPackage(loaded.ownerOfNode, selfUs, busy) };
 }
 
 /**
@@ -64,14 +74,14 @@ function summarise(prof, name, count, window) {
  * the share that is not the socket layer bare also runs (see `socketLayer`).
  */
 export function byWindow(file, windows, count = 8) {
-  const prof = readProfile(file);
-  const name = path.basename(file);
+  const loaded = loadProfile(file);
+  const { prof, name } = loaded;
   const out = [];
   for (const w of windows) {
     const fromUs = Math.max(w.fromUs, prof.startTime);
     const toUs = Math.min(w.toUs, prof.endTime);
     if (toUs - fromUs < 1e6) continue; // the process did not live through (a second of) this phase
-    const r = summarise(prof, name, count, { fromUs, toUs });
+    const r = summarise(loaded, count, { fromUs, toUs });
     const wallMs = Math.round((toUs - fromUs) / 1000);
     const pct = (ms) => Math.round((1000 * ms) / r.busyMs) / 10;
     const gcMs = r.packages.find((p) => p.pkg === '(garbage collector)')?.ms ?? 0;
@@ -134,8 +144,7 @@ function ownerLookup(prof) {
   return ownerOfNode;
 }
 
-function byPackage(prof, selfUs, busy) {
-  const ownerOfNode = ownerLookup(prof);
+function byPackage(ownerOfNode, selfUs, busy) {
   const agg = new Map();
   for (const [id, us] of selfUs) {
     const o = ownerOfNode(id);
@@ -147,21 +156,17 @@ function byPackage(prof, selfUs, busy) {
 
 /** Per second of the profile: busy share of the main thread and of each of `packages`. */
 export function timeline(file, packages) {
-  const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const ownerOfNode = ownerLookup(prof);
+  const { prof, ownerOfNode } = loadProfile(file);
   const seconds = [];
-  let t = prof.startTime;
-  for (let i = 0; i < prof.samples.length; i++) {
-    const us = prof.timeDeltas[i] ?? 0;
-    t += us;
+  eachSample(prof, (id, us, t) => {
     const s = Math.floor((t - prof.startTime) / 1e6);
     seconds[s] ??= { busy: 0, pkgs: packages.map(() => 0) };
-    const o = ownerOfNode(prof.samples[i]);
-    if (o === '(idle)') continue;
+    const o = ownerOfNode(id);
+    if (o === '(idle)') return;
     seconds[s].busy += us;
     const k = packages.indexOf(o);
     if (k >= 0) seconds[s].pkgs[k] += us;
-  }
+  });
   return seconds.map((x, s) => ({ second: s, busyPct: Math.round((x?.busy ?? 0) / 1e4), pkgPct: packages.map((_, k) => Math.round((x?.pkgs[k] ?? 0) / 1e4)) }));
 }
 

@@ -184,12 +184,11 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
     const load1 = Math.round(os.loadavg()[0] * 100) / 100;
     loadAverages.push({ phase: `${kind} ${s.split(' ')[0]}`, load1, settledMs: quiet.waitedMs, busyAtStart: quiet.busy });
     log(`${kind}: ${s} (load average ${load1}; waited ${(quiet.waitedMs / 1000).toFixed(1)} s for the machine to be quiet, busy ${Math.round(quiet.busy * 100)}%)`);
-    const window = { label: s, fromUs: monotonicUs(), toUs: Infinity };
+    const fromUs = monotonicUs();
     try {
       return await run();
     } finally {
-      window.toUs = monotonicUs();
-      if (kind === 'sam') phaseWindows.push(window);
+      if (kind === 'sam') phaseWindows.push({ label: s, fromUs, toUs: monotonicUs() });
     }
   };
   const budgetEndsAt = Date.now() + cfg.budgetMs;
