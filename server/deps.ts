@@ -109,7 +109,6 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   });
   const views = createChatViews({ sql, redis, broadcaster });
   const assistant = new Assistant({
-    sql,
     redis,
     anthropic,
     model: config.anthropic.model,

@@ -264,6 +264,29 @@ describe('CHAT-8 the request Claude receives', () => {
     expect(body.system).toMatch(/OVERDUE/);
     expect(body.messages.at(-1)).toEqual({ role: 'user', content: 'What is on my plate?' });
   });
+
+  it('[CHAT-8] a follow-up carries the conversation so far, oldest first, and only the open tasks of that moment', async () => {
+    const user = await signUp(a.url);
+    const tab = track(await connectReady(a.url, user.auth.accessToken));
+    const done = await tab.call('task:create', { title: 'File the taxes' });
+    upstream.enqueue({ kind: 'text', text: 'Paris.' });
+    const first = await tab.call('chat:send', { content: 'Capital of France?' });
+    await doneOf(tab, first.assistantMessageId);
+    await tab.call('task:complete', { id: done.task.id });
+    await tab.call('task:create', { title: 'Book the train' });
+    upstream.enqueue({ kind: 'text', text: 'About two million.' });
+    const second = await tab.call('chat:send', { conversationId: first.conversationId, content: 'And its population?' });
+    expect(second.conversationId).toBe(first.conversationId);
+    await doneOf(tab, second.assistantMessageId);
+    const body = upstream.requests.filter((r) => JSON.stringify(r.body).includes('And its population?')).at(-1)!.body as any;
+    expect(body.messages).toEqual([
+      { role: 'user', content: 'Capital of France?' },
+      { role: 'assistant', content: 'Paris.' },
+      { role: 'user', content: 'And its population?' },
+    ]);
+    expect(body.system).toContain('Book the train');
+    expect(body.system).not.toContain('File the taxes');
+  });
 });
 
 describe('CHAT-9 and conversations', () => {

@@ -7,12 +7,12 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { ErrorCode } from '../../../shared/errors.js';
 import type { ToolCall } from '../../../shared/schemas/chat.js';
+import type { Task } from '../../../shared/schemas/tasks.js';
 import type { Logger } from '../../logger.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import type { TasksService } from '../tasks/tasks.service.js';
-import type { SqlPool } from '../../db/sql.js';
-import { buildSystemPrompt, trimHistory, type HistoryMessage } from './prompt.js';
+import { buildSystemPrompt, trimHistory, type HistoryMessage, type PromptUser } from './prompt.js';
 import { runTool, toolDefinitions } from './tools.js';
 import type { ChatViews } from './views.js';
 import { readRound } from './upstream-round.js';
@@ -39,6 +39,8 @@ export interface GenerationJob {
   userId: string;
   conversationId: string;
   assistantMessageId: string;
+  /** what the prompt is built from, read with the send (the conversation ends with the user's new message) */
+  prompt: { user: PromptUser; history: HistoryMessage[]; openTasks: Task[] };
 }
 
 type EndReason = 'cancelled' | 'timeout' | 'shutdown';
@@ -64,7 +66,6 @@ interface Relay {
 }
 
 export interface AssistantDeps {
-  sql: SqlPool;
   redis: Redis;
   anthropic: Anthropic;
   model: string;
@@ -178,7 +179,7 @@ export class Assistant {
   }
 
   private async run(entry: Running): Promise<void> {
-    const { sql, redis, anthropic, broadcaster, logger, hooks, model } = this.deps;
+    const { redis, anthropic, broadcaster, logger, hooks, model } = this.deps;
     const { userId, conversationId, assistantMessageId: messageId } = entry.job;
     const started = performance.now();
     const toolCalls: ToolCall[] = [];
@@ -221,17 +222,8 @@ export class Assistant {
     let status: 'complete' | 'cancelled' | 'error' | 'interrupted' = 'complete';
     let error: { code: ErrorCode; message: string } | null = null;
     try {
-      // The user and the history on one snapshot, the open tasks on another, at the same time.
-      const [[users, history], { tasks: open }] = await Promise.all([
-        sql.snapshot([
-          { text: 'select full_name, timezone from users where id = $1', params: [userId] },
-          { text: 'select role, content from messages where conversation_id = $1 and id <> $2 order by created_at asc, id asc', params: [conversationId, messageId] },
-        ]) as Promise<[{ full_name: string; timezone: string }[], HistoryMessage[]]>,
-        this.deps.tasks.list(userId, { view: 'active' }),
-      ]);
-      const user = users[0];
-      if (!user) throw new Error('the user of this generation is gone');
-      const system = buildSystemPrompt({ fullName: user.full_name, timezone: user.timezone }, open, new Date());
+      const { user, history, openTasks } = entry.job.prompt;
+      const system = buildSystemPrompt(user, openTasks, new Date());
       const messages: Anthropic.MessageParam[] = trimHistory(history);
 
       for (let n = 0; n < MAX_TOOL_ROUNDS; n++) {

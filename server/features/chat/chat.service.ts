@@ -7,11 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
 import { appError, ErrorCode } from '../../errors.js';
 import type { ChatSend, Conversation, Message } from '../../../shared/schemas/chat.js';
-import type { SqlPool } from '../../db/sql.js';
+import type { SqlPool, Statement } from '../../db/sql.js';
 import type { Logger } from '../../logger.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
-import { Assistant, HEARTBEAT_TTL_MS } from './assistant.js';
+import { Assistant, HEARTBEAT_TTL_MS, type GenerationJob } from './assistant.js';
+import type { HistoryMessage } from './prompt.js';
+import { listStatement, tasksFromRows } from '../tasks/tasks.service.js';
 import { heartbeatKey, readBuffer } from './stream-buffer.js';
 import { conversationColumns, messageColumns, toConversation, toMessage, type ChatViews, type ConversationRow, type MessageRow } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
@@ -75,14 +77,15 @@ export function createChatService(deps: {
     if (!rows[0]) throw appError(ErrorCode.NOT_FOUND, { message: 'Conversation not found' });
   }
 
-  /** CHAT-1: a retried `id` returns the first result; other content under the same id is CONFLICT. */
-  async function replay(userId: string, input: ChatSend) {
-    if (!input.id) return undefined;
-    const [existing] = await sql.query<MessageRow & { reply_id: string | null }>(
-      `select ${messageColumns}, (select r.id from messages r where r.conversation_id = messages.conversation_id and r.reply_to = messages.id limit 1) as reply_id
+  /** CHAT-1: the message a retried `id` names, with the id of its answer. */
+  const replayStatement = (id: string) => ({
+    text: `select ${messageColumns}, (select r.id from messages r where r.conversation_id = messages.conversation_id and r.reply_to = messages.id limit 1) as reply_id
          from messages where id = $1`,
-      [input.id],
-    );
+    params: [id],
+  });
+
+  /** CHAT-1: a retried `id` returns the first result; other content under the same id is CONFLICT. */
+  function replayOf(userId: string, input: ChatSend, existing: (MessageRow & { reply_id: string | null }) | undefined) {
     if (!existing) return undefined;
     if (existing.user_id !== userId || existing.role !== 'user' || existing.content !== input.content) {
       throw appError(ErrorCode.CONFLICT, { message: 'This message id was already used for another message' });
@@ -116,23 +119,37 @@ export function createChatService(deps: {
 
   return {
     async send(userId, input) {
-      const again = await replay(userId, input);
-      if (again) return again;
-      let created: { conversation: ConversationRow; userMessage: MessageRow; reply: MessageRow };
+      type Replay = NonNullable<ReturnType<typeof replayOf>>;
+      type Created = { conversation: ConversationRow; userMessage: MessageRow; reply: MessageRow; prompt: GenerationJob['prompt'] };
+      let outcome: { replay: Replay } | { created: Created };
       try {
-        // The user row lock serialises a user's sends, so the limits below cannot be raced.
-        // Lock, the streaming answers and the conversation go with the BEGIN; the inserts with the COMMIT.
-        const first = [
-          { text: 'select id from users where id = $1 for update', params: [userId] },
-          { text: "select conversation_id from messages where user_id = $1 and status = 'streaming'", params: [userId] },
-          ...(input.conversationId ? [{ text: 'select id, title, created_at, updated_at from conversations where id = $1 and user_id = $2', params: [input.conversationId, userId] }] : []),
-        ];
-        created = await sql.transaction(async (tx, [, streamingRows, conversationRows]) => {
-          const streaming = streamingRows as { conversation_id: string }[];
+        // The user row lock serialises a user's sends, so the limits below cannot be raced. Everything the
+        // answer's prompt needs is read with the lock, in the BEGIN's round trip (the user, the history, the
+        // open tasks), and the inserts go with the COMMIT: a send is two round trips, and the stream starts with no read.
+        const reads: Record<string, Statement> = {
+          user: { text: 'select full_name, timezone from users where id = $1 for update', params: [userId] },
+          streaming: { text: "select conversation_id from messages where user_id = $1 and status = 'streaming'", params: [userId] },
+          ...(input.id ? { replay: replayStatement(input.id) } : {}),
+          ...(input.conversationId
+            ? {
+                conversation: { text: 'select id, title, created_at, updated_at from conversations where id = $1 and user_id = $2', params: [input.conversationId, userId] },
+                history: { text: 'select role, content from messages where conversation_id = $1 order by created_at asc, id asc', params: [input.conversationId] },
+              }
+            : {}),
+          openTasks: listStatement(userId, 'active'),
+        };
+        const names = Object.keys(reads);
+        outcome = await sql.transaction(async (tx, rows) => {
+          const read = Object.fromEntries(names.map((name, i) => [name, rows[i]!])) as Record<string, unknown[] | undefined>;
+          const replay = replayOf(userId, input, read.replay?.[0] as (MessageRow & { reply_id: string | null }) | undefined);
+          if (replay) return { replay };
+          const user = read.user![0] as { full_name: string; timezone: string } | undefined;
+          if (!user) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
+          const streaming = read.streaming as { conversation_id: string }[];
           const now = new Date();
           let conversation: ConversationRow | undefined;
           if (input.conversationId) {
-            const found = (conversationRows as Omit<ConversationRow, 'generating'>[])[0];
+            const found = (read.conversation as Omit<ConversationRow, 'generating'>[])[0];
             if (!found) throw appError(ErrorCode.NOT_FOUND, { message: 'Conversation not found' });
             if (streaming.some((m) => m.conversation_id === input.conversationId)) {
               throw appError(ErrorCode.CONFLICT, { message: 'An answer is already being generated in this conversation' });
@@ -162,25 +179,39 @@ export function createChatService(deps: {
           );
           tx.atCommit(statements);
           return {
-            conversation,
-            userMessage: { ...base, id: userMessageId, role: 'user', content: input.content, status: 'complete', model: null, node_id: null, created_at: now },
-            reply: { ...base, id: replyId, role: 'assistant', content: '', status: 'streaming', model: deps.model, node_id: deps.nodeId, created_at: new Date(now.getTime() + 1) },
+            created: {
+              conversation,
+              userMessage: { ...base, id: userMessageId, role: 'user', content: input.content, status: 'complete', model: null, node_id: null, created_at: now },
+              reply: { ...base, id: replyId, role: 'assistant', content: '', status: 'streaming', model: deps.model, node_id: deps.nodeId, created_at: new Date(now.getTime() + 1) },
+              prompt: {
+                user: { fullName: user.full_name, timezone: user.timezone },
+                history: [...((read.history ?? []) as HistoryMessage[]), { role: 'user', content: input.content }],
+                openTasks: tasksFromRows(read.openTasks),
+              },
+            },
           };
-        }, first);
+        }, Object.values(reads));
       } catch (err) {
         if (err instanceof UniqueConstraintViolationException) {
-          const raced = await replay(userId, input);
-          if (raced) return raced;
+          // another user's send took this id between our read and our insert
+          if (input.id) {
+            const statement = replayStatement(input.id);
+            const [existing] = await sql.query<MessageRow & { reply_id: string | null }>(statement.text, statement.params);
+            const raced = replayOf(userId, input, existing);
+            if (raced) return raced;
+          }
           throw appError(ErrorCode.CONFLICT, { message: 'This message id was already used' });
         }
         throw err;
       }
+      if ('replay' in outcome) return outcome.replay;
+      const created = outcome.created;
       const conversationId = created.conversation.id;
       // Known without asking the database again: it now has a streaming answer.
       broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(created.conversation) });
       broadcaster.toUser(userId, 'chat:message', { message: toMessage(created.userMessage) });
       broadcaster.toUser(userId, 'chat:message', { message: toMessage(created.reply) });
-      void assistant.start({ userId, conversationId, assistantMessageId: created.reply.id });
+      void assistant.start({ userId, conversationId, assistantMessageId: created.reply.id, prompt: created.prompt });
       return { conversationId, userMessage: toMessage(created.userMessage), assistantMessageId: created.reply.id };
     },
 

@@ -153,6 +153,9 @@ const toDate = (v: string | Date) => (v instanceof Date ? v : new Date(v));
 /** Rows read by a view, as wire tasks. */
 const wireTasks = (rows: unknown[] | undefined): Task[] => (rows as TaskRow[]).map((row) => toTask(rowToTask(row)));
 
+/** Rows of `listStatement` as wire tasks, in its order. */
+export const tasksFromRows = wireTasks;
+
 function rowToTask(row: TaskRow): TaskEntity {
   return {
     id: row.id,
@@ -347,6 +350,23 @@ const listViews: Record<NonNullable<TaskListQuery['view']>, { where: string; ord
   completed: { where: "status = 'completed'", orderBy: 'completed_at desc, id asc' },
   deleted: { where: "status = 'deleted'", orderBy: 'deleted_at desc, id asc' },
 };
+
+/**
+ * The read of one list view (`tasks:list`), optionally of one project. The
+ * assistant reads the `active` view with a send's transaction for its prompt.
+ * The `upcoming` view's day limit depends on the user's time zone and is applied
+ * to the rows afterwards.
+ */
+export function listStatement(userId: string, view: NonNullable<TaskListQuery['view']>, project?: string): Statement {
+  const { where, orderBy } = listViews[view];
+  const params: unknown[] = [userId];
+  let filter = `user_id = $1 and ${where}`;
+  if (project !== undefined) {
+    params.push(project);
+    filter += ` and project = $${params.length}`;
+  }
+  return { text: `select ${taskRowColumns} from tasks where ${filter} order by ${orderBy}`, params };
+}
 
 export function createTasksService(deps: {
   /** plain SQL on the ORM's pool */
@@ -699,14 +719,7 @@ export function createTasksService(deps: {
 
     async list(userId, query) {
       const view = query.view ?? 'active';
-      const { where, orderBy } = listViews[view];
-      const params: unknown[] = [userId];
-      let filter = `user_id = $1 and ${where}`;
-      if (query.project !== undefined) {
-        params.push(query.project);
-        filter += ` and project = $${params.length}`;
-      }
-      const { user, rows } = await snapshot(userId, [{ text: `select ${taskRowColumns} from tasks where ${filter} order by ${orderBy}`, params }]);
+      const { user, rows } = await snapshot(userId, [listStatement(userId, view, query.project)]);
       let tasks = (rows[0] as TaskRow[]).map(rowToTask);
       if (view === 'upcoming') {
         const until = addDays(calendarDateIn(user.timezone, clock()), query.days ?? 7);
