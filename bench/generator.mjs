@@ -6,6 +6,7 @@
 // behind a slowed-down generator (coordinated omission).
 //
 // Commands (msg.cmd): connect, loadStart, loadStop, chat, status, disconnect.
+import { randomUUID } from 'node:crypto';
 import { io } from 'socket.io-client';
 import { encodeHist, epochMs, newHist, recordMs, sleep } from './lib.mjs';
 
@@ -240,7 +241,8 @@ async function chat({ count, keyPrefix, timeoutMs, spreadMs = 0 }) {
     streams[key] = st;
     const send = () => {
       st.sendAt = epochMs();
-      user.tabs[0].s.emit('chat:send', { content: `Please answer at length [bench:${key}]` }, (res) => {
+      // with an id, as the web client sends it (CHAT-1: a retry returns the first result)
+      user.tabs[0].s.emit('chat:send', { id: randomUUID(), content: `Please answer at length [bench:${key}]` }, (res) => {
         st.ack = res?.ok ? 'ok' : (res?.error?.code ?? 'BAD_ACK');
         if (res?.ok) st.messageId = res.data.assistantMessageId;
       });

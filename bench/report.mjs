@@ -9,6 +9,7 @@ const at = (rows, rate) => rows?.find((r) => r.offeredPerSec === rate) ?? null;
 const cpuPer = (c, digits = 2) => (c ? [c.server, c.postgres, c.redis, c.generators].map((v) => fmt(v, digits)).join(' / ') : null);
 /** … per acknowledged update, from a fan-out row. */
 const cpuOf = (row) => cpuPer(row?.cpu?.msPer);
+const pair = (q) => (q ? `${fmt(q.p50)} / ${fmt(q.p99)}` : null);
 
 export function renderReport(res) {
   const s = res.sam ?? {};
@@ -46,6 +47,7 @@ export function renderReport(res) {
     ['3. delivery capacity (updates/s, p99 ≤ 50 ms, none lost)', s.fanout?.capacityPerSec, b.fanout?.capacityPerSec, '≥ 0.8× bare'],
     ['4. relay: added time to first delta p50 (ms)', s.relay?.firstDeltaAddedMs?.p50, b.relay?.firstDeltaAddedMs?.p50, '≤ 2'],
     ['4. relay: added time to first delta p99 (ms)', s.relay?.firstDeltaAddedMs?.p99, b.relay?.firstDeltaAddedMs?.p99, '≤ 15'],
+    ['4. relay: send to upstream request p50 / p99 (ms)', pair(s.relay?.sendToUpstreamMs), pair(b.relay?.sendToUpstreamMs), ''],
     ['4. relay: added per delta p99 (ms)', s.relay?.deltaAddedMs?.p99, b.relay?.deltaAddedMs?.p99, ''],
     ['4. relay: added inter-delta gap p99 (ms)', s.relay?.interDeltaAddedMs?.p99, b.relay?.interDeltaAddedMs?.p99, ''],
     ['4. relay: CPU per upstream delta (ms): server / PostgreSQL / Redis / generators', cpuPer(s.relay?.cpu?.msPer, 3), cpuPer(b.relay?.cpu?.msPer, 3), ''],

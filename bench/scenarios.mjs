@@ -329,6 +329,7 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
   const up = await upstream.dump();
   let upstreamDeltas = 0;
   const first = [];
+  const starts = [];
   const added = [];
   const gapAdded = [];
   const tabGaps = [];
@@ -339,9 +340,10 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
   for (const r of rs) {
     for (const [key, st] of Object.entries(r.streams)) {
       acks[st.ack] = (acks[st.ack] ?? 0) + 1;
-      const w = up[key];
+      const w = up[key]?.writes;
       if (!w || w.length === 0) continue;
       streamsOk++;
+      starts.push(up[key].arrivedAt - st.sendAt);
       upstreamDeltas += w.length / 2;
       for (const arr of st.tabs) {
         let j = 0;
@@ -374,6 +376,8 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
   const out = {
     streams, connectFailed: c.failed, streamsMeasured: streamsOk, acks, incompleteTabs: incomplete,
     firstDeltaAddedMs: { p50: r2(pct(first, 50)), p99: r2(pct(first, 99)), max: r2(pct(first, 100)) },
+    // Sam's start: from the tab's chat:send to the request's arrival upstream (bare sends the request at once)
+    sendToUpstreamMs: { p50: r2(pct(starts, 50)), p99: r2(pct(starts, 99)) },
     deltaAddedMs: { p50: r2(pct(added, 50)), p99: r2(pct(added, 99)), p999: r2(pct(added, 99.9)) },
     interDeltaAddedMs: { p50: r2(pct(gapAdded, 50)), p99: r2(pct(gapAdded, 99)) },
     tabInterDeltaMs: { p50: r2(pct(tabGaps, 50)), p99: r2(pct(tabGaps, 99)) },
@@ -384,7 +388,7 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
     cpu: perUnit(spent, upstreamDeltas),
   };
   const per = out.cpu.msPer;
-  log(`  ${streamsOk}/${streams} streams: added to first delta p50 ${out.firstDeltaAddedMs.p50} p99 ${out.firstDeltaAddedMs.p99} ms; per delta p99 ${out.deltaAddedMs.p99} ms; inter-delta added p99 ${out.interDeltaAddedMs.p99} ms; CPU ms per upstream delta: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}`);
+  log(`  ${streamsOk}/${streams} streams: added to first delta p50 ${out.firstDeltaAddedMs.p50} p99 ${out.firstDeltaAddedMs.p99} ms; send to upstream request p50 ${out.sendToUpstreamMs.p50} p99 ${out.sendToUpstreamMs.p99} ms; per delta p99 ${out.deltaAddedMs.p99} ms; inter-delta added p99 ${out.interDeltaAddedMs.p99} ms; CPU ms per upstream delta: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}`);
   await ctx.gens.all('disconnect', () => ({ sets: ['chat'] }));
   return out;
 }

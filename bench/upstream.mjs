@@ -2,12 +2,13 @@
 // endpoint (dist/server/features/chat/offline-model.js). A request whose last user
 // message holds `[bench:<key>]` streams STREAM_CHARS characters at 50 tokens per
 // second, 4 characters a token; `onDelta` records when each delta was written
-// (epoch ms, sub-ms), which the orchestrator compares with the tabs' receive times.
+// (epoch ms, sub-ms), which the orchestrator compares with the tabs' receive times;
+// `arrivedAt` is when the request arrived, to compare with the tab's send time.
 import { createAnthropicCompatibleServer } from '../dist/server/features/chat/offline-model.js';
 
 const chars = Number(process.env.STREAM_CHARS ?? 600);
 const text = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(chars / 27)).slice(0, chars);
-const byRequest = new Map(); // requestId -> { key, writes: [at, cumLen][] , len }
+const byRequest = new Map(); // requestId -> { key, arrivedAt, writes: [at, cumLen][] , len }
 
 const keyOf = (req) => {
   const msgs = req.params.messages;
@@ -25,7 +26,7 @@ const server = await createAnthropicCompatibleServer({
   script: (req) => {
     const key = keyOf(req);
     if (!key) return undefined;
-    byRequest.set(req.id, { key, writes: [], len: 0 });
+    byRequest.set(req.id, { key, arrivedAt: performance.timeOrigin + performance.now(), writes: [], len: 0 });
     return { kind: 'text', text, tokensPerSecond: 50, chunkSize: 4 };
   },
   onDelta: (requestId, d) => {
@@ -39,7 +40,7 @@ const server = await createAnthropicCompatibleServer({
 process.on('message', (msg) => {
   if (msg?.cmd === 'dump') {
     const out = {};
-    for (const r of byRequest.values()) out[r.key] = r.writes;
+    for (const r of byRequest.values()) out[r.key] = { arrivedAt: r.arrivedAt, writes: r.writes };
     byRequest.clear();
     process.send({ cmd: 'dump', id: msg.id, streams: out });
   }

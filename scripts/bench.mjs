@@ -56,7 +56,16 @@ for (const pair of optionValue('--set')?.split(',') ?? []) {
 const started = Date.now();
 const log = (s) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}\n`);
 const ident = runIdentity();
-const basePort = 20_000 + Math.floor(Math.random() * 20_000);
+// The servers' ports lie below the range the kernel hands out to outgoing connections (the generators open
+// tens of thousands): a port in it can be taken by one of them, and the server then fails to listen.
+const ephemeralLow = (() => {
+  try {
+    return Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32_768;
+  } catch {
+    return 32_768;
+  }
+})();
+const basePort = 10_000 + Math.floor(Math.random() * Math.max(1_000, ephemeralLow - 10_010));
 let gens;
 const loadAverages = [];
 /**
