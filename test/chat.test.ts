@@ -237,6 +237,20 @@ describe('CHAT-1 one generation at a time, safe retries', () => {
     expect(results.map((r) => r.ok)).toEqual([true, true, false]);
     expect(results[2]).toMatchObject({ ok: false, error: { code: ErrorCode.RATE_LIMITED } });
   });
+
+  it('[RT-6] a chat:send counts against SOCKET_EVENTS_PER_MINUTE too', async () => {
+    await using node = await startTestApp(productionEnv({ ...shared, REDIS_PREFIX: uniquePrefix(), SOCKET_EVENTS_PER_MINUTE: '3', CHAT_MESSAGES_PER_MINUTE: '100' }));
+    const user = await signUp(node.url);
+    const tab = track(await connectReady(node.url, user.auth.accessToken));
+    const first = await tab.request('chat:send', { content: 'one' });
+    expect(first.ok).toBe(true);
+    if (first.ok) await doneOf(tab, first.data.assistantMessageId);
+    const second = await tab.request('chat:send', { conversationId: first.ok ? first.data.conversationId : undefined, content: 'two' });
+    expect(second.ok).toBe(true);
+    if (second.ok) await doneOf(tab, second.data.assistantMessageId);
+    expect((await tab.request('conversation:list', {})).ok).toBe(true);
+    expect(await tab.request('conversation:list', {})).toMatchObject({ ok: false, error: { code: ErrorCode.RATE_LIMITED } });
+  });
 });
 
 describe('CHAT-8 the request Claude receives', () => {

@@ -27,22 +27,29 @@ export interface Handler<E extends string = string, P = unknown, R = unknown> {
   schema: z.ZodType<P>;
   run(ctx: HandlerContext, payload: P): Promise<R>;
   /** a second, stricter per-user limit this event also counts against (RT-6: `chat:send`) */
-  alsoLimitedBy?: 'chat';
+  alsoLimitedBy?: Exclude<LimitScope, 'socket'>;
 }
 
 /** Outcome label of an event: `ok` or the error code. */
 export type EventOutcome = 'ok' | ErrorCode;
 
+/** The per-user event limits (RT-6): every event counts against `socket`, a chat:send also against `chat`. */
+export type LimitScope = 'socket' | 'chat';
+
 /** Hooks for the operators' metrics (sam_socket_events_total and friends). */
 export interface EventHooks {
   onEvent(event: string, outcome: EventOutcome, seconds: number): void;
   onDropped(reason: 'unknown_event' | 'no_ack'): void;
-  onRateLimited(scope: 'socket' | 'chat'): void;
+  onRateLimited(scope: LimitScope): void;
 }
 
 export interface EventLimiter {
-  /** Throws RATE_LIMITED; returns true when the socket should be dropped for flooding. */
-  consume(userId: string, scope: 'socket' | 'chat'): Promise<void>;
+  /**
+   * Counts one event against every scope given, all at once (one write to Redis for the lot); throws
+   * RATE_LIMITED for the first scope, in the order given, that is over its limit (`details.flooding` when
+   * the socket should be dropped).
+   */
+  consume(userId: string, scopes: readonly LimitScope[]): Promise<void>;
 }
 
 export function createEventLimiter(options: { redis: Redis; eventsPerMinute: number; chatPerMinute: number }): EventLimiter {
@@ -58,11 +65,14 @@ export function createEventLimiter(options: { redis: Redis; eventsPerMinute: num
   const limiters = { socket: make('rl:sock', options.eventsPerMinute), chat: make('rl:chat', options.chatPerMinute) };
   const points = { socket: options.eventsPerMinute, chat: options.chatPerMinute };
   return {
-    async consume(userId, scope) {
-      try {
-        await limiters[scope].consume(userId);
-      } catch (rejection) {
+    async consume(userId, scopes) {
+      // A chat:send counts against both scopes (RT-6) whatever either says, so both go out together.
+      const results = await Promise.allSettled(scopes.map((scope) => limiters[scope].consume(userId)));
+      for (const [i, result] of results.entries()) {
+        if (result.status === 'fulfilled') continue;
+        const rejection: unknown = result.reason;
         if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        const scope = scopes[i]!;
         throw appError(ErrorCode.RATE_LIMITED, {
           retryAfterMs: rejection.msBeforeNext,
           details: { scope, flooding: rejection.consumedPoints > 2 * points[scope] },
@@ -121,8 +131,7 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
   const { userId, sessionId, role } = socket.data;
   let response: Ack<unknown>;
   try {
-    await limiter.consume(userId, 'socket');
-    if (handler.alsoLimitedBy) await limiter.consume(userId, handler.alsoLimitedBy);
+    await limiter.consume(userId, handler.alsoLimitedBy ? ['socket', handler.alsoLimitedBy] : ['socket']);
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });
     }
