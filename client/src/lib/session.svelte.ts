@@ -34,10 +34,17 @@ const channelName = 'sam-session';
 const lastRefreshKey = 'sam-last-refresh';
 const SHARED_TOKEN_WAIT_MS = 600;
 
-async function withLock<T>(work: () => Promise<T>): Promise<T> {
+/**
+ * Runs `work` holding the cross-tab refresh lock. `contended` tells it that another tab held the lock
+ * when this one asked: that tab has most likely just refreshed, and its token may still be on the way
+ * (the lock, the BroadcastChannel message and localStorage reach the other tabs independently).
+ */
+async function withLock<T>(work: (contended: boolean) => Promise<T>): Promise<T> {
   const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
-  if (!locks) return work();
-  return locks.request(lockName, work);
+  if (!locks) return work(false);
+  const first = await locks.request(lockName, { ifAvailable: true }, async (lock) => (lock ? { value: await work(false) } : null));
+  if (first) return first.value;
+  return locks.request(lockName, () => work(true));
 }
 
 export class Session {
@@ -123,12 +130,12 @@ export class Session {
   refresh(options: { force?: boolean } = {}): Promise<boolean> {
     if (this.#refreshing) return this.#refreshing;
     const before = this.#token;
-    this.#refreshing = withLock(async () => {
+    this.#refreshing = withLock(async (contended) => {
       const fresh = () => this.#token !== null && this.#timeLeft() > this.#margin();
       // Another tab may have refreshed (and shared its token) while this one waited.
       if (fresh() && (this.#token !== before || !options.force)) return true;
       // A refresh by another tab for this same expiry: its token is on the way.
-      if (this.#token === before && Date.now() - readNumber(lastRefreshKey) < this.#margin()) {
+      if (this.#token === before && (contended || Date.now() - readNumber(lastRefreshKey) < this.#margin())) {
         await this.#nextToken(Math.min(SHARED_TOKEN_WAIT_MS, this.#margin() / 3));
         if (this.#token !== before && fresh()) return true;
       }
