@@ -36,6 +36,9 @@ export type EventOutcome = 'ok' | ErrorCode;
 /** The per-user event limits (RT-6): every event counts against `socket`, a chat:send also against `chat`. */
 export type LimitScope = 'socket' | 'chat';
 
+/** The scopes an event counts against, by its handler's `alsoLimitedBy` (built once, not per event). */
+const limitScopes: Record<LimitScope, readonly LimitScope[]> = { socket: ['socket'], chat: ['socket', 'chat'] };
+
 /** Hooks for the operators' metrics (sam_socket_events_total and friends). */
 export interface EventHooks {
   onEvent(event: string, outcome: EventOutcome, seconds: number): void;
@@ -66,18 +69,24 @@ export function createEventLimiter(options: { redis: Redis; eventsPerMinute: num
   const points = { socket: options.eventsPerMinute, chat: options.chatPerMinute };
   return {
     async consume(userId, scopes) {
-      // A chat:send counts against both scopes (RT-6) whatever either says, so both go out together.
-      const results = await Promise.allSettled(scopes.map((scope) => limiters[scope].consume(userId)));
-      for (const [i, result] of results.entries()) {
-        if (result.status === 'fulfilled') continue;
-        const rejection: unknown = result.reason;
+      const refused = (scope: LimitScope, rejection: unknown): never => {
         if (!(rejection instanceof RateLimiterRes)) throw rejection;
-        const scope = scopes[i]!;
         throw appError(ErrorCode.RATE_LIMITED, {
           retryAfterMs: rejection.msBeforeNext,
           details: { scope, flooding: rejection.consumedPoints > 2 * points[scope] },
         });
+      };
+      // Every event: one scope, awaited directly.
+      if (scopes.length === 1) {
+        const scope = scopes[0]!;
+        await limiters[scope].consume(userId).catch((rejection: unknown) => refused(scope, rejection));
+        return;
       }
+      // A chat:send counts against both scopes (RT-6) whatever either says, so both go out together.
+      const results = await Promise.allSettled(scopes.map((scope) => limiters[scope].consume(userId)));
+      results.forEach((result, i) => {
+        if (result.status === 'rejected') refused(scopes[i]!, result.reason);
+      });
     },
   };
 }
@@ -131,7 +140,7 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
   const { userId, sessionId, role } = socket.data;
   let response: Ack<unknown>;
   try {
-    await limiter.consume(userId, handler.alsoLimitedBy ? ['socket', handler.alsoLimitedBy] : ['socket']);
+    await limiter.consume(userId, handler.alsoLimitedBy ? limitScopes[handler.alsoLimitedBy] : limitScopes.socket);
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });
     }

@@ -13,7 +13,7 @@ import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import { Assistant, HEARTBEAT_TTL_MS, type GenerationJob } from './assistant.js';
 import type { HistoryMessage } from './prompt.js';
-import { listStatement, tasksFromRows } from '../tasks/tasks.service.js';
+import { listStatement, wireTasks } from '../tasks/tasks.service.js';
 import { heartbeatKey, readBuffer } from './stream-buffer.js';
 import { conversationColumns, messageColumns, toConversation, toMessage, type ChatViews, type ConversationRow, type MessageRow } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
@@ -186,7 +186,7 @@ export function createChatService(deps: {
               prompt: {
                 user: { fullName: user.full_name, timezone: user.timezone },
                 history: [...((read.history ?? []) as HistoryMessage[]), { role: 'user', content: input.content }],
-                openTasks: tasksFromRows(read.openTasks),
+                openTasks: wireTasks(read.openTasks),
               },
             },
           };

@@ -150,11 +150,8 @@ interface TaskRow {
 
 const toDate = (v: string | Date) => (v instanceof Date ? v : new Date(v));
 
-/** Rows read by a view, as wire tasks. */
-const wireTasks = (rows: unknown[] | undefined): Task[] => (rows as TaskRow[]).map((row) => toTask(rowToTask(row)));
-
-/** Rows of `listStatement` as wire tasks, in its order. */
-export const tasksFromRows = wireTasks;
+/** Rows read by a view (`listStatement`, the other reads of `taskRowColumns`), as wire tasks, in their order. */
+export const wireTasks = (rows: unknown[] | undefined): Task[] => (rows as TaskRow[]).map((row) => toTask(rowToTask(row)));
 
 function rowToTask(row: TaskRow): TaskEntity {
   return {
