@@ -11,6 +11,7 @@ import { signUp } from './support/users.js';
 import { connectReady, type Tab } from './support/sockets.js';
 import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from '../server/features/chat/offline-model.js';
 import { ErrorCode } from '../shared/errors.js';
+import { FLUSH_SLICE } from '../server/features/chat/assistant.js';
 import type { Message } from '../shared/schemas/chat.js';
 
 let upstream: AnthropicCompatibleServer;
@@ -87,6 +88,33 @@ describe('CHAT-2 / CHAT-3 streams visible to every tab', () => {
     const stored = await a.deps.orm.em.getConnection().execute('select content, status, usage, model from messages where id = ?', [id]);
     expect(stored[0]).toMatchObject({ content: LONG, status: 'complete', model: 'claude-test-model' });
     expect(stored[0]!.usage.outputTokens).toBeGreaterThan(0);
+  });
+  it('[CHAT-2] more streams at once than one flush slice: each tab gets every delta of its own answers, in order, and no one else\'s', async () => {
+    // Two answers per user (CHAT-1's limit), all generated on node a: more streams than FLUSH_SLICE wait at each tick.
+    const users = await Promise.all(Array.from({ length: Math.ceil(FLUSH_SLICE / 2) + 2 }, () => twoTabs()));
+    const streams = users.length * 2;
+    upstream.enqueue(...Array.from({ length: streams }, () => ({ kind: 'text' as const, text: LONG, chunkSize: 6, delayMs: 15 })));
+    let mostAtOnce = 0;
+    const watch = setInterval(() => (mostAtOnce = Math.max(mostAtOnce, a.deps.assistant.active)), 5);
+    const sent = await Promise.all(
+      users.map(async ({ tabA }) => [await tabA.call('chat:send', { content: 'one' }), await tabA.call('chat:send', { content: 'two' })]),
+    );
+    const done = await Promise.all(sent.flat().map((s, i) => doneOf(users[Math.floor(i / 2)]!.tabB, s.assistantMessageId)));
+    clearInterval(watch);
+    expect(mostAtOnce).toBeGreaterThan(FLUSH_SLICE);
+
+    users.forEach(({ tabA, tabB }, u) => {
+      const mine = new Set(sent[u]!.map((s) => s.assistantMessageId));
+      for (const tab of [tabA, tabB]) {
+        expect(tab.received.filter((r) => r.event === 'chat:delta' && !mine.has(r.data.messageId))).toEqual([]);
+        for (const id of mine) {
+          const deltas = deltasOf(tab, id);
+          expect(deltas.map((d) => d.seq)).toEqual(deltas.map((_, i) => i));
+          expect(deltas.map((d) => d.text).join('')).toBe(LONG);
+        }
+      }
+    });
+    expect(done.every(({ message }) => message.status === 'complete' && message.content === LONG)).toBe(true);
   });
 });
 
