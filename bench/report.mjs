@@ -1,6 +1,9 @@
 // The markdown table (Sam | bare | ratio | target) and the target verdicts.
 // A missed target is reported, never a failure of the bench.
 
+/** The issue's two-node figure: the bench checks two nodes at this many sockets, and at twice one node's fan-out. */
+export const TWO_NODE_TARGET_SOCKETS = 36_000;
+
 const fmt = (v, digits = 1) => (v === null || v === undefined || Number.isNaN(v) ? '—' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : String(v));
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b !== 0 ? Math.round((100 * a) / b) / 100 : null);
 const at = (rows, rate) => rows?.find((r) => r.offeredPerSec === rate) ?? null;
@@ -60,7 +63,7 @@ export function renderReport(res) {
     ['6. two nodes at 1,000/s: delivery p99.9 (ms)', t1000(s)?.delivery?.p999, t1000(b)?.delivery?.p999, ''],
     ['6. two nodes at 1,000/s: lost', lostOf(t1000(s)), lostOf(t1000(b)), '0'],
     ['6. two nodes: delivery capacity (updates/s)', s.twoNodes?.fanout?.capacityPerSec, b.twoNodes?.fanout?.capacityPerSec, ''],
-    ['6. two nodes: capacity check sockets / ack p99 (ms)', s.twoNodes?.capacityCheck ? `${s.twoNodes.capacityCheck.sockets} / ${fmt(s.twoNodes.capacityCheck.ack?.p99)}` : null, b.twoNodes?.capacityCheck ? `${b.twoNodes.capacityCheck.sockets} / ${fmt(b.twoNodes.capacityCheck.ack?.p99)}` : null, '≥ 36,000 / ≤ 50'],
+    ['6. two nodes: capacity check sockets / ack p99 (ms)', twoSteps(s), twoSteps(b), '≥ 36,000 / ≤ 50'],
   ];
 
   const lines = [
@@ -97,6 +100,11 @@ export function renderReport(res) {
 }
 
 const sec = (ms) => (typeof ms === 'number' ? Math.round(ms / 100) / 10 : null);
+/** Every step of the two-node check ("36000 / 31.2; 39000 / 198.5"); older results had one. */
+const twoSteps = (x) => {
+  const check = x.twoNodes?.capacityCheck;
+  return check ? (check.steps ?? [check]).map((st) => `${st.sockets} / ${fmt(st.ack?.p99)}`).join('; ') : null;
+};
 const lostOf = (r) => (r ? `${r.lost} of ${r.expectedDeliveries}; ${r.unacked} of ${r.sent} updates unacked` : null);
 
 function verdicts(s, b, { cap, perSocketKB, f1000 }) {
@@ -111,7 +119,7 @@ function verdicts(s, b, { cap, perSocketKB, f1000 }) {
   return [
     v('≥ 18,000 sockets on one node, ack p99 ≤ 50 ms', sc, sc >= 18_000),
     v('≥ 0.9× bare sockets', bc ? ratio(sc, bc) : null, ratio(sc, bc) >= 0.9),
-    v('≥ 36,000 sockets on two nodes, ack p99 ≤ 50 ms', two ? `${two.sockets} sockets, p99 ${two.ack?.p99} ms` : null, two ? two.sockets >= 36_000 && two.ack?.p99 <= 50 : false),
+    v('≥ 36,000 sockets on two nodes, ack p99 ≤ 50 ms', two ? `${two.sockets} sockets, p99 ${two.ack?.p99} ms` : null, two ? two.sockets >= TWO_NODE_TARGET_SOCKETS && two.ack?.p99 <= 50 : false),
     v('≤ 25 KB RSS per socket', perSocketKB(s), perSocketKB(s) <= 25),
     v('≤ 1.5× bare RSS per socket', perSocketKB(b) ? ratio(perSocketKB(s), perSocketKB(b)) : null, ratio(perSocketKB(s), perSocketKB(b)) <= 1.5),
     v('≥ 1,000 handshakes/s (p99 ≤ 100 ms)', hs, hs >= 1_000),
