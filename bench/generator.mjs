@@ -5,7 +5,7 @@
 // *scheduled* time of the action (open loop), so a stalled server cannot hide
 // behind a slowed-down generator (coordinated omission).
 //
-// Commands (msg.cmd): connect, loadStart, loadStop, chat, status, disconnect.
+// Commands (msg.cmd): connect, loadStart, loadStop, chat, status, disconnect, gc.
 import { randomUUID } from 'node:crypto';
 import { io } from 'socket.io-client';
 import { encodeHist, epochMs, newHist, recordMs, sleep } from './lib.mjs';
@@ -285,7 +285,13 @@ function disconnect({ sets }) {
   return { closed: n };
 }
 
-const commands = { connect, loadStart, loadStop, chat, status, disconnect };
+/** A full GC (between scenarios: the sockets of the last one are garbage, and collecting them mid-window would delay receipts). */
+function gc() {
+  globalThis.gc?.();
+  return {};
+}
+
+const commands = { connect, loadStart, loadStop, chat, status, disconnect, gc };
 
 process.on('message', async (msg) => {
   if (msg?.cmd === 'exit') {

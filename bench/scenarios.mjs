@@ -19,7 +19,7 @@ export class Generators {
     for (let g = 0; g < this.count; g++) {
       // 4 source addresses each: the ephemeral port range (~28k) applies per (source, destination) pair.
       const addrs = [0, 1, 2, 3].map((a) => `127.0.0.${2 + g * 4 + a}`).join(',');
-      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096', ...nodeArgsFrom('BENCH_GEN_NODE_ARGS')] });
+      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096', '--expose-gc', ...nodeArgsFrom('BENCH_GEN_NODE_ARGS')] });
       child.benchName = `gen${g}`;
       // --nice-generators: the generators stand in for clients on other machines; at a lower CPU priority
       // they leave the cores to the server side first (Sam, PostgreSQL and Redis, or bare).
@@ -121,6 +121,11 @@ const memOf = async (nodes) => {
   const heaps = await Promise.all(nodes.map((n) => heapOf(n)));
   return { rss: rss.reduce((a, b) => a + (b ?? 0), 0), heap: heaps.every((h) => h !== null) ? heaps.reduce((a, b) => a + b, 0) : null };
 };
+
+/** A full GC on each of these nodes (every memory reading collects first) and in every generator. */
+export async function collectGarbage(gens, nodes) {
+  await Promise.all([nodes.length > 0 ? memOf(nodes) : null, gens.all('gc', () => ({}))]);
+}
 
 /**
  * Scenario 1: ramp authenticated sockets (3 per user) in steps; at each step run

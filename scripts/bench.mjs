@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { capacity, connectUsers, fanout, Generators, handshakes, logins, reconnectStorm, relay, runLoad, twoNodeCapacity } from '../bench/scenarios.mjs';
+import { capacity, collectGarbage, connectUsers, fanout, Generators, handshakes, logins, reconnectStorm, relay, runLoad, twoNodeCapacity } from '../bench/scenarios.mjs';
 import { cleanup, killAll, logDir, migrate, profilesWritten, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
 import { renderReport, TWO_NODE_TARGET_SOCKETS } from '../bench/report.mjs';
 import { byWindow, topSelf } from '../bench/profile-top.mjs';
@@ -190,8 +190,14 @@ function fdLimit() {
 async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstream, password, twoNodes }) {
   let a = nodes[0];
   const out = {};
-  /** Runs one scenario: waits for a quiet machine, logs it, and records its window for `--profile`. */
-  const phase = async (s, run) => {
+  /**
+   * Runs one scenario: collects garbage in the generators and on the nodes it measures (by default the current
+   * one), waits for a quiet machine, logs it, and records its window for `--profile`. The scenarios run one after
+   * another in the same processes; without the collection, a major GC owed to the one before (the storm's 19,500
+   * closed sockets, the handshakes' thousands) could land in the next one's window.
+   */
+  const phase = async (s, run, collectOn = [a]) => {
+    await collectGarbage(gens, collectOn);
     const quiet = await settle();
     const load1 = Math.round(os.loadavg()[0] * 100) / 100;
     loadAverages.push({ phase: `${kind} ${s.split(' ')[0]}`, load1, settledMs: quiet.waitedMs, busyAtStart: quiet.busy });
@@ -267,13 +273,14 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
     if (!quick) await runLoad(gens, { rate: 100, ms: 2_000, drainMs: 1_000 });
     out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log });
     return connected;
-  });
+  }, pair);
   if (cfg.twoNodeCapacity) {
     // The issue's figure first, then twice the one-node fan-out when that is more; the largest that holds counts.
     const userSteps = [...new Set([Math.min(TWO_NODE_TARGET_SOCKETS / 3, 2 * fanoutUsers), 2 * fanoutUsers])];
     out.twoNodes.capacityCheck = await twoNodeCapacity({ gens }, pair, {
       userSteps, connectedUsers: fanoutUsers, connectedSockets: c.ok, pool, connectRate: cfg.connectRate, windowMs: cfg.windowMs,
-      phase: (sockets, run) => phase(`6. two nodes: capacity check at ${sockets} sockets`, run), log,
+      // (each step collects garbage on both nodes after connecting)
+      phase: (sockets, run) => phase(`6. two nodes: capacity check at ${sockets} sockets`, run, []), log,
     });
   }
   await gens.all('disconnect', () => ({}));
