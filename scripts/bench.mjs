@@ -279,7 +279,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
     const userSteps = [...new Set([Math.min(TWO_NODE_TARGET_SOCKETS / 3, 2 * fanoutUsers), 2 * fanoutUsers])];
     out.twoNodes.capacityCheck = await twoNodeCapacity({ gens }, pair, {
       userSteps, connectedUsers: fanoutUsers, connectedSockets: c.ok, pool, connectRate: cfg.connectRate, windowMs: cfg.windowMs,
-      // (each step collects garbage on both nodes after connecting)
+      // Not before connecting: each step collects garbage itself once its sockets are connected.
       phase: (sockets, run) => phase(`6. two nodes: capacity check at ${sockets} sockets`, run, []), log,
     });
   }

@@ -140,7 +140,7 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
   const { userId, sessionId, role } = socket.data;
   let response: Ack<unknown>;
   try {
-    await limiter.consume(userId, handler.alsoLimitedBy ? limitScopes[handler.alsoLimitedBy] : limitScopes.socket);
+    await limiter.consume(userId, limitScopes[handler.alsoLimitedBy ?? 'socket']);
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });
     }
