@@ -19,7 +19,14 @@ export class Generators {
     for (let g = 0; g < this.count; g++) {
       // 4 source addresses each: the ephemeral port range (~28k) applies per (source, destination) pair.
       const addrs = [0, 1, 2, 3].map((a) => `127.0.0.${2 + g * 4 + a}`).join(',');
-      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096', '--expose-gc', ...nodeArgsFrom('BENCH_GEN_NODE_ARGS')] });
+      // --heap-growing-percent=100: the three generators get the same load, and V8 (growing each ~100 MB heap
+      // by only ~7 MB) had all three start a major GC within the same ~0.5 s, every 5-10 s. They stand in for
+      // clients on other machines, but here their marking threads share the two cores with the server. In
+      // Sam fan-out runs at 19,500 sockets and 1,000-2,500 updates/s, 11 of 18 windows had a delivery p99 over
+      // 50 ms (251-518 ms) without this flag, and 3 of 15 with it (149-186 ms, the 4th window of each run, near a
+      // major GC of Sam's own); no generator collected in the ~30 s of fan-out windows (bench/README.md, "Eighth pass").
+      const execArgv = ['--max-old-space-size=4096', '--heap-growing-percent=100', '--expose-gc', ...nodeArgsFrom('BENCH_GEN_NODE_ARGS')];
+      const child = fork(path.join(root, 'bench/generator.mjs'), [], { cwd: root, env: { PATH: process.env.PATH, GEN_ID: String(g), LOCAL_ADDRESSES: addrs }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       child.benchName = `gen${g}`;
       // --nice-generators: the generators stand in for clients on other machines; at a lower CPU priority
       // they leave the cores to the server side first (Sam, PostgreSQL and Redis, or bare).
