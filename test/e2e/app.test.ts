@@ -1,9 +1,8 @@
 /**
  * The app in Chromium against the built client and a real server with the
  * offline model: sign-up, streaming chat, two live tabs, hostile content,
- * the CSP, and screenshots.
+ * and the CSP.
  */
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
@@ -14,8 +13,6 @@ import {
   e2eHooks,
   launchBrowser,
   logInInUi,
-  repoRoot,
-  screenshot,
   sendChat,
   signUpInUi,
   startE2EServer,
@@ -150,21 +147,6 @@ describe('the app in a browser', () => {
     await banner.waitFor({ state: 'detached' });
     await taskItem(tab2, 'write the annual report').waitFor();
     await taskItem(tab1, 'write the annual report').waitFor();
-  });
-
-  it('saves screenshots of the main screen, light and dark', async () => {
-    await tab1.bringToFront();
-    await tab1.emulateMedia({ colorScheme: 'light' });
-    await tab1.getByTestId('composer-input').fill('');
-    await screenshot(tab1, 'main-light.png', path.join(repoRoot, 'docs/screenshot-light.png'));
-    await tab1.emulateMedia({ colorScheme: 'dark' });
-    await screenshot(tab1, 'main-dark.png');
-    await tab1.setViewportSize({ width: 375, height: 780 });
-    await screenshot(tab1, 'main-phone-dark.png');
-    await tab1.getByRole('button', { name: 'Tasks', exact: true }).click();
-    await screenshot(tab1, 'tasks-phone-dark.png');
-    await tab1.setViewportSize({ width: 1280, height: 800 });
-    await tab1.emulateMedia({ colorScheme: 'light' });
   });
 
   it('shows the account: profile, sessions, and an export downloaded as JSON', async () => {

@@ -130,13 +130,9 @@ export function taskItem(page: Page, title: string) {
   return page.getByTestId('task-item').filter({ has: page.getByTestId('task-title').getByText(title, { exact: true }) });
 }
 
-export async function screenshot(page: Page, name: string, alsoTo?: string): Promise<void> {
+export async function screenshot(page: Page, name: string): Promise<void> {
   await mkdir(artifactsDir, { recursive: true });
   await page.screenshot({ path: path.join(artifactsDir, name) });
-  if (alsoTo) {
-    await mkdir(path.dirname(alsoTo), { recursive: true });
-    await page.screenshot({ path: alsoTo });
-  }
 }
 
 /** On a failed test: each page's screenshot and text, the watch and the server's log, under test-artifacts/failures. */
