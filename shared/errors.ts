@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** The closed set of error codes of the wire contract (PROTOCOL §1). */
+/** The closed set of error codes of the wire contract (docs/protocol.md §1). */
 export const ErrorCode = {
   VALIDATION: 'VALIDATION',
   UNAUTHENTICATED: 'UNAUTHENTICATED',

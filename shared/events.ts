@@ -1,7 +1,8 @@
 /**
- * The Socket.IO contract (PROTOCOL §5–§7), written once for server and client.
+ * The Socket.IO contract (docs/protocol.md §5–§7), written once for server and client.
  * `requestSchemas` holds the payload schema of every client→server event;
- * `AckData` the data of its successful ack.
+ * `AckData` the data of its successful ack. docs/protocol.md's event tables
+ * are generated from this file and `schemas/`: `npm run docs:protocol`.
  */
 import type { z } from 'zod';
 import type { Ack } from './errors.js';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 const NUL = '\u0000';
 
-/** A string that may not hold U+0000 (PROTOCOL §1), `max` in UTF-16 units. */
+/** A string that may not hold U+0000 (docs/protocol.md §1), `max` in UTF-16 units. */
 export const text = (min: number, max: number) =>
   z
     .string()
