@@ -1,10 +1,10 @@
 // The fake assistant upstream, in its own process: Sam's own Anthropic-compatible
-// endpoint (dist/server/features/chat/offline-model.js). A request whose last user
+// endpoint (dist/dev/offline-model/server.js). A request whose last user
 // message holds `[bench:<key>]` streams STREAM_CHARS characters at 50 tokens per
 // second, 4 characters a token; `onDelta` records when each delta was written
 // (epoch ms, sub-ms), which the orchestrator compares with the tabs' receive times;
 // `arrivedAt` is when the request arrived, to compare with the tab's send time.
-import { createAnthropicCompatibleServer } from '../dist/server/features/chat/offline-model.js';
+import { createAnthropicCompatibleServer } from '../dist/dev/offline-model/server.js';
 
 const chars = Number(process.env.STREAM_CHARS ?? 600);
 const text = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(chars / 27)).slice(0, chars);
@@ -27,7 +27,7 @@ const server = await createAnthropicCompatibleServer({
     const key = keyOf(req);
     if (!key) return undefined;
     byRequest.set(req.id, { key, arrivedAt: performance.timeOrigin + performance.now(), writes: [], len: 0 });
-    return { kind: 'text', text, tokensPerSecond: 50, chunkSize: 4 };
+    return { kind: 'text', text, chunkSize: 4, delayMs: 1000 / 50 };
   },
   onDelta: (requestId, d) => {
     const r = byRequest.get(requestId);

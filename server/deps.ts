@@ -18,7 +18,7 @@ import { createAccountService, type AccountService } from './features/account/ac
 import { randomBytes } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
 import { createUpstreamFetch } from './features/chat/upstream-fetch.js';
-import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from './features/chat/offline-model.js';
+import type { AnthropicCompatibleServer } from '../dev/offline-model/server.js';
 import { Assistant } from './features/chat/assistant.js';
 import { createChatViews } from './features/chat/views.js';
 import { createChatService, type ChatService } from './features/chat/chat.service.js';
@@ -97,7 +97,10 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     },
   });
   // One code path to Claude: the official SDK, pointed at the embedded offline model when no key is set.
-  const offlineModel = config.anthropic.offline ? await createAnthropicCompatibleServer({ logger }) : undefined;
+  // A dynamic import, so that a process with a key (every production one) never loads it.
+  const offlineModel = config.anthropic.offline
+    ? await (await import('../dev/offline-model/server.js')).createAnthropicCompatibleServer({ logger })
+    : undefined;
   if (offlineModel) logger.info({ url: offlineModel.url }, 'no ANTHROPIC_API_KEY: the embedded offline model answers');
   const upstreamFetch = createUpstreamFetch();
   const anthropic = new Anthropic({

@@ -9,7 +9,7 @@ import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
 import { startNodeProcess, startTestApp, type TestApp } from './support/app.js';
 import { signUp } from './support/users.js';
 import { connectReady, type Tab } from './support/sockets.js';
-import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from '../server/features/chat/offline-model.js';
+import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from '../dev/offline-model/server.js';
 import { ErrorCode } from '../shared/errors.js';
 import { FLUSH_SLICE } from '../server/features/chat/assistant.js';
 import type { Message } from '../shared/schemas/chat.js';

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildSystemPrompt, taskAlerts, taskLine, trimHistory } from './prompt.js';
-import { parseTaskLines } from './offline-model.js';
+import { buildSystemPrompt, taskAlerts, trimHistory } from './prompt.js';
 import type { Task } from '../../../shared/schemas/tasks.js';
 
 const now = new Date('2026-11-29T10:00:00.000Z');
@@ -34,11 +33,6 @@ describe('the system prompt (CHAT-8)', () => {
     expect(prompt).toContain('Monday');
     expect(prompt).toContain('Pacific/Kiritimati');
     expect(prompt).toContain('"Water \\"the\\" plants"');
-  });
-
-  it('[CHAT-8] task lines are the format the offline model reads', () => {
-    const t = task({ id: '00000000-0000-4000-8000-00000000abcd', title: 'Pay rent', deadline: '2026-12-01', project: 'Home' });
-    expect(parseTaskLines(taskLine(t))).toEqual([expect.objectContaining({ id: t.id, title: 'Pay rent' })]);
   });
 
   it('raises the alerts of the original assistant: overdue, today, tomorrow, waiting and untouched for more than 3 days', () => {

@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createUpstreamFetch, type UpstreamFetch } from './upstream-fetch.js';
-import { createAnthropicCompatibleServer } from './offline-model.js';
+import { createAnthropicCompatibleServer } from '../../../dev/offline-model/server.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void;
 
