@@ -134,7 +134,8 @@ io.on('connection', (socket) => {
 });
 
 // As Sam's relay (server/features/chat/assistant.ts): the first delta goes out at once, the
-// rest wait for one shared tick every COALESCE_MS that flushes every stream with text waiting.
+// rest wait for one shared tick every COALESCE_MS that flushes every stream with text waiting
+// (in one go, where Sam flushes in slices: bench/README.md, "Delta coalescing").
 const COALESCE_MS = 25;
 const waiting = new Set();
 let tick;

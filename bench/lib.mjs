@@ -72,7 +72,7 @@ export function cpuTimes() {
 /**
  * Waits until the machine is quiet (busy < `busyBelow` of all cores over 500 ms,
  * at most `maxMs`), so that a phase does not inherit the previous one's tail
- * (closing 20,000 sockets keeps server and generators busy for seconds).
+ * (closing thousands of sockets keeps server and generators busy for seconds).
  * Returns how long it waited and the last busy share.
  */
 export async function settle({ busyBelow = 0.25, maxMs = 20_000 } = {}) {

@@ -1,98 +1,97 @@
-// `npm run bench:micro`: socket-free measurements of the hot paths that the
-// bench's profiles pointed at, each in this one process (CPU from process.cpuUsage):
-//   1. tasks.update through the real service on a fresh database: updates/s and CPU per update;
-//   2. Redis commands issued a few per loop turn, with and without `autoCork`;
-//   3. a streamed answer read through the Anthropic SDK, 100 at once, with the global fetch (undici)
-//      and with Sam's upstream fetch (node:http): CPU per SSE event, from the bench's fake upstream
-//      (its own process) at 50 tokens/s;
-//   4. the round trip to PostgreSQL (`select 1`) and to Redis (PING), back to back and after 5 ms with
-//      nothing to do: on this kind of VM a peer that has gone idle takes far longer to answer, and a
-//      task change at low load makes three round trips (the rate limit, then two to PostgreSQL).
+// `npm run bench:micro`: two quick measurements for A/B checks of a change, with no load generators:
+//   1. task:update through the real socket API, in a closed loop (`concurrency` in flight, each done when it is
+//      acknowledged and all 3 of its user's tabs have it): Sam (the built server, production mode, a fresh
+//      database) and the bare baseline, one after the other; updates/s and CPU per update by process (the
+//      server, PostgreSQL, Redis, this process) from /proc, and Sam's server-side CPU against bare's;
+//   2. the round trip to PostgreSQL (`select 1`) and to Redis (PING), back to back and after 5 ms with nothing
+//      to do (bench/README.md, "Round trips cost more than statements").
 // Needs the built server (`npm run build:server`), PostgreSQL and Redis as for `npm run bench`.
-import { randomBytes, randomUUID } from 'node:crypto';
-import Anthropic from '@anthropic-ai/sdk';
+import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
-import pg from 'pg';
-import { createOrm, ensureDatabase, migrate } from '../dist/server/db/orm.js';
-import { createSqlPool } from '../dist/server/db/sql.js';
-import { createTasksService } from '../dist/server/features/tasks/tasks.service.js';
-import { autoCork } from '../dist/server/redis.js';
-import { createUpstreamFetch } from '../dist/server/features/chat/upstream-fetch.js';
+import { io } from 'socket.io-client';
 import { pct } from './lib.mjs';
-import { cleanup, cpuByRole, cpuSpent, runIdentity, seedUsers, startUpstream } from './servers.mjs';
+import { cleanup, countPostgresFor, cpuByRole, cpuSpent, killAll, migrate, portBelowEphemeralRange, runIdentity, seedUsers, startBare, startSam, stopNode } from './servers.mjs';
 
-const cpuMs = (since) => {
-  const u = process.cpuUsage(since);
-  return (u.user + u.system) / 1000;
-};
+const pg = createRequire(import.meta.url)('pg');
+const USERS = 50;
+const TABS = 3;
 
-async function taskUpdates({ users = 50, total = 3000, concurrency = 8 } = {}) {
-  const ident = runIdentity();
-  const databaseUrl = `postgres://postgres@127.0.0.1:5432/${ident.dbName}`;
-  await ensureDatabase(databaseUrl);
-  const orm = await createOrm({ databaseUrl });
-  try {
-    await migrate(orm);
-    const service = createTasksService({ sql: createSqlPool(orm), events: { changed() {}, removed() {} } });
-    // The bench's own seeding: users with one task each (no password is checked here).
-    const pool = await seedUsers(ident, users, 'unused');
-    const run = async (n) => {
-      let next = 0;
-      const cpu0 = process.cpuUsage();
-      const roles0 = cpuByRole();
-      const t0 = performance.now();
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          while (next < n) {
-            const i = next++;
-            const u = pool[i % pool.length];
-            await service.update(u.userId, { id: u.taskId, patch: { title: `t${i}` } });
-          }
-        }),
-      );
-      const pgMs = cpuSpent(roles0, cpuByRole()).postgres;
-      return { perSecond: Math.round((n * 1000) / (performance.now() - t0)), cpuMsPerUpdate: Math.round((1000 * cpuMs(cpu0)) / n) / 1000, postgresMsPerUpdate: Math.round((1000 * pgMs) / n) / 1000 };
-    };
-    await run(500); // warm-up: JIT, pool connections, prepared statements
-    return { concurrency, ...(await run(total)) };
-  } finally {
-    await orm.close(true);
-    await cleanup(ident, []);
-  }
+/** Opens `TABS` tabs per user on `url`; resolves when every one has had `session:ready`. */
+async function openTabs(url, users) {
+  const tabs = [];
+  await Promise.all(
+    users.flatMap((u) =>
+      Array.from({ length: TABS }, (_, t) => {
+        const s = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { token: u.token } });
+        tabs.push({ s, user: u, t });
+        return new Promise((resolve, reject) => {
+          s.once('session:ready', resolve);
+          s.once('connect_error', reject);
+        });
+      }),
+    ),
+  );
+  return tabs;
 }
 
-async function redisCommands(perTurn, cork, total = 20_000) {
-  const client = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, keyPrefix: `sam-micro-${randomBytes(4).toString('hex')}:` });
-  if (cork) autoCork(client);
-  await client.connect();
-  try {
-    const turn = async () => {
-      await new Promise((resolve) => setImmediate(resolve));
-      await Promise.all(Array.from({ length: perTurn }, () => client.incr('n')));
-    };
-    for (let i = 0; i < 200; i++) await turn(); // warm-up
-    const cpu0 = process.cpuUsage();
-    for (let i = 0; i < total / perTurn; i++) await turn();
-    return Math.round((10_000 * cpuMs(cpu0)) / total) / 10; // µs per command
-  } finally {
-    await client.del('n');
-    client.disconnect();
+/**
+ * `total` updates, `concurrency` at a time, each from its user's first tab; one is done when it is acknowledged
+ * and every tab of its user has its `task:changed`.
+ */
+async function updates(tabs, users, { total, concurrency }) {
+  const waiting = new Map(); // title -> { left, done }
+  for (const { s } of tabs) {
+    s.removeAllListeners('task:changed');
+    s.on('task:changed', (p) => {
+      const w = waiting.get(p?.task?.title);
+      if (w && --w.left === 0) w.done();
+    });
   }
-}
-
-/** µs of this process's CPU per SSE event, reading `streams` streamed answers at once through the SDK. */
-async function upstreamReads(fetchImpl, url, streams = 100) {
-  const client = new Anthropic({ apiKey: randomUUID(), baseURL: url, maxRetries: 0, ...(fetchImpl ? { fetch: fetchImpl } : {}) });
-  const read = async () => {
-    let events = 0;
-    // `[bench:…]` makes the fake upstream stream its fixed text at 50 tokens/s
-    for await (const _ of await client.messages.create({ model: 'm', max_tokens: 100, messages: [{ role: 'user', content: '[bench:micro]' }], stream: true })) events++;
-    return events;
+  const first = new Map(tabs.filter((t) => t.t === 0).map((t) => [t.user.userId, t.s]));
+  const prefix = `m${Date.now().toString(36)}.`;
+  let next = 0;
+  let failed = 0;
+  const one = (i) => {
+    const u = users[i % users.length];
+    const title = `${prefix}${i}`;
+    return new Promise((resolve) => {
+      // the ack counts as one more arrival to wait for
+      waiting.set(title, { left: TABS + 1, done: resolve });
+      first.get(u.userId).emit('task:update', { id: u.taskId, patch: { title } }, (res) => {
+        if (!res?.ok) failed++;
+        const w = waiting.get(title);
+        if (w && --w.left === 0) w.done();
+        if (!res?.ok) resolve();
+      });
+    }).finally(() => waiting.delete(title));
   };
-  await Promise.all(Array.from({ length: streams }, read)); // warm-up
-  const cpu0 = process.cpuUsage();
-  const events = (await Promise.all(Array.from({ length: streams }, read))).reduce((a, b) => a + b, 0);
-  return Math.round((10 * 1000 * cpuMs(cpu0)) / events) / 10;
+  const cpu0 = cpuByRole();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await one(next++);
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const spent = cpuSpent(cpu0, cpuByRole());
+  const per = (role) => Math.round((1000 * spent[role]) / total) / 1000;
+  return { perSecond: Math.round(total / seconds), failed, server: per('server'), postgres: per('postgres'), redis: per('redis'), bench: per('bench') };
+}
+
+async function taskUpdatesOn(kind, start, users) {
+  const node = await start();
+  try {
+    const tabs = await openTabs(node.url, users);
+    await updates(tabs, users, { total: 500, concurrency: 8 }); // warm-up: code compiled, pools and statements ready
+    const r = await updates(tabs, users, { total: 3_000, concurrency: 8 });
+    for (const { s } of tabs) s.disconnect();
+    console.log(
+      `task:update on ${kind} (${users.length} users × ${TABS} tabs, 8 in flight): ${r.perSecond} updates/s, ${r.failed} failed; CPU ms per update: server ${r.server}, PostgreSQL ${r.postgres}, Redis ${r.redis}, this process ${r.bench}`,
+    );
+    return r;
+  } finally {
+    await stopNode(node);
+  }
 }
 
 /** Round-trip times (ms, p50 / p90) of `fn`, back to back and each after `idleMs` of nothing. */
@@ -115,27 +114,18 @@ async function roundTrips(fn, idleMs = 5) {
   return `back to back p50 ${ms(busy, 50)} p90 ${ms(busy, 90)} ms; after ${idleMs} ms idle p50 ${ms(idle, 50)} p90 ${ms(idle, 90)} ms`;
 }
 
-const updates = await taskUpdates();
-console.log(`tasks.update (concurrency ${updates.concurrency}): ${updates.perSecond} updates/s, ${updates.cpuMsPerUpdate} ms CPU per update in this process, ${updates.postgresMsPerUpdate} ms in PostgreSQL`);
-for (const perTurn of [1, 5, 20]) {
-  const plain = await redisCommands(perTurn, false);
-  const corked = await redisCommands(perTurn, true);
-  console.log(`Redis, ${perTurn} command(s) per loop turn: ${plain} µs CPU per command plain, ${corked} µs with autoCork`);
-}
-const upstream = await startUpstream(640); // 160 deltas an answer
+const ident = runIdentity();
 try {
-  const ours = createUpstreamFetch();
-  for (let i = 0; i < 2; i++) {
-    const undici = await upstreamReads(undefined, upstream.url);
-    const node = await upstreamReads(ours.fetch, upstream.url);
-    console.log(`Streamed answers read through the SDK, 100 at once: ${undici} µs CPU per event with the global fetch, ${node} µs with the upstream fetch (node:http)`);
-  }
-  ours.close();
-} finally {
-  upstream.child.kill();
-}
+  await migrate(ident);
+  countPostgresFor(ident.dbName);
+  // The bench's own seeding (one task each); no password is checked here.
+  const users = await seedUsers(ident, USERS, 'unused');
+  const port = portBelowEphemeralRange();
+  const sam = await taskUpdatesOn('Sam', () => startSam(ident, { port, nodeId: 'micro-sam' }), users);
+  const bare = await taskUpdatesOn('bare', () => startBare({ port: port + 1, nodeId: 'micro-bare' }), users);
+  const serverSide = (r) => r.server + r.postgres + r.redis;
+  console.log(`Server-side CPU per update (server + PostgreSQL + Redis): Sam ${serverSide(sam).toFixed(3)} ms, bare ${serverSide(bare).toFixed(3)} ms, ${(serverSide(sam) / serverSide(bare)).toFixed(2)}×`);
 
-{
   const pgClient = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
   await pgClient.connect();
   const redis = new Redis({ host: '127.0.0.1', port: 6379 });
@@ -146,4 +136,7 @@ try {
     await pgClient.end();
     redis.disconnect();
   }
+} finally {
+  killAll('SIGKILL');
+  await cleanup(ident, [ident.redisPrefix]);
 }

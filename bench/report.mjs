@@ -1,5 +1,6 @@
-// The markdown table (Sam | bare | ratio | target) and the target verdicts.
-// A missed target is reported, never a failure of the bench.
+// The markdown table (Sam | bare | ratio | target), the target verdicts, the
+// retried steps and, when given a baseline run of the same mode, the Sam/bare
+// ratios against it. A missed target is reported, never a failure of the bench.
 
 /** The issue's two-node figure: the bench checks two nodes at this many sockets, and at twice one node's fan-out. */
 export const TWO_NODE_TARGET_SOCKETS = 36_000;
@@ -14,7 +15,34 @@ const cpuPer = (c, digits = 2) => (c ? [c.server, c.postgres, c.redis, c.generat
 const cpuOf = (row) => cpuPer(row?.cpu?.msPer);
 const pair = (q) => (q ? `${fmt(q.p50)} / ${fmt(q.p99)}` : null);
 
-export function renderReport(res) {
+/** The processes whose CPU counts as the server side's: the server, and the PostgreSQL and Redis it waits on (bare uses neither). */
+const SERVER_SIDE = ['server', 'postgres', 'redis'];
+/** Server-side CPU ms per unit of work of a `cpu` record (from its totals when it has them: per-role means are rounded). */
+function serverSideMs(cpu) {
+  if (!cpu) return null;
+  if (cpu.ms && cpu.units) return Math.round((1e4 * SERVER_SIDE.reduce((a, k) => a + (cpu.ms[k] ?? 0), 0)) / cpu.units) / 1e4;
+  if (cpu.msPer) return Math.round(1e4 * SERVER_SIDE.reduce((a, k) => a + (cpu.msPer[k] ?? 0), 0)) / 1e4;
+  return null;
+}
+
+/** The ratio targets on CPU per operation, Sam against bare at the same fixed rate (`config.cpuRate`, 1,000/s). */
+export const CPU_TARGETS = { connect: 1.3, update: 2, delta: 1.2 };
+
+/** The rows at the rate of record: the handshake step, the fan-out rate (a retried step's figures are the retry's). */
+const cpuRateOf = (res) => res.config?.cpuRate ?? 1000;
+const hsAt = (x, rate) => x.handshakes?.rows?.findLast((r) => r.rate === rate) ?? null;
+
+/** Server-side CPU per operation for one kind of server: per connect and per update at the rate of record, per relayed delta. */
+function cpuPerOp(x, rate) {
+  return {
+    connect: serverSideMs(hsAt(x, rate)?.cpu),
+    update: serverSideMs(at(x.fanout?.rows, rate)?.cpu),
+    delta: serverSideMs(x.relay?.cpu),
+  };
+}
+
+/** `baseline`: { file, data } of a committed run (bench/baseline.json), compared with when both are of the same mode. */
+export function renderReport(res, baseline = null) {
   const s = res.sam ?? {};
   const b = res.bare ?? {};
   const cap = (x) => x.capacity?.largestOkStep ?? null;
@@ -29,6 +57,10 @@ export function renderReport(res) {
   };
   const f1000 = (x) => at(x.fanout?.rows, 1000);
   const t1000 = (x) => at(x.twoNodes?.fanout?.rows, 1000);
+  const rate = cpuRateOf(res);
+  const sc = cpuPerOp(s, rate);
+  const bc = cpuPerOp(b, rate);
+  const rateText = rate.toLocaleString('en-US');
 
   const rows = [
     ['1. sockets, largest step with ack p99 ≤ 50 ms', cap(s), cap(b), '≥ 18,000 and ≥ 0.9× bare'],
@@ -36,7 +68,8 @@ export function renderReport(res) {
     ['1. RSS per socket (KB)', perSocketKB(s), perSocketKB(b), '≤ 25 and ≤ 1.5× bare'],
     ['1. heap per socket (KB, after a full GC)', heapKB(s), heapKB(b), ''],
     ['2a. handshakes/s with connect p99 ≤ 100 ms', s.handshakes?.maxRateP99Under100, b.handshakes?.maxRateP99Under100, '≥ 1,000 and ≥ 0.85× bare'],
-    ['2a. CPU per connect at 1,000/s (ms): server / PostgreSQL / Redis / generators', cpuPer(s.handshakes?.rows?.find((r) => r.rate === 1000)?.cpu?.msPer), cpuPer(b.handshakes?.rows?.find((r) => r.rate === 1000)?.cpu?.msPer), ''],
+    [`2a. CPU per connect at ${rateText}/s (ms): server / PostgreSQL / Redis / generators`, cpuPer(hsAt(s, rate)?.cpu?.msPer), cpuPer(hsAt(b, rate)?.cpu?.msPer), ''],
+    [`2a. CPU per connect at ${rateText}/s, server + PostgreSQL + Redis (ms)`, sc.connect, bc.connect, `≤ ${CPU_TARGETS.connect}× bare`, 3],
     ['2b. reconnect storm: sockets', s.reconnect?.sockets, b.reconnect?.sockets, '18,000'],
     ['2b. reconnect storm: 99% back after (s, from the restart)', sec(s.reconnect?.ms99), sec(b.reconnect?.ms99), '≤ 30'],
     ['3. fan-out sockets (3 tabs per user)', s.fanoutSockets, b.fanoutSockets, 'the largest step of 1'],
@@ -46,7 +79,8 @@ export function renderReport(res) {
     ['3. delivery p99.9 (ms)', f1000(s)?.delivery?.p999, f1000(b)?.delivery?.p999, ''],
     ['3. last-tab p99 (ms)', f1000(s)?.lastTab?.p99, f1000(b)?.lastTab?.p99, ''],
     ['3. lost deliveries (of expected)', lostOf(f1000(s)), lostOf(f1000(b)), '0'],
-    ['3. CPU per update at 1,000/s (ms): server / PostgreSQL / Redis / generators', cpuOf(f1000(s)), cpuOf(f1000(b)), ''],
+    [`3. CPU per update at ${rateText}/s (ms): server / PostgreSQL / Redis / generators`, cpuOf(at(s.fanout?.rows, rate)), cpuOf(at(b.fanout?.rows, rate)), ''],
+    [`3. CPU per update at ${rateText}/s, server + PostgreSQL + Redis (ms)`, sc.update, bc.update, `≤ ${CPU_TARGETS.update}× bare`, 3],
     ['3. delivery capacity (updates/s, p99 ≤ 50 ms, none lost)', s.fanout?.capacityPerSec, b.fanout?.capacityPerSec, '≥ 0.8× bare'],
     ['4. relay: added time to first delta p50 (ms)', s.relay?.firstDeltaAddedMs?.p50, b.relay?.firstDeltaAddedMs?.p50, '≤ 2'],
     ['4. relay: added time to first delta p99 (ms)', s.relay?.firstDeltaAddedMs?.p99, b.relay?.firstDeltaAddedMs?.p99, '≤ 15'],
@@ -54,6 +88,7 @@ export function renderReport(res) {
     ['4. relay: added per delta p99 (ms)', s.relay?.deltaAddedMs?.p99, b.relay?.deltaAddedMs?.p99, ''],
     ['4. relay: added inter-delta gap p99 (ms)', s.relay?.interDeltaAddedMs?.p99, b.relay?.interDeltaAddedMs?.p99, ''],
     ['4. relay: CPU per upstream delta (ms): server / PostgreSQL / Redis / generators', cpuPer(s.relay?.cpu?.msPer, 3), cpuPer(b.relay?.cpu?.msPer, 3), ''],
+    ['4. relay: CPU per upstream delta, server + PostgreSQL + Redis (ms)', sc.delta, bc.delta, `≤ ${CPU_TARGETS.delta}× bare`, 3],
     ['5. logins/s achieved (offered ' + (s.logins?.offeredPerSec ?? '—') + '/s)', s.logins?.achievedPerSec, null, '≥ 60'],
     ['5. login p99 (ms)', s.logins?.login?.p99, null, ''],
     ['5. socket ack p99 before → during logins (ms)', s.logins ? `${fmt(s.logins.socketAckBefore?.p99)} → ${fmt(s.logins.socketAckDuring?.p99)}` : null, null, 'at most doubles'],
@@ -73,11 +108,19 @@ export function renderReport(res) {
     '',
     '| figure | Sam | bare | Sam/bare | target |',
     '|---|---:|---:|---:|---|',
-    ...rows.map(([name, sv, bv, target]) => `| ${name} | ${fmt(sv)} | ${fmt(bv)} | ${fmt(ratio(sv, bv), 2)} | ${target} |`),
+    ...rows.map(([name, sv, bv, target, digits = 1]) => `| ${name} | ${fmt(sv, digits)} | ${fmt(bv, digits)} | ${fmt(ratio(sv, bv), 2)} | ${target} |`),
   ];
 
-  const targets = verdicts(s, b, { cap, perSocketKB, f1000 });
+  const targets = verdicts(s, b, { cap, perSocketKB, f1000, cpu: { sam: sc, bare: bc }, rateText });
   lines.push('', '| target | measured | met |', '|---|---|---|', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`));
+  lines.push('', ...retryLines(res));
+  const warm = warmUpLines(res);
+  if (warm.length) lines.push('', ...warm);
+  let comparison = null;
+  if (baseline) {
+    comparison = compare(res, baseline.data);
+    lines.push('', ...comparisonLines(res, baseline, comparison));
+  }
   if (s.profiles?.length) {
     for (const p of s.profiles) {
       lines.push('', `CPU profile ${p.file} (busy ${p.busyMs} ms of ${p.totalMs} ms), top self time:`, '');
@@ -96,18 +139,81 @@ export function renderReport(res) {
       ),
     );
   }
-  return { markdown: lines.join('\n'), targets };
+  return { markdown: lines.join('\n'), targets, comparison };
+}
+
+/** Every retried step, Sam's then bare's; a step failed twice is what the phase counted. */
+function retryLines(res) {
+  const all = [['Sam', res.sam], ['bare', res.bare]].flatMap(([kind, x]) => (x?.retries ?? []).map((r) => ({ kind, ...r })));
+  if (all.length === 0) return ['Retried steps: none (a failed step runs once more before its phase counts it as failed).'];
+  return [
+    'Retried steps (a failed step runs once more before its phase counts it as failed; the retry\'s figures are the ones above):',
+    '',
+    ...all.map((r) => `- ${r.kind}, ${r.phase}, ${r.step}: ${r.first} → ${r.retried ? (r.passed ? 'passed on retry' : `failed again (${r.second})`) : 'not retried, the retry budget was spent'}`),
+  ];
+}
+
+function warmUpLines(res) {
+  const all = [['Sam', res.sam], ['bare', res.bare]].flatMap(([kind, x]) => (x?.warmUps ?? []).map((w) => `${kind} ${w.phase.split(' ').slice(1).join(' ')} ${sec(w.ms)} s`));
+  return all.length ? [`Warm-ups (unmeasured, before every phase but the storm): ${all.join(', ')}.`] : [];
+}
+
+/**
+ * The Sam/bare ratios that have targets, and whether a higher ratio is better: the ones a change must not
+ * worsen by more than 10% against the baseline.
+ */
+function ratiosOf(res) {
+  const s = res.sam ?? {};
+  const b = res.bare ?? {};
+  const rate = cpuRateOf(res);
+  const capRow = (x) => x.capacity?.steps?.find((r) => r.step === x.capacity.largestOkStep) ?? x.capacity?.steps?.[0] ?? null;
+  const sc = cpuPerOp(s, rate);
+  const bc = cpuPerOp(b, rate);
+  return [
+    ['sockets (largest step, ack p99 ≤ 50 ms)', ratio(s.capacity?.largestOkStep, b.capacity?.largestOkStep), true],
+    ['RSS per socket', ratio(capRow(s)?.rssPerSocketBytes, capRow(b)?.rssPerSocketBytes), false],
+    ['handshakes/s (p99 ≤ 100 ms)', ratio(s.handshakes?.maxRateP99Under100, b.handshakes?.maxRateP99Under100), true],
+    ['fan-out delivery capacity', ratio(s.fanout?.capacityPerSec, b.fanout?.capacityPerSec), true],
+    ['CPU per connect', ratio(sc.connect, bc.connect), false],
+    ['CPU per update', ratio(sc.update, bc.update), false],
+    ['CPU per relayed delta', ratio(sc.delta, bc.delta), false],
+  ];
+}
+
+function compare(res, base) {
+  if (!base || base.mode !== res.mode) return null;
+  const before = new Map(ratiosOf(base).map(([name, v]) => [name, v]));
+  return ratiosOf(res).map(([name, now, higherIsBetter]) => {
+    const then = before.get(name);
+    const change = typeof now === 'number' && typeof then === 'number' && then !== 0 ? Math.round((1000 * (now - then)) / then) / 10 : null;
+    const worse = change === null ? null : higherIsBetter ? change < -10 : change > 10;
+    return { ratio: name, baseline: then ?? null, now: now ?? null, changePct: change, worseBy10Pct: worse };
+  });
+}
+
+function comparisonLines(res, baseline, comparison) {
+  const base = baseline.data;
+  const head = `Against ${baseline.file} (${base.date}, ${base.mode} run, ${base.machine?.model ?? 'unknown CPU'})`;
+  if (!comparison) return [`${head}: not compared, this is a ${res.mode} run.`];
+  const machine = base.machine?.model === res.machine?.model ? '' : ` The baseline ran on another CPU (${res.machine?.model} here); ratios travel between machines better than absolute figures, not perfectly.`;
+  return [
+    `${head}: Sam/bare ratios then and now; a ratio worse by more than 10% is marked.${machine}`,
+    '',
+    '| Sam/bare | baseline | this run | change |',
+    '|---|---:|---:|---|',
+    ...comparison.map((c) => `| ${c.ratio} | ${fmt(c.baseline, 2)} | ${fmt(c.now, 2)} | ${c.changePct === null ? '—' : `${c.changePct > 0 ? '+' : ''}${c.changePct}%${c.worseBy10Pct ? ' **worse by > 10%**' : ''}`} |`),
+  ];
 }
 
 const sec = (ms) => (typeof ms === 'number' ? Math.round(ms / 100) / 10 : null);
-/** Every step of the two-node check ("36000 / 31.2; 39000 / 198.5"); older results had one. */
+/** Every step of the two-node check ("<sockets> / <ack p99>; …"); older results had one. */
 const twoSteps = (x) => {
   const check = x.twoNodes?.capacityCheck;
   return check ? (check.steps ?? [check]).map((st) => `${st.sockets} / ${fmt(st.ack?.p99)}`).join('; ') : null;
 };
 const lostOf = (r) => (r ? `${r.lost} of ${r.expectedDeliveries}; ${r.unacked} of ${r.sent} updates unacked` : null);
 
-function verdicts(s, b, { cap, perSocketKB, f1000 }) {
+function verdicts(s, b, { cap, perSocketKB, f1000, cpu, rateText }) {
   const v = (target, measured, met) => ({ target, measured: measured ?? '—', met: measured === null || measured === undefined ? null : met });
   const sc = cap(s);
   const bc = cap(b);
@@ -116,6 +222,10 @@ function verdicts(s, b, { cap, perSocketKB, f1000 }) {
   const f = f1000(s);
   const two = s.twoNodes?.capacityCheck;
   const lg = s.logins;
+  const cpuVerdict = (what, key) => {
+    const r = ratio(cpu.sam[key], cpu.bare[key]);
+    return v(`CPU per ${what} ≤ ${CPU_TARGETS[key]}× bare (server + PostgreSQL + Redis)`, r === null ? null : `${fmt(r, 2)}× (${fmt(cpu.sam[key], 3)} vs ${fmt(cpu.bare[key], 3)} ms)`, r !== null && r <= CPU_TARGETS[key]);
+  };
   return [
     v('≥ 18,000 sockets on one node, ack p99 ≤ 50 ms', sc, sc >= 18_000),
     v('≥ 0.9× bare sockets', bc ? ratio(sc, bc) : null, ratio(sc, bc) >= 0.9),
@@ -130,6 +240,9 @@ function verdicts(s, b, { cap, perSocketKB, f1000 }) {
     v('nothing lost', f ? `${f.lost} lost, ${f.unacked} unacked` : null, f ? f.lost === 0 && f.unacked === 0 : false),
     v('relay: ≤ 2 ms added to first delta at p50', s.relay?.firstDeltaAddedMs?.p50, s.relay?.firstDeltaAddedMs?.p50 <= 2),
     v('relay: ≤ 15 ms added to first delta at p99', s.relay?.firstDeltaAddedMs?.p99, s.relay?.firstDeltaAddedMs?.p99 <= 15),
+    cpuVerdict(`handshake at ${rateText}/s`, 'connect'),
+    cpuVerdict(`task update (its write, 3 tabs) at ${rateText}/s`, 'update'),
+    cpuVerdict('relayed delta', 'delta'),
     v('≥ 60 logins/s', lg?.achievedPerSec, lg?.achievedPerSec >= 60),
     v('socket ack p99 at most doubles during logins', lg ? `${lg.socketAckBefore?.p99} → ${lg.socketAckDuring?.p99} ms` : null, lg ? lg.socketAckDuring?.p99 <= 2 * lg.socketAckBefore?.p99 : false),
   ];

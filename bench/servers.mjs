@@ -1,8 +1,8 @@
 // Launching what the bench measures: Sam in production mode (built dist/), the
 // bare baseline, the fake upstream; the bench database and its users.
 //
-// Users are NOT signed up one by one (each signup is an argon2 hash, ~70 ms of
-// one core here): one user signs up through the real API, its argon2 hash is
+// Users are NOT signed up one by one (each signup is an argon2 hash, tens of
+// milliseconds of a core): one user signs up through the real API, its argon2 hash is
 // copied to every bench user inserted straight into PostgreSQL (so logins in
 // scenario 5 verify a real hash with the server's own parameters), each user
 // gets one `sessions` row and one task, and the bench mints the access tokens
@@ -36,6 +36,21 @@ export const webNodeFlags = (() => {
   if (!web) throw new Error('Procfile: no "web: node … dist/server/main.js" line');
   return web[1].split(/\s+/).filter(Boolean);
 })();
+
+/**
+ * A random port for the servers, below the range the kernel hands out to outgoing connections: the generators
+ * open tens of thousands, and a port in that range can be taken by one of them before the server listens.
+ * The servers take this port and the next few.
+ */
+export function portBelowEphemeralRange() {
+  let low = 32_768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // keep the kernel's default
+  }
+  return 10_000 + Math.floor(Math.random() * Math.max(1_000, low - 10_010));
+}
 
 /** Every child process we started, so that exit handlers can end them (by pid). */
 export const children = new Set();
@@ -201,16 +216,41 @@ export function cpuOf(pid) {
   }
 }
 
+/** The bench's database (`countPostgresFor`): PostgreSQL backends serving other databases count as `other`. */
+let benchDatabase;
+
 /**
- * CPU ticks (1/100 s, user + system, all threads) of every process on the machine by role: the
- * server node(s) under test, the generators, PostgreSQL, Redis, the bench's own processes (this one and
- * the fake upstream) and everything else; plus the machine's idle and total ticks. Differences of two
- * readings (`cpuSpent`) say where a window's CPU went, e.g. per task update in the fan-out.
+ * From now on, PostgreSQL's CPU is that of the backends serving `dbName` and of its shared processes (the
+ * WAL writer, the checkpointer…): the machine may hold other work's databases (tests run beside the bench).
+ */
+export function countPostgresFor(dbName) {
+  benchDatabase = dbName;
+}
+
+/** Whether a `postgres` process is a client backend serving another database than the bench's (from its title). */
+function otherDatabaseBackend(pid) {
+  if (!benchDatabase) return false;
+  let title;
+  try {
+    title = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return false;
+  }
+  // "postgres: [cluster:] user database host(port) activity"; the shared processes name no client
+  const client = /\(\d+\)|\[local\]/.test(title);
+  return client && !title.split(/\s+/).includes(benchDatabase);
+}
+
+/**
+ * CPU ticks (1/100 s, user + system, all threads) of every process on the machine, each with its role: the
+ * server node(s) under test, the generators, PostgreSQL, Redis, the bench's own processes (this one and the
+ * fake upstream) and everything else; plus the machine's idle and total ticks. Differences of two readings
+ * (`cpuSpent`) say where a window's CPU went, e.g. per task update in the fan-out.
  */
 export function cpuByRole() {
   const roles = new Map([[process.pid, 'bench']]);
   for (const c of children) roles.set(c.pid, c.benchName?.startsWith('gen') ? 'generators' : c.benchName === 'upstream' ? 'bench' : 'server');
-  const out = { server: 0, postgres: 0, redis: 0, generators: 0, bench: 0, other: 0 };
+  const pids = new Map();
   for (const d of fs.readdirSync('/proc')) {
     if (d.charCodeAt(0) > 57) continue;
     let s;
@@ -220,16 +260,26 @@ export function cpuByRole() {
       continue; // exited meanwhile
     }
     const comm = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
-    const role = roles.get(Number(d)) ?? (comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : 'other');
-    out[role] += statTicks(s);
+    let role = roles.get(Number(d)) ?? (comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : 'other');
+    if (role === 'postgres' && otherDatabaseBackend(d)) role = 'other';
+    pids.set(d, { role, ticks: statTicks(s) });
   }
-  return { ...out, ...cpuTimes() };
+  return { pids, ...cpuTimes() };
 }
 
-/** CPU milliseconds by role between two `cpuByRole()` readings (`idle` over all cores). */
+/**
+ * CPU milliseconds by role between two `cpuByRole()` readings (`idle` over all cores), process by process:
+ * a process that started in between counts whole, one that exited in between is lost (subtracting totals by
+ * role would instead charge its whole past to the window, as a negative figure).
+ */
 export function cpuSpent(a, b) {
-  const out = {};
-  for (const k of Object.keys(a)) if (k !== 'total') out[k] = (b[k] - a[k]) * 10;
+  const out = { server: 0, postgres: 0, redis: 0, generators: 0, bench: 0, other: 0 };
+  for (const [pid, p] of b.pids) {
+    const before = a.pids.get(pid);
+    // a smaller count than before means the pid was reused by a new process
+    out[p.role] += (before && before.ticks <= p.ticks ? p.ticks - before.ticks : p.ticks) * 10;
+  }
+  out.idle = (b.idle - a.idle) * 10;
   return out;
 }
 

@@ -1,7 +1,9 @@
 // `npm run bench` (full, < 15 min) and `npm run bench -- --quick` (< 2 min).
 // Builds the server, starts Sam in production mode, the bare Socket.IO baseline
 // and the load generators as separate processes, runs the scenarios of
-// bench/README.md, writes bench/results/<date>.json and prints Sam | bare | ratio.
+// bench/README.md, writes bench/results/<date>.json (git-ignored) and prints
+// Sam | bare | ratio | target, the verdicts, the retried steps and, for a run of
+// the same mode, the ratios against bench/baseline.json.
 // Options: --quick, --profile (Sam under --cpu-prof, top self-time printed),
 // --sam-only, --bare-only, --no-build, --only <scenarios>, --steps <sockets,...>, --set key=n,...
 // Never fails because a target is missed.
@@ -9,8 +11,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { capacity, collectGarbage, connectUsers, fanout, Generators, handshakes, logins, reconnectStorm, relay, runLoad, twoNodeCapacity } from '../bench/scenarios.mjs';
-import { cleanup, killAll, logDir, migrate, profilesWritten, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
+import { capacity, collectGarbage, connectUsers, fanout, Generators, handshakes, logins, memoryBaseline, reconnectStorm, relay, Retries, runLoad, twoNodeCapacity, warmConnects, warmLogins } from '../bench/scenarios.mjs';
+import { cleanup, countPostgresFor, killAll, logDir, migrate, portBelowEphemeralRange, profilesWritten, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
 import { renderReport, TWO_NODE_TARGET_SOCKETS } from '../bench/report.mjs';
 import { byWindow, topSelf } from '../bench/profile-top.mjs';
 import { settle, sleep } from '../bench/lib.mjs';
@@ -35,13 +37,16 @@ if (only?.some((o) => !scenarioNames.includes(o))) {
 }
 const wanted = (name) => !only || only.includes(name) || (name === 'capacity' && ['fanout', 'logins', 'storm'].some((o) => only.includes(o)));
 
+// cpuRate: the fixed rate at which CPU per connect and per update are set against bare's (both ramps include it).
+// warm*: the unmeasured warm-up before each phase (sockets connected, its length, relay streams).
+// retryBudgetMs: how long each server's retries of failed steps may take in all (the same for Sam and bare).
+// settleMaxMs: how long a phase waits at most for a quiet machine (shorter in quick runs, which must stay short).
 const cfg = quick
-  ? { steps: [1500], windowMs: 3_000, connectRate: 1_500, fanoutRates: [250, 500], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 3_000, twoNodeRates: [500], twoNodeCapacity: false, budgetMs: 40_000 }
-  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000 };
-// Fan-out rates step by 250/s from 1,000 to 2,000: the target is a ratio (≥ 0.8× bare's capacity), and with
-// steps of a third (1,500 → 2,000) a server able to do 1,900/s would have counted as 1,500 (0.75× of 2,000).
-// Handshake rates likewise (≥ 0.85× bare): with 1,000 → 1,500, a server a little short of 1,500/s counted as 0.67×.
-// 19,500: a server process may hold at most `ulimit -n` (here 20,000, the hard limit) descriptors.
+  ? { steps: [1500], windowMs: 2_500, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 2_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 40_000, cpuRate: 1000, warmSockets: 300, warmMs: 500, warmStreams: 10, retryBudgetMs: 6_000, settleMaxMs: 3_000 }
+  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000, cpuRate: 1000, warmSockets: 600, warmMs: 2_000, warmStreams: 20, retryBudgetMs: 75_000, settleMaxMs: 20_000 };
+// Fan-out and handshake rates step by 250/s where their ratio targets (≥ 0.8× and ≥ 0.85× bare) are decided:
+// with coarser steps a server just short of the next step counts as the one below, far under its real ratio.
+// 19,500: a server process may hold at most `ulimit -n` descriptors (a hard limit of 20,000 where the bench runs).
 if (optionValue('--steps')) cfg.steps = optionValue('--steps').split(',').map(Number);
 // --set streams=20,streamStartRate=10,fanoutRates=250/1000: override numeric settings of the mode (the keys
 // of cfg above); a list setting takes its numbers separated by '/'.
@@ -59,16 +64,7 @@ for (const pair of optionValue('--set')?.split(',') ?? []) {
 const started = Date.now();
 const log = (s) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${s}\n`);
 const ident = runIdentity();
-// The servers' ports lie below the range the kernel hands out to outgoing connections (the generators open
-// tens of thousands): a port in it can be taken by one of them, and the server then fails to listen.
-const ephemeralLow = (() => {
-  try {
-    return Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32_768;
-  } catch {
-    return 32_768;
-  }
-})();
-const basePort = 10_000 + Math.floor(Math.random() * Math.max(1_000, ephemeralLow - 10_010));
+const basePort = portBelowEphemeralRange();
 let gens;
 const loadAverages = [];
 /**
@@ -97,11 +93,11 @@ process.on('uncaughtException', (err) => {
   console.error(err);
   void finish(1);
 });
-// A hard stop, whatever happens: quick mode 2.5 min, full 16 min.
+// A hard stop against a hung run, well above the usual length (quick < 2 min, full < 15 min on a quiet machine).
 setTimeout(() => {
   log('hard time limit reached: stopping');
   void finish(2);
-}, quick ? 150_000 : 960_000).unref();
+}, quick ? 180_000 : 960_000).unref();
 
 async function main() {
   log(`bench ${quick ? '--quick' : 'full'}: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; generators share the CPU with the server (see bench/README.md)`);
@@ -112,6 +108,7 @@ async function main() {
   }
   log(`database ${ident.dbName}, Redis prefix ${ident.redisPrefix}, logs in ${logDir}`);
   await migrate(ident);
+  countPostgresFor(ident.dbName);
   const upstream = await startUpstream(cfg.streamSeconds * 50 * 4);
   gens = new Generators(3, { nice: argv.includes('--nice-generators') ? 10 : 0 });
   await gens.start();
@@ -167,14 +164,25 @@ async function main() {
 
   results.loadAverages = loadAverages;
   results.elapsedSeconds = Math.round((Date.now() - started) / 1000);
-  const report = renderReport(results);
+  const baseline = readBaseline();
+  const report = renderReport(results, baseline);
   results.targets = report.targets;
+  if (report.comparison) results.againstBaseline = report.comparison;
   const dir = path.join(root, 'bench/results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${results.date.replace(/[:]/g, '-').replace(/\..+$/, '')}${quick ? '-quick' : ''}${only ? `-only-${only.join('-')}` : ''}.json`);
   fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`\n${report.markdown}\n`);
   log(`results written to ${path.relative(root, file)}`);
+}
+
+/** bench/baseline.json: the committed full run that a run of the same mode is compared with (null if absent or unreadable). */
+function readBaseline() {
+  try {
+    return { file: 'bench/baseline.json', data: JSON.parse(fs.readFileSync(path.join(root, 'bench/baseline.json'), 'utf8')) };
+  } catch {
+    return null;
+  }
 }
 
 function fdLimit() {
@@ -190,15 +198,26 @@ function fdLimit() {
 async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstream, password, twoNodes }) {
   let a = nodes[0];
   const out = {};
+  const warmUps = [];
+  const retries = new Retries(cfg.retryBudgetMs, log);
+  const ctx = { gens, retries };
   /**
-   * Runs one scenario: collects garbage in the generators and on the nodes it measures (by default the current
-   * one), waits for a quiet machine, logs it, and records its window for `--profile`. The scenarios run one after
-   * another in the same processes; without the collection, a major GC owed to the one before (the storm's 19,500
-   * closed sockets, the handshakes' thousands) could land in the next one's window.
+   * Runs one scenario: first its `warm` step, if any (a little of the phase's own work, unmeasured, so that the
+   * figures are those of a warm process: a fresh one compiles and sizes its heap in its first window); then
+   * collects garbage in the generators and on the nodes it measures (by default the current one), waits for a
+   * quiet machine, logs it, and records its window for `--profile`. The scenarios run one after another in the
+   * same processes; without the collection, a major GC owed to the one before (the storm's closed sockets, the
+   * handshakes' thousands) could land in the next one's window.
    */
-  const phase = async (s, run, collectOn = [a]) => {
+  const phase = async (s, run, { collectOn = [a], warm } = {}) => {
+    if (warm) {
+      const t0 = Date.now();
+      const what = await warm();
+      warmUps.push({ phase: `${kind} ${s.split(' ')[0]}`, what, ms: Date.now() - t0 });
+      log(`${kind}: warm-up for ${s.split(' ')[0]} (unmeasured): ${what} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
     await collectGarbage(gens, collectOn);
-    const quiet = await settle();
+    const quiet = await settle({ maxMs: cfg.settleMaxMs });
     const load1 = Math.round(os.loadavg()[0] * 100) / 100;
     loadAverages.push({ phase: `${kind} ${s.split(' ')[0]}`, load1, settledMs: quiet.waitedMs, busyAtStart: quiet.busy });
     log(`${kind}: ${s} (load average ${load1}; waited ${(quiet.waitedMs / 1000).toFixed(1)} s for the machine to be quiet, busy ${Math.round(quiet.busy * 100)}%)`);
@@ -211,29 +230,49 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   };
   const budgetEndsAt = Date.now() + cfg.budgetMs;
 
+  // The warm-up's users are the first of the pool; they are disconnected again before the phase connects its own.
+  const warmUsers = pool.slice(0, Math.ceil(cfg.warmSockets / 3));
   let n = 0;
   if (wanted('capacity')) {
-    out.capacity = await phase('1. capacity and memory (3 sockets per user, one task update per user every 10 s)', () => capacity({ gens }, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log }));
+    // The memory baseline is the fresh process's, read before the warm-up (which leaves its own state behind).
+    let base;
+    out.capacity = await phase(
+      '1. capacity and memory (3 sockets per user, one task update per user every 10 s)',
+      () => capacity(ctx, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log, base }),
+      {
+        warm: async () => {
+          base = await memoryBaseline(gens, [a]);
+          return warmConnects(gens, { users: warmUsers, urls: [a.url], rate: cfg.connectRate, loadRate: 100, loadMs: cfg.warmMs });
+        },
+      },
+    );
     n = out.capacity.remaining;
     out.fanoutSockets = n;
   }
 
   if (wanted('fanout')) {
-    out.fanout = await phase(`3. fan-out at ${n} sockets`, () => fanout({ gens }, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log }));
+    out.fanout = await phase(`3. fan-out at ${n} sockets`, () => fanout(ctx, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log, cpuRate: cfg.cpuRate }), {
+      warm: async () => {
+        const r = await runLoad(gens, { rate: cfg.fanoutRates[0], ms: cfg.warmMs, drainMs: 1_000 });
+        return `${r.acked} updates at ${cfg.fanoutRates[0]}/s`;
+      },
+    });
   }
 
   if (password && wanted('logins')) {
-    out.logins = await phase(`5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`, () =>
-      logins({ gens }, a, { rate: cfg.loginRate, ms: cfg.loginMs, drainMs: quick ? 3_000 : 10_000, pool, password, bgRate: Math.max(1, Math.round(n / 30)), log }),
+    out.logins = await phase(
+      `5. logins at ${cfg.loginRate}/s with ${n} sockets under background load`,
+      () => logins(ctx, a, { rate: cfg.loginRate, ms: cfg.loginMs, drainMs: quick ? 3_000 : 10_000, pool, password, bgRate: Math.max(1, Math.round(n / 30)), log }),
+      { warm: () => warmLogins(a, { pool, password, count: 10, rate: 20 }) },
     );
   }
 
   if (wanted('storm')) {
     // Full runs restart gracefully (SIGTERM, as a deploy does); quick runs crash-restart (SIGKILL) to stay short,
-    // unless profiled: a killed process writes no profile.
+    // unless profiled: a killed process writes no profile. No warm-up: what it measures is a fresh process.
     const restartKind = quick && !profile ? 'SIGKILL' : 'SIGTERM';
     const storm = await phase(`2b. reconnect storm: restart (${restartKind}) with ${n} sockets`, () =>
-      reconnectStorm({ gens }, a, { restart: () => restart(a, restartKind), timeoutMs: quick ? 20_000 : 60_000, log }),
+      reconnectStorm(ctx, a, { restart: () => restart(a, restartKind), timeoutMs: quick ? 20_000 : 60_000, log }),
     );
     storm.result.restartKind = restartKind;
     a = storm.node;
@@ -243,18 +282,23 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   await sleep(1_500);
 
   if (wanted('handshakes')) {
-    out.handshakes = await phase('2a. handshakes at fixed arrival rates', () => handshakes({ gens }, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log }));
-  }
-
-  if (wanted('relay')) {
-    out.relay = await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`, async () => {
-      // The node restarted in 2b: a few streams first (full runs), so that the figures are those of a warm process.
-      const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
-      if (!quick) await relay({ gens }, { ...relayArgs, streams: 20, log: (m) => log(`  warm-up:${m}`) });
-      return relay({ gens }, { ...relayArgs, streams: cfg.streams, log });
+    out.handshakes = await phase('2a. handshakes at fixed arrival rates', () => handshakes(ctx, { rates: cfg.hsRates, ms: cfg.hsMs, pool, urls: [a.url], budgetEndsAt: Infinity, log, cpuRate: cfg.cpuRate, settleMaxMs: Math.min(10_000, cfg.settleMaxMs) }), {
+      warm: () => warmConnects(gens, { users: warmUsers, urls: [a.url], rate: cfg.hsRates[0] }),
     });
   }
 
+  if (wanted('relay')) {
+    const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
+    out.relay = await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`, () => relay(ctx, { ...relayArgs, streams: cfg.streams, log }), {
+      warm: async () => {
+        const r = await relay(ctx, { ...relayArgs, streams: cfg.warmStreams, log: (m) => log(`  warm-up:${m}`) });
+        return `${r.streamsMeasured} streams`;
+      },
+    });
+  }
+
+  out.warmUps = warmUps;
+  out.retries = retries.list;
   if (!wanted('two')) return { result: out, node: a };
   const fanoutUsers = Math.floor((n || Math.max(...cfg.steps)) / 3);
   let pair;
@@ -265,22 +309,31 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
     pair = [a, await secondNode()];
   }
   out.twoNodes = {};
-  const c = await phase(`6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`, async () => {
-    const connected = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
-    out.twoNodes.connectFailed = connected.failed;
-    out.twoNodes.fanoutSockets = connected.ok;
-    // The second node is a fresh process: a little load first (full runs), so that the figures are those of warm processes.
-    if (!quick) await runLoad(gens, { rate: 100, ms: 2_000, drainMs: 1_000 });
-    out.twoNodes.fanout = await fanout({ gens }, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log });
-    return connected;
-  }, pair);
+  let connected;
+  await phase(
+    `6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`,
+    async () => {
+      out.twoNodes.fanout = await fanout(ctx, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log, cpuRate: cfg.cpuRate, phase: '6. two-node fan-out' });
+    },
+    {
+      collectOn: pair,
+      // Connecting is not measured here, so it is part of the warm-up, with a little load: one node is fresh.
+      warm: async () => {
+        connected = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
+        out.twoNodes.connectFailed = connected.failed;
+        out.twoNodes.fanoutSockets = connected.ok;
+        await runLoad(gens, { rate: 100, ms: cfg.warmMs, drainMs: 1_000 });
+        return `${connected.ok} sockets connected over both nodes, 100 updates/s for ${cfg.warmMs / 1000} s`;
+      },
+    },
+  );
   if (cfg.twoNodeCapacity) {
     // The issue's figure first, then twice the one-node fan-out when that is more; the largest that holds counts.
     const userSteps = [...new Set([Math.min(TWO_NODE_TARGET_SOCKETS / 3, 2 * fanoutUsers), 2 * fanoutUsers])];
-    out.twoNodes.capacityCheck = await twoNodeCapacity({ gens }, pair, {
-      userSteps, connectedUsers: fanoutUsers, connectedSockets: c.ok, pool, connectRate: cfg.connectRate, windowMs: cfg.windowMs,
+    out.twoNodes.capacityCheck = await twoNodeCapacity(ctx, pair, {
+      userSteps, connectedUsers: fanoutUsers, connectedSockets: connected.ok, pool, connectRate: cfg.connectRate, windowMs: cfg.windowMs,
       // Not before connecting: each step collects garbage itself once its sockets are connected.
-      phase: (sockets, run) => phase(`6. two nodes: capacity check at ${sockets} sockets`, run, []), log,
+      phase: (sockets, run) => phase(`6. two nodes: capacity check at ${sockets} sockets`, run, { collectOn: [] }), log,
     });
   }
   await gens.all('disconnect', () => ({}));
