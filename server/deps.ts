@@ -3,7 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { createOrm, ensureDatabase, migrate } from './db/orm.js';
-import { createSqlPool, type SqlPool } from './db/sql.js';
+import { createPostgres, type Sql } from './db/postgres.js';
 import { connectRedis, createCommandClient, RedisWatch, type Redis } from './redis.js';
 import { createTokenService, type TokenService } from './features/auth/tokens.js';
 import { createPasswordHasher, createPasswordPolicy, type PasswordHasher } from './features/auth/passwords.js';
@@ -17,19 +17,24 @@ import { createTasksService, type TasksService } from './features/tasks/tasks.se
 import { createAccountService, type AccountService } from './features/account/account.service.js';
 import { randomBytes } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
-import { createUpstreamFetch } from './features/chat/upstream-fetch.js';
 import type { AnthropicCompatibleServer } from '../dev/offline-model/server.js';
 import { Assistant } from './features/chat/assistant.js';
 import { createChatViews } from './features/chat/views.js';
+import { streamScripts } from './features/chat/stream-buffer.js';
 import { createChatService, type ChatService } from './features/chat/chat.service.js';
+import { createChatRepository } from './features/chat/chat.repository.js';
+import { createTasksRepository } from './features/tasks/tasks.repository.js';
+import { createSessionsRepository } from './features/auth/sessions.repository.js';
+import { createUsersRepository, type UsersRepository } from './features/auth/users.repository.js';
 import { createMetrics, type Metrics } from './features/ops/metrics.js';
 
 export interface Deps {
   config: Readonly<Config>;
   logger: Logger;
   orm: MikroORM;
-  /** plain SQL on the ORM's pool, for the hot paths (tasks, chat, the connect path) */
-  sql: SqlPool;
+  /** the repositories' PostgreSQL client (its own pool, beside the ORM's) */
+  sql: Sql;
+  users: UsersRepository;
   /** fail-fast command client (prefixed keys) */
   redis: Redis;
   redisWatch: RedisWatch;
@@ -58,7 +63,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     const applied = await migrate(orm);
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
   }
-  const redis = createCommandClient(config, `sam:${config.nodeId}:cmd`);
+  const redis = createCommandClient(config, `sam:${config.nodeId}:cmd`, streamScripts);
   const redisWatch = new RedisWatch(redis, logger);
   if (!(await connectRedis(redis))) logger.warn({ event: 'redis', state: 'down' }, 'redis unreachable at startup; serving degraded');
 
@@ -67,7 +72,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   const breach = createBreachChecker({ apiUrl: config.hibpApiUrl, logger });
   const policy = createPasswordPolicy(config.passwordPolicy, breach);
   const lockout = createLockout({ redis, maxFailures: config.loginMaxFailures, lockoutSeconds: config.lockoutSeconds });
-  const revocation = createRevocationStore({ orm, redis, redisWatch, logger, accessTtlSeconds: config.accessTokenTtlSeconds });
+  const sql = createPostgres(config.databaseUrl, { applicationName: `sam:${config.nodeId}` });
+  const users = createUsersRepository(sql);
+  const revocation = createRevocationStore({ sessions: createSessionsRepository(sql), redis, redisWatch, logger, accessTtlSeconds: config.accessTokenTtlSeconds });
   const auth = createAuthService({
     orm,
     logger,
@@ -81,16 +88,15 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     sessionMaxSeconds: config.sessionMaxSeconds,
   });
 
-  const broadcaster = new Broadcaster();
+  const broadcaster = new Broadcaster(() => redisWatch.isUp);
   broadcaster.onBroadcast(metrics.countBroadcast);
   const eventLimiter = createEventLimiter({
     redis,
     eventsPerMinute: config.socketEventsPerMinute,
     chatPerMinute: config.chatMessagesPerMinute,
   });
-  const sql = createSqlPool(orm);
   const tasks = createTasksService({
-    sql,
+    tasks: createTasksRepository(sql),
     events: {
       changed: (userId, data) => broadcaster.toUser(userId, 'task:changed', data),
       removed: (userId, data) => broadcaster.toUser(userId, 'task:removed', data),
@@ -102,15 +108,14 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     ? await (await import('../dev/offline-model/server.js')).createAnthropicCompatibleServer({ logger })
     : undefined;
   if (offlineModel) logger.info({ url: offlineModel.url }, 'no ANTHROPIC_API_KEY: the embedded offline model answers');
-  const upstreamFetch = createUpstreamFetch();
   const anthropic = new Anthropic({
     apiKey: config.anthropic.apiKey ?? randomBytes(24).toString('base64url'),
     baseURL: offlineModel?.url ?? config.anthropic.baseUrl ?? null,
     maxRetries: 0,
     timeout: config.upstreamIdleTimeoutMs,
-    fetch: upstreamFetch.fetch,
   });
-  const views = createChatViews({ sql, redis, broadcaster });
+  const chatRepository = createChatRepository(sql);
+  const views = createChatViews({ chat: chatRepository, redis, broadcaster });
   const assistant = new Assistant({
     redis,
     anthropic,
@@ -123,7 +128,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     hooks: metrics.chatHooks,
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
   });
-  const chat = createChatService({ sql, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
+  const chat = createChatService({ chat: chatRepository, tasks, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
   const account = createAccountService({ orm, auth, tasks, broadcaster, logger, contributors: [chat] });
 
   return {
@@ -131,6 +136,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     logger,
     orm,
     sql,
+    users,
     redis,
     redisWatch,
     tokens,
@@ -149,11 +155,10 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     async close() {
       metrics.stop();
       await assistant.shutdown();
-      upstreamFetch.close();
       await offlineModel?.close();
       redisWatch.close();
       redis.disconnect();
-      await orm.close(true);
+      await Promise.all([orm.close(true), sql.end({ timeout: 5 })]);
     },
   };
 }

@@ -1,6 +1,7 @@
 /** One error model (CONVENTIONS 4): every failure becomes an AppError with a wire code. */
 import { randomUUID } from 'node:crypto';
 import type { ZodError } from 'zod';
+import { DriverException } from '@mikro-orm/core';
 import { ErrorCode, httpStatusOf, type ErrorIssue, type WireError } from '../shared/errors.js';
 
 export { ErrorCode, httpStatusOf };
@@ -81,14 +82,34 @@ export function toAppError(err: unknown): AppError {
   return new AppError(ErrorCode.INTERNAL, defaultMessages.INTERNAL, { cause: err, details: { errorId } });
 }
 
-/** True for errors that mean a backing service (PostgreSQL, Redis) is unreachable. */
-export function isConnectivityError(err: unknown): boolean {
-  const e = err as { code?: string; name?: string; message?: string } | null;
-  if (!e) return false;
-  const codes = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P03', '08006', '08001', '08003', '08004'];
-  if (e.code && codes.includes(e.code)) return true;
-  const msg = e.message ?? '';
-  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|Command timed out|connect ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection/i.test(
-    msg,
-  );
+/**
+ * Codes of errors that mean a backing service could not be reached: Node's
+ * socket errors, postgres.js's connection errors, and PostgreSQL's own
+ * (class 08, connection exception; 57P01–57P03, shutting down or starting;
+ * 53300, too many connections).
+ */
+const unreachableCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+
+/** True for errors that mean a backing service (PostgreSQL, Redis) is unreachable: matched by class and code. */
+export function isUnavailableError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code !== '') return unreachableCodes.has(code) || /^08[0-9A-Z]{3}$/.test(code);
+  // Every error PostgreSQL reports carries a SQLSTATE: one without is the driver's own (its connection lost, or none to be had).
+  return err instanceof DriverException;
 }

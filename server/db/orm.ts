@@ -13,14 +13,12 @@ export function ormOptions(config: Pick<Config, 'databaseUrl'>, overrides: Parti
     clientUrl: config.databaseUrl,
     entities,
     extensions: [Migrator],
-    // Pool settings that survive a PostgreSQL restart: a broken connection is
-    // dropped, acquiring waits only briefly. Idle connections stay a minute and
-    // two always: opening one costs PostgreSQL a backend and cold caches, which
-    // showed as 100–200 ms of latency at the start of every burst (npm run bench).
-    pool: { min: 2, max: 10, idleTimeoutMillis: 60_000 },
+    // The auth lifecycle's pool (the repositories have their own, server/db/postgres.ts). Settings that
+    // survive a PostgreSQL restart: a broken connection is dropped, acquiring waits only briefly. Idle
+    // connections stay a minute and one always: opening one costs PostgreSQL a backend and cold caches.
+    pool: { min: 1, max: 6, idleTimeoutMillis: 60_000, acquireTimeoutMillis: 5_000 },
     driverOptions: {
       connection: { keepAlive: true, connectionTimeoutMillis: 3_000, statement_timeout: 15_000 },
-      acquireConnectionTimeout: 5_000,
     },
     migrations: {
       tableName: 'mikro_orm_migrations',

@@ -1,6 +1,6 @@
 /** The one JSON error handler (GEN-1): a wire error, never a stack trace. */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, appError, ErrorCode, isConnectivityError, toAppError } from '../errors.js';
+import { AppError, appError, ErrorCode, isUnavailableError, toAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 /** Maps body-parser failures and connectivity failures to wire errors. */
@@ -11,7 +11,7 @@ function classify(err: unknown): AppError {
   if (e?.type === 'entity.parse.failed' || e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
     return appError(ErrorCode.VALIDATION, { message: 'The body must be valid JSON' });
   }
-  if (isConnectivityError(err)) return appError(ErrorCode.UNAVAILABLE, { cause: err });
+  if (isUnavailableError(err)) return appError(ErrorCode.UNAVAILABLE, { cause: err });
   return toAppError(err);
 }
 

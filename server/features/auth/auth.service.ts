@@ -15,6 +15,8 @@ import { RefreshTokenSchema, SessionSchema, type Session } from './session.entit
 import type { PasswordHasher, PasswordPolicy } from './passwords.js';
 import type { Lockout } from './lockout.js';
 import type { RevocationStore } from './revocation.js';
+import { revokeSessions } from './sessions.repository.js';
+import type { RevocationReason } from '../../../shared/constants.js';
 import { hashRefreshToken, newRefreshToken, type AccessClaims, type TokenService } from './tokens.js';
 
 export interface ClientContext {
@@ -40,7 +42,7 @@ export interface AuthService {
   authenticate(token: unknown): Promise<AccessClaims>;
   /** Revokes one session by its refresh token (when no valid access token came). */
   sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string } | undefined>;
-  revokeSessions(userId: string, sessionIds: string[] | 'all', reason: string): Promise<string[]>;
+  revokeSessions(userId: string, sessionIds: string[] | 'all', reason: RevocationReason): Promise<string[]>;
   /** Checks a user's password (account deletion). */
   verifyPassword(userId: string, password: string): Promise<boolean>;
 }
@@ -106,32 +108,6 @@ export function createAuthService(deps: {
       refreshExpiresAt,
       sessionId: session.id,
     };
-  }
-
-  /** Marks sessions revoked and retires their refresh tokens, inside `em`'s transaction when it has one. */
-  async function revoke(em: EntityManager, userId: string, sessionIds: string[] | 'all', reason: string) {
-    const conn = em.getConnection();
-    const tx = em.getTransactionContext();
-    const run = <T extends object[]>(sql: string, params: unknown[]) => conn.execute<T>(sql, params, 'all', tx);
-    const rows =
-      sessionIds === 'all'
-        ? await run<{ id: string }[]>(
-            `update sessions set revoked_at = now(), revoked_reason = ? where user_id = ? and revoked_at is null returning id`,
-            [reason, userId],
-          )
-        : await run<{ id: string }[]>(
-            `update sessions set revoked_at = now(), revoked_reason = ?
-              where user_id = ? and id = any(?::uuid[]) and revoked_at is null returning id`,
-            [reason, userId, `{${sessionIds.join(',')}}`],
-          );
-    const ids = rows.map((r) => r.id);
-    if (ids.length > 0) {
-      await run<object[]>(`update refresh_tokens set retired_at = now() where session_id = any(?::uuid[]) and retired_at is null`, [
-        `{${ids.join(',')}}`,
-      ]);
-    }
-    if (sessionIds === 'all') await run<object[]>(`update users set tokens_valid_after = now() where id = ?`, [userId]);
-    return ids;
   }
 
   return {
@@ -206,7 +182,7 @@ export function createAuthService(deps: {
         if (token.retiredAt) {
           const inGrace = now.getTime() - token.retiredAt.getTime() <= limits.refreshGraceMs;
           if (!inGrace) {
-            await revoke(tem, session.user.id, [session.id], 'refresh_reuse');
+            await revokeSessions(tem, session.user.id, [session.id], 'refresh_reuse');
             return { kind: 'reuse' as const, sessionId: session.id, userId: session.user.id };
           }
         } else {
@@ -258,7 +234,7 @@ export function createAuthService(deps: {
 
     async revokeSessions(userId, sessionIds, reason) {
       const em = orm.em.fork();
-      const ids = await em.transactional((tem) => revoke(tem, userId, sessionIds, reason));
+      const ids = await em.transactional((tem) => revokeSessions(tem, userId, sessionIds, reason));
       await revocation.blacklist(ids, reason);
       return ids;
     },

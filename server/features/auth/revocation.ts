@@ -8,19 +8,20 @@
  * When Redis is unreachable, checks go to PostgreSQL; they never fail open.
  */
 import { EventEmitter } from 'node:events';
-import type { MikroORM } from '@mikro-orm/postgresql';
-import { appError, ErrorCode, isConnectivityError } from '../../errors.js';
+import { appError, ErrorCode } from '../../errors.js';
 import type { Redis, RedisWatch } from '../../redis.js';
 import { securityLog, type Logger } from '../../logger.js';
 import type { AccessClaims } from './tokens.js';
 import { batched } from '../../batch.js';
+import type { SessionsRepository } from './sessions.repository.js';
+import type { RevocationReason } from '../../../shared/constants.js';
 
 const READY_KEY = 'bl:ready';
 const sessionKey = (sid: string) => `bl:sid:${sid}`;
 
 export interface RevokedEvent {
   sessionIds: string[];
-  reason: string;
+  reason: RevocationReason;
 }
 
 export interface RevocationStore {
@@ -28,32 +29,31 @@ export interface RevocationStore {
    * Records in PostgreSQL (already done by the caller's transaction) and
    * blacklists in Redis; emits 'revoked' so live sockets can be closed.
    */
-  blacklist(sessionIds: string[], reason: string): Promise<void>;
+  blacklist(sessionIds: string[], reason: RevocationReason): Promise<void>;
   /** Throws TOKEN_REVOKED when the token's session or user tokens were revoked. */
   assertNotRevoked(claims: AccessClaims): Promise<void>;
-  /** Sessions revoked since `since` (from PostgreSQL), for re-delivery after a Redis outage. */
-  revokedSince(since: Date): Promise<string[]>;
+  /** Sessions revoked since `since` (from PostgreSQL), with why, for re-delivery after a Redis outage. */
+  revokedSince(since: Date): Promise<{ id: string; reason: RevocationReason }[]>;
   readonly events: EventEmitter<{ revoked: [RevokedEvent] }>;
 }
 
 export function createRevocationStore(options: {
-  orm: MikroORM;
+  sessions: SessionsRepository;
   redis: Redis;
   redisWatch: RedisWatch;
   logger: Logger;
   accessTtlSeconds: number;
 }): RevocationStore {
-  const { orm, redis, redisWatch, logger, accessTtlSeconds } = options;
+  const { sessions, redis, redisWatch, logger, accessTtlSeconds } = options;
   const ttl = accessTtlSeconds + 5;
   const events = new EventEmitter<{ revoked: [RevokedEvent] }>();
   let warming: Promise<void> | undefined;
 
-  const sql = <T>(query: string, params: unknown[]) => orm.em.getConnection().execute<T[]>(query, params);
-
   /**
    * The blacklist entry of a session and the marker, in one MGET for every handshake of the same loop turn,
-   * or, while handshakes keep coming, of the same 5 ms (measured in the bench's handshake phase: at a steady
-   * 500–1,000 connects/s a loop turn holds about one). An idle node does not wait.
+   * or, while handshakes keep coming, of the same 5 ms: at a steady rate of connects a loop turn holds about
+   * one, and a batch of one saves nothing (bench/README.md, "Round trips cost more than statements"). An idle
+   * node does not wait.
    */
   const blacklistEntry = batched(
     async (sids: string[]) => {
@@ -65,36 +65,22 @@ export function createRevocationStore(options: {
   );
 
   async function checkInDatabase(claims: AccessClaims): Promise<boolean> {
-    let rows: { revoked_at: Date | null; absolute_expires_at: Date; tokens_valid_after: Date | null }[];
     try {
-      rows = await sql(
-        `select s.revoked_at, s.absolute_expires_at, u.tokens_valid_after
-           from sessions s join users u on u.id = s.user_id
-          where s.id = ? and s.user_id = ?`,
-        [claims.sid, claims.sub],
-      );
+      return await sessions.isRevoked(claims.sub, claims.sid, claims.iat);
     } catch (err) {
       logger.error({ err }, 'revocation check failed in PostgreSQL');
       throw appError(ErrorCode.UNAVAILABLE, { cause: err });
     }
-    const row = rows[0];
-    if (!row || row.revoked_at) return true;
-    // Whole seconds, as `iat` is: a token issued in the same second is caught by its session instead.
-    if (row.tokens_valid_after && Math.floor(new Date(row.tokens_valid_after).getTime() / 1000) > claims.iat) return true;
-    return false;
   }
 
   /** Rebuilds the blacklist from PostgreSQL, then sets the marker. */
   function warm(): Promise<void> {
     warming ??= (async () => {
       try {
-        const rows = await sql<{ id: string; revoked_at: Date }>(
-          `select id, revoked_at from sessions where revoked_at > now() - (? * interval '1 second')`,
-          [ttl],
-        );
+        const rows = await sessions.revokedWithin(ttl);
         const pipeline = redis.multi();
         for (const row of rows) {
-          const left = Math.max(1, ttl - Math.floor((Date.now() - new Date(row.revoked_at).getTime()) / 1000));
+          const left = Math.max(1, ttl - Math.floor((Date.now() - row.revokedAt.getTime()) / 1000));
           pipeline.set(sessionKey(row.id), 'revoked', 'EX', left);
         }
         pipeline.set(READY_KEY, new Date().toISOString());
@@ -118,7 +104,7 @@ export function createRevocationStore(options: {
         for (const sid of sessionIds) pipeline.set(sessionKey(sid), reason, 'EX', ttl);
         await pipeline.exec();
       } catch (err) {
-        if (!isConnectivityError(err)) logger.warn({ err }, 'blacklist write failed');
+        logger.warn({ err: (err as Error).message }, 'blacklist write failed');
         redisWatch.reportFallback('revocation write');
       }
       securityLog(logger, 'token_revoked', { sessionIds, reason });
@@ -142,9 +128,8 @@ export function createRevocationStore(options: {
       }
       if (revoked) throw appError(ErrorCode.TOKEN_REVOKED);
     },
-    async revokedSince(since) {
-      const rows = await sql<{ id: string }>(`select id from sessions where revoked_at >= ?`, [since]);
-      return rows.map((r) => r.id);
+    revokedSince(since) {
+      return sessions.revokedSince(since);
     },
   };
 }

@@ -1,6 +1,7 @@
 /** GET /health (PROTOCOL §4): 200 when PostgreSQL and Redis answer, else 503 naming the failing check. */
 import type { RequestHandler } from 'express';
 import type { MikroORM } from '@mikro-orm/postgresql';
+import { ping, type Sql } from '../../db/postgres.js';
 import type { Redis } from '../../redis.js';
 
 type Check = 'ok' | 'down';
@@ -19,10 +20,15 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   }
 }
 
-export function healthCheck(deps: { orm: MikroORM; redis: Redis }): () => Promise<{ database: Check; redis: Check }> {
+export function healthCheck(deps: { orm: MikroORM; sql: Sql; redis: Redis }): () => Promise<{ database: Check; redis: Check }> {
+  // Both pools: the auth lifecycle's (MikroORM) and the repositories'.
+  const database = async () => {
+    const [orm] = await Promise.all([deps.orm.checkConnection(), ping(deps.sql)]);
+    if (!orm.ok) throw orm.error ?? new Error(orm.reason);
+  };
   return async () => {
-    const [database, redis] = await Promise.all([
-      within(deps.orm.em.getConnection().execute('select 1'), 2_000).then(
+    const [databaseCheck, redis] = await Promise.all([
+      within(database(), 2_000).then(
         () => 'ok' as const,
         () => 'down' as const,
       ),
@@ -31,7 +37,7 @@ export function healthCheck(deps: { orm: MikroORM; redis: Redis }): () => Promis
         () => 'down' as const,
       ),
     ]);
-    return { database, redis };
+    return { database: databaseCheck, redis };
   };
 }
 

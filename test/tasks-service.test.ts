@@ -1,20 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { ormOptions } from '../../db/orm.js';
-import { createSqlPool } from '../../db/sql.js';
-import { AppError, ErrorCode } from '../../errors.js';
-import { UserSchema } from '../auth/user.entity.js';
-import type { Task, TaskChanged, TaskRemoved } from '../../../shared/schemas/tasks.js';
-import { createTasksService, type TaskEvents, type TasksService } from './tasks.service.js';
+import { ormOptions } from '../server/db/orm.js';
+import { createPostgres, type Sql } from '../server/db/postgres.js';
+import { AppError, ErrorCode } from '../server/errors.js';
+import { UserSchema } from '../server/features/auth/user.entity.js';
+import type { Task, TaskChanged, TaskRemoved } from '../shared/schemas/tasks.js';
+import { createTasksRepository } from '../server/features/tasks/tasks.repository.js';
+import { createTasksService, type TaskEvents, type TasksService } from '../server/features/tasks/tasks.service.js';
 
 let orm: MikroORM;
+let pg: Sql;
 
 beforeAll(async () => {
   orm = await MikroORM.init(ormOptions({ databaseUrl: inject('databaseUrl') }));
+  pg = createPostgres(inject('databaseUrl'), { max: 4 });
 });
 afterAll(async () => {
   await orm?.close(true);
+  await pg?.end();
 });
 
 type Recorded =
@@ -66,7 +70,7 @@ async function newUser(timezone = 'UTC'): Promise<string> {
 async function fixture(options: { timezone?: string; now?: Date } = {}): Promise<Fixture> {
   const events = new RecordingEvents();
   const now = options.now;
-  const service = createTasksService({ sql: createSqlPool(orm), events, ...(now ? { now: () => now } : {}) });
+  const service = createTasksService({ tasks: createTasksRepository(pg), events, ...(now ? { now: () => now } : {}) });
   return { service, events, userId: await newUser(options.timezone) };
 }
 
@@ -680,7 +684,7 @@ describe('tasks service', () => {
       expect(await other.service.currentSeq(other.userId)).toBe(1);
     });
 
-    it('[SYNC-1] changes of several users in one loop turn (one group commit) each take their own seq; one that changes nothing or fails takes none', async () => {
+    it('[SYNC-1] changes of several users in one loop turn each take their own seq; one that changes nothing or fails takes none', async () => {
       const { service, events } = await fixture();
       const users = [await newUser(), await newUser(), await newUser()];
       const created = await Promise.all(users.map((u) => service.create(u, { title: 'Start' })));
@@ -697,6 +701,25 @@ describe('tasks service', () => {
       expect(await Promise.all(users.map((u) => service.currentSeq(u)))).toEqual([2, 1, 1]);
       expect(events.log.map((e) => [e.userId, e.seq])).toEqual([[users[0], 2]]);
       expect((await service.findOwned(users[0]!, created[0]!.task.id)).title).toBe('A');
+    });
+
+    it('[SYNC-1] changes of one user racing from two nodes all apply, with seqs 1..n and no lost update', async () => {
+      // Two services stand for two nodes: each serialises its own changes, and they race in PostgreSQL.
+      const nodeA = await fixture();
+      const userId = nodeA.userId;
+      const nodeB = { service: createTasksService({ tasks: createTasksRepository(pg), events: new RecordingEvents() }) };
+      const { task } = await nodeA.service.create(userId, { title: 'Shared', description: '' });
+      const appends = Array.from({ length: 12 }, (_, i) => {
+        const service = i % 2 === 0 ? nodeA.service : nodeB.service;
+        return service.create(userId, { title: `From ${i % 2 === 0 ? 'A' : 'B'} ${i}` });
+      });
+      const edits = Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? nodeA.service : nodeB.service).update(userId, { id: task.id, patch: { title: `Edit ${i}` } }));
+      const results = await Promise.all([...appends, ...edits]);
+      expect(results.map((r) => r.task.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 18 }, (_, i) => i + 2));
+      expect(await nodeA.service.currentSeq(userId)).toBe(19);
+      const shared = await nodeA.service.findOwned(userId, task.id);
+      expect(shared.version).toBe(7);
+      expect((await nodeA.service.list(userId, {})).tasks).toHaveLength(13);
     });
 
     it('[SYNC-2] a change is committed before its event is emitted', async () => {

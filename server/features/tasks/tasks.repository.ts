@@ -1,0 +1,328 @@
+/**
+ * Every SQL statement of the tasks feature. Rows come back typed, as
+ * `TaskRecord`s; the rules (`tasks.rules.ts`) decide what changes, and the
+ * service composes the two.
+ *
+ * A change is one read and one write, with no transaction held between them
+ * (optimistic concurrency on the user's change sequence, SYNC-1): the read
+ * takes the user's `task_seq` with the rows the rules need, and the write
+ * applies only while `task_seq` is still the one read. Every change of a
+ * user's tasks moves `task_seq`, so a write that applies saw the latest state;
+ * one that does not changes nothing and the service reads again.
+ */
+import type { Recurrence, TaskListView, TaskStatus } from '../../../shared/schemas/tasks.js';
+import { postgres, snapshot, type Sql } from '../../db/postgres.js';
+
+/** A task as stored: the wire fields and the ones only the server sees. */
+export interface TaskRecord {
+  id: string;
+  userId: string;
+  title: string;
+  description: string;
+  /** `YYYY-MM-DD` in the user's calendar */
+  deadline: string | null;
+  /** 1..5 */
+  intensity: number;
+  status: TaskStatus;
+  project: string | null;
+  waitingOn: string | null;
+  dependencies: string[];
+  recurrence: Recurrence | null;
+  /** the day of the month a recurring series is anchored on (1..31), carried from occurrence to occurrence */
+  seriesDay: number | null;
+  /** the occurrence created when this one was completed */
+  nextOccurrenceId: string | null;
+  /** the status to bring back on restore (TASK-4) */
+  statusBeforeDelete: TaskStatus | null;
+  version: number;
+  /** the user's change sequence at this task's last change */
+  seq: number;
+  createdAt: Date;
+  updatedAt: Date;
+  completedAt: Date | null;
+  deletedAt: Date | null;
+}
+
+/** The user's side of a change or a view: the change sequence and the time zone. */
+export interface TaskOwner {
+  seq: number;
+  /** the purge records kept start after this seq (SYNC-1) */
+  tombstoneFloorSeq: number;
+  timezone: string;
+}
+
+/** What a change writes: new tasks, altered tasks (whole rows), purged tasks with the seq of their purge. */
+export interface TaskWrites {
+  inserted: readonly TaskRecord[];
+  updated: readonly TaskRecord[];
+  purged: readonly { id: string; seq: number }[];
+}
+
+/** Columns of `tasks`, in the order of `TaskRecord`'s fields. */
+const columns = [
+  'id',
+  'user_id',
+  'title',
+  'description',
+  'deadline',
+  'intensity',
+  'status',
+  'project',
+  'waiting_on',
+  'dependencies',
+  'recurrence',
+  'series_day',
+  'next_occurrence_id',
+  'status_before_delete',
+  'version',
+  'seq',
+  'created_at',
+  'updated_at',
+  'completed_at',
+  'deleted_at',
+] as const;
+/** The columns a change may alter. */
+const mutableColumns = columns.filter((c) => c !== 'id' && c !== 'user_id' && c !== 'created_at');
+
+/** A record as a row of `tasks` in JSON (for `jsonb_populate_recordset`). */
+function toJsonRow(t: TaskRecord): Record<(typeof columns)[number], unknown> {
+  return {
+    id: t.id,
+    user_id: t.userId,
+    title: t.title,
+    description: t.description,
+    deadline: t.deadline,
+    intensity: t.intensity,
+    status: t.status,
+    project: t.project,
+    waiting_on: t.waitingOn,
+    dependencies: t.dependencies,
+    recurrence: t.recurrence,
+    series_day: t.seriesDay,
+    next_occurrence_id: t.nextOccurrenceId,
+    status_before_delete: t.statusBeforeDelete,
+    version: t.version,
+    seq: t.seq,
+    created_at: t.createdAt.toISOString(),
+    updated_at: t.updatedAt.toISOString(),
+    completed_at: t.completedAt?.toISOString() ?? null,
+    deleted_at: t.deletedAt?.toISOString() ?? null,
+  };
+}
+
+/** Each list view's filter and order (`upcoming` is cut at the user's "today + days" by the service). */
+const listViews: Record<TaskListView, { where: string; orderBy: string }> = {
+  active: { where: "status not in ('completed', 'deleted')", orderBy: 'deadline asc nulls last, created_at asc, id asc' },
+  upcoming: { where: "status not in ('completed', 'deleted') and deadline is not null", orderBy: 'deadline asc, created_at asc, id asc' },
+  waiting: { where: "status = 'waiting_on'", orderBy: 'updated_at asc, id asc' },
+  completed: { where: "status = 'completed'", orderBy: 'completed_at desc, id asc' },
+  deleted: { where: "status = 'deleted'", orderBy: 'deleted_at desc, id asc' },
+};
+
+/** What a change reads (`readForChange`). */
+export interface ChangeNeeds {
+  /** one of the user's tasks */
+  taskId?: string | undefined;
+  /** a task of any user */
+  anyId?: string | undefined;
+  /** the user's dependency graph */
+  graph?: boolean;
+  /** the open dependencies of this task */
+  openDependenciesOf?: string | undefined;
+}
+
+export interface ChangeState {
+  owner: TaskOwner;
+  task: TaskRecord | undefined;
+  anyTask?: TaskRecord | undefined;
+  /** each of the user's tasks and its dependencies */
+  graph?: Map<string, string[]> | undefined;
+  openDependencies?: string[];
+}
+
+interface OwnerRow {
+  taskSeq: number;
+  tombstoneFloorSeq: number;
+  timezone: string;
+}
+
+export type TasksRepository = ReturnType<typeof createTasksRepository>;
+
+export function createTasksRepository(sql: Sql) {
+  const taskColumns = sql(columns as unknown as string[]);
+  /** `(title, …) = (r.title, …)`: every column a change may alter, from the record `r`. */
+  const setFromRecord = sql.unsafe(`(${mutableColumns.join(', ')}) = (${mutableColumns.map((c) => `r.${c}`).join(', ')})`);
+  const ownerOf = (row: OwnerRow): TaskOwner => ({
+    seq: row.taskSeq,
+    tombstoneFloorSeq: row.tombstoneFloorSeq,
+    timezone: row.timezone,
+  });
+  const ownerQuery = (q: Sql, userId: string) =>
+    q<OwnerRow[]>`select task_seq, tombstone_floor_seq, timezone from users where id = ${userId}`;
+
+  /** A view's read: the owner and the tasks on one snapshot, so that `seq` matches the tasks. */
+  async function view(userId: string, tasks: (q: Sql) => postgres.PendingQuery<TaskRecord[]>) {
+    const [owners, rows] = await snapshot(sql, (q) => [ownerQuery(q, userId), tasks(q)] as const);
+    const owner = owners[0];
+    return owner ? { owner: ownerOf(owner), tasks: rows as TaskRecord[] } : undefined;
+  }
+
+  return {
+    /** The user's seq and time zone; undefined when the user does not exist. */
+    async owner(userId: string): Promise<TaskOwner | undefined> {
+      const [row] = await ownerQuery(sql, userId);
+      return row ? ownerOf(row) : undefined;
+    },
+
+    /** One of the user's tasks; undefined for another user's or an unknown id. */
+    async findOwned(userId: string, id: string): Promise<TaskRecord | undefined> {
+      const [row] = await sql<TaskRecord[]>`select ${taskColumns} from tasks where id = ${id} and user_id = ${userId}`;
+      return row;
+    },
+
+    /**
+     * What a change needs to decide, all of one snapshot (so consistent with
+     * the seq read with it): the owner, and as asked one of the user's tasks,
+     * the task of `anyId` whoever owns it (TASK-1: a client-chosen id may be
+     * taken), the user's dependency graph (TASK-6), the dependencies of
+     * `openDependenciesOf` not yet completed. Undefined when the user does not
+     * exist. The common case, the owner and one task, is a single statement.
+     */
+    async readForChange(userId: string, needs: ChangeNeeds): Promise<ChangeState | undefined> {
+      const { taskId = null, anyId, graph = false, openDependenciesOf } = needs;
+      if (anyId === undefined && !graph && openDependenciesOf === undefined) {
+        const [row] = await sql<(OwnerRow & Partial<TaskRecord>)[]>`
+          select u.task_seq, u.tombstone_floor_seq, u.timezone, ${sql(columns.map((c) => `t.${c}`))}
+            from users u left join tasks t on t.id = ${taskId}::uuid and t.user_id = u.id
+           where u.id = ${userId}`;
+        if (!row) return undefined;
+        const { taskSeq, tombstoneFloorSeq, timezone, ...task } = row;
+        return { owner: ownerOf({ taskSeq, tombstoneFloorSeq, timezone }), task: task.id ? (task as TaskRecord) : undefined };
+      }
+      const [owners, tasks, others, edges, open] = await snapshot(
+        sql,
+        (q) =>
+          [
+            ownerQuery(q, userId),
+            q<TaskRecord[]>`select ${taskColumns} from tasks where id = ${taskId}::uuid and user_id = ${userId}`,
+            q<TaskRecord[]>`select ${taskColumns} from tasks where id = ${anyId ?? null}::uuid`,
+            q<{ id: string; dependencies: string[] }[]>`select id, dependencies from tasks where user_id = ${userId} and ${graph}::boolean`,
+            q<{ id: string }[]>`
+              select d.id from tasks d
+               where d.user_id = ${userId} and d.status <> 'completed'
+                 and d.id = any(select unnest(t.dependencies) from tasks t where t.id = ${openDependenciesOf ?? null}::uuid and t.user_id = ${userId})`,
+          ] as const,
+      );
+      const owner = owners[0];
+      if (!owner) return undefined;
+      return {
+        owner: ownerOf(owner),
+        task: tasks[0],
+        anyTask: others[0],
+        graph: graph ? new Map(edges.map((r) => [r.id, r.dependencies])) : undefined,
+        openDependencies: open.map((r) => r.id),
+      };
+    },
+
+    /** The user's tasks among `ids` (the purge job re-reads its candidates), in seq order. */
+    async ownedAmong(userId: string, ids: readonly string[]): Promise<TaskRecord[]> {
+      return sql<TaskRecord[]>`select ${taskColumns} from tasks where user_id = ${userId} and id = any(${ids as string[]}::uuid[]) order by seq`;
+    },
+
+    /**
+     * Writes a change if the user's seq is still `fromSeq`, moving it to
+     * `toSeq`, all in one statement (so atomically, with no transaction held
+     * across round trips). Returns false when another change came first:
+     * then nothing was written.
+     */
+    async save(userId: string, fromSeq: number, toSeq: number, writes: TaskWrites, now: Date): Promise<boolean> {
+      const inserted = sql.json(writes.inserted.map(toJsonRow) as unknown as postgres.JSONValue);
+      const updated = sql.json(writes.updated.map(toJsonRow) as unknown as postgres.JSONValue);
+      const purgedIds = writes.purged.map((p) => p.id);
+      const purgedSeqs = writes.purged.map((p) => p.seq);
+      const [row] = await sql<{ applied: number }[]>`
+        with bump as (
+          update users set task_seq = ${toSeq} where id = ${userId} and task_seq = ${fromSeq} returning id
+        ), inserted as (
+          insert into tasks
+          select r.* from bump, jsonb_populate_recordset(null::tasks, ${inserted}) r where r.user_id = bump.id
+          returning 1
+        ), updated as (
+          update tasks t set ${setFromRecord}
+            from bump, jsonb_populate_recordset(null::tasks, ${updated}) r
+           where t.id = r.id and t.user_id = bump.id
+          returning 1
+        ), purged as (
+          delete from tasks t using bump where t.user_id = bump.id and t.id = any(${purgedIds}::uuid[])
+          returning 1
+        ), tombstones as (
+          insert into task_tombstones (id, user_id, task_id, seq, purged_at)
+          select gen_random_uuid(), bump.id, p.id, p.seq, ${now} from bump, unnest(${purgedIds}::uuid[], ${purgedSeqs}::int[]) as p(id, seq)
+          returning 1
+        )
+        select count(*)::int as applied from bump`;
+      return row!.applied === 1;
+    },
+
+    /** A list view (`task:list`), optionally of one project, with the owner on the same snapshot. */
+    list(userId: string, listView: TaskListView, project?: string) {
+      const { where, orderBy } = listViews[listView];
+      return view(userId, (q) =>
+        project === undefined
+          ? q<TaskRecord[]>`select ${taskColumns} from tasks where user_id = ${userId} and ${q.unsafe(where)} order by ${q.unsafe(orderBy)}`
+          : q<TaskRecord[]>`select ${taskColumns} from tasks where user_id = ${userId} and ${q.unsafe(where)} and project = ${project} order by ${q.unsafe(orderBy)}`,
+      );
+    },
+
+    /** Every task of the user, trash included, oldest first, with the owner on the same snapshot. */
+    all(userId: string) {
+      return view(userId, (q) => q<TaskRecord[]>`select ${taskColumns} from tasks where user_id = ${userId} order by created_at, id`);
+    },
+
+    /**
+     * SYNC-1: the tasks changed and the ids purged after `since`, with the
+     * owner, on one snapshot. Past the tombstone floor or ahead of the user's
+     * seq the answer must be every task (`reset`): decided in SQL too, so that
+     * the reads go out in one round trip.
+     */
+    async changesSince(userId: string, since: number) {
+      const [owners, tasks, tombstones] = await snapshot(
+        sql,
+        (q) =>
+          [
+            ownerQuery(q, userId),
+            q<TaskRecord[]>`
+              select ${taskColumns} from tasks where user_id = ${userId} and seq > (
+                select case when ${since}::bigint < tombstone_floor_seq or ${since}::bigint > task_seq then -1 else ${since}::bigint end
+                  from users where id = ${userId})
+              order by seq`,
+            q<{ taskId: string }[]>`select task_id from task_tombstones where user_id = ${userId} and seq > ${since}::bigint order by seq`,
+          ] as const,
+      );
+      const owner = owners[0];
+      if (!owner) return undefined;
+      return { owner: ownerOf(owner), tasks: tasks as TaskRecord[], purged: tombstones.map((t) => t.taskId) };
+    },
+
+    /** Completed and deleted tasks that reached the purge age (TASK-4), by user then seq. */
+    expired(cutoff: Date) {
+      return sql<{ id: string; userId: string }[]>`
+        select id, user_id from tasks
+         where (status = 'completed' and completed_at < ${cutoff}) or (status = 'deleted' and deleted_at < ${cutoff})
+         order by user_id, seq`;
+    },
+
+    /**
+     * Prunes purge records older than `cutoff` and raises each user's floor
+     * past them, in one statement, so that both become visible together.
+     */
+    async pruneTombstones(cutoff: Date): Promise<void> {
+      await sql`
+        with pruned as (delete from task_tombstones where purged_at < ${cutoff} returning user_id, seq)
+        update users u set tombstone_floor_seq = greatest(u.tombstone_floor_seq, f.max_seq)
+          from (select user_id, max(seq) as max_seq from pruned group by user_id) f
+         where u.id = f.user_id`;
+    },
+  };
+
+}

@@ -1,0 +1,180 @@
+/** The task rules alone: no database, no sockets. */
+import { describe, expect, it } from 'vitest';
+import { AppError, ErrorCode } from '../../errors.js';
+import type { TaskRecord } from './tasks.repository.js';
+import {
+  assertPurgeable,
+  checkDependencies,
+  completeTask,
+  createTask,
+  isExpired,
+  patchTask,
+  restoreTask,
+  toWireTask,
+  trashTask,
+  type ChangeContext,
+} from './tasks.rules.js';
+
+const userId = '00000000-0000-4000-8000-000000000001';
+const now = new Date('2026-12-06T10:00:00.000Z');
+
+/** A context whose seq numbers start after `from`. */
+function context(from = 10): ChangeContext & { last(): number } {
+  let seq = from;
+  return { now, nextSeq: () => ++seq, last: () => seq };
+}
+
+function record(fields: Partial<TaskRecord> = {}): TaskRecord {
+  return {
+    id: '00000000-0000-4000-8000-00000000000a',
+    userId,
+    title: 'Write the report',
+    description: 'Quarterly',
+    deadline: null,
+    intensity: 3,
+    status: 'not_started',
+    project: null,
+    waitingOn: null,
+    dependencies: [],
+    recurrence: null,
+    seriesDay: null,
+    nextOccurrenceId: null,
+    statusBeforeDelete: null,
+    version: 1,
+    seq: 5,
+    createdAt: new Date('2026-12-01T09:00:00.000Z'),
+    updatedAt: new Date('2026-12-01T09:00:00.000Z'),
+    completedAt: null,
+    deletedAt: null,
+    ...fields,
+  };
+}
+
+function refusal(run: () => unknown, code: ErrorCode): AppError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).code).toBe(code);
+    return err as AppError;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('createTask', () => {
+  it('takes the next seq, version 1, trims the title and fills the defaults', () => {
+    const ctx = context();
+    const task = createTask(userId, 'id-1', { title: '  Call Ana  ' }, [], ctx);
+    expect(task).toMatchObject({ id: 'id-1', userId, title: 'Call Ana', description: '', status: 'not_started', version: 1, seq: 11, createdAt: now, updatedAt: now });
+    expect(task.intensity).toBeGreaterThanOrEqual(1);
+    expect(ctx.last()).toBe(11);
+  });
+
+  it('anchors a recurring series on its deadline’s day of the month; blank optional text means none', () => {
+    const task = createTask(userId, 'id-2', { title: 'Rent', deadline: '2027-01-31', recurrence: { type: 'monthly', interval: 1, endDate: null }, project: '  ', waitingOn: '' }, [], context());
+    expect(task).toMatchObject({ seriesDay: 31, project: null, waitingOn: null });
+  });
+});
+
+describe('checkDependencies [TASK-6]', () => {
+  const graph = new Map<string, string[]>([
+    ['a', []],
+    ['b', ['a']],
+    ['c', ['b']],
+  ]);
+
+  it('returns them in lower case, without duplicates, in the order given', () => {
+    expect(checkDependencies(graph, 'x', ['B', 'a', 'b'], 'dependencies')).toEqual(['b', 'a']);
+  });
+
+  it('refuses the task itself, an unknown id and a cycle, on the given path', () => {
+    expect(refusal(() => checkDependencies(graph, 'a', ['a'], 'patch.dependencies'), ErrorCode.VALIDATION).issues).toEqual([
+      { path: 'patch.dependencies', message: 'A task cannot depend on itself' },
+    ]);
+    expect(refusal(() => checkDependencies(graph, 'x', ['zz'], 'dependencies'), ErrorCode.VALIDATION).message).toMatch(/Unknown task/);
+    expect(refusal(() => checkDependencies(graph, 'a', ['c'], 'patch.dependencies'), ErrorCode.VALIDATION).message).toMatch(/cycle/);
+  });
+});
+
+describe('patchTask [TASK-2]', () => {
+  it('changes only what differs, bumping version and seq once', () => {
+    const ctx = context(20);
+    const task = record();
+    const updated = patchTask(task, { title: ' New title ', description: 'Quarterly' }, undefined, undefined, ctx)!;
+    expect(updated).toMatchObject({ title: 'New title', description: 'Quarterly', version: 2, seq: 21, updatedAt: now });
+    expect(task.title).toBe('Write the report');
+  });
+
+  it('a patch that changes nothing is null and takes no seq', () => {
+    const ctx = context(20);
+    expect(patchTask(record(), { title: 'Write the report', project: '', dependencies: [] }, 1, [], ctx)).toBeNull();
+    expect(ctx.last()).toBe(20);
+  });
+
+  it('a stale expectedVersion is CONFLICT carrying the current task; a task in the trash is CONFLICT', () => {
+    const task = record({ version: 3 });
+    expect(refusal(() => patchTask(task, { title: 'x' }, 2, undefined, context()), ErrorCode.CONFLICT).details).toEqual({ task: toWireTask(task) });
+    refusal(() => patchTask(record({ status: 'deleted' }), { title: 'x' }, undefined, undefined, context()), ErrorCode.CONFLICT);
+  });
+
+  it('reopening a completed task clears completedAt; a new deadline or recurrence moves the series day', () => {
+    const reopened = patchTask(record({ status: 'completed', completedAt: now }), { status: 'in_progress' }, undefined, undefined, context())!;
+    expect(reopened).toMatchObject({ status: 'in_progress', completedAt: null });
+    const recurring = record({ deadline: '2027-01-31', recurrence: { type: 'monthly', interval: 1, endDate: null }, seriesDay: 31 });
+    expect(patchTask(recurring, { deadline: '2027-02-15' }, undefined, undefined, context())!.seriesDay).toBe(15);
+    expect(patchTask(recurring, { recurrence: null }, undefined, undefined, context())!.seriesDay).toBeNull();
+  });
+});
+
+describe('completeTask [TASK-3]', () => {
+  it('completes with notes appended; completing a completed task is null', () => {
+    const done = completeTask(record(), '  sent  ', [], context(30))!;
+    expect(done.task).toMatchObject({ status: 'completed', completedAt: now, description: 'Quarterly\n\nCompleted: sent', version: 2, seq: 31 });
+    expect(done.next).toBeNull();
+    expect(completeTask(done.task, undefined, [], context())).toBeNull();
+  });
+
+  it('refuses a task in the trash, and one with open dependencies naming them in the task’s order', () => {
+    refusal(() => completeTask(record({ status: 'deleted' }), undefined, [], context()), ErrorCode.CONFLICT);
+    const blocked = record({ dependencies: ['d1', 'd2', 'd3'] });
+    expect(refusal(() => completeTask(blocked, undefined, ['d3', 'd1'], context()), ErrorCode.CONFLICT).details).toEqual({ blockedBy: ['d1', 'd3'] });
+  });
+
+  it('a recurring task gets exactly one next occurrence, the seq after its own, keeping the series day', () => {
+    const monthly = record({ deadline: '2027-01-31', recurrence: { type: 'monthly', interval: 1, endDate: null }, seriesDay: 31, project: 'Home', waitingOn: 'Bob' });
+    const first = completeTask(monthly, 'paid', [], context(40))!;
+    expect(first.task).toMatchObject({ seq: 41, nextOccurrenceId: first.next!.id });
+    expect(first.next).toMatchObject({ deadline: '2027-02-28', seriesDay: 31, seq: 42, version: 1, status: 'not_started', description: 'Quarterly', project: 'Home', waitingOn: null });
+    const second = completeTask(first.next!, undefined, [], context(50))!;
+    expect(second.next!.deadline).toBe('2027-03-31');
+    // Reopened and completed again: no second occurrence.
+    const reopened = patchTask(first.task, { status: 'not_started' }, undefined, undefined, context(60))!;
+    expect(completeTask(reopened, undefined, [], context(70))!.next).toBeNull();
+  });
+
+  it('no next occurrence past the end date', () => {
+    const last = record({ deadline: '2027-01-31', recurrence: { type: 'daily', interval: 1, endDate: '2027-01-31' }, seriesDay: 31 });
+    expect(completeTask(last, undefined, [], context())!.next).toBeNull();
+  });
+});
+
+describe('trash, restore and purge [TASK-4]', () => {
+  it('trashing keeps the status to restore; trashing twice is null; restore brings it back, even completed', () => {
+    const trashed = trashTask(record({ status: 'completed', completedAt: now }), context())!;
+    expect(trashed).toMatchObject({ status: 'deleted', statusBeforeDelete: 'completed', deletedAt: now });
+    expect(trashTask(trashed, context())).toBeNull();
+    expect(restoreTask(trashed, context())).toMatchObject({ status: 'completed', statusBeforeDelete: null, deletedAt: null });
+    refusal(() => restoreTask(record(), context()), ErrorCode.CONFLICT);
+  });
+
+  it('only a task in the trash can be purged; the purge job takes what was completed or deleted before the cutoff', () => {
+    refusal(() => assertPurgeable(record()), ErrorCode.CONFLICT);
+    expect(() => assertPurgeable(record({ status: 'deleted' }))).not.toThrow();
+    const cutoff = new Date('2026-11-29T00:00:00.000Z');
+    const old = new Date('2026-11-28T00:00:00.000Z');
+    expect(isExpired(record({ status: 'completed', completedAt: old }), cutoff)).toBe(true);
+    expect(isExpired(record({ status: 'deleted', deletedAt: old }), cutoff)).toBe(true);
+    expect(isExpired(record({ status: 'deleted', deletedAt: now }), cutoff)).toBe(false);
+    expect(isExpired(record({ status: 'in_progress', completedAt: old }), cutoff)).toBe(false);
+  });
+});

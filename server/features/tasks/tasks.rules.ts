@@ -1,0 +1,243 @@
+/**
+ * The rules of task changes (PROTOCOL §6.1), as pure functions of the stored
+ * tasks, the request and the clock: no storage, no broadcast. Each returns the
+ * new record(s), or `null` when the request changes nothing (a safe retry),
+ * and throws an `AppError` when the request is refused. Every changed record
+ * takes the user's next change sequence number from `ctx.nextSeq()` (SYNC-1)
+ * and a version one higher (TASK-2).
+ */
+import { randomUUID } from 'node:crypto';
+import { AppError, appError, ErrorCode } from '../../errors.js';
+import type { Recurrence, Task, TaskCreate, TaskPatch, TaskStatus } from '../../../shared/schemas/tasks.js';
+import type { TaskRecord } from './tasks.repository.js';
+import { guessIntensity, waitingOnFromTitle } from './intensity.js';
+import { dateFormatIn } from './next-task.js';
+import { dayOfMonth, nextDeadline } from './recurrence.js';
+
+export interface ChangeContext {
+  now: Date;
+  /** the user's next change sequence number */
+  nextSeq(): number;
+}
+
+/** The wire shape of a task. */
+export function toWireTask(t: TaskRecord): Task {
+  return {
+    id: t.id,
+    title: t.title,
+    description: t.description,
+    deadline: t.deadline,
+    intensity: t.intensity,
+    status: t.status,
+    project: t.project,
+    waitingOn: t.waitingOn,
+    dependencies: [...t.dependencies],
+    recurrence: t.recurrence ? wireRecurrence(t.recurrence) : null,
+    version: t.version,
+    seq: t.seq,
+    createdAt: t.createdAt.toISOString(),
+    updatedAt: t.updatedAt.toISOString(),
+    completedAt: t.completedAt ? t.completedAt.toISOString() : null,
+    deletedAt: t.deletedAt ? t.deletedAt.toISOString() : null,
+  };
+}
+
+function wireRecurrence(r: Recurrence): Recurrence {
+  return { type: r.type, interval: r.interval, endDate: r.endDate ?? null };
+}
+
+export const taskNotFound = (): AppError => appError(ErrorCode.NOT_FOUND, { message: 'Task not found' });
+
+function conflict(message: string, details?: Record<string, unknown>): AppError {
+  return appError(ErrorCode.CONFLICT, details ? { message, details } : { message });
+}
+
+/** TASK-1: an id of another user's task. */
+export const idTaken = (): AppError => conflict('This id is already in use');
+
+/** A user's time zone as stored, or UTC when this runtime does not know it. */
+export function safeTimeZone(timeZone: string): string {
+  try {
+    dateFormatIn(timeZone);
+    return timeZone;
+  } catch {
+    return 'UTC';
+  }
+}
+
+/** Empty or blank optional text means "none". */
+function optionalText(value: string | null | undefined): string | null {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : null;
+}
+
+function seriesDayOf(deadline: string | null, recurrence: Recurrence | null): number | null {
+  return deadline && recurrence ? dayOfMonth(deadline) : null;
+}
+
+function sameRecurrence(a: Recurrence | null, b: Recurrence | null): boolean {
+  if (!a || !b) return !a && !b;
+  return a.type === b.type && a.interval === b.interval && (a.endDate ?? null) === (b.endDate ?? null);
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * TASK-6: dependencies name the user's own existing tasks (`graph`: each of
+ * the user's tasks and its dependencies), not the task itself, and make no
+ * cycle. Returns them in lower case without duplicates, in the order given.
+ */
+export function checkDependencies(graph: ReadonlyMap<string, readonly string[]>, taskId: string, requested: readonly string[], path: string): string[] {
+  const wanted = [...new Set(requested.map((d) => d.toLowerCase()))];
+  if (wanted.length === 0) return wanted;
+  const invalid = (message: string) => new AppError(ErrorCode.VALIDATION, message, { issues: [{ path, message }] });
+  if (wanted.includes(taskId)) throw invalid('A task cannot depend on itself');
+  const unknown = wanted.filter((d) => !graph.has(d));
+  if (unknown.length > 0) throw invalid(`Unknown task(s): ${unknown.join(', ')}`);
+  const edges = (id: string) => (id === taskId ? wanted : (graph.get(id) ?? []));
+  const seen = new Set<string>();
+  const stack = [...wanted];
+  while (stack.length > 0) {
+    const current = stack.pop()!;
+    if (current === taskId) throw invalid('Dependencies must not form a cycle');
+    if (seen.has(current)) continue;
+    seen.add(current);
+    stack.push(...edges(current));
+  }
+  return wanted;
+}
+
+/** A new task from `task:create` (its dependencies already checked). */
+export function createTask(userId: string, id: string, input: TaskCreate, dependencies: string[], ctx: ChangeContext): TaskRecord {
+  const title = input.title.trim();
+  const deadline = input.deadline ?? null;
+  const recurrence = input.recurrence ? wireRecurrence(input.recurrence) : null;
+  return {
+    id,
+    userId,
+    title,
+    description: input.description ?? '',
+    deadline,
+    intensity: input.intensity ?? guessIntensity(title),
+    status: input.status ?? 'not_started',
+    project: optionalText(input.project),
+    waitingOn: input.waitingOn !== undefined ? optionalText(input.waitingOn) : waitingOnFromTitle(title),
+    dependencies,
+    recurrence,
+    seriesDay: seriesDayOf(deadline, recurrence),
+    nextOccurrenceId: null,
+    statusBeforeDelete: null,
+    version: 1,
+    seq: ctx.nextSeq(),
+    createdAt: ctx.now,
+    updatedAt: ctx.now,
+    completedAt: null,
+    deletedAt: null,
+  };
+}
+
+/** Bumps version and seq of a changed record (TASK-2, SYNC-1). */
+function changed(task: TaskRecord, fields: Partial<TaskRecord>, ctx: ChangeContext): TaskRecord {
+  return { ...task, ...fields, version: task.version + 1, seq: ctx.nextSeq(), updatedAt: ctx.now };
+}
+
+/**
+ * `task:update`: applies a patch (its dependencies already checked, when it
+ * has any). A patch that changes nothing is no change: `null`.
+ */
+export function patchTask(task: TaskRecord, patch: TaskPatch, expectedVersion: number | undefined, dependencies: string[] | undefined, ctx: ChangeContext): TaskRecord | null {
+  if (expectedVersion !== undefined && expectedVersion !== task.version) {
+    throw conflict('The task has changed since you last saw it', { task: toWireTask(task) });
+  }
+  if (task.status === 'deleted') throw conflict('The task is in the trash; restore it first');
+  const fields: Partial<TaskRecord> = {};
+  if (patch.title !== undefined && patch.title.trim() !== task.title) fields.title = patch.title.trim();
+  if (patch.description !== undefined && patch.description !== task.description) fields.description = patch.description;
+  if (patch.deadline !== undefined && patch.deadline !== task.deadline) fields.deadline = patch.deadline;
+  if (patch.recurrence !== undefined && !sameRecurrence(task.recurrence, patch.recurrence)) {
+    fields.recurrence = patch.recurrence ? wireRecurrence(patch.recurrence) : null;
+  }
+  if ('deadline' in fields || 'recurrence' in fields) {
+    fields.seriesDay = seriesDayOf(fields.deadline !== undefined ? fields.deadline : task.deadline, fields.recurrence !== undefined ? fields.recurrence : task.recurrence);
+  }
+  if (patch.intensity !== undefined && patch.intensity !== task.intensity) fields.intensity = patch.intensity;
+  if (patch.status !== undefined && patch.status !== task.status) {
+    fields.status = patch.status;
+    if (task.status === 'completed') fields.completedAt = null;
+  }
+  if (patch.project !== undefined && optionalText(patch.project) !== task.project) fields.project = optionalText(patch.project);
+  if (patch.waitingOn !== undefined && optionalText(patch.waitingOn) !== task.waitingOn) fields.waitingOn = optionalText(patch.waitingOn);
+  if (dependencies !== undefined && !sameList(dependencies, task.dependencies)) fields.dependencies = dependencies;
+  return Object.keys(fields).length === 0 ? null : changed(task, fields, ctx);
+}
+
+/**
+ * `task:complete` (TASK-3): `openDependencies` are the task's dependencies not
+ * yet completed. A recurring task with a deadline gets exactly one next
+ * occurrence. Completing a completed task changes nothing: `null`.
+ */
+export function completeTask(task: TaskRecord, notes: string | undefined, openDependencies: readonly string[], ctx: ChangeContext): { task: TaskRecord; next: TaskRecord | null } | null {
+  if (task.status === 'completed') return null;
+  if (task.status === 'deleted') throw conflict('The task is in the trash; restore it first');
+  if (openDependencies.length > 0) {
+    const blockedBy = task.dependencies.filter((d) => openDependencies.includes(d));
+    throw conflict('The task waits for dependencies that are not completed', { blockedBy });
+  }
+  const trimmed = notes?.trim();
+  const fields: Partial<TaskRecord> = { status: 'completed', completedAt: ctx.now };
+  if (trimmed) fields.description = `${task.description}\n\nCompleted: ${trimmed}`;
+  const seriesDay = task.seriesDay ?? (task.deadline ? dayOfMonth(task.deadline) : null);
+  const nextDue = task.recurrence && task.deadline && !task.nextOccurrenceId ? nextDeadline(task.deadline, task.recurrence, seriesDay!) : null;
+  const nextId = nextDue ? randomUUID() : null;
+  if (nextId) fields.nextOccurrenceId = nextId;
+  const completed = changed(task, fields, ctx);
+  if (!nextDue || !nextId) return { task: completed, next: null };
+  const next: TaskRecord = {
+    id: nextId,
+    userId: task.userId,
+    title: task.title,
+    description: task.description,
+    deadline: nextDue,
+    intensity: task.intensity,
+    status: 'not_started',
+    project: task.project,
+    waitingOn: null,
+    dependencies: [],
+    recurrence: task.recurrence ? wireRecurrence(task.recurrence) : null,
+    seriesDay,
+    nextOccurrenceId: null,
+    statusBeforeDelete: null,
+    version: 1,
+    seq: ctx.nextSeq(),
+    createdAt: ctx.now,
+    updatedAt: ctx.now,
+    completedAt: null,
+    deletedAt: null,
+  };
+  return { task: completed, next };
+}
+
+/** `task:delete`: to the trash. Deleting what is already there changes nothing: `null`. */
+export function trashTask(task: TaskRecord, ctx: ChangeContext): TaskRecord | null {
+  if (task.status === 'deleted') return null;
+  return changed(task, { status: 'deleted', statusBeforeDelete: task.status, deletedAt: ctx.now }, ctx);
+}
+
+/** `task:restore` (TASK-4): back with the status it had before, even `completed`. */
+export function restoreTask(task: TaskRecord, ctx: ChangeContext): TaskRecord {
+  if (task.status !== 'deleted') throw conflict('The task is not in the trash');
+  const previous: TaskStatus = task.statusBeforeDelete && task.statusBeforeDelete !== 'deleted' ? task.statusBeforeDelete : 'not_started';
+  return changed(task, { status: previous, statusBeforeDelete: null, deletedAt: null }, ctx);
+}
+
+/** `task:purge` (TASK-4): only from the trash. */
+export function assertPurgeable(task: TaskRecord): void {
+  if (task.status !== 'deleted') throw conflict('Only a task in the trash can be purged');
+}
+
+/** TASK-4: a completed or deleted task whose completion or deletion is older than `cutoff`. */
+export function isExpired(task: TaskRecord, cutoff: Date): boolean {
+  return (task.status === 'completed' && task.completedAt !== null && task.completedAt < cutoff) || (task.status === 'deleted' && task.deletedAt !== null && task.deletedAt < cutoff);
+}
