@@ -19,55 +19,28 @@ export function redisOptions(config: Pick<Config, 'redisUrl'>, extra: RedisOptio
   };
 }
 
-/** A fail-fast command client with the key prefix; the commands of one loop turn share a write. */
-export function createCommandClient(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, name: string): Redis {
-  return autoCork(
-    new Redis(
-      config.redisUrl,
-      redisOptions(config, {
-        connectionName: name,
-        keyPrefix: config.redisPrefix,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        commandTimeout: 1_000,
-        enableReadyCheck: true,
-      }),
-    ),
-  );
-}
-
 /**
- * Makes the commands a connection is given in one turn of the event loop leave
- * in one write: the first write of a turn corks the socket and the end of the
- * turn (setImmediate) uncorks it. A write costs far more here than a command
- * (it wakes the Redis process), and under load one turn carries many commands
- * (rate-limit checks, the adapter's publishes, stream appends). Measured by
- * `npm run bench:micro`: 18.4 → 14.1 µs of CPU per command at 5 commands a
- * turn, 13.2 → 4.5 µs at 20; 38 → 42 µs for a command alone in its turn. Unlike
- * ioredis's auto-pipelining, the commands stay ordinary commands, with their
- * own promises and fail-fast behaviour.
+ * A fail-fast command client with the key prefix. The commands issued in one
+ * turn of the event loop leave in one write (ioredis's auto-pipelining): a
+ * write costs more here than a command, and under load one turn carries many
+ * (rate-limit checks, stream appends). bench/README.md, "Round trips cost
+ * more than statements".
  */
-export function autoCork(client: Redis): Redis {
-  const patched = new WeakSet<object>();
-  client.on('connect', () => {
-    const stream = client.stream as NodeJS.WritableStream & { cork(): void; uncork(): void; write: (...args: unknown[]) => boolean };
-    if (!stream || patched.has(stream)) return;
-    patched.add(stream);
-    const write = stream.write.bind(stream);
-    let corked = false;
-    stream.write = (...args: unknown[]) => {
-      if (!corked) {
-        corked = true;
-        stream.cork();
-        setImmediate(() => {
-          corked = false;
-          stream.uncork();
-        });
-      }
-      return write(...args);
-    };
-  });
-  return client;
+export function createCommandClient(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, name: string, scripts: RedisOptions['scripts'] = {}): Redis {
+  return new Redis(
+    config.redisUrl,
+    redisOptions(config, {
+      connectionName: name,
+      // Lua commands are defined here, before any command: an auto-pipeline made earlier would not know them.
+      scripts,
+      keyPrefix: config.redisPrefix,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 1_000,
+      enableReadyCheck: true,
+      enableAutoPipelining: true,
+    }),
+  );
 }
 
 /**

@@ -3,6 +3,7 @@
  * the Redis adapter to every node, the sender's own socket included.
  */
 import type { ServerToClientEvents } from '../../shared/events.js';
+import type { RevocationReason } from '../../shared/constants.js';
 import type { AppServer, InterServerEvents, UserPayload } from './types.js';
 
 export const userRoom = (userId: string) => `user:${userId}`;
@@ -17,7 +18,13 @@ export class Broadcaster {
 
   private readonly nodeHandlers: { event: keyof InterServerEvents; fn: (...args: any[]) => void }[] = [];
 
-  constructor() {
+  /**
+   * `reachable` tells whether Redis, and through it the other nodes, can be
+   * reached: while it cannot, broadcasts go to this node's sockets only
+   * (instead of piling up in the adapter's queue); the tabs on other nodes
+   * catch up from PostgreSQL (SYNC-1).
+   */
+  constructor(private readonly reachable: () => boolean = () => true) {
     this.onNodeEvent('users:emit', (event, items) => this.emitHere(event, items));
   }
 
@@ -39,11 +46,8 @@ export class Broadcaster {
 
   /** Sends an event to every other node (not this one). */
   toOtherNodes<E extends keyof InterServerEvents>(event: E, ...args: Parameters<InterServerEvents[E]>): void {
-    try {
-      this.io?.serverSideEmit(event, ...args);
-    } catch {
-      // Redis is away: other nodes cannot be told now.
-    }
+    // While Redis is away, other nodes cannot be told.
+    if (this.reachable()) this.io?.serverSideEmit(event, ...args);
   }
 
   /** Called on every broadcast (metrics). */
@@ -87,24 +91,18 @@ export class Broadcaster {
    * others through the adapter (a no-op for them while Redis is away; they catch
    * up from PostgreSQL when it returns).
    */
-  disconnectSessions(sessionIds: string[], reason: string): void {
+  disconnectSessions(sessionIds: string[], reason: RevocationReason): void {
     const io = this.io;
     if (!io || sessionIds.length === 0) return;
     const rooms = sessionIds.map(sessionRoom);
-    try {
-      io.to(rooms).emit('session:revoked', { reason });
-    } catch {
-      io.local.to(rooms).emit('session:revoked', { reason });
-    }
+    // While Redis is away, the local part is done here; other nodes re-read PostgreSQL when it returns.
+    const everywhere = this.reachable();
+    (everywhere ? io : io.local).to(rooms).emit('session:revoked', { reason });
     // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first.
     setTimeout(() => {
       if (this.io !== io) return;
       this.disconnectSessionsHere(sessionIds, reason, { notify: false });
-      try {
-        io.in(rooms).disconnectSockets(true);
-      } catch {
-        // Redis is away: the local part is done; other nodes re-read PostgreSQL when it returns.
-      }
+      if (everywhere && this.reachable()) io.in(rooms).disconnectSockets(true);
     }, 50).unref();
   }
 
@@ -112,7 +110,7 @@ export class Broadcaster {
    * Closes this node's sockets of these sessions only: used when a revocation
    * could not cross the adapter (Redis was away) and this node learns of it from PostgreSQL.
    */
-  disconnectSessionsHere(sessionIds: string[], reason: string, options: { notify?: boolean } = {}): void {
+  disconnectSessionsHere(sessionIds: string[], reason: RevocationReason, options: { notify?: boolean } = {}): void {
     const io = this.io;
     if (!io || sessionIds.length === 0) return;
     const rooms = sessionIds.map(sessionRoom);
@@ -124,10 +122,6 @@ export class Broadcaster {
     const io = this.io;
     if (!io) return;
     for (const fn of this.listeners) fn();
-    try {
-      io.to(room).emit(event, ...args);
-    } catch {
-      io.local.to(room).emit(event, ...args);
-    }
+    (this.reachable() ? io : io.local).to(room).emit(event, ...args);
   }
 }

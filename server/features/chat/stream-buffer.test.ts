@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { appendDeltas, bufferKeys, BUFFER_TTL_SECONDS, readBuffer, refreshBuffer, rewriteDeltas, saveToolCalls } from './stream-buffer.js';
+import { appendDeltas, bufferKeys, BUFFER_TTL_SECONDS, readBuffer, refreshBuffer, rewriteDeltas, saveToolCalls, streamScripts } from './stream-buffer.js';
+import { createCommandClient } from '../../redis.js';
 
-// The machine's Redis, with a prefix of this run's own.
+// The machine's Redis, with a prefix of this run's own, through the server's own kind of client (auto-pipelining).
 const prefix = `test-sb-${randomUUID()}:`;
-const redis = new Redis({ host: '127.0.0.1', port: 6379, keyPrefix: prefix });
+const redis = createCommandClient({ redisUrl: 'redis://127.0.0.1:6379', redisPrefix: prefix }, 'test-stream-buffer', streamScripts);
+beforeAll(() => redis.connect());
 afterAll(() => redis.quit());
 
 const appendDelta = async (messageId: string, seq: number, text: string) => (await appendDeltas(redis, [{ messageId, seq, text }]))[0];
@@ -62,8 +64,23 @@ describe('stream buffer (CHAT-3)', () => {
     expect(await redis.ttl(bufferKeys(b)[0]!)).toBeGreaterThan(BUFFER_TTL_SECONDS - 5);
   });
 
+  it('appends in the same auto-pipeline as other commands, on a client that never ran the script before', async () => {
+    const fresh = createCommandClient({ redisUrl: 'redis://127.0.0.1:6379', redisPrefix: prefix }, 'test-stream-buffer-fresh', streamScripts);
+    try {
+      await fresh.connect();
+      const id = randomUUID();
+      // One loop turn: the SET opens the auto-pipeline that the append then joins.
+      const [set, appended] = await Promise.all([fresh.set(`other:${id}`, '1', 'EX', 60), appendDeltas(fresh, [{ messageId: id, seq: 0, text: 'first' }])]);
+      expect(set).toBe('OK');
+      expect(appended).toEqual([true]);
+      expect(await readBuffer(fresh, id)).toEqual({ content: 'first', lastSeq: 0, toolCalls: [] });
+    } finally {
+      fresh.disconnect();
+    }
+  });
+
   it('reports every append as out of step when Redis cannot be reached', async () => {
-    const away = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const away = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null, scripts: streamScripts });
     try {
       expect(await appendDeltas(away, [{ messageId: randomUUID(), seq: 0, text: 'a' }, { messageId: randomUUID(), seq: 4, text: 'b' }])).toEqual([false, false]);
     } finally {
@@ -72,7 +89,7 @@ describe('stream buffer (CHAT-3)', () => {
   });
 
   it('reads as no buffer when Redis cannot be reached (the caller falls back to PostgreSQL)', async () => {
-    const away = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const away = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null, scripts: streamScripts });
     try {
       expect(await readBuffer(away, randomUUID())).toBeUndefined();
     } finally {

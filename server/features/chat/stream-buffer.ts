@@ -44,7 +44,7 @@ export async function appendDeltas(redis: Redis, appends: readonly DeltaAppend[]
   const args: (string | number)[] = [BUFFER_TTL_SECONDS];
   for (const a of appends) args.push(a.text, a.seq + 1);
   try {
-    const lengths = (await withAppendScript(redis).samAppendDeltas(keys.length, ...keys, ...args)) as number[];
+    const lengths = (await (redis as WithAppend).samAppendDeltas(keys.length, ...keys, ...args)) as number[];
     return appends.map((_, i) => lengths[i] === 1);
   } catch {
     return appends.map(() => false);
@@ -61,17 +61,15 @@ for i = 1, #KEYS do
 end
 return out`;
 
-type WithAppend = Redis & { samAppendDeltas(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown> };
-const scripted = new WeakSet<Redis>();
+/**
+ * The scripts of the stream buffer, defined on the command client when it is
+ * made (`createCommandClient`): run by EVALSHA, loaded again after a Redis
+ * restart. Defined before any command, so that every auto-pipeline of the
+ * client knows them.
+ */
+export const streamScripts = { samAppendDeltas: { lua: appendScript } };
 
-/** The client with the append script defined (run by EVALSHA, loaded again after a Redis restart). */
-function withAppendScript(redis: Redis): WithAppend {
-  if (!scripted.has(redis)) {
-    redis.defineCommand('samAppendDeltas', { lua: appendScript });
-    scripted.add(redis);
-  }
-  return redis as WithAppend;
-}
+type WithAppend = Redis & { samAppendDeltas(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown> };
 
 /** Replaces the list with every delta so far (read synchronously: the caller may go on appending to `deltas`). */
 export async function rewriteDeltas(redis: Redis, messageId: string, deltas: readonly string[]): Promise<boolean> {
