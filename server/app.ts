@@ -13,7 +13,10 @@ import { errorHandler, notFound } from './http/errors.js';
 import { restRateLimit } from './http/rate-limit.js';
 import { authRoutes } from './features/auth/auth.routes.js';
 import { healthCheck, healthRoute } from './features/ops/health.js';
-import { createGateway, type Gateway, type GatewayHooks } from './realtime/gateway.js';
+import { createGateway, type Gateway } from './realtime/gateway.js';
+import type { GatewayHooks } from './hooks.js';
+import type { HandlerMap } from './realtime/define-handler.js';
+import { authHandlers } from './features/auth/auth.handlers.js';
 import { taskHandlers } from './features/tasks/tasks.handlers.js';
 import { accountHandlers } from './features/account/account.handlers.js';
 import { chatHandlers } from './features/chat/chat.handlers.js';
@@ -85,12 +88,18 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
   const gateway = createGateway({
     server,
     deps,
-    handlers: [...taskHandlers(deps.tasks), ...chatHandlers(deps.chat), ...accountHandlers(deps.account)],
+    // One handler for every request event, each feature's for its own events only: tsc checks the lot.
+    handlers: {
+      ...authHandlers(deps.auth),
+      ...taskHandlers(deps.tasks),
+      ...chatHandlers(deps.chat),
+      ...accountHandlers(deps.account),
+    } satisfies HandlerMap,
     hooks: options.hooks ?? deps.metrics.gatewayHooks,
-    runtime: { orm: deps.orm, limiter: deps.eventLimiter, logger },
+    runtime: { limiter: deps.eventLimiter, logger },
   });
 
-  const ops = attachOps(gateway.io, deps, { orm: deps.orm, limiter: deps.eventLimiter, logger, hooks: deps.metrics.gatewayHooks }, { intervalMs: options.opsIntervalMs });
+  const ops = attachOps(gateway.io, deps, { limiter: deps.eventLimiter, logger, hooks: deps.metrics.gatewayHooks }, { intervalMs: options.opsIntervalMs });
 
   // Background work of every node: answers of dead nodes (CHAT-7) and the hourly purge (TASK-4).
   const stopJobs =

@@ -12,6 +12,7 @@ import * as chat from './schemas/chat.js';
 import * as account from './schemas/account.js';
 import * as ops from './schemas/ops.js';
 import type { UserView } from './schemas/auth.js';
+import type { RevocationReason } from './constants.js';
 
 export const requestSchemas = {
   'task:create': tasks.taskCreate,
@@ -97,7 +98,7 @@ export type OpsClientToServerEvents = {
 
 export interface ServerToClientEvents {
   'session:ready': (data: account.SessionReady) => void;
-  'session:revoked': (data: { reason: string }) => void;
+  'session:revoked': (data: { reason: RevocationReason }) => void;
   'auth:expired': (data: { expiredAt: string }) => void;
   'user:changed': (data: { user: UserView }) => void;
   'task:changed': (data: tasks.TaskChanged) => void;

@@ -1,14 +1,30 @@
 /**
  * The one way to register a client→server event (CONVENTIONS 6, RT-3): Socket.IO
  * ignores a listener's promise, so this parses the payload with the shared
- * schema, rate-limits per user, forks the EntityManager, runs the handler, and
- * maps the result or error to the typed ack, recording metrics on the way.
+ * schema, rate-limits per user, runs the handler, and maps the result or error
+ * to the typed ack, recording metrics on the way.
+ *
+ * A handler's payload schema comes from the contract (`shared/events.ts`) and
+ * its result type is the contract's ack data for its event; the handlers of a
+ * namespace form one map that `tsc` checks against every request event
+ * (`HandlersOf`), so a missing, duplicated or wrongly typed handler does not
+ * compile.
  */
-import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { z } from 'zod';
 import type { Ack } from '../../shared/errors.js';
+import {
+  opsRequestSchemas,
+  requestSchemas,
+  type AckData,
+  type OpsAckData,
+  type OpsParsedPayload,
+  type OpsRequestEvent,
+  type ParsedPayload,
+  type RequestEvent,
+} from '../../shared/events.js';
 import { appError, ErrorCode, toAppError, validationError } from '../errors.js';
+import type { EventHooks, LimitScope } from '../hooks.js';
 import { securityLog, type Logger } from '../logger.js';
 import type { Redis } from '../redis.js';
 import type { AppSocket } from './types.js';
@@ -18,8 +34,6 @@ export interface HandlerContext {
   sessionId: string;
   role: 'user' | 'admin';
   socket: AppSocket;
-  /** a fork for this event alone, made when first used */
-  readonly em: EntityManager;
 }
 
 export interface Handler<E extends string = string, P = unknown, R = unknown> {
@@ -30,21 +44,19 @@ export interface Handler<E extends string = string, P = unknown, R = unknown> {
   alsoLimitedBy?: Exclude<LimitScope, 'socket'>;
 }
 
-/** Outcome label of an event: `ok` or the error code. */
-export type EventOutcome = 'ok' | ErrorCode;
+/** A handler for each of the request events `E`, and for nothing else. */
+export type HandlersOf<E extends RequestEvent> = { readonly [K in E]: Handler<K, ParsedPayload<K>, AckData[K]> };
+/** The handlers of the default namespace: one for every request event. */
+export type HandlerMap = HandlersOf<RequestEvent>;
+/** The request events whose names start with `prefix:` (a feature's own). */
+export type EventsOf<Prefix extends string> = Extract<RequestEvent, `${Prefix}:${string}`>;
 
-/** The per-user event limits (RT-6): every event counts against `socket`, a chat:send also against `chat`. */
-export type LimitScope = 'socket' | 'chat';
+/** The same for the `/ops` namespace. */
+export type OpsHandlersOf<E extends OpsRequestEvent> = { readonly [K in E]: Handler<K, OpsParsedPayload<K>, OpsAckData[K]> };
+export type OpsHandlerMap = OpsHandlersOf<OpsRequestEvent>;
 
 /** The scopes an event counts against, by its handler's `alsoLimitedBy` (built once, not per event). */
 const limitScopes: Record<LimitScope, readonly LimitScope[]> = { socket: ['socket'], chat: ['socket', 'chat'] };
-
-/** Hooks for the operators' metrics (sam_socket_events_total and friends). */
-export interface EventHooks {
-  onEvent(event: string, outcome: EventOutcome, seconds: number): void;
-  onDropped(reason: 'unknown_event' | 'no_ack'): void;
-  onRateLimited(scope: LimitScope): void;
-}
 
 export interface EventLimiter {
   /**
@@ -91,18 +103,24 @@ export function createEventLimiter(options: { redis: Redis; eventsPerMinute: num
   };
 }
 
-/** Declares a handler for `event`, whose payload schema comes from the shared contract. */
-export function defineHandler<E extends string, S extends z.ZodType, R>(
+/** Declares the handler of a request event: its payload schema and ack data are the contract's. */
+export function defineHandler<E extends RequestEvent>(
   event: E,
-  schema: S,
-  run: (ctx: HandlerContext, payload: z.output<S>) => Promise<R>,
+  run: (ctx: HandlerContext, payload: ParsedPayload<E>) => Promise<AckData[E]>,
   options: { alsoLimitedBy?: 'chat' } = {},
-): Handler<E, z.output<S>, R> {
-  return { event, schema: schema as unknown as z.ZodType<z.output<S>>, run, ...options };
+): Handler<E, ParsedPayload<E>, AckData[E]> {
+  return { event, schema: requestSchemas[event] as unknown as z.ZodType<ParsedPayload<E>>, run, ...options };
+}
+
+/** Declares the handler of an `/ops` request event. */
+export function defineOpsHandler<E extends OpsRequestEvent>(
+  event: E,
+  run: (ctx: HandlerContext, payload: OpsParsedPayload<E>) => Promise<OpsAckData[E]>,
+): Handler<E, OpsParsedPayload<E>, OpsAckData[E]> {
+  return { event, schema: opsRequestSchemas[event] as unknown as z.ZodType<OpsParsedPayload<E>>, run };
 }
 
 export interface HandlerRuntime {
-  orm: MikroORM;
   limiter: EventLimiter;
   logger: Logger;
   hooks: EventHooks;
@@ -112,8 +130,8 @@ export interface HandlerRuntime {
  * Builds the handler table once; each socket then gets a single listener that
  * dispatches by event name (one closure per socket instead of one per event).
  */
-export function createDispatcher(handlers: readonly Handler[], runtime: HandlerRuntime): (socket: AppSocket) => void {
-  const byEvent = new Map(handlers.map((h) => [h.event, h]));
+export function createDispatcher(handlers: HandlerMap | OpsHandlerMap, runtime: HandlerRuntime): (socket: AppSocket) => void {
+  const byEvent = new Map<string, Handler>(Object.values(handlers).map((h: Handler) => [h.event, h]));
   const { hooks } = runtime;
   return (socket) => {
     socket.onAny((event: unknown, ...args: unknown[]) => {
@@ -135,7 +153,7 @@ export function createDispatcher(handlers: readonly Handler[], runtime: HandlerR
 }
 
 async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, ack: (res: Ack<unknown>) => void, runtime: HandlerRuntime): Promise<void> {
-  const { orm, limiter, logger, hooks } = runtime;
+  const { limiter, logger, hooks } = runtime;
   const started = performance.now();
   const { userId, sessionId, role } = socket.data;
   let response: Ack<unknown>;
@@ -146,17 +164,7 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
     }
     const parsed = handler.schema.safeParse(payload);
     if (!parsed.success) throw validationError(parsed.error);
-    let em: EntityManager | undefined;
-    const ctx: HandlerContext = {
-      userId,
-      sessionId,
-      role,
-      socket,
-      get em() {
-        return (em ??= orm.em.fork());
-      },
-    };
-    const data = await handler.run(ctx, parsed.data);
+    const data = await handler.run({ userId, sessionId, role, socket }, parsed.data);
     response = { ok: true, data };
   } catch (err) {
     const appErr = toAppError(err);

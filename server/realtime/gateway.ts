@@ -10,34 +10,17 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Deps } from '../deps.js';
 import { limits } from '../../shared/limits.js';
-import { AppError, ErrorCode } from '../errors.js';
 import { securityLog } from '../logger.js';
 import { isAllowedOrigin } from '../http/security.js';
 import { clearExpiry, handshakeAuth, scheduleExpiry } from './handshake-auth.js';
 import { toUserView } from '../features/auth/auth.service.js';
-import { autoCork, redisOptions } from '../redis.js';
+import { redisOptions } from '../redis.js';
 import { batched } from '../batch.js';
-import { createDispatcher, defineHandler, type EventHooks, type Handler, type HandlerRuntime } from './define-handler.js';
+import type { RevokedEvent } from '../features/auth/revocation.js';
+import { createDispatcher, type HandlerMap, type HandlerRuntime } from './define-handler.js';
+import type { GatewayHooks } from '../hooks.js';
 import { sessionRoom, userRoom } from './rooms.js';
 import type { AppServer } from './types.js';
-import { requestSchemas } from '../../shared/events.js';
-
-/** The user row `session:ready` needs, with the entity's property names. */
-interface UserRow {
-  id: string;
-  email: string;
-  fullName: string;
-  timezone: string;
-  role: 'user' | 'admin';
-  createdAt: string;
-  taskSeq: number;
-}
-
-export interface GatewayHooks extends EventHooks {
-  onConnect(userId: string): void;
-  onDisconnect(reason: string, userId: string): void;
-  onHandshakeFailure(reason: string): void;
-}
 
 export interface Gateway {
   io: AppServer;
@@ -48,25 +31,17 @@ export interface Gateway {
 export function createGateway(options: {
   server: http.Server;
   deps: Deps;
-  handlers: readonly Handler[];
+  handlers: HandlerMap;
   hooks: GatewayHooks;
   runtime: Omit<HandlerRuntime, 'hooks'>;
 }): Gateway {
   const { server, deps, hooks } = options;
   const { config, logger, auth, revocation, broadcaster } = deps;
-  const { sql } = deps;
   /**
    * The rows `session:ready` needs: one query for every socket connected in the same loop turn. It needs no
    * window of its own: the handshakes of one revocation lookup (which has one) connect in the same turn.
    */
-  const userById = batched(async (ids: string[]) => {
-    const rows = await sql.query<UserRow>(
-      'select id, email, full_name as "fullName", timezone, role, created_at as "createdAt", task_seq as "taskSeq" from users where id = any($1::uuid[])',
-      [ids],
-    );
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return ids.map((id) => byId.get(id));
-  });
+  const userById = batched((ids: string[]) => deps.users.readyRows(ids));
 
   const io: AppServer = new Server(server, {
     path: '/socket.io',
@@ -90,19 +65,16 @@ export function createGateway(options: {
     },
   });
 
-  // Each broadcast is a PUBLISH: those of one loop turn leave in one write.
-  const pub = autoCork(new Redis(config.redisUrl, redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false })));
-  const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub` });
+  // Each broadcast is a PUBLISH: those of one loop turn leave in one write (auto-pipelining). The adapter
+  // does not await its publishes, so while Redis is away they wait in the offline queue instead of failing
+  // (`maxRetriesPerRequest: null`), and the broadcaster sends to this node's sockets only meanwhile.
+  const pub = new Redis(
+    config.redisUrl,
+    redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false, enableAutoPipelining: true, maxRetriesPerRequest: null }),
+  );
+  const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub`, enableAutoPipelining: false });
   pub.on('error', () => undefined);
   sub.on('error', () => undefined);
-  // The adapter does not await its publishes; while Redis is away they fail, and that must not
-  // become an unhandled rejection (the local delivery has happened; PostgreSQL covers the rest).
-  const publish = pub.publish.bind(pub);
-  pub.publish = ((...args: Parameters<typeof publish>) => {
-    const sent = publish(...args);
-    sent.catch(() => undefined);
-    return sent;
-  }) as typeof pub.publish;
   io.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
   broadcaster.attach(io);
 
@@ -113,19 +85,7 @@ export function createGateway(options: {
 
   io.use(handshakeAuth({ auth, logger, onFailure: hooks.onHandshakeFailure }));
 
-  const authRefresh = defineHandler('auth:refresh', requestSchemas['auth:refresh'], async (ctx, { token }) => {
-    const claims = await auth.authenticate(token);
-    if (claims.sid !== ctx.sessionId || claims.sub !== ctx.userId) {
-      throw new AppError(ErrorCode.FORBIDDEN, 'The token belongs to another session');
-    }
-    if (claims.exp > ctx.socket.data.exp) {
-      ctx.socket.data.exp = claims.exp;
-      scheduleExpiry(ctx.socket);
-    }
-    return { expiresAt: new Date(ctx.socket.data.exp * 1000).toISOString() };
-  });
-  const handlers: readonly Handler[] = [authRefresh as Handler, ...options.handlers];
-  const dispatch = createDispatcher(handlers, { ...options.runtime, hooks });
+  const dispatch = createDispatcher(options.handlers, { ...options.runtime, hooks });
 
   io.on('connection', async (socket) => {
     const { userId, sessionId } = socket.data;
@@ -160,8 +120,7 @@ export function createGateway(options: {
   });
 
   // RT-5 / AUTH-7: a revocation on this node closes the session's sockets on every node.
-  const onRevoked = ({ sessionIds, reason }: { sessionIds: string[]; reason: string }) =>
-    broadcaster.disconnectSessions(sessionIds, reason);
+  const onRevoked = ({ sessionIds, reason }: RevokedEvent) => broadcaster.disconnectSessions(sessionIds, reason);
   revocation.events.on('revoked', onRevoked);
 
   // Revocations made while Redis was away never crossed the adapter: catch up from PostgreSQL.
@@ -176,7 +135,9 @@ export function createGateway(options: {
     if (!since) return;
     revocation
       .revokedSince(since)
-      .then((ids) => broadcaster.disconnectSessionsHere(ids, 'revoked'))
+      .then((revoked) => {
+        for (const { id, reason } of revoked) broadcaster.disconnectSessionsHere([id], reason);
+      })
       .catch((err: unknown) => logger.warn({ err }, 'could not re-read revocations'));
   });
 

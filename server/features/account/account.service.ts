@@ -106,7 +106,7 @@ export function createAccountService(deps: {
       const em = orm.em.fork();
       const session = await em.findOne(SessionSchema, { id: sessionId, user: userId });
       if (!session) throw appError(ErrorCode.NOT_FOUND, { message: 'Session not found' });
-      await auth.revokeSessions(userId, [sessionId], 'revoked_by_user');
+      await auth.revokeSessions(userId, [sessionId], 'session_revoked');
       securityLog(logger, 'session_revoked_by_user', { userId, sessionId });
     },
   };

@@ -9,6 +9,7 @@ import { ErrorCode } from '../../../shared/errors.js';
 import type { ToolCall } from '../../../shared/schemas/chat.js';
 import type { Task } from '../../../shared/schemas/tasks.js';
 import type { Logger } from '../../logger.js';
+import type { ChatHooks } from '../../hooks.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import type { TasksService } from '../tasks/tasks.service.js';
@@ -24,21 +25,12 @@ export const MAX_OUTPUT_TOKENS = 2_048;
 export const COALESCE_MS = 25;
 /**
  * The shared flush sends this many streams' deltas at a time, and lets the
- * loop read its sockets between slices (~1.5 ms each with 3 tabs a stream).
+ * loop read its sockets between slices (bench/README.md, "Delta coalescing").
  */
 export const FLUSH_SLICE = 50;
 /** a generation refreshes its heartbeat this often; it expires after HEARTBEAT_TTL_MS */
 export const HEARTBEAT_MS = 5_000;
 export const HEARTBEAT_TTL_MS = 15_000;
-
-/** Hooks for the operators' metrics. */
-export interface ChatHooks {
-  onGenerationStart(): void;
-  onGenerationEnd(): void;
-  onFirstToken(seconds: number): void;
-  onOutputTokens(count: number): void;
-  onUpstreamError(kind: string): void;
-}
 
 export interface GenerationJob {
   userId: string;
@@ -146,9 +138,9 @@ export class Assistant {
 
   /**
    * Flushes the streams that were waiting at the tick, FLUSH_SLICE at a time.
-   * In one go, 200 streams held the loop for ~10 ms of every 25, and a
-   * stream's first delta, a new send or a tab's event arriving meanwhile
-   * waited for all of it. A stream whose text was sent by its own flush
+   * In one go, hundreds of streams held the loop for a good part of every
+   * tick, and a stream's first delta, a new send or a tab's event arriving
+   * meanwhile waited for all of it. A stream whose text was sent by its own flush
    * before its slice (its first delta, its end) has nothing left to send then.
    */
   private flushSlices(relays: Relay[], from: number): void {

@@ -9,8 +9,7 @@ import client from 'prom-client';
 import type { RequestHandler } from 'express';
 import { errorCodes } from '../../../shared/errors.js';
 import { opsRequestEvents, requestEvents } from '../../../shared/events.js';
-import type { GatewayHooks } from '../../realtime/gateway.js';
-import type { ChatHooks } from '../chat/assistant.js';
+import type { ChatHooks, GatewayHooks } from '../../hooks.js';
 import { appError, ErrorCode } from '../../errors.js';
 import { bearerToken } from '../auth/tokens.js';
 import type { NodeSnapshot } from '../../../shared/schemas/ops.js';
@@ -34,7 +33,7 @@ const bounded = (value: string, known: Set<string>, other = 'other') => (known.h
  * Durations of recent events, for the ops view's p50/p99 (last 10 s). Kept in
  * two typed rings, so that an event adds no object: an array of one object per
  * event, each kept 10 s, was promoted to the old generation at every event and
- * came back as full collections (a 64 ms pause in the middle of a fan-out run).
+ * came back as full collections, pauses in the middle of a fan-out run.
  */
 export class RecentWindow {
   private readonly at: Float64Array;

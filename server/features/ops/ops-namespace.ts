@@ -8,14 +8,13 @@
 import type { Namespace, Server } from 'socket.io';
 import type { Deps } from '../../deps.js';
 import { securityLog } from '../../logger.js';
-import { opsRequestSchemas, type OpsAckData, type OpsClientToServerEvents, type OpsServerToClientEvents } from '../../../shared/events.js';
+import type { OpsClientToServerEvents, OpsServerToClientEvents } from '../../../shared/events.js';
 import type { NodeSnapshot, OnlineUser, OpsSnapshot } from '../../../shared/schemas/ops.js';
-import { createDispatcher, defineHandler, type Handler, type HandlerRuntime } from '../../realtime/define-handler.js';
+import { createDispatcher, defineOpsHandler, type HandlerRuntime, type OpsHandlerMap } from '../../realtime/define-handler.js';
 import { userRoom } from '../../realtime/rooms.js';
 import type { AppServer, AppSocket, SocketData } from '../../realtime/types.js';
 import { forgetNode, freshNodes, recordNode } from '../../realtime/nodes.js';
 import { clearExpiry, handshakeAuth, scheduleExpiry } from '../../realtime/handshake-auth.js';
-import { UserSchema } from '../auth/user.entity.js';
 
 const nodeKey = (id: string) => `ops:node:${id}`;
 /** a node whose last report is older than this is left out of the view */
@@ -64,28 +63,27 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
       byUser.set(s.data.userId, entry);
     }
     const ids = [...byUser.keys()];
-    const users = ids.length ? await deps.orm.em.fork().find(UserSchema, { id: { $in: ids } }, { fields: ['id', 'email'] }) : [];
-    const emails = new Map(users.map((u) => [u.id, u.email]));
+    const emails = await deps.users.emails(ids);
     return ids
       .map((userId) => ({ userId, email: emails.get(userId) ?? '', sockets: byUser.get(userId)!.sockets, sessions: byUser.get(userId)!.sessions.size }))
       .sort((a, b) => b.sockets - a.sockets || a.email.localeCompare(b.email));
   }
 
-  const handlers = [
-    defineHandler('ops:users', opsRequestSchemas['ops:users'], async (): Promise<OpsAckData['ops:users']> => ({ users: await onlineUsers() })),
-    defineHandler('ops:disconnect-user', opsRequestSchemas['ops:disconnect-user'], async (ctx, { userId }): Promise<OpsAckData['ops:disconnect-user']> => {
+  const handlers = {
+    'ops:users': defineOpsHandler('ops:users', async () => ({ users: await onlineUsers() })),
+    'ops:disconnect-user': defineOpsHandler('ops:disconnect-user', async (ctx, { userId }) => {
       const sockets = (await io.in(userRoom(userId)).fetchSockets()).length;
       // A kick, not a sign-out: the sessions stay valid and the clients may reconnect (revoke-user signs out).
       io.in(userRoom(userId)).disconnectSockets(true);
       securityLog(logger, 'admin_action', { action: 'disconnect_user', adminId: ctx.userId, userId, sockets });
       return { sockets };
     }),
-    defineHandler('ops:revoke-user', opsRequestSchemas['ops:revoke-user'], async (ctx, { userId }): Promise<OpsAckData['ops:revoke-user']> => {
-      const revoked = await auth.revokeSessions(userId, 'all', 'revoked_by_admin');
+    'ops:revoke-user': defineOpsHandler('ops:revoke-user', async (ctx, { userId }) => {
+      const revoked = await auth.revokeSessions(userId, 'all', 'admin_revoked');
       securityLog(logger, 'admin_action', { action: 'revoke_user', adminId: ctx.userId, userId, sessions: revoked.length });
       return { sessions: revoked.length };
     }),
-  ] as Handler[];
+  } satisfies OpsHandlerMap;
 
   const dispatch = createDispatcher(handlers, runtime);
   ops.on('connection', (socket) => {

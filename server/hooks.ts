@@ -1,0 +1,36 @@
+/**
+ * The hooks through which the realtime layer and the assistant report to the
+ * operators' metrics (`features/ops/metrics.ts`). A leaf module: it imports
+ * nothing of the server, so that metrics, the gateway and the composition root
+ * can all name these types without importing each other.
+ */
+import type { ErrorCode } from '../shared/errors.js';
+
+/** Outcome label of an event: `ok` or the error code. */
+export type EventOutcome = 'ok' | ErrorCode;
+
+/** The per-user event limits (RT-6): every event counts against `socket`, a `chat:send` also against `chat`. */
+export type LimitScope = 'socket' | 'chat';
+
+/** Hooks for sam_socket_events_total and friends. */
+export interface EventHooks {
+  onEvent(event: string, outcome: EventOutcome, seconds: number): void;
+  onDropped(reason: 'unknown_event' | 'no_ack'): void;
+  onRateLimited(scope: LimitScope): void;
+}
+
+/** Hooks for the sockets' lifecycle. */
+export interface GatewayHooks extends EventHooks {
+  onConnect(userId: string): void;
+  onDisconnect(reason: string, userId: string): void;
+  onHandshakeFailure(reason: string): void;
+}
+
+/** Hooks for the assistant's generations. */
+export interface ChatHooks {
+  onGenerationStart(): void;
+  onGenerationEnd(): void;
+  onFirstToken(seconds: number): void;
+  onOutputTokens(count: number): void;
+  onUpstreamError(kind: string): void;
+}
