@@ -25,11 +25,10 @@ export interface PasswordHasher {
 }
 
 /**
- * At most `concurrency` argon2 computations at a time (each takes one core for
- * 40–70 ms here): by default one core fewer than the machine has, so that a
- * burst of logins cannot take every core from the sockets (measured in
- * `npm run bench`, scenario 5: with both cores of this machine hashing, the
- * socket ack p99 went from 89 ms to 5.3 s at 12,000 sockets).
+ * At most `concurrency` argon2 computations at a time (each holds a core for
+ * tens of milliseconds): by default one core fewer than the machine has, so
+ * that a burst of logins cannot take every core from the sockets
+ * (bench/README.md, "Logins need the cores").
  */
 export function createPasswordHasher(concurrency = Math.max(1, os.availableParallelism() - 1)): PasswordHasher {
   const limit = createSemaphore(Math.max(1, concurrency));

@@ -54,7 +54,7 @@ export function taskLine(t: Task): string {
 
 const clockFormats = new Map<string, Intl.DateTimeFormat>();
 
-/** A cached formatter of the weekday and 24-hour time in `timeZone` (building one costs ~0.5 ms, every stream start paid it). */
+/** A cached formatter of the weekday and 24-hour time in `timeZone` (building one costs more than a stream start's other work). */
 function clockFormatIn(timeZone: string): Intl.DateTimeFormat {
   let format = clockFormats.get(timeZone);
   if (!format) {

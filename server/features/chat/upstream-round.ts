@@ -2,9 +2,8 @@
  * One round of a generation, read from the SDK's raw event stream
  * (`messages.create({ stream: true })`) rather than its `MessageStream` helper.
  * The helper rebuilds a message snapshot and emits several events for every
- * delta, and re-parses a tool call's partial JSON on each of its deltas: in
- * the relay bench that was 13 % of the server's CPU (`@anthropic-ai/sdk` in
- * `profile-top.mjs`). Here text goes straight to `onText`, a tool call's JSON
+ * delta, and re-parses a tool call's partial JSON on each of its deltas, a
+ * visible share of the server's CPU in the relay bench's profile. Here text goes straight to `onText`, a tool call's JSON
  * is parsed once when its block ends, and only what the next round and the
  * final message need is kept.
  */
