@@ -722,6 +722,21 @@ describe('tasks service', () => {
       expect((await nodeA.service.list(userId, {})).tasks).toHaveLength(13);
     });
 
+    it('[TASK-2] a node whose cached task is stale after a change on another node reads again: no lost update, expectedVersion still checked', async () => {
+      const nodeA = await fixture();
+      const userId = nodeA.userId;
+      const nodeB = createTasksService({ tasks: createTasksRepository(pg), events: new RecordingEvents() });
+      const { task } = await nodeA.service.create(userId, { title: 'Report', description: 'draft' });
+      await nodeA.service.update(userId, { id: task.id, patch: { intensity: 2 } }); // node A now holds version 2
+      await nodeB.update(userId, { id: task.id, patch: { description: 'final' } }); // version 3, unknown to A
+      const { task: afterA } = await nodeA.service.update(userId, { id: task.id, patch: { title: 'Quarterly report' } });
+      expect(afterA).toMatchObject({ title: 'Quarterly report', description: 'final', intensity: 2, version: 4, seq: 4 });
+      await nodeB.update(userId, { id: task.id, patch: { intensity: 5 } }); // version 5
+      const stale = await failure(nodeA.service.update(userId, { id: task.id, expectedVersion: 4, patch: { title: 'Mine' } }), ErrorCode.CONFLICT);
+      expect((stale.details?.task as Task).version).toBe(5);
+      expect(await nodeA.service.findOwned(userId, task.id)).toMatchObject({ title: 'Quarterly report', intensity: 5, version: 5 });
+    });
+
     it('[SYNC-2] a change is committed before its event is emitted', async () => {
       const { service, events, userId } = await fixture();
       const { task } = await service.create(userId, { title: 'Committed', deadline: '2026-12-01', recurrence: { type: 'daily', interval: 1, endDate: null } });

@@ -39,7 +39,7 @@ export function createPostgres(databaseUrl: string, options: PostgresOptions = {
       // A `date` is a calendar date (a deadline in the user's calendar), not an instant.
       calendarDate: { to: 1082, from: [1082], serialize: (x: string) => x, parse: (x: string) => x },
     },
-    connection: { statement_timeout: options.statementTimeoutMs ?? 15_000, application_name: options.applicationName ?? 'sam' },
+    connection: { statement_timeout: options.statementTimeoutMs ?? 15_000, application_name: options.applicationName ?? 'sam', plan_cache_mode: 'force_generic_plan' },
     onnotice: () => undefined,
   });
 }

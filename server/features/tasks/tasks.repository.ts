@@ -12,6 +12,7 @@
  */
 import type { Recurrence, TaskListView, TaskStatus } from '../../../shared/schemas/tasks.js';
 import { postgres, snapshot, type Sql } from '../../db/postgres.js';
+import { batched } from '../../batch.js';
 
 /** A task as stored: the wire fields and the ones only the server sees. */
 export interface TaskRecord {
@@ -49,6 +50,26 @@ export interface TaskOwner {
   /** the purge records kept start after this seq (SYNC-1) */
   tombstoneFloorSeq: number;
   timezone: string;
+}
+
+/**
+ * While changes keep coming, a read or a write alone at the end of its loop
+ * turn waits this long for company, so that a steady stream of changes, about
+ * one per turn, still shares statements and commits (bench/README.md, "Round
+ * trips cost more than statements"). An idle node does not wait.
+ */
+const batchWindow = { windowMs: 5 };
+
+/** SQLSTATE of a deadlock PostgreSQL broke by failing one statement. */
+const DEADLOCK_DETECTED = '40P01';
+
+/** A change to write: the user's seq it was decided on, the seq it moves to, and its rows. */
+export interface TaskChange {
+  userId: string;
+  fromSeq: number;
+  toSeq: number;
+  writes: TaskWrites;
+  now: Date;
 }
 
 /** What a change writes: new tasks, altered tasks (whole rows), purged tasks with the seq of their purge. */
@@ -150,6 +171,8 @@ export type TasksRepository = ReturnType<typeof createTasksRepository>;
 
 export function createTasksRepository(sql: Sql) {
   const taskColumns = sql(columns as unknown as string[]);
+  /** The task's columns as `t.<column>`. */
+  const prefixedColumns = sql.unsafe(columns.map((c) => `t.${c}`).join(', '));
   /** `(title, …) = (r.title, …)`: every column a change may alter, from the record `r`. */
   const setFromRecord = sql.unsafe(`(${mutableColumns.join(', ')}) = (${mutableColumns.map((c) => `r.${c}`).join(', ')})`);
   const ownerOf = (row: OwnerRow): TaskOwner => ({
@@ -166,6 +189,90 @@ export function createTasksRepository(sql: Sql) {
     const owner = owners[0];
     return owner ? { owner: ownerOf(owner), tasks: rows as TaskRecord[] } : undefined;
   }
+
+  /**
+   * The owner and one of their tasks (or none, `taskId` null) for many
+   * changes, in one statement: each row of one snapshot, so each task
+   * matches the seq read with it.
+   */
+  const readOwnerAndTask = batched(async (keys: { userId: string; taskId: string | null }[]): Promise<(ChangeState | undefined)[]> => {
+    const rows = await sql<({ n: string } & OwnerRow & Partial<TaskRecord>)[]>`
+      select k.n, u.task_seq, u.tombstone_floor_seq, u.timezone, ${prefixedColumns}
+        from unnest(${keys.map((k) => k.userId)}::uuid[], ${keys.map((k) => k.taskId)}::uuid[]) with ordinality as k(user_id, task_id, n)
+        join users u on u.id = k.user_id
+        left join tasks t on t.id = k.task_id and t.user_id = u.id`;
+    const states: (ChangeState | undefined)[] = keys.map(() => undefined);
+    for (const { n, taskSeq, tombstoneFloorSeq, timezone, ...task } of rows) {
+      states[Number(n) - 1] = { owner: ownerOf({ taskSeq, tombstoneFloorSeq, timezone }), task: task.id ? (task as TaskRecord) : undefined };
+    }
+    return states;
+  }, batchWindow);
+
+  /**
+   * Writes many users' changes in one statement (one user at most once). It
+   * locks the users' rows in id order, so that two batches cannot deadlock
+   * each other; a deadlock all the same (with another kind of statement)
+   * applies nothing, and every change of the batch reads again.
+   */
+  const saveOne = batched(async (changes: TaskChange[]): Promise<boolean[]> => {
+    const now = changes[0]!.now;
+    const json = (value: unknown) => sql.json(value as postgres.JSONValue);
+    let applied: Set<string>;
+    try {
+      const userIds = changes.map((c) => c.userId);
+      const inserted = changes.flatMap((c) => c.writes.inserted);
+      const updated = changes.flatMap((c) => c.writes.updated);
+      const purged = changes.flatMap((c) => c.writes.purged.map((p) => ({ userId: c.userId, ...p })));
+      // Each kind of write is a part of the statement only when the batch has writes of that kind (a few
+      // statement shapes, each prepared once), and every lookup goes by primary key (`= any(ids)`), so that the
+      // plan stays an index scan however big the tables.
+      const none = sql``;
+      const rows = await sql<{ id: string }[]>`
+        with bump as (
+          update users u set task_seq = c.to_seq
+            from unnest(${userIds}::uuid[], ${changes.map((c) => c.fromSeq)}::int[], ${changes.map((c) => c.toSeq)}::int[]) as c(user_id, from_seq, to_seq)
+           where u.id = any(${userIds}::uuid[]) and u.id = c.user_id and u.task_seq = c.from_seq
+          returning u.id
+        )${
+          inserted.length === 0
+            ? none
+            : sql`, inserted as (
+          insert into tasks
+          select r.* from jsonb_populate_recordset(null::tasks, ${json(inserted.map(toJsonRow))}) r join bump on bump.id = r.user_id
+          returning 1
+        )`
+        }${
+          updated.length === 0
+            ? none
+            : sql`, updated as (
+          update tasks t set ${setFromRecord}
+            from jsonb_populate_recordset(null::tasks, ${json(updated.map(toJsonRow))}) r join bump on bump.id = r.user_id
+           where t.id = any(${updated.map((t) => t.id)}::uuid[]) and t.id = r.id and t.user_id = r.user_id
+          returning 1
+        )`
+        }${
+          purged.length === 0
+            ? none
+            : sql`, purges as materialized (
+          select p.* from unnest(${purged.map((p) => p.userId)}::uuid[], ${purged.map((p) => p.id)}::uuid[], ${purged.map((p) => p.seq)}::int[]) as p(user_id, id, seq)
+            join bump on bump.id = p.user_id
+        ), purged as (
+          delete from tasks t using purges p where t.id = any(${purged.map((p) => p.id)}::uuid[]) and t.id = p.id and t.user_id = p.user_id
+          returning 1
+        ), tombstones as (
+          insert into task_tombstones (id, user_id, task_id, seq, purged_at)
+          select gen_random_uuid(), p.user_id, p.id, p.seq, ${now} from purges p
+          returning 1
+        )`
+        }
+        select id from bump`;
+      applied = new Set(rows.map((r) => r.id));
+    } catch (err) {
+      if (err instanceof postgres.PostgresError && err.code === DEADLOCK_DETECTED) applied = new Set();
+      else throw err;
+    }
+    return changes.map((c) => applied.has(c.userId));
+  }, batchWindow);
 
   return {
     /** The user's seq and time zone; undefined when the user does not exist. */
@@ -190,15 +297,7 @@ export function createTasksRepository(sql: Sql) {
      */
     async readForChange(userId: string, needs: ChangeNeeds): Promise<ChangeState | undefined> {
       const { taskId = null, anyId, graph = false, openDependenciesOf } = needs;
-      if (anyId === undefined && !graph && openDependenciesOf === undefined) {
-        const [row] = await sql<(OwnerRow & Partial<TaskRecord>)[]>`
-          select u.task_seq, u.tombstone_floor_seq, u.timezone, ${sql(columns.map((c) => `t.${c}`))}
-            from users u left join tasks t on t.id = ${taskId}::uuid and t.user_id = u.id
-           where u.id = ${userId}`;
-        if (!row) return undefined;
-        const { taskSeq, tombstoneFloorSeq, timezone, ...task } = row;
-        return { owner: ownerOf({ taskSeq, tombstoneFloorSeq, timezone }), task: task.id ? (task as TaskRecord) : undefined };
-      }
+      if (anyId === undefined && !graph && openDependenciesOf === undefined) return readOwnerAndTask({ userId, taskId });
       const [owners, tasks, others, edges, open] = await snapshot(
         sql,
         (q) =>
@@ -231,37 +330,13 @@ export function createTasksRepository(sql: Sql) {
 
     /**
      * Writes a change if the user's seq is still `fromSeq`, moving it to
-     * `toSeq`, all in one statement (so atomically, with no transaction held
-     * across round trips). Returns false when another change came first:
-     * then nothing was written.
+     * `toSeq`; resolves false when another change came first, and then
+     * nothing was written. The changes of many users asked in the same
+     * event-loop turn (or while the previous batch was out) are written by
+     * one statement, so one commit; each applies or not on its own.
      */
-    async save(userId: string, fromSeq: number, toSeq: number, writes: TaskWrites, now: Date): Promise<boolean> {
-      const inserted = sql.json(writes.inserted.map(toJsonRow) as unknown as postgres.JSONValue);
-      const updated = sql.json(writes.updated.map(toJsonRow) as unknown as postgres.JSONValue);
-      const purgedIds = writes.purged.map((p) => p.id);
-      const purgedSeqs = writes.purged.map((p) => p.seq);
-      const [row] = await sql<{ applied: number }[]>`
-        with bump as (
-          update users set task_seq = ${toSeq} where id = ${userId} and task_seq = ${fromSeq} returning id
-        ), inserted as (
-          insert into tasks
-          select r.* from bump, jsonb_populate_recordset(null::tasks, ${inserted}) r where r.user_id = bump.id
-          returning 1
-        ), updated as (
-          update tasks t set ${setFromRecord}
-            from bump, jsonb_populate_recordset(null::tasks, ${updated}) r
-           where t.id = r.id and t.user_id = bump.id
-          returning 1
-        ), purged as (
-          delete from tasks t using bump where t.user_id = bump.id and t.id = any(${purgedIds}::uuid[])
-          returning 1
-        ), tombstones as (
-          insert into task_tombstones (id, user_id, task_id, seq, purged_at)
-          select gen_random_uuid(), bump.id, p.id, p.seq, ${now} from bump, unnest(${purgedIds}::uuid[], ${purgedSeqs}::int[]) as p(id, seq)
-          returning 1
-        )
-        select count(*)::int as applied from bump`;
-      return row!.applied === 1;
+    save(change: TaskChange): Promise<boolean> {
+      return saveOne(change);
     },
 
     /** A list view (`task:list`), optionally of one project, with the owner on the same snapshot. */

@@ -41,6 +41,7 @@ import {
   type ChangeContext,
 } from './tasks.rules.js';
 import { calendarDateIn, pickNextTask } from './next-task.js';
+import { ChangeCache } from './change-cache.js';
 import { addDays } from './recurrence.js';
 
 /**
@@ -102,6 +103,7 @@ export function createTasksService(deps: {
   const clock = deps.now ?? (() => new Date());
   /** The tail of each user's queue of changes on this node. */
   const queues = new Map<string, Promise<unknown>>();
+  const cache = new ChangeCache();
 
   /** Runs `work` after the user's earlier changes on this node have ended. */
   function inTurn<R>(userId: string, work: () => Promise<R>): Promise<R> {
@@ -130,10 +132,12 @@ export function createTasksService(deps: {
         const decision = decide(state, { now, nextSeq: () => ++seq });
         if (seq === fromSeq) return decision.result;
         const writes: TaskWrites = { inserted: decision.inserted ?? [], updated: decision.updated ?? [], purged: decision.purged ?? [] };
-        if (await repo.save(userId, fromSeq, seq, writes, now)) {
+        if (await repo.save({ userId, fromSeq, toSeq: seq, writes, now })) {
+          cache.applied(userId, state.owner, seq, writes);
           publish(userId, writes);
           return decision.result;
         }
+        cache.forget(userId);
         if (attempt === MAX_ATTEMPTS) {
           throw appError(ErrorCode.UNAVAILABLE, { message: 'Too many changes at once; try again', retryAfterMs: 100 });
         }
@@ -154,14 +158,24 @@ export function createTasksService(deps: {
     }
   }
 
-  /** What a change needs, read on one snapshot. */
+  /**
+   * What a change needs, read on one snapshot; the owner and one task only
+   * come from this node's cache when it has them (the change's write checks
+   * them, see `ChangeCache`).
+   */
   async function read(userId: string, needs: ChangeNeeds): Promise<ChangeState> {
     for (const id of [needs.taskId, needs.anyId, needs.openDependenciesOf]) {
       if (id !== undefined && !uuidPattern.test(id)) throw taskNotFound();
     }
     const lower = (id: string | undefined) => id?.toLowerCase();
-    const state = await repo.readForChange(userId, { ...needs, taskId: lower(needs.taskId), anyId: lower(needs.anyId), openDependenciesOf: lower(needs.openDependenciesOf) });
+    const taskId = lower(needs.taskId);
+    if (needs.anyId === undefined && !needs.graph && needs.openDependenciesOf === undefined) {
+      const cached = cache.get(userId, taskId);
+      if (cached) return cached;
+    }
+    const state = await repo.readForChange(userId, { ...needs, taskId, anyId: lower(needs.anyId), openDependenciesOf: lower(needs.openDependenciesOf) });
     if (!state) throw userNotFound();
+    cache.remember(userId, state.owner, state.task);
     return state;
   }
 
