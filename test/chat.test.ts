@@ -351,6 +351,27 @@ describe('CHAT-9 and conversations', () => {
     expect((await s.call('conversation:list', {})).conversations).toEqual([]);
   });
 
+  it('an answer that ends, or is cancelled, tells every tab its conversation is no longer generating, bumped to its end', async () => {
+    const { tabA, tabB } = await twoTabs();
+    upstream.enqueue({ kind: 'text', text: 'done soon' });
+    const sent = await tabA.call('chat:send', { content: 'quick one' });
+    const started = (await tabB.waitFor('conversation:changed', (d) => d.conversation.id === sent.conversationId && d.conversation.generating)).conversation;
+    const { message } = await doneOf(tabB, sent.assistantMessageId);
+    const after = (await tabB.waitFor('conversation:changed', (d) => d.conversation.id === sent.conversationId && !d.conversation.generating)).conversation;
+    expect(after).toMatchObject({ id: sent.conversationId, title: 'quick one', generating: false, createdAt: started.createdAt });
+    expect(after.updatedAt >= message.createdAt).toBe(true);
+    expect((await tabA.call('conversation:list', {})).conversations[0]).toEqual(after);
+
+    upstream.enqueue({ kind: 'text', text: LONG, delayMs: 20 });
+    const second = await tabA.call('chat:send', { conversationId: sent.conversationId, content: 'a long one' });
+    const sending = (await tabA.call('conversation:list', {})).conversations[0]!;
+    expect(sending.generating).toBe(true);
+    const { message: cancelled } = await tabA.call('chat:cancel', { messageId: second.assistantMessageId });
+    expect(cancelled.status).toBe('cancelled');
+    const ended = (await tabB.waitFor('conversation:changed', (d) => d.conversation.id === sent.conversationId && !d.conversation.generating && d.conversation.updatedAt > sending.updatedAt)).conversation;
+    expect((await tabA.call('conversation:list', {})).conversations[0]).toEqual(ended);
+  });
+
   it('lists newest first with a generating flag, renames and deletes with broadcasts', async () => {
     const { tabA, tabB } = await twoTabs();
     upstream.enqueue({ kind: 'text', text: 'first answer' });

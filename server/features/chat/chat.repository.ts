@@ -184,21 +184,9 @@ export function createChatRepository(sql: Sql) {
              order by c.updated_at desc, c.id desc limit ${limit}`;
     },
 
-    async conversation(userId: string, id: string): Promise<ConversationRow | undefined> {
-      const [row] = await sql<ConversationRow[]>`select ${conversationColumns} from conversations c where c.id = ${id} and c.user_id = ${userId}`;
-      return row;
-    },
-
     async rename(userId: string, id: string, title: string, now: Date): Promise<ConversationRow | undefined> {
       const [row] = await sql<ConversationRow[]>`
         update conversations c set title = ${title}, updated_at = ${now} where c.id = ${id} and c.user_id = ${userId} returning ${conversationColumns}`;
-      return row;
-    },
-
-    /** Bumps a conversation's `updated_at` (a finished answer), returning it. */
-    async touch(userId: string, id: string, now: Date): Promise<ConversationRow | undefined> {
-      const [row] = await sql<ConversationRow[]>`
-        update conversations c set updated_at = ${now} where c.id = ${id} and c.user_id = ${userId} returning ${conversationColumns}`;
       return row;
     },
 
@@ -213,24 +201,45 @@ export function createChatRepository(sql: Sql) {
 
     /**
      * Ends a streaming message unless something ended it first (the
-     * generating node, the sweeper, a cancel: the first wins). Returns the
-     * ended message, or undefined when it was already ended.
+     * generating node, the sweeper, a cancel: the first wins), in one
+     * statement with its conversation: bumped when `touch` (a finished
+     * answer), read otherwise, with its `generating` flag as it is after this
+     * end. Returns both, or undefined when the message was already ended.
      */
-    async endStreaming(messageId: string, end: MessageEnd, now: Date): Promise<MessageRow | undefined> {
+    async endStreaming(messageId: string, end: MessageEnd, now: Date, touch: boolean): Promise<{ message: MessageRow; conversation: ConversationRow | undefined } | undefined> {
       const json = (value: unknown) => (value === undefined ? null : sql.json(value as never));
-      const [row] = await sql<MessageRow[]>`
-        update messages set
-          status = ${end.status},
-          updated_at = ${now},
-          content = coalesce(${end.content ?? null}, content),
-          last_seq = case when ${end.lastSeq !== undefined} then ${end.lastSeq ?? null}::int else last_seq end,
-          tool_calls = coalesce(${json(end.toolCalls)}::jsonb, tool_calls),
-          usage = case when ${end.usage !== undefined} then ${json(end.usage)}::jsonb else usage end,
-          model = coalesce(${end.model ?? null}, model),
-          error = case when ${end.error !== undefined} then ${json(end.error)}::jsonb else error end
-        where id = ${messageId} and status = 'streaming'
-        returning ${messageColumns}`;
-      return row;
+      const [row] = await sql<(MessageRow & { conversation: (Omit<ConversationRow, 'createdAt' | 'updatedAt'> & { createdAt: string; updatedAt: string }) | null })[]>`
+        with ended as (
+          update messages set
+            status = ${end.status},
+            updated_at = ${now},
+            content = coalesce(${end.content ?? null}, content),
+            last_seq = case when ${end.lastSeq !== undefined} then ${end.lastSeq ?? null}::int else last_seq end,
+            tool_calls = coalesce(${json(end.toolCalls)}::jsonb, tool_calls),
+            usage = case when ${end.usage !== undefined} then ${json(end.usage)}::jsonb else usage end,
+            model = coalesce(${end.model ?? null}, model),
+            error = case when ${end.error !== undefined} then ${json(end.error)}::jsonb else error end
+          where id = ${messageId} and status = 'streaming'
+          returning ${messageColumns}
+        ), touched as (
+          update conversations c set updated_at = ${now} from ended
+           where ${touch} and c.id = ended.conversation_id and c.user_id = ended.user_id
+          returning c.id, c.title, c.created_at, c.updated_at
+        )
+        select ended.*, (
+          select json_build_object('id', c.id, 'title', c.title, 'createdAt', c.created_at, 'updatedAt', coalesce(t.updated_at, c.updated_at),
+            -- the statement's snapshot still sees the ended message streaming
+            'generating', exists (select 1 from messages m where m.conversation_id = c.id and m.status = 'streaming' and m.id <> ended.id))
+            from conversations c left join touched t on t.id = c.id
+           where c.id = ended.conversation_id and c.user_id = ended.user_id
+        ) as conversation
+        from ended`;
+      if (!row) return undefined;
+      const { conversation, ...message } = row;
+      return {
+        message,
+        conversation: conversation ? { ...conversation, createdAt: new Date(conversation.createdAt), updatedAt: new Date(conversation.updatedAt) } : undefined,
+      };
     },
 
     /** Streaming messages older than `before` (candidates for the sweeper, CHAT-7). */

@@ -104,7 +104,7 @@ export function createChatService(deps: {
       type Reply = Awaited<ReturnType<ChatService['send']>>;
       type Started = { reply: Reply; conversation: Conversation; userMessage: Message; answer: Message; prompt: GenerationJob['prompt'] };
       // The prompt's open tasks are read beside the send's transaction, in the same round trip.
-      const openTasks = tasks.list(userId, { view: 'active' });
+      const openTasks = tasks.openTasks(userId);
       openTasks.catch(() => undefined);
       let outcome: { replay: Reply } | { started: Omit<Started, 'prompt'> & { prompt: Omit<GenerationJob['prompt'], 'openTasks'> } };
       try {
@@ -172,7 +172,7 @@ export function createChatService(deps: {
       }
       if ('replay' in outcome) return outcome.replay;
       const { started } = outcome;
-      const prompt = { ...started.prompt, openTasks: (await openTasks).tasks };
+      const prompt = { ...started.prompt, openTasks: await openTasks };
       // Known without asking the database again: it now has a streaming answer.
       broadcaster.toUser(userId, 'conversation:changed', { conversation: started.conversation });
       broadcaster.toUser(userId, 'chat:message', { message: started.userMessage });

@@ -23,14 +23,13 @@ export function createChatViews(deps: { chat: ChatRepository; redis: Redis; broa
   const { chat, redis, broadcaster } = deps;
   return {
     async endStreaming(messageId, end, options = {}) {
-      const ended = await chat.endStreaming(messageId, end, new Date());
+      const ended = await chat.endStreaming(messageId, end, new Date(), options.touchConversation ?? false);
       await redis.del(...bufferKeys(messageId), heartbeatKey(messageId)).catch(() => undefined);
       if (!ended) return undefined;
-      const { userId, conversationId } = ended;
-      broadcaster.toUser(userId, 'chat:done', { conversationId, message: toMessage(ended) });
-      const conversation = options.touchConversation ? await chat.touch(userId, conversationId, new Date()) : await chat.conversation(userId, conversationId);
-      if (conversation) broadcaster.toUser(userId, 'conversation:changed', { conversation: toConversation(conversation) });
-      return ended;
+      const { message, conversation } = ended;
+      broadcaster.toUser(message.userId, 'chat:done', { conversationId: message.conversationId, message: toMessage(message) });
+      if (conversation) broadcaster.toUser(message.userId, 'conversation:changed', { conversation: toConversation(conversation) });
+      return message;
     },
   };
 }

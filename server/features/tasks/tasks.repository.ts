@@ -349,6 +349,12 @@ export function createTasksRepository(sql: Sql) {
       );
     },
 
+    /** The user's open tasks (the `active` view), in one plain read: what the assistant's prompt lists. */
+    open(userId: string) {
+      const { where, orderBy } = listViews.active;
+      return sql<TaskRecord[]>`select ${taskColumns} from tasks where user_id = ${userId} and ${sql.unsafe(where)} order by ${sql.unsafe(orderBy)}`;
+    },
+
     /** Every task of the user, trash included, oldest first, with the owner on the same snapshot. */
     all(userId: string) {
       return view(userId, (q) => q<TaskRecord[]>`select ${taskColumns} from tasks where user_id = ${userId} order by created_at, id`);

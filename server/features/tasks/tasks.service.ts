@@ -63,6 +63,8 @@ export interface TasksService {
   restore(userId: string, id: string): Promise<{ task: Task }>;
   purge(userId: string, id: string): Promise<{ id: string }>;
   list(userId: string, query: TaskListQuery): Promise<{ tasks: Task[]; seq: number }>;
+  /** The user's open tasks (the `active` view) without the seq: what the assistant's prompt lists. */
+  openTasks(userId: string): Promise<Task[]>;
   next(userId: string, query: { intensity?: IntensityClass | undefined }): Promise<{ task: Task | null; score: number | null }>;
   sync(userId: string, since: number): Promise<TaskSyncResult>;
   /** Every task of the user, trash included, oldest first (`user:export`). */
@@ -282,6 +284,10 @@ export function createTasksService(deps: {
         tasks = tasks.filter((t) => t.deadline !== null && t.deadline <= until);
       }
       return { tasks: tasks.map(toWireTask), seq: read.owner.seq };
+    },
+
+    async openTasks(userId) {
+      return (await repo.open(userId)).map(toWireTask);
     },
 
     async next(userId, query) {
