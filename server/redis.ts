@@ -20,25 +20,23 @@ export function redisOptions(config: Pick<Config, 'redisUrl'>, extra: RedisOptio
 }
 
 /**
- * A fail-fast command client with the key prefix. The commands issued in one
- * turn of the event loop leave in one write (ioredis's auto-pipelining): a
- * write costs more here than a command, and under load one turn carries many
- * (rate-limit checks, stream appends). bench/README.md, "Round trips cost
- * more than statements".
+ * A fail-fast command client with the key prefix. No auto-pipelining: a loop
+ * turn carries only a few commands, where an auto-pipeline costs more than
+ * the writes it saves, and commands issued while a write is pending already
+ * leave together (bench/README.md, "Redis commands").
  */
 export function createCommandClient(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, name: string, scripts: RedisOptions['scripts'] = {}): Redis {
   return new Redis(
     config.redisUrl,
     redisOptions(config, {
       connectionName: name,
-      // Lua commands are defined here, before any command: an auto-pipeline made earlier would not know them.
+      // Lua commands are defined with the client, before any command (a pipeline made earlier would not know them).
       scripts,
       keyPrefix: config.redisPrefix,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: 1_000,
       enableReadyCheck: true,
-      enableAutoPipelining: true,
     }),
   );
 }

@@ -737,6 +737,30 @@ describe('tasks service', () => {
       expect(await nodeA.service.findOwned(userId, task.id)).toMatchObject({ title: 'Quarterly report', intensity: 5, version: 5 });
     });
 
+    it('[SYNC-2] a batch write that fails applies nothing, and then only the failing change fails: the others apply once', async () => {
+      const repo = createTasksRepository(pg);
+      const a = await fixture();
+      const b = await fixture();
+      const taken = (await b.service.create(b.userId, { title: 'B owns this id' })).task;
+      const mine = (await a.service.create(a.userId, { title: 'Mine' })).task;
+      const now = new Date();
+      const stored = (await repo.readForChange(a.userId, { taskId: mine.id }))!;
+      const clash = { ...stored.task!, id: taken.id, userId: b.userId, seq: 2, version: 1 };
+      const edit = { ...stored.task!, title: 'Edited in the batch', version: 2, seq: 2, updatedAt: now };
+      // Same loop turn: one batch, one statement, which fails on the primary key.
+      const [failed, applied] = await Promise.allSettled([
+        repo.save({ userId: b.userId, fromSeq: 1, toSeq: 2, writes: { inserted: [clash], updated: [], purged: [] }, now }),
+        repo.save({ userId: a.userId, fromSeq: 1, toSeq: 2, writes: { inserted: [], updated: [edit], purged: [] }, now }),
+      ]);
+      expect(failed.status).toBe('rejected');
+      expect(((failed as PromiseRejectedResult).reason as { code: string }).code).toBe('23505');
+      expect(applied).toEqual({ status: 'fulfilled', value: true });
+      expect(await a.service.currentSeq(a.userId)).toBe(2);
+      expect(await b.service.currentSeq(b.userId)).toBe(1);
+      expect(await a.service.findOwned(a.userId, mine.id)).toMatchObject({ title: 'Edited in the batch', version: 2, seq: 2 });
+      expect(await b.service.findOwned(b.userId, taken.id)).toMatchObject({ title: 'B owns this id', version: 1 });
+    });
+
     it('[SYNC-2] a change is committed before its event is emitted', async () => {
       const { service, events, userId } = await fixture();
       const { task } = await service.create(userId, { title: 'Committed', deadline: '2026-12-01', recurrence: { type: 'daily', interval: 1, endDate: null } });

@@ -65,14 +65,11 @@ export function createGateway(options: {
     },
   });
 
-  // Each broadcast is a PUBLISH: those of one loop turn leave in one write (auto-pipelining). The adapter
-  // does not await its publishes, so while Redis is away they wait in the offline queue instead of failing
-  // (`maxRetriesPerRequest: null`), and the broadcaster sends to this node's sockets only meanwhile.
-  const pub = new Redis(
-    config.redisUrl,
-    redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false, enableAutoPipelining: true, maxRetriesPerRequest: null }),
-  );
-  const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub`, enableAutoPipelining: false });
+  // Each broadcast is a PUBLISH. The adapter does not await its publishes, so while Redis is away they wait in
+  // the offline queue instead of failing (`maxRetriesPerRequest: null`), and the broadcaster sends to this
+  // node's sockets only meanwhile.
+  const pub = new Redis(config.redisUrl, redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false, maxRetriesPerRequest: null }));
+  const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub` });
   pub.on('error', () => undefined);
   sub.on('error', () => undefined);
   io.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));

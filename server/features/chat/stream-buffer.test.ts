@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { appendDeltas, bufferKeys, BUFFER_TTL_SECONDS, readBuffer, refreshBuffer, rewriteDeltas, saveToolCalls, streamScripts } from './stream-buffer.js';
 import { createCommandClient } from '../../redis.js';
 
-// The machine's Redis, with a prefix of this run's own, through the server's own kind of client (auto-pipelining).
+// The machine's Redis, with a prefix of this run's own, through the server's own kind of client.
 const prefix = `test-sb-${randomUUID()}:`;
 const redis = createCommandClient({ redisUrl: 'redis://127.0.0.1:6379', redisPrefix: prefix }, 'test-stream-buffer', streamScripts);
 beforeAll(() => redis.connect());
@@ -64,12 +64,12 @@ describe('stream buffer (CHAT-3)', () => {
     expect(await redis.ttl(bufferKeys(b)[0]!)).toBeGreaterThan(BUFFER_TTL_SECONDS - 5);
   });
 
-  it('appends in the same auto-pipeline as other commands, on a client that never ran the script before', async () => {
+  it('appends first thing on a fresh client, beside other commands of the same turn: the script is defined with the client', async () => {
     const fresh = createCommandClient({ redisUrl: 'redis://127.0.0.1:6379', redisPrefix: prefix }, 'test-stream-buffer-fresh', streamScripts);
     try {
       await fresh.connect();
       const id = randomUUID();
-      // One loop turn: the SET opens the auto-pipeline that the append then joins.
+      // One loop turn, the script never run on this connection before (EVAL, then EVALSHA).
       const [set, appended] = await Promise.all([fresh.set(`other:${id}`, '1', 'EX', 60), appendDeltas(fresh, [{ messageId: id, seq: 0, text: 'first' }])]);
       expect(set).toBe('OK');
       expect(appended).toEqual([true]);

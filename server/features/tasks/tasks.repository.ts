@@ -209,16 +209,34 @@ export function createTasksRepository(sql: Sql) {
   }, batchWindow);
 
   /**
-   * Writes many users' changes in one statement (one user at most once). It
-   * locks the users' rows in id order, so that two batches cannot deadlock
-   * each other; a deadlock all the same (with another kind of statement)
-   * applies nothing, and every change of the batch reads again.
+   * The statement that writes changes if each user's seq is still the one
+   * the change was decided on, returning the users whose change applied:
+   * each kind of write is a part of it only when there are writes of that
+   * kind (a few statement shapes, each prepared once), and every lookup goes
+   * by primary key (`= any(ids)`), so that the plan stays an index scan
+   * however big the tables.
    */
-  const saveOne = batched(async (changes: TaskChange[]): Promise<boolean[]> => {
-    const now = changes[0]!.now;
-    const json = (value: unknown) => sql.json(value as postgres.JSONValue);
-    let applied: Set<string>;
-    try {
+  function writeStatement(q: Sql, changes: readonly TaskChange[]) {
+    const [change] = changes;
+    const only = change?.writes.updated[0];
+    if (changes.length === 1 && only && change.writes.updated.length === 1 && change.writes.inserted.length === 0 && change.writes.purged.length === 0) {
+      // The most common change, one altered task, as a plain statement.
+      return q<{ id: string }[]>`
+        with bump as (
+          update users set task_seq = ${change.toSeq} where id = ${change.userId} and task_seq = ${change.fromSeq} returning id
+        ), updated as (
+          update tasks t set
+            title = ${only.title}, description = ${only.description}, deadline = ${only.deadline}, intensity = ${only.intensity},
+            status = ${only.status}, project = ${only.project}, waiting_on = ${only.waitingOn}, dependencies = ${only.dependencies}::uuid[],
+            recurrence = ${only.recurrence === null ? null : q.json(only.recurrence as unknown as postgres.JSONValue)}::jsonb,
+            series_day = ${only.seriesDay}, next_occurrence_id = ${only.nextOccurrenceId}::uuid, status_before_delete = ${only.statusBeforeDelete},
+            version = ${only.version}, seq = ${only.seq}, updated_at = ${only.updatedAt}, completed_at = ${only.completedAt}, deleted_at = ${only.deletedAt}
+            from bump where t.id = ${only.id} and t.user_id = bump.id
+          returning 1
+        )
+        select id from bump`;
+    }
+    const json = (value: unknown) => q.json(value as postgres.JSONValue);
       const userIds = changes.map((c) => c.userId);
       const inserted = changes.flatMap((c) => c.writes.inserted);
       const updated = changes.flatMap((c) => c.writes.updated);
@@ -226,8 +244,8 @@ export function createTasksRepository(sql: Sql) {
       // Each kind of write is a part of the statement only when the batch has writes of that kind (a few
       // statement shapes, each prepared once), and every lookup goes by primary key (`= any(ids)`), so that the
       // plan stays an index scan however big the tables.
-      const none = sql``;
-      const rows = await sql<{ id: string }[]>`
+      const none = q``;
+      return q<{ id: string }[]>`
         with bump as (
           update users u set task_seq = c.to_seq
             from unnest(${userIds}::uuid[], ${changes.map((c) => c.fromSeq)}::int[], ${changes.map((c) => c.toSeq)}::int[]) as c(user_id, from_seq, to_seq)
@@ -236,7 +254,7 @@ export function createTasksRepository(sql: Sql) {
         )${
           inserted.length === 0
             ? none
-            : sql`, inserted as (
+            : q`, inserted as (
           insert into tasks
           select r.* from jsonb_populate_recordset(null::tasks, ${json(inserted.map(toJsonRow))}) r join bump on bump.id = r.user_id
           returning 1
@@ -244,7 +262,7 @@ export function createTasksRepository(sql: Sql) {
         }${
           updated.length === 0
             ? none
-            : sql`, updated as (
+            : q`, updated as (
           update tasks t set ${setFromRecord}
             from jsonb_populate_recordset(null::tasks, ${json(updated.map(toJsonRow))}) r join bump on bump.id = r.user_id
            where t.id = any(${updated.map((t) => t.id)}::uuid[]) and t.id = r.id and t.user_id = r.user_id
@@ -253,7 +271,7 @@ export function createTasksRepository(sql: Sql) {
         }${
           purged.length === 0
             ? none
-            : sql`, purges as materialized (
+            : q`, purges as materialized (
           select p.* from unnest(${purged.map((p) => p.userId)}::uuid[], ${purged.map((p) => p.id)}::uuid[], ${purged.map((p) => p.seq)}::int[]) as p(user_id, id, seq)
             join bump on bump.id = p.user_id
         ), purged as (
@@ -261,17 +279,37 @@ export function createTasksRepository(sql: Sql) {
           returning 1
         ), tombstones as (
           insert into task_tombstones (id, user_id, task_id, seq, purged_at)
-          select gen_random_uuid(), p.user_id, p.id, p.seq, ${now} from purges p
+          select gen_random_uuid(), p.user_id, p.id, p.seq, ${changes[0]!.now} from purges p
           returning 1
         )`
         }
         select id from bump`;
-      applied = new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * Writes the changes of many users asked in the same loop turn (or while
+   * the previous batch was out) in one statement, so one commit. A user has
+   * at most one change in a batch (a node runs a user's changes one after
+   * another, `TasksService`). Resolves, per change, whether it applied, or
+   * the error that failed it. A statement that fails applies nothing: its
+   * changes are then written one by one, so that an error reaches only the
+   * change that causes it. A deadlock PostgreSQL broke (two nodes' batches
+   * locking the same users in another order) applies nothing, and the
+   * changes decide again.
+   */
+  const writeBatch = batched(async (changes: TaskChange[]): Promise<(boolean | Error)[]> => {
+    const write = async (batch: TaskChange[]): Promise<boolean[]> => {
+      const applied = new Set((await writeStatement(sql, batch)).map((row) => row.id));
+      return batch.map((c) => applied.has(c.userId));
+    };
+    const deadlock = (err: unknown) => err instanceof postgres.PostgresError && err.code === DEADLOCK_DETECTED;
+    try {
+      return await write(changes);
     } catch (err) {
-      if (err instanceof postgres.PostgresError && err.code === DEADLOCK_DETECTED) applied = new Set();
-      else throw err;
+      if (deadlock(err)) return changes.map(() => false);
+      if (changes.length === 1) return [err as Error];
+      return Promise.all(changes.map((c) => write([c]).then(([applied]) => applied!, (alone: unknown) => (deadlock(alone) ? false : (alone as Error)))));
     }
-    return changes.map((c) => applied.has(c.userId));
   }, batchWindow);
 
   return {
@@ -335,8 +373,10 @@ export function createTasksRepository(sql: Sql) {
      * event-loop turn (or while the previous batch was out) are written by
      * one statement, so one commit; each applies or not on its own.
      */
-    save(change: TaskChange): Promise<boolean> {
-      return saveOne(change);
+    async save(change: TaskChange): Promise<boolean> {
+      const outcome = await writeBatch(change);
+      if (outcome instanceof Error) throw outcome;
+      return outcome;
     },
 
     /** A list view (`task:list`), optionally of one project, with the owner on the same snapshot. */

@@ -20,8 +20,20 @@ export interface ChangeContext {
   nextSeq(): number;
 }
 
-/** The wire shape of a task. */
+/** Wire shapes already made: a change's record goes out in its ack and in its event. */
+const wireShapes = new WeakMap<TaskRecord, Task>();
+
+/** The wire shape of a task (made once per record; records are never altered). */
 export function toWireTask(t: TaskRecord): Task {
+  let wire = wireShapes.get(t);
+  if (!wire) {
+    wire = wireShape(t);
+    wireShapes.set(t, wire);
+  }
+  return wire;
+}
+
+function wireShape(t: TaskRecord): Task {
   return {
     id: t.id,
     title: t.title,
