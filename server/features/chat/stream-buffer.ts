@@ -64,8 +64,8 @@ return out`;
 /**
  * The scripts of the stream buffer, defined on the command client when it is
  * made (`createCommandClient`): run by EVALSHA, loaded again after a Redis
- * restart. Defined before any command, so that every auto-pipeline of the
- * client knows them.
+ * restart. Defined with the client, before any command, so that every
+ * pipeline of the client knows them.
  */
 export const streamScripts = { samAppendDeltas: { lua: appendScript } };
 
