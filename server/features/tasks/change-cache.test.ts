@@ -1,31 +1,11 @@
 /** The change cache alone: what it returns, and what it forgets. */
 import { describe, expect, it } from 'vitest';
 import { ChangeCache } from './change-cache.js';
-import type { TaskOwner, TaskRecord } from './tasks.repository.js';
+import type { TaskOwner } from './tasks.repository.js';
+import { taskRecord } from './task-record.fixture.js';
 
 const owner = (seq: number): TaskOwner => ({ seq, tombstoneFloorSeq: 0, timezone: 'UTC' });
-const task = (id: string, seq: number, title = id): TaskRecord => ({
-  id,
-  userId: 'u',
-  title,
-  description: '',
-  deadline: null,
-  intensity: 3,
-  status: 'not_started',
-  project: null,
-  waitingOn: null,
-  dependencies: [],
-  recurrence: null,
-  seriesDay: null,
-  nextOccurrenceId: null,
-  statusBeforeDelete: null,
-  version: 1,
-  seq,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-  completedAt: null,
-  deletedAt: null,
-});
+const task = (id: string, seq: number, title = id) => taskRecord({ id, userId: 'u', title, seq });
 const none = { inserted: [], updated: [], purged: [] };
 
 describe('ChangeCache', () => {

@@ -1,7 +1,7 @@
 /** The task rules alone: no database, no sockets. */
 import { describe, expect, it } from 'vitest';
 import { AppError, ErrorCode } from '../../errors.js';
-import type { TaskRecord } from './tasks.repository.js';
+import { taskRecord } from './task-record.fixture.js';
 import {
   assertPurgeable,
   checkDependencies,
@@ -24,31 +24,7 @@ function context(from = 10): ChangeContext & { last(): number } {
   return { now, nextSeq: () => ++seq, last: () => seq };
 }
 
-function record(fields: Partial<TaskRecord> = {}): TaskRecord {
-  return {
-    id: '00000000-0000-4000-8000-00000000000a',
-    userId,
-    title: 'Write the report',
-    description: 'Quarterly',
-    deadline: null,
-    intensity: 3,
-    status: 'not_started',
-    project: null,
-    waitingOn: null,
-    dependencies: [],
-    recurrence: null,
-    seriesDay: null,
-    nextOccurrenceId: null,
-    statusBeforeDelete: null,
-    version: 1,
-    seq: 5,
-    createdAt: new Date('2026-12-01T09:00:00.000Z'),
-    updatedAt: new Date('2026-12-01T09:00:00.000Z'),
-    completedAt: null,
-    deletedAt: null,
-    ...fields,
-  };
-}
+const record = taskRecord;
 
 function refusal(run: () => unknown, code: ErrorCode): AppError {
   try {

@@ -121,12 +121,29 @@ export function checkDependencies(graph: ReadonlyMap<string, readonly string[]>,
   return wanted;
 }
 
+/** The fields every new task starts with: version 1, the next seq, never completed, deleted or repeated yet. */
+type NewTaskFields = Omit<TaskRecord, 'nextOccurrenceId' | 'statusBeforeDelete' | 'version' | 'seq' | 'createdAt' | 'updatedAt' | 'completedAt' | 'deletedAt'>;
+
+function newTask(fields: NewTaskFields, ctx: ChangeContext): TaskRecord {
+  return {
+    ...fields,
+    nextOccurrenceId: null,
+    statusBeforeDelete: null,
+    version: 1,
+    seq: ctx.nextSeq(),
+    createdAt: ctx.now,
+    updatedAt: ctx.now,
+    completedAt: null,
+    deletedAt: null,
+  };
+}
+
 /** A new task from `task:create` (its dependencies already checked). */
 export function createTask(userId: string, id: string, input: TaskCreate, dependencies: string[], ctx: ChangeContext): TaskRecord {
   const title = input.title.trim();
   const deadline = input.deadline ?? null;
   const recurrence = input.recurrence ? wireRecurrence(input.recurrence) : null;
-  return {
+  return newTask({
     id,
     userId,
     title,
@@ -139,15 +156,7 @@ export function createTask(userId: string, id: string, input: TaskCreate, depend
     dependencies,
     recurrence,
     seriesDay: seriesDayOf(deadline, recurrence),
-    nextOccurrenceId: null,
-    statusBeforeDelete: null,
-    version: 1,
-    seq: ctx.nextSeq(),
-    createdAt: ctx.now,
-    updatedAt: ctx.now,
-    completedAt: null,
-    deletedAt: null,
-  };
+  }, ctx);
 }
 
 /** Bumps version and seq of a changed record (TASK-2, SYNC-1). */
@@ -206,7 +215,7 @@ export function completeTask(task: TaskRecord, notes: string | undefined, openDe
   if (nextId) fields.nextOccurrenceId = nextId;
   const completed = changed(task, fields, ctx);
   if (!nextDue || !nextId) return { task: completed, next: null };
-  const next: TaskRecord = {
+  const next = newTask({
     id: nextId,
     userId: task.userId,
     title: task.title,
@@ -219,15 +228,7 @@ export function completeTask(task: TaskRecord, notes: string | undefined, openDe
     dependencies: [],
     recurrence: task.recurrence ? wireRecurrence(task.recurrence) : null,
     seriesDay,
-    nextOccurrenceId: null,
-    statusBeforeDelete: null,
-    version: 1,
-    seq: ctx.nextSeq(),
-    createdAt: ctx.now,
-    updatedAt: ctx.now,
-    completedAt: null,
-    deletedAt: null,
-  };
+  }, ctx);
   return { task: completed, next };
 }
 
