@@ -12,7 +12,7 @@ import { createLockout } from './features/auth/lockout.js';
 import { createRevocationStore, type RevocationStore } from './features/auth/revocation.js';
 import { createAuthService, type AuthService } from './features/auth/auth.service.js';
 import { Broadcaster } from './realtime/rooms.js';
-import { createEventLimiter, type EventLimiter } from './realtime/define-handler.js';
+import { createEventLimiter, limiterScripts, type EventLimiter } from './realtime/event-limiter.js';
 import { createTasksService, type TasksService } from './features/tasks/tasks.service.js';
 import { createAccountService, type AccountService } from './features/account/account.service.js';
 import { randomBytes } from 'node:crypto';
@@ -63,7 +63,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     const applied = await migrate(orm);
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
   }
-  const redis = createCommandClient(config, `sam:${config.nodeId}:cmd`, streamScripts);
+  const redis = createCommandClient(config, `sam:${config.nodeId}:cmd`, { ...streamScripts, ...limiterScripts });
   const redisWatch = new RedisWatch(redis, logger);
   if (!(await connectRedis(redis))) logger.warn({ event: 'redis', state: 'down' }, 'redis unreachable at startup; serving degraded');
 

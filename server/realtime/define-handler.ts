@@ -10,7 +10,6 @@
  * (`HandlersOf`), so a missing, duplicated or wrongly typed handler does not
  * compile.
  */
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { z } from 'zod';
 import type { Ack } from '../../shared/errors.js';
 import {
@@ -26,7 +25,7 @@ import {
 import { appError, ErrorCode, toAppError, validationError } from '../errors.js';
 import type { EventHooks, LimitScope } from '../hooks.js';
 import { securityLog, type Logger } from '../logger.js';
-import type { Redis } from '../redis.js';
+import type { EventLimiter } from './event-limiter.js';
 import type { AppSocket } from './types.js';
 
 export interface HandlerContext {
@@ -57,51 +56,6 @@ export type OpsHandlerMap = OpsHandlersOf<OpsRequestEvent>;
 
 /** The scopes an event counts against, by its handler's `alsoLimitedBy` (built once, not per event). */
 const limitScopes: Record<LimitScope, readonly LimitScope[]> = { socket: ['socket'], chat: ['socket', 'chat'] };
-
-export interface EventLimiter {
-  /**
-   * Counts one event against every scope given, all at once (one write to Redis for the lot); throws
-   * RATE_LIMITED for the first scope, in the order given, that is over its limit (`details.flooding` when
-   * the socket should be dropped).
-   */
-  consume(userId: string, scopes: readonly LimitScope[]): Promise<void>;
-}
-
-export function createEventLimiter(options: { redis: Redis; eventsPerMinute: number; chatPerMinute: number }): EventLimiter {
-  const make = (keyPrefix: string, points: number): RateLimiterAbstract =>
-    new RateLimiterRedis({
-      storeClient: options.redis,
-      keyPrefix,
-      points,
-      duration: 60,
-      rejectIfRedisNotReady: true,
-      insuranceLimiter: new RateLimiterMemory({ keyPrefix, points, duration: 60 }),
-    });
-  const limiters = { socket: make('rl:sock', options.eventsPerMinute), chat: make('rl:chat', options.chatPerMinute) };
-  const points = { socket: options.eventsPerMinute, chat: options.chatPerMinute };
-  return {
-    async consume(userId, scopes) {
-      const refused = (scope: LimitScope, rejection: unknown): never => {
-        if (!(rejection instanceof RateLimiterRes)) throw rejection;
-        throw appError(ErrorCode.RATE_LIMITED, {
-          retryAfterMs: rejection.msBeforeNext,
-          details: { scope, flooding: rejection.consumedPoints > 2 * points[scope] },
-        });
-      };
-      // Every event: one scope, awaited directly.
-      if (scopes.length === 1) {
-        const scope = scopes[0]!;
-        await limiters[scope].consume(userId).catch((rejection: unknown) => refused(scope, rejection));
-        return;
-      }
-      // A chat:send counts against both scopes (RT-6) whatever either says, so both go out together.
-      const results = await Promise.allSettled(scopes.map((scope) => limiters[scope].consume(userId)));
-      results.forEach((result, i) => {
-        if (result.status === 'rejected') refused(scopes[i]!, result.reason);
-      });
-    },
-  };
-}
 
 /** Declares the handler of a request event: its payload schema and ack data are the contract's. */
 export function defineHandler<E extends RequestEvent>(

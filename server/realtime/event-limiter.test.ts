@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { createCommandClient } from '../redis.js';
+import { AppError, ErrorCode } from '../errors.js';
+import { createEventLimiter, limiterScripts } from './event-limiter.js';
+
+// The machine's Redis, with a prefix of this run's own, through the server's own kind of client: two of them,
+// as two nodes would have.
+const prefix = `test-el-${randomUUID()}:`;
+const nodeA = createCommandClient({ redisUrl: 'redis://127.0.0.1:6379', redisPrefix: prefix }, 'test-event-limiter-a', limiterScripts);
+const nodeB = createCommandClient({ redisUrl: 'redis://127.0.0.1:6379', redisPrefix: prefix }, 'test-event-limiter-b', limiterScripts);
+beforeAll(() => Promise.all([nodeA.connect(), nodeB.connect()]));
+afterAll(async () => {
+  const keys = await nodeA.keys(`${prefix}*`);
+  if (keys.length > 0) await nodeA.unlink(...keys.map((k) => k.slice(prefix.length)));
+  await Promise.all([nodeA.quit(), nodeB.quit()]);
+});
+
+/** The outcome of each consume, in order: 'ok' or the error's code with its details. */
+async function outcomes(calls: Promise<void>[]): Promise<(string | { code: string; retryAfterMs?: number; details?: Record<string, unknown> })[]> {
+  const settled = await Promise.allSettled(calls);
+  return settled.map((s) => {
+    if (s.status === 'fulfilled') return 'ok';
+    expect(s.reason).toBeInstanceOf(AppError);
+    const err = s.reason as AppError;
+    return { code: err.code, retryAfterMs: err.toWire().retryAfterMs, details: err.details };
+  });
+}
+
+describe('RT-6 event limits', () => {
+  it('[RT-6] counts one user\'s events across nodes, in one window, even when they arrive in the same turn', async () => {
+    const a = createEventLimiter({ redis: nodeA, eventsPerMinute: 4, chatPerMinute: 2 });
+    const b = createEventLimiter({ redis: nodeB, eventsPerMinute: 4, chatPerMinute: 2 });
+    const user = randomUUID();
+    // six at once: four pass, wherever they came in; the fifth and sixth are refused with the window's rest
+    const results = await outcomes([a.consume(user, ['socket']), b.consume(user, ['socket']), a.consume(user, ['socket']), b.consume(user, ['socket']), a.consume(user, ['socket']), b.consume(user, ['socket'])]);
+    expect(results.filter((r) => r === 'ok')).toHaveLength(4);
+    const refused = results.filter((r) => r !== 'ok');
+    expect(refused).toHaveLength(2);
+    for (const r of refused) {
+      expect(r).toMatchObject({ code: ErrorCode.RATE_LIMITED, details: { scope: 'socket', flooding: false } });
+      const wait = (r as { retryAfterMs: number }).retryAfterMs;
+      expect(wait).toBeGreaterThan(55_000);
+      expect(wait).toBeLessThanOrEqual(60_000);
+    }
+    // the counter lives a minute, under the client's prefix
+    expect(await nodeA.pttl(`rl:sock:${user}`)).toBeGreaterThan(55_000);
+    // another user is not affected
+    await expect(a.consume(randomUUID(), ['socket'])).resolves.toBeUndefined();
+  });
+
+  it('[RT-6] a chat:send counts against both scopes whatever either says, and is refused by the chat limit', async () => {
+    const limiter = createEventLimiter({ redis: nodeA, eventsPerMinute: 10, chatPerMinute: 2 });
+    const user = randomUUID();
+    expect(await outcomes([limiter.consume(user, ['socket', 'chat']), limiter.consume(user, ['socket', 'chat'])])).toEqual(['ok', 'ok']);
+    expect(await outcomes([limiter.consume(user, ['socket', 'chat'])])).toEqual([expect.objectContaining({ code: ErrorCode.RATE_LIMITED, details: { scope: 'chat', flooding: false } })]);
+    // the refused send still counted against the socket scope: 3 of 10 used, 7 left
+    const rest = await outcomes(Array.from({ length: 8 }, () => limiter.consume(user, ['socket'])));
+    expect(rest.filter((r) => r === 'ok')).toHaveLength(7);
+  });
+
+  it('[RT-6] more than twice the limit marks the socket as flooding', async () => {
+    const limiter = createEventLimiter({ redis: nodeA, eventsPerMinute: 3, chatPerMinute: 1 });
+    const user = randomUUID();
+    const results = await outcomes(Array.from({ length: 8 }, () => limiter.consume(user, ['socket'])));
+    expect(results.slice(0, 3)).toEqual(['ok', 'ok', 'ok']);
+    expect(results.slice(3, 6).map((r) => (r as { details: { flooding: boolean } }).details.flooding)).toEqual([false, false, false]);
+    expect(results.slice(6).map((r) => (r as { details: { flooding: boolean } }).details.flooding)).toEqual([true, true]);
+  });
+
+  it('[RT-6] while Redis cannot be reached, the same limits hold per process', async () => {
+    const away = new Redis({ host: '127.0.0.1', port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null, scripts: limiterScripts });
+    try {
+      const limiter = createEventLimiter({ redis: away, eventsPerMinute: 2, chatPerMinute: 1 });
+      const user = randomUUID();
+      const results = await outcomes([limiter.consume(user, ['socket']), limiter.consume(user, ['socket']), limiter.consume(user, ['socket'])]);
+      expect(results.slice(0, 2)).toEqual(['ok', 'ok']);
+      expect(results[2]).toMatchObject({ code: ErrorCode.RATE_LIMITED, details: { scope: 'socket' } });
+    } finally {
+      away.disconnect();
+    }
+  });
+});
