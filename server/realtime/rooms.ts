@@ -1,22 +1,35 @@
 /**
- * RT-7: every socket joins `user:<id>` and `session:<id>`. Broadcasts go through
- * the Redis adapter to every node, the sender's own socket included.
+ * RT-7: every socket joins `user:<id>` and `session:<id>`. A broadcast is
+ * delivered to this node's sockets at once and reaches the other nodes through
+ * the Redis adapter, the sender's own socket included.
  */
 import type { ServerToClientEvents } from '../../shared/events.js';
 import type { RevocationReason } from '../../shared/constants.js';
-import type { AppServer, InterServerEvents, UserPayload } from './types.js';
+import type { AppServer, InterServerEvents, RoomPayload } from './types.js';
 
 export const userRoom = (userId: string) => `user:${userId}`;
 export const sessionRoom = (sessionId: string) => `session:${sessionId}`;
 
 type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClientEvents[E]>;
 
-/** Emits to rooms once the Socket.IO server exists; features depend on this, not on Socket.IO. */
+/**
+ * Emits to rooms once the Socket.IO server exists; features depend on this, not on Socket.IO.
+ *
+ * The other nodes get the broadcasts of one event-loop turn in one adapter message (`rooms:emit`), not one
+ * PUBLISH each: each PUBLISH is a write to Redis, a wake-up of Redis and a message that every node, this one
+ * included, receives and decodes; under load those cost more than the local delivery (bench/README.md, "Redis
+ * commands"). Redis keeps the order of one publisher's messages, and every message that goes through the
+ * adapter directly (a revocation, `toOtherNodes`) first sends what is waiting, so a user's events stay in order
+ * on every node.
+ */
 export class Broadcaster {
   private io: AppServer | undefined;
   private readonly listeners = new Set<() => void>();
 
   private readonly nodeHandlers: { event: keyof InterServerEvents; fn: (...args: any[]) => void }[] = [];
+  /** this turn's broadcasts, for the other nodes */
+  private outbox: RoomPayload[] = [];
+  private flushScheduled = false;
 
   /**
    * `reachable` tells whether Redis, and through it the other nodes, can be
@@ -25,11 +38,12 @@ export class Broadcaster {
    * catch up from PostgreSQL (SYNC-1).
    */
   constructor(private readonly reachable: () => boolean = () => true) {
-    this.onNodeEvent('users:emit', (event, items) => this.emitHere(event, items));
+    this.onNodeEvent('rooms:emit', (items) => this.emitHere(items));
   }
 
-  /** After this, nothing is sent any more (the server is closing). */
+  /** After this, nothing is sent any more (the server is closing); what waits for the other nodes goes first. */
   detach(): void {
+    this.flush();
     this.io = undefined;
   }
 
@@ -47,7 +61,9 @@ export class Broadcaster {
   /** Sends an event to every other node (not this one). */
   toOtherNodes<E extends keyof InterServerEvents>(event: E, ...args: Parameters<InterServerEvents[E]>): void {
     // While Redis is away, other nodes cannot be told.
-    if (this.reachable()) this.io?.serverSideEmit(event, ...args);
+    if (!this.reachable()) return;
+    this.flush();
+    this.io?.serverSideEmit(event, ...args);
   }
 
   /** Called on every broadcast (metrics). */
@@ -56,34 +72,19 @@ export class Broadcaster {
   }
 
   toUser<E extends keyof ServerToClientEvents>(userId: string, event: E, ...args: EventArgs<E>): void {
-    this.emit(userRoom(userId), event, ...args);
+    this.emit(userRoom(userId), event, args);
   }
 
   /**
-   * Sends each user their own payload of `event`, on every node: delivered to
-   * this node's sockets directly, and to the other nodes in one adapter
-   * message for the lot. A stream relay flushes hundreds of users' deltas at
-   * once; one adapter publish each (which every node, this one included, then
-   * receives and decodes) cost more than their local delivery. Redis keeps
-   * the order of one publisher's messages across channels, so these stay in
-   * order with the user's other broadcasts.
+   * Sends each user their own payload of `event`: a stream relay flushes hundreds of users' deltas at once,
+   * and they go to the other nodes together with the turn's other broadcasts.
    */
   toUsers<E extends keyof ServerToClientEvents>(event: E, items: readonly { userId: string; args: EventArgs<E> }[]): void {
-    const io = this.io;
-    if (!io || items.length === 0) return;
-    for (const fn of this.listeners) for (let i = 0; i < items.length; i++) fn();
-    this.emitHere(event, items as readonly UserPayload[]);
-    this.toOtherNodes('users:emit', event, items as unknown as UserPayload[]);
-  }
-
-  private emitHere(event: keyof ServerToClientEvents, items: readonly UserPayload[]): void {
-    const io = this.io;
-    if (!io) return;
-    for (const { userId, args } of items) (io.local.to(userRoom(userId)).emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
+    for (const { userId, args } of items) this.emit(userRoom(userId), event, args);
   }
 
   toSession<E extends keyof ServerToClientEvents>(sessionId: string, event: E, ...args: EventArgs<E>): void {
-    this.emit(sessionRoom(sessionId), event, ...args);
+    this.emit(sessionRoom(sessionId), event, args);
   }
 
   /**
@@ -97,6 +98,7 @@ export class Broadcaster {
     const rooms = sessionIds.map(sessionRoom);
     // While Redis is away, the local part is done here; other nodes re-read PostgreSQL when it returns.
     const everywhere = this.reachable();
+    if (everywhere) this.flush();
     (everywhere ? io : io.local).to(rooms).emit('session:revoked', { reason });
     // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first.
     setTimeout(() => {
@@ -118,10 +120,34 @@ export class Broadcaster {
     io.local.in(rooms).disconnectSockets(true);
   }
 
-  private emit<E extends keyof ServerToClientEvents>(room: string, event: E, ...args: EventArgs<E>): void {
+  private emit(room: string, event: keyof ServerToClientEvents, args: readonly unknown[]): void {
     const io = this.io;
     if (!io) return;
     for (const fn of this.listeners) fn();
-    (this.reachable() ? io : io.local).to(room).emit(event, ...args);
+    (io.local.to(room).emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
+    // While Redis is away, broadcasts reach this node's sockets only; the other nodes' tabs catch up from
+    // PostgreSQL (SYNC-1).
+    if (!this.reachable()) return;
+    this.outbox.push({ room, event, args });
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private emitHere(items: readonly RoomPayload[]): void {
+    const io = this.io;
+    if (!io) return;
+    for (const { room, event, args } of items) (io.local.to(room).emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
+  }
+
+  /** Sends the waiting broadcasts to the other nodes, in one message. */
+  private flush(): void {
+    if (this.outbox.length === 0) return;
+    const items = this.outbox;
+    this.outbox = [];
+    if (this.reachable()) this.io?.serverSideEmit('rooms:emit', items);
   }
 }

@@ -6,14 +6,15 @@ import type { Role } from '../../shared/schemas/auth.js';
 export interface InterServerEvents {
   /** a `chat:cancel` that reached a node other than the one running the generation */
   'chat:cancel': (messageId: string) => void;
-  /** many users' payloads of one event, for each node to deliver to its own sockets (`Broadcaster.toUsers`) */
-  'users:emit': (event: keyof ServerToClientEvents, items: UserPayload[]) => void;
+  /** the broadcasts of one loop turn of the sending node, for each node to deliver to its own sockets (`Broadcaster`) */
+  'rooms:emit': (items: RoomPayload[]) => void;
 }
 
-/** One user's payload of an event sent with `Broadcaster.toUsers`. */
-export interface UserPayload {
-  userId: string;
-  args: unknown[];
+/** One broadcast: an event and its arguments for the sockets in a room. */
+export interface RoomPayload {
+  room: string;
+  event: keyof ServerToClientEvents;
+  args: readonly unknown[];
 }
 
 /** Kept small on purpose: one of these lives per connected socket. */

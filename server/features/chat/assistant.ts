@@ -81,7 +81,7 @@ export class Assistant {
   /**
    * Every stream with text waiting, flushed together once per COALESCE_MS,
    * a slice at a time: a slice's Redis appends in one command and its deltas
-   * to the other nodes in one adapter message (`Broadcaster.toUsers`).
+   * to the other nodes with the loop turn's other broadcasts (`Broadcaster`).
    */
   private readonly waiting = new Set<Relay>();
   private tick: NodeJS.Timeout | undefined;
