@@ -11,11 +11,10 @@ import {
   connectionState,
   e2eEnv,
   e2eHooks,
-  launchBrowser,
   logInInUi,
   sendChat,
   signUpInUi,
-  startE2EServer,
+  startServerAndBrowser,
   taskItem,
   watchedContext,
   type Watch,
@@ -32,7 +31,7 @@ describe('the app in a browser', () => {
   const user = { email: uniqueEmail('e2e'), password: strongPassword(), fullName: 'Ada Tester' };
 
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startE2EServer(e2eEnv()), launchBrowser()]);
+    [server, browser] = await startServerAndBrowser(e2eEnv());
     ({ context, watch, newPage } = await watchedContext(browser, server.url));
     tab1 = await newPage();
   });

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page, WebSocket } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { connectionState, e2eEnv, e2eHooks, launchBrowser, screenshot, signUpInUi, startE2EServer, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { connectionState, e2eEnv, e2eHooks, screenshot, signUpInUi, startServerAndBrowser, waitLive, watchedContext, type Watch } from '../support/browser.js';
 
 describe('the ops page', () => {
   let server: NodeProcess;
@@ -27,7 +27,7 @@ describe('the ops page', () => {
   const user = { email: uniqueEmail('e2e-user'), password: strongPassword(), fullName: 'Uma User' };
 
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startE2EServer(e2eEnv({ ADMIN_EMAILS: admin.email })), launchBrowser()]);
+    [server, browser] = await startServerAndBrowser(e2eEnv({ ADMIN_EMAILS: admin.email }));
     const a = await watchedContext(browser, server.url);
     const u = await watchedContext(browser, server.url);
     ({ context: adminContext, watch: adminWatch } = a);
@@ -165,7 +165,7 @@ describe('the ops page with short access tokens', () => {
 
   beforeAll(async () => {
     const admin = { email: uniqueEmail('e2e-admin-short'), password: strongPassword() };
-    [server, browser] = await Promise.all([startE2EServer(e2eEnv({ ADMIN_EMAILS: admin.email, ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' })), launchBrowser()]);
+    [server, browser] = await startServerAndBrowser(e2eEnv({ ADMIN_EMAILS: admin.email, ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' }));
     const c = await watchedContext(browser, server.url);
     ({ context, watch } = c);
     page = await c.newPage();

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, e2eHooks, launchBrowser, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, e2eHooks, signUpInUi, startServerAndBrowser, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
 
 describe('silent refresh across tabs', () => {
   let server: NodeProcess;
@@ -19,7 +19,7 @@ describe('silent refresh across tabs', () => {
   let tab2: Page;
 
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startE2EServer(e2eEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' })), launchBrowser()]);
+    [server, browser] = await startServerAndBrowser(e2eEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' }));
     ({ context, watch, newPage } = await watchedContext(browser, server.url));
   });
 

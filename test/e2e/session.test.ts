@@ -9,7 +9,7 @@ import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
 import { logIn } from '../support/users.js';
 import { connectReady } from '../support/sockets.js';
-import { connectionState, e2eEnv, e2eHooks, freePort, launchBrowser, signUpInUi, startE2EServer, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { connectionState, e2eEnv, e2eHooks, freePort, signUpInUi, startE2EServer, startServerAndBrowser, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
 
 describe('sessions across tabs and restarts', () => {
   let env: Record<string, string | undefined>;
@@ -25,7 +25,7 @@ describe('sessions across tabs and restarts', () => {
   beforeAll(async () => {
     // A fixed port and SECRET_KEY, so that the restarted server is the same origin and accepts the tabs' tokens.
     env = e2eEnv({ PORT: String(await freePort()) });
-    [server, browser] = await Promise.all([startE2EServer(env), launchBrowser()]);
+    [server, browser] = await startServerAndBrowser(env);
     ({ context, watch, newPage } = await watchedContext(browser, server.url));
     tab1 = await newPage();
     await signUpInUi(tab1, user);

@@ -31,6 +31,19 @@ export function startE2EServer(env: Record<string, string | undefined>): Promise
   return startNodeProcess(env, 30_000);
 }
 
+/**
+ * Starts the server and the browser together. When either fails, the other is stopped before the error is
+ * thrown: a test file whose setup failed must not leave a server running (it would load the machine, and the
+ * benchmarks, long after the run).
+ */
+export async function startServerAndBrowser(env: Record<string, string | undefined>): Promise<[NodeProcess, Browser]> {
+  const [server, browser] = await Promise.allSettled([startE2EServer(env), launchBrowser()]);
+  if (server.status === 'fulfilled' && browser.status === 'fulfilled') return [server.value, browser.value];
+  if (server.status === 'fulfilled') await server.value.stop();
+  if (browser.status === 'fulfilled') await browser.value.close();
+  throw server.status === 'rejected' ? server.reason : (browser as PromiseRejectedResult).reason;
+}
+
 export interface Watch {
   dialogs: string[];
   /** requests whose origin is not the app's */
