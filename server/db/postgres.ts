@@ -15,8 +15,8 @@ import postgres from 'postgres';
 
 export type Sql = postgres.Sql;
 export type ReservedSql = postgres.ReservedSql;
-/** A query of any row shape, before it is awaited. */
-export type PendingQuery = postgres.PendingQuery<any>;
+/** A statement of any row shape, built and not yet sent. */
+export type PendingStatement = postgres.PendingQuery<any>;
 export { postgres };
 
 export interface PostgresOptions {
@@ -62,7 +62,7 @@ export interface Transaction {
   /** the reserved connection, inside the transaction */
   sql: ReservedSql;
   /** Queues statements to go out with the COMMIT, in the same round trip, in order. */
-  atCommit(...queries: PendingQuery[]): void;
+  atCommit(...queries: PendingStatement[]): void;
 }
 
 /**
@@ -74,7 +74,7 @@ export interface Transaction {
  */
 export async function transaction<R>(sql: Sql, work: (tx: Transaction) => Promise<R>): Promise<R> {
   const conn = await sql.reserve();
-  const atCommit: PendingQuery[] = [];
+  const atCommit: PendingStatement[] = [];
   let open = false;
   try {
     const begin = conn`begin`.execute();
@@ -98,7 +98,7 @@ export async function transaction<R>(sql: Sql, work: (tx: Transaction) => Promis
  * Runs read-only statements on one snapshot (REPEATABLE READ), all in one
  * round trip with their BEGIN and COMMIT; returns their rows, in order.
  */
-export async function snapshot<const Q extends readonly PendingQuery[]>(
+export async function snapshot<const Q extends readonly PendingStatement[]>(
   sql: Sql,
   queries: (sql: ReservedSql) => Q,
 ): Promise<{ [K in keyof Q]: Awaited<Q[K]> }> {
