@@ -83,7 +83,6 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     lockout,
     tokens,
     revocation,
-    adminEmails: config.adminEmails,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     sessionMaxSeconds: config.sessionMaxSeconds,
   });

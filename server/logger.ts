@@ -20,6 +20,8 @@ export const securityEventTypes = [
   'session_revoked_by_user',
   'account_deleted',
   'admin_action',
+  'admin_granted',
+  'admin_revoked',
 ] as const;
 export type SecurityEventType = (typeof securityEventTypes)[number];
 

@@ -67,12 +67,10 @@ export function createAuthService(deps: {
   lockout: Lockout;
   tokens: TokenService;
   revocation: RevocationStore;
-  adminEmails: string[];
   refreshTokenTtlSeconds: number;
   sessionMaxSeconds: number;
 }): AuthService {
   const { orm, logger, hasher, policy, lockout, tokens, revocation } = deps;
-  const roleFor = (email: string) => (deps.adminEmails.includes(email) ? 'admin' : 'user') as User['role'];
 
   function refreshExpiry(session: Session, now: Date): Date {
     return new Date(Math.min(now.getTime() + deps.refreshTokenTtlSeconds * 1000, session.absoluteExpiresAt.getTime()));
@@ -123,7 +121,8 @@ export function createAuthService(deps: {
         passwordHash,
         fullName: input.fullName?.trim() ?? '',
         timezone: input.timezone ?? 'UTC',
-        role: roleFor(input.email),
+        // Never by signing up: an operator grants admin (PROTOCOL §3a).
+        role: 'user',
         lastLoginAt: now,
         tokensValidAfter: null,
         taskSeq: 0,
@@ -158,7 +157,6 @@ export function createAuthService(deps: {
       }
       await lockout.reset(email);
       user.lastLoginAt = new Date();
-      user.role = roleFor(email);
       const issued = await openSession(em, user, ctx);
       securityLog(logger, 'login_succeeded', { userId: user.id, sessionId: issued.sessionId, ip: ctx.ip });
       return issued;
