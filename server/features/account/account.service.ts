@@ -77,6 +77,7 @@ export function createAccountService(deps: {
     },
 
     async deleteAccount(userId, password) {
+      // Counted toward the email's lockout like a login (AUTH-4): a hijacked socket is no password oracle.
       if (!(await auth.verifyPassword(userId, password))) throw appError(ErrorCode.INVALID_CREDENTIALS, { message: 'The password is not right' });
       // Revoke first (durable + blacklist + live sockets), then delete everything (cascades).
       await auth.revokeSessions(userId, 'all', 'account_deleted');

@@ -43,7 +43,10 @@ export interface AuthService {
   /** Revokes one session by its refresh token (when no valid access token came). */
   sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string } | undefined>;
   revokeSessions(userId: string, sessionIds: string[] | 'all', reason: RevocationReason): Promise<string[]>;
-  /** Checks a user's password (account deletion). */
+  /**
+   * Checks a user's password outside a login (account deletion): counted toward the email's lockout like a
+   * login (AUTH-4), so ACCOUNT_LOCKED when locked; false when wrong or the user is gone.
+   */
   verifyPassword(userId: string, password: string): Promise<boolean>;
 }
 
@@ -71,6 +74,38 @@ export function createAuthService(deps: {
   sessionMaxSeconds: number;
 }): AuthService {
   const { orm, logger, hasher, policy, lockout, tokens, revocation } = deps;
+
+  /**
+   * Verifies `password` against `passwordHash` (or spends the same time when there is no account), counted
+   * toward the email's lockout before the hash is computed (AUTH-4). Throws ACCOUNT_LOCKED, or RATE_LIMITED
+   * when the hashing line is full (the attempt is then given back).
+   */
+  async function checkPassword(email: string, passwordHash: string | undefined, password: string, ctx: Partial<ClientContext> & { context?: string }): Promise<boolean> {
+    let attempt;
+    try {
+      attempt = await lockout.begin(email);
+    } catch (err) {
+      if (err instanceof AppError && err.code === ErrorCode.ACCOUNT_LOCKED) {
+        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'locked', ...(ctx.context ? { context: ctx.context } : {}) });
+      }
+      throw err;
+    }
+    let ok: boolean;
+    try {
+      ok = passwordHash === undefined ? (await hasher.verifyDummy(password), false) : await hasher.verify(passwordHash, password);
+    } catch (err) {
+      await attempt.abandoned().catch(() => undefined);
+      throw err;
+    }
+    if (ok) {
+      await attempt.succeeded();
+      return true;
+    }
+    const locked = await attempt.failed();
+    securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'invalid_credentials', ...(ctx.context ? { context: ctx.context } : {}) });
+    if (locked) securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
+    return false;
+  }
 
   function refreshExpiry(session: Session, now: Date): Date {
     return new Date(Math.min(now.getTime() + deps.refreshTokenTtlSeconds * 1000, session.absoluteExpiresAt.getTime()));
@@ -141,21 +176,9 @@ export function createAuthService(deps: {
 
     async login(input, ctx) {
       const email = input.email;
-      const lockedMs = await lockout.lockedForMs(email);
-      if (lockedMs > 0) {
-        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'locked' });
-        throw appError(ErrorCode.ACCOUNT_LOCKED, { retryAfterMs: lockedMs });
-      }
       const em = orm.em.fork();
       const user = await em.findOne(UserSchema, { email });
-      const ok = user ? await hasher.verify(user.passwordHash, input.password) : (await hasher.verifyDummy(input.password), false);
-      if (!user || !ok) {
-        const locked = await lockout.recordFailure(email);
-        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'invalid_credentials' });
-        if (locked) securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
-        throw appError(ErrorCode.INVALID_CREDENTIALS);
-      }
-      await lockout.reset(email);
+      if (!(await checkPassword(email, user?.passwordHash, input.password, ctx)) || !user) throw appError(ErrorCode.INVALID_CREDENTIALS);
       user.lastLoginAt = new Date();
       const issued = await openSession(em, user, ctx);
       securityLog(logger, 'login_succeeded', { userId: user.id, sessionId: issued.sessionId, ip: ctx.ip });
@@ -241,7 +264,7 @@ export function createAuthService(deps: {
       const em = orm.em.fork();
       const user = await em.findOne(UserSchema, userId);
       if (!user) return false;
-      return hasher.verify(user.passwordHash, password);
+      return checkPassword(user.email, user.passwordHash, password, { context: 'password_check' });
     },
   };
 }
