@@ -40,8 +40,11 @@ export interface AuthService {
   refresh(refreshToken: string | undefined, ctx: ClientContext): Promise<Omit<IssuedSession, 'user'>>;
   /** Verifies an access token, including revocation (handshakes, Bearer). */
   authenticate(token: unknown): Promise<AccessClaims>;
-  /** Revokes one session by its refresh token (when no valid access token came). */
-  sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string } | undefined>;
+  /**
+   * The session a logout ends (AUTH-7): the Bearer's, when it is valid; an expired Bearer counts when its
+   * signature is genuine and the refresh cookie of the same session comes with it; no Bearer, the cookie's.
+   */
+  logoutTarget(bearer: string | undefined, refreshToken: string | undefined): Promise<{ sessionId: string; userId: string }>;
   revokeSessions(userId: string, sessionIds: string[] | 'all', reason: RevocationReason): Promise<string[]>;
   /**
    * Checks a user's password outside a login (account deletion): counted toward the email's lockout like a
@@ -141,6 +144,15 @@ export function createAuthService(deps: {
       refreshExpiresAt,
       sessionId: session.id,
     };
+  }
+
+  /** The live session a refresh token belongs to, if it is its current token. */
+  async function sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string } | undefined> {
+    if (refreshToken.length > 256) return undefined;
+    const em = orm.em.fork();
+    const found = await em.findOne(RefreshTokenSchema, hashRefreshToken(refreshToken), { populate: ['session'] });
+    if (!found || found.retiredAt || found.session.revokedAt) return undefined;
+    return { sessionId: found.session.id, userId: found.session.user.id };
   }
 
   return {
@@ -245,12 +257,26 @@ export function createAuthService(deps: {
       return claims;
     },
 
-    async sessionOfRefreshToken(refreshToken) {
-      if (refreshToken.length > 256) return undefined;
-      const em = orm.em.fork();
-      const found = await em.findOne(RefreshTokenSchema, hashRefreshToken(refreshToken), { populate: ['session'] });
-      if (!found || found.retiredAt || found.session.revokedAt) return undefined;
-      return { sessionId: found.session.id, userId: found.session.user.id };
+    async logoutTarget(bearer, refreshToken) {
+      const ofCookie = async () => {
+        const found = refreshToken ? await sessionOfRefreshToken(refreshToken) : undefined;
+        if (!found) throw appError(ErrorCode.UNAUTHENTICATED);
+        return found;
+      };
+      if (!bearer) return ofCookie();
+      let claims: AccessClaims;
+      try {
+        claims = tokens.verifyAccess(bearer);
+      } catch (err) {
+        // An expired token still says whose session it was when its signature is genuine; the cookie proves the rest.
+        if (!(err instanceof AppError && err.code === ErrorCode.TOKEN_EXPIRED) || !refreshToken) throw err;
+        const expired = tokens.verifyAccess(bearer, { allowExpired: true });
+        const session = await ofCookie();
+        if (expired.sid !== session.sessionId || expired.sub !== session.userId) throw appError(ErrorCode.UNAUTHENTICATED);
+        return session;
+      }
+      await revocation.assertNotRevoked(claims);
+      return { sessionId: claims.sid, userId: claims.sub };
     },
 
     async revokeSessions(userId, sessionIds, reason) {

@@ -28,8 +28,11 @@ export interface IssuedAccessToken {
 
 export interface TokenService {
   issueAccess(input: { userId: string; sessionId: string; role: Role }): IssuedAccessToken;
-  /** Verifies signature, algorithm, expiry and shape; throws UNAUTHENTICATED or TOKEN_EXPIRED. */
-  verifyAccess(token: unknown): AccessClaims;
+  /**
+   * Verifies signature, algorithm, expiry and shape; throws UNAUTHENTICATED or TOKEN_EXPIRED.
+   * `allowExpired` accepts a genuine token past its `exp` (logout, AUTH-7).
+   */
+  verifyAccess(token: unknown, options?: { allowExpired?: boolean }): AccessClaims;
   readonly accessTtlSeconds: number;
 }
 
@@ -44,13 +47,13 @@ export function createTokenService(options: { secretKey: string; accessTtlSecond
       const token = jwt.sign(claims, key, { algorithm: 'HS256' });
       return { token, claims, expiresAt: new Date(claims.exp * 1000) };
     },
-    verifyAccess(token) {
+    verifyAccess(token, options = {}) {
       if (typeof token !== 'string' || token.length === 0 || token.length > 4096) {
         throw appError(ErrorCode.UNAUTHENTICATED);
       }
       let decoded: unknown;
       try {
-        decoded = jwt.verify(token, key, { algorithms: ['HS256'] });
+        decoded = jwt.verify(token, key, { algorithms: ['HS256'], ignoreExpiration: options.allowExpired === true });
       } catch (err) {
         if (err instanceof jwt.TokenExpiredError) throw appError(ErrorCode.TOKEN_EXPIRED);
         throw appError(ErrorCode.UNAUTHENTICATED);
