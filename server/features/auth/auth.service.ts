@@ -135,7 +135,7 @@ export function createAuthService(deps: {
     });
     const { refreshToken, refreshExpiresAt } = addRefreshToken(em, session, null, now);
     await em.flush();
-    const access = tokens.issueAccess({ userId: user.id, sessionId: session.id, role: user.role });
+    const access = tokens.issueAccess({ userId: user.id, sessionId: session.id, role: user.role, notAfter: session.absoluteExpiresAt });
     return {
       user: toUserView(user),
       accessToken: access.token,
@@ -213,11 +213,13 @@ export function createAuthService(deps: {
         if (session.revokedAt) return { kind: 'revoked' as const };
         if (session.absoluteExpiresAt <= now || token.expiresAt <= now) return { kind: 'expired' as const };
         if (token.retiredAt) {
-          const inGrace = now.getTime() - token.retiredAt.getTime() <= limits.refreshGraceMs;
+          // The grace serves one racing request per retired token (the session row lock orders them), not any number.
+          const inGrace = now.getTime() - token.retiredAt.getTime() <= limits.refreshGraceMs && !token.graceUsedAt;
           if (!inGrace) {
             await revokeSessions(tem, session.user.id, [session.id], 'refresh_reuse');
             return { kind: 'reuse' as const, sessionId: session.id, userId: session.user.id };
           }
+          token.graceUsedAt = now;
         } else {
           token.retiredAt = now;
         }
@@ -239,7 +241,8 @@ export function createAuthService(deps: {
           await revocation.blacklist([outcome.sessionId], 'refresh_reuse');
           throw appError(ErrorCode.TOKEN_REVOKED);
         case 'rotated': {
-          const access = tokens.issueAccess({ userId: outcome.user.id, sessionId: outcome.session.id, role: outcome.user.role });
+          // The role as PostgreSQL has it now (AUTH-12): a grant or a revoke shows in the next token.
+          const access = tokens.issueAccess({ userId: outcome.user.id, sessionId: outcome.session.id, role: outcome.user.role, notAfter: outcome.session.absoluteExpiresAt });
           return {
             accessToken: access.token,
             expiresAt: access.expiresAt,

@@ -27,7 +27,8 @@ export interface IssuedAccessToken {
 }
 
 export interface TokenService {
-  issueAccess(input: { userId: string; sessionId: string; role: Role }): IssuedAccessToken;
+  /** A token that expires after the TTL, or at `notAfter` (the session's absolute expiry, AUTH-12) when sooner. */
+  issueAccess(input: { userId: string; sessionId: string; role: Role; notAfter?: Date }): IssuedAccessToken;
   /**
    * Verifies signature, algorithm, expiry and shape; throws UNAUTHENTICATED or TOKEN_EXPIRED.
    * `allowExpired` accepts a genuine token past its `exp` (logout, AUTH-7).
@@ -41,9 +42,10 @@ export function createTokenService(options: { secretKey: string; accessTtlSecond
   const ttl = options.accessTtlSeconds;
   return {
     accessTtlSeconds: ttl,
-    issueAccess({ userId, sessionId, role }) {
+    issueAccess({ userId, sessionId, role, notAfter }) {
       const iat = Math.floor(Date.now() / 1000);
-      const claims: AccessClaims = { sub: userId, sid: sessionId, jti: randomUUID(), typ: 'access', role, iat, exp: iat + ttl };
+      const exp = notAfter === undefined ? iat + ttl : Math.min(iat + ttl, Math.floor(notAfter.getTime() / 1000));
+      const claims: AccessClaims = { sub: userId, sid: sessionId, jti: randomUUID(), typ: 'access', role, iat, exp };
       const token = jwt.sign(claims, key, { algorithm: 'HS256' });
       return { token, claims, expiresAt: new Date(claims.exp * 1000) };
     },
