@@ -155,6 +155,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       metrics.stop();
       await assistant.shutdown();
       await offlineModel?.close();
+      revocation.close();
       redisWatch.close();
       redis.disconnect();
       await Promise.all([orm.close(true), sql.end({ timeout: 5 })]);

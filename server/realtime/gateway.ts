@@ -120,30 +120,24 @@ export function createGateway(options: {
   const onRevoked = ({ sessionIds, reason }: RevokedEvent) => broadcaster.disconnectSessions(sessionIds, reason);
   revocation.events.on('revoked', onRevoked);
 
-  // Revocations made while Redis was away never crossed the adapter: catch up from PostgreSQL.
-  let downSince: Date | undefined;
-  const offRedis = deps.redisWatch.onChange((up) => {
-    if (!up) {
-      downSince ??= new Date(Date.now() - 5_000);
-      return;
-    }
-    const since = downSince;
-    downSince = undefined;
-    if (!since) return;
+  // Revocations made while this node distrusted Redis (a failed write, an outage) may not have crossed the
+  // adapter: once it trusts Redis again, it re-reads them from PostgreSQL and closes its own sockets of them.
+  const onRecovered = ({ since }: { since: Date }) => {
     revocation
       .revokedSince(since)
       .then((revoked) => {
         for (const { id, reason } of revoked) broadcaster.disconnectSessionsHere([id], reason);
       })
       .catch((err: unknown) => logger.warn({ err }, 'could not re-read revocations'));
-  });
+  };
+  revocation.events.on('recovered', onRecovered);
 
   return {
     io,
     async close() {
       broadcaster.detach();
       revocation.events.off('revoked', onRevoked);
-      offRedis();
+      revocation.events.off('recovered', onRecovered);
       io.local.disconnectSockets(true);
       await new Promise<void>((resolve) => {
         io.close(() => resolve());
