@@ -99,7 +99,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
     runtime: { limiter: deps.eventLimiter, logger },
   });
 
-  const ops = attachOps(gateway.io, deps, { limiter: deps.eventLimiter, logger, hooks: deps.metrics.gatewayHooks }, { intervalMs: options.opsIntervalMs });
+  const ops = attachOps(gateway, deps, { limiter: deps.eventLimiter, logger, hooks: deps.metrics.gatewayHooks }, { intervalMs: options.opsIntervalMs });
 
   // Background work of every node: answers of dead nodes (CHAT-7) and the hourly purge (TASK-4).
   const stopJobs =

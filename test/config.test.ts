@@ -108,6 +108,7 @@ describe('CFG-1 loadConfig refuses bad configuration', () => {
       ['LOCKOUT_MINUTES', '0'],
       ['SOCKET_EVENTS_PER_MINUTE', 'lots'],
       ['CHAT_MESSAGES_PER_MINUTE', '0'],
+      ['MAX_SOCKETS_PER_USER', '0'],
       ['NODE_ID', 'has spaces'],
       ['METRICS_TOKEN', 'short'],
       ['PASSWORD_POLICY', 'strict'],
@@ -180,6 +181,7 @@ describe('PROTOCOL §2 values and defaults', () => {
     expect(config.databaseUrl).toBe('postgres://postgres@127.0.0.1:5432/sam');
     expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(config.logLevel).toBe('info');
+    expect(config.maxSocketsPerUser).toBe(30);
     expect(config.metricsToken).toBeUndefined();
     expect(config.trustProxy).toBeUndefined();
     expect(config.nodeId).toMatch(/:3000$/);
@@ -226,6 +228,7 @@ describe('PROTOCOL §2 values and defaults', () => {
         SOCKET_EVENTS_PER_MINUTE: '50',
         CHAT_MESSAGES_PER_MINUTE: '2',
         PASSWORD_POLICY: 'nist',
+        MAX_SOCKETS_PER_USER: '4',
         NODE_ID: 'node-a',
         TRUST_PROXY: 'loopback',
       }),
@@ -237,6 +240,7 @@ describe('PROTOCOL §2 values and defaults', () => {
     expect(config.socketEventsPerMinute).toBe(50);
     expect(config.chatMessagesPerMinute).toBe(2);
     expect(config.passwordPolicy).toBe('nist');
+    expect(config.maxSocketsPerUser).toBe(4);
     expect(config.nodeId).toBe('node-a');
     expect(config.trustProxy).toEqual(['loopback']);
     expect(loadConfig(completeProduction({ TRUST_PROXY: '1' })).trustProxy).toBe(1);

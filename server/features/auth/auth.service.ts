@@ -14,7 +14,7 @@ import { UserSchema, type User } from './user.entity.js';
 import { RefreshTokenSchema, SessionSchema, type Session } from './session.entity.js';
 import type { PasswordHasher, PasswordPolicy } from './passwords.js';
 import type { Lockout } from './lockout.js';
-import type { RevocationStore } from './revocation.js';
+import type { BlacklistRead, RevocationStore } from './revocation.js';
 import { revokeSessions } from './sessions.repository.js';
 import type { RevocationReason } from '../../../shared/constants.js';
 import { hashRefreshToken, newRefreshToken, type AccessClaims, type TokenService } from './tokens.js';
@@ -38,8 +38,15 @@ export interface AuthService {
   signup(input: SignupBody, ctx: ClientContext): Promise<IssuedSession>;
   login(input: LoginBody, ctx: ClientContext): Promise<IssuedSession>;
   refresh(refreshToken: string | undefined, ctx: ClientContext): Promise<Omit<IssuedSession, 'user'>>;
-  /** Verifies an access token, including revocation (handshakes, Bearer). */
+  /** Verifies an access token, including revocation (Bearer, `auth:refresh`). */
   authenticate(token: unknown): Promise<AccessClaims>;
+  /** Verifies an access token's signature, algorithm, expiry and shape only (the first half of `authenticate`). */
+  verifyToken(token: unknown): AccessClaims;
+  /**
+   * Throws TOKEN_REVOKED when the token's session or user tokens were revoked (the second half of
+   * `authenticate`); `read` is the blacklist as read by a caller that shares the round trip (handshakes).
+   */
+  assertNotRevoked(claims: AccessClaims, read?: Promise<BlacklistRead>): Promise<void>;
   /**
    * The session a logout ends (AUTH-7): the Bearer's, when it is valid; an expired Bearer counts when its
    * signature is genuine and the refresh cookie of the same session comes with it; no Bearer, the cookie's.
@@ -258,6 +265,14 @@ export function createAuthService(deps: {
       const claims = tokens.verifyAccess(token);
       await revocation.assertNotRevoked(claims);
       return claims;
+    },
+
+    verifyToken(token) {
+      return tokens.verifyAccess(token);
+    },
+
+    assertNotRevoked(claims, read) {
+      return revocation.assertNotRevoked(claims, read);
     },
 
     async logoutTarget(bearer, refreshToken) {
