@@ -1,26 +1,40 @@
 /**
  * The smaller holes of the audit (issue 19, "Low"), each on a production node
  * with the project's scriptable Anthropic-compatible endpoint: the history a
- * prompt reads (CHAT-8).
+ * prompt reads (CHAT-8) and database errors in the log (GEN-1), a tool's
+ * INTERNAL error (GEN-1).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { productionEnv, randomSecret } from './support/env.js';
+import { productionEnv, randomSecret, strongPassword } from './support/env.js';
 import { startTestApp, type TestApp } from './support/app.js';
+import { RestClient } from './support/http.js';
 import { signUp } from './support/users.js';
 import { connectReady, tabTracker } from './support/sockets.js';
 import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from '../dev/offline-model/server.js';
+import { ErrorCode } from '../shared/errors.js';
 
 let upstream: AnthropicCompatibleServer;
 let app: TestApp;
 const { track, closeAll } = tabTracker();
 const sql = (query: string, params: unknown[] = []) => app.deps.orm.em.getConnection().execute(query, params);
+/** Rows whose text starts with this fail to insert: a database error of the test's making. */
+const FAULT = 'db-fault-';
 
 beforeAll(async () => {
   upstream = await createAnthropicCompatibleServer({ deltaDelayMs: 0 });
   app = await startTestApp(productionEnv({ ANTHROPIC_BASE_URL: upstream.url, RATE_LIMIT_PER_MINUTE: '10000', SECRET_KEY: randomSecret() }));
+  await sql(`create or replace function sam_test_fault() returns trigger language plpgsql as $$
+    begin
+      if (to_jsonb(new) ->> tg_argv[0]) like '${FAULT}%' then raise exception 'injected fault in %', tg_table_name; end if;
+      return new;
+    end $$`);
+  await sql(`create or replace trigger sam_test_fault_users before insert on users for each row execute function sam_test_fault('email')`);
+  await sql(`create or replace trigger sam_test_fault_tasks before insert on tasks for each row execute function sam_test_fault('title')`);
 });
 afterAll(async () => {
   closeAll();
+  await sql('drop trigger if exists sam_test_fault_users on users').catch(() => undefined);
+  await sql('drop trigger if exists sam_test_fault_tasks on tasks').catch(() => undefined);
   await app?.close();
   await upstream?.close();
 });
@@ -50,5 +64,36 @@ describe('CHAT-8 the history a prompt reads', () => {
     expect(contents).toContain('m249');
     expect(contents).not.toContain('m0');
     expect(contents.at(-1)).toBe('And now?');
+  });
+});
+
+describe('GEN-1 errors in the log', () => {
+  it('[GEN-1] a database error while storing a password hash is INTERNAL with an errorId in the log, and no log line holds the hash or the values of the statement', async () => {
+    const password = strongPassword();
+    const res = await new RestClient(app.url).post('/api/v1/auth/signup', { email: `${FAULT}${Date.now()}@example.test`, password });
+    expect(res.status).toBe(500);
+    expect(res.body.code).toBe(ErrorCode.INTERNAL);
+    const errorId = res.body.details.errorId as string;
+    const record = await app.logs.waitFor((r) => r.errorId === errorId);
+    expect(JSON.stringify(record)).toContain('injected fault');
+    const text = app.logs.lines.join('\n');
+    expect(text).not.toContain('$argon2');
+    expect(text).not.toContain(password);
+  });
+
+  it('[GEN-1] an INTERNAL error inside an assistant tool is logged with the errorId its result carries', async () => {
+    const user = await signUp(app.url);
+    const tab = track(await connectReady(app.url, user.auth.accessToken));
+    upstream.enqueue({ kind: 'tool_use', name: 'create_task', input: { title: `${FAULT}tool` } }, { kind: 'text', text: 'That failed.' });
+    const sent = await tab.call('chat:send', { content: 'add the faulty task' });
+    const { toolCall } = await tab.waitFor('chat:tool', (d) => d.messageId === sent.assistantMessageId);
+    expect(toolCall.status).toBe('error');
+    expect(toolCall.result.code).toBe(ErrorCode.INTERNAL);
+    const errorId = toolCall.result.details?.errorId as string | undefined;
+    expect(errorId).toMatch(/^[0-9a-f-]{36}$/);
+    const record = await app.logs.waitFor((r) => r.errorId === errorId, 5_000);
+    expect(record.level).toBe('error');
+    expect(JSON.stringify(record)).toContain('injected fault');
+    await doneOf(tab, sent.assistantMessageId);
   });
 });
