@@ -1,8 +1,9 @@
 /**
  * The smaller holes of the audit (issue 19, "Low"), each on a production node
  * with the project's scriptable Anthropic-compatible endpoint: the history a
- * prompt reads (CHAT-8) and database errors in the log (GEN-1), a tool's
- * INTERNAL error (GEN-1).
+ * prompt reads (CHAT-8), database errors in the log (GEN-1), a tool's INTERNAL
+ * error (GEN-1), and the export's IP addresses and the deletion's running
+ * answers (§6.3).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { productionEnv, randomSecret, strongPassword } from './support/env.js';
@@ -95,5 +96,29 @@ describe('GEN-1 errors in the log', () => {
     expect(record.level).toBe('error');
     expect(JSON.stringify(record)).toContain('injected fault');
     await doneOf(tab, sent.assistantMessageId);
+  });
+});
+
+describe('§6.3 export and deletion', () => {
+  it('[§6.3] user:export holds each session\'s IP address', async () => {
+    const user = await signUp(app.url);
+    const tab = track(await connectReady(app.url, user.auth.accessToken));
+    const exported = await tab.call('user:export', {});
+    expect(exported.sessions).toHaveLength(1);
+    expect(exported.sessions[0]!.ip).toMatch(/127\.0\.0\.1/);
+  });
+
+  it('[§6.3][CHAT-5] user:delete stops the user\'s answers being generated: the upstream request is aborted at once', async () => {
+    const user = await signUp(app.url);
+    const tab = track(await connectReady(app.url, user.auth.accessToken));
+    const long = Array.from({ length: 200 }, (_, i) => `word${i}`).join(' ');
+    upstream.enqueue({ kind: 'text', text: long, chunkSize: 4, delayMs: 40 });
+    const sent = await tab.call('chat:send', { content: 'talk for a long time' });
+    const request = await upstream.waitForRequest((r) => JSON.stringify(r.body).includes('talk for a long time'));
+    await tab.waitFor('chat:delta', (d) => d.messageId === sent.assistantMessageId && d.seq >= 1);
+    expect(await tab.request('user:delete', { password: user.password })).toEqual({ ok: true, data: {} });
+    await upstream.waitForAbort(request.id, 3_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(app.logs.records().filter((r) => r.msg === 'generation crashed')).toEqual([]);
   });
 });

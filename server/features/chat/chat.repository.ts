@@ -201,6 +201,12 @@ export function createChatRepository(sql: Sql) {
       return row;
     },
 
+    /** The user's answers being generated, in any conversation. */
+    async streamingOf(userId: string): Promise<string[]> {
+      const rows = await sql<{ id: string }[]>`select id from messages where user_id = ${userId} and status = 'streaming'`;
+      return rows.map((r) => r.id);
+    },
+
     async streamingIn(conversationId: string): Promise<string[]> {
       const rows = await sql<{ id: string }[]>`select id from messages where conversation_id = ${conversationId} and status = 'streaming'`;
       return rows.map((r) => r.id);
