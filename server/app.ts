@@ -69,6 +69,8 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
   app.use('/api', notFound);
 
   const staticDir = clientDir();
+  // Source maps are for development: production serves none (they would hand out the client's source).
+  if (config.isProduction) app.get(/\.map$/i, notFound);
   if (staticDir) {
     app.use(express.static(staticDir, { index: false, maxAge: '1h', setHeaders: (res, file) => {
       if (file.endsWith('index.html')) res.setHeader('Cache-Control', 'no-cache');

@@ -2,12 +2,12 @@
  * The smaller holes of the audit (issue 19, "Low"), each on a production node
  * with the project's scriptable Anthropic-compatible endpoint: the history a
  * prompt reads (CHAT-8), database errors in the log (GEN-1), a tool's INTERNAL
- * error (GEN-1), and the export's IP addresses and the deletion's running
- * answers (§6.3).
+ * error (GEN-1), the export's IP addresses and the deletion's running answers
+ * (§6.3), and source maps (§4).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { productionEnv, randomSecret, strongPassword } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
+import { startNodeProcess, startTestApp, type TestApp } from './support/app.js';
 import { RestClient } from './support/http.js';
 import { signUp } from './support/users.js';
 import { connectReady, tabTracker } from './support/sockets.js';
@@ -120,5 +120,20 @@ describe('§6.3 export and deletion', () => {
     await upstream.waitForAbort(request.id, 3_000);
     await new Promise((r) => setTimeout(r, 300));
     expect(app.logs.records().filter((r) => r.msg === 'generation crashed')).toEqual([]);
+  });
+});
+
+describe('§4 source maps', () => {
+  it('[§4] production serves the built client but none of its source maps', async () => {
+    // The compiled server, as deployed: it serves dist/client (run `npm run build` first).
+    await using node = await startNodeProcess(productionEnv());
+    const index = await new RestClient(node.url).get('/');
+    expect(index.status).toBe(200);
+    const script = /<script[^>]+src="([^"]+\.js)"/.exec(index.body as string)?.[1];
+    expect(script).toBeDefined();
+    expect((await new RestClient(node.url).get(script!)).status).toBe(200);
+    const map = await new RestClient(node.url).get(`${script}.map`);
+    expect(map.status).toBe(404);
+    expect(map.body.code).toBe(ErrorCode.NOT_FOUND);
   });
 });
