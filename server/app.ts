@@ -69,6 +69,8 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
   app.use('/api', notFound);
 
   const staticDir = clientDir();
+  // Source maps are for development: production serves none (they would hand out the client's source).
+  if (config.isProduction) app.get(/\.map$/i, notFound);
   if (staticDir) {
     app.use(express.static(staticDir, { index: false, maxAge: '1h', setHeaders: (res, file) => {
       if (file.endsWith('index.html')) res.setHeader('Cache-Control', 'no-cache');
@@ -99,7 +101,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
     runtime: { limiter: deps.eventLimiter, logger },
   });
 
-  const ops = attachOps(gateway.io, deps, { limiter: deps.eventLimiter, logger, hooks: deps.metrics.gatewayHooks }, { intervalMs: options.opsIntervalMs });
+  const ops = attachOps(gateway, deps, { limiter: deps.eventLimiter, logger, hooks: deps.metrics.gatewayHooks }, { intervalMs: options.opsIntervalMs });
 
   // Background work of every node: answers of dead nodes (CHAT-7) and the hourly purge (TASK-4).
   const stopJobs =

@@ -89,7 +89,7 @@ const envSchema = z.object({
   LOCKOUT_MINUTES: positiveDecimal.default(30),
   SOCKET_EVENTS_PER_MINUTE: int(1, 1_000_000).default(600),
   CHAT_MESSAGES_PER_MINUTE: int(1, 100_000).default(20),
-  ADMIN_EMAILS: list.pipe(z.array(z.email('must be email addresses'))).default([]),
+  MAX_SOCKETS_PER_USER: int(1, 100_000).default(30),
   NODE_ID: z.string().trim().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 . _ : -').optional(),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   PASSWORD_POLICY: z.enum(['seed', 'nist'], { error: 'must be seed or nist' }).default('seed'),
@@ -132,7 +132,8 @@ export interface Config {
   lockoutSeconds: number;
   socketEventsPerMinute: number;
   chatMessagesPerMinute: number;
-  adminEmails: string[];
+  /** sockets of one user across all nodes (RT-8) */
+  maxSocketsPerUser: number;
   nodeId: string;
   metricsToken: string | undefined;
   passwordPolicy: 'seed' | 'nist';
@@ -167,6 +168,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
   // Checked on the raw values so that missing variables are listed even when others are invalid (CFG-1).
+  // Admins are granted by an operator now (PROTOCOL §3a): a list that would silently do nothing is refused.
+  if (raw.ADMIN_EMAILS !== undefined) {
+    problems.push('ADMIN_EMAILS: is no longer read; grant admins with `npm run admin -- grant <email>` (or `node dist/server/cli.js admin grant <email>`) and remove the variable');
+  }
   if (raw.ENVIRONMENT === 'production') {
     const required = ['SECRET_KEY', 'DATABASE_URL', 'REDIS_URL', 'ANTHROPIC_API_KEY', 'METRICS_TOKEN'] as const;
     for (const name of required) {
@@ -208,7 +213,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lockoutSeconds: Math.max(1, Math.round(e.LOCKOUT_MINUTES * 60)),
     socketEventsPerMinute: e.SOCKET_EVENTS_PER_MINUTE,
     chatMessagesPerMinute: e.CHAT_MESSAGES_PER_MINUTE,
-    adminEmails: e.ADMIN_EMAILS.map((a) => a.trim().toLowerCase()),
+    maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
     // With PORT=0 the port is not known yet, and several such processes may share a host.
     nodeId: e.NODE_ID ?? `${os.hostname()}:${port === 0 ? `pid${process.pid}` : port}`,
     metricsToken: e.METRICS_TOKEN,

@@ -24,7 +24,8 @@ import { streamScripts } from './features/chat/stream-buffer.js';
 import { createChatService, type ChatService } from './features/chat/chat.service.js';
 import { createChatRepository } from './features/chat/chat.repository.js';
 import { createTasksRepository } from './features/tasks/tasks.repository.js';
-import { createSessionsRepository } from './features/auth/sessions.repository.js';
+import { createSessionsRepository, type SessionsRepository } from './features/auth/sessions.repository.js';
+import { createSocketLimit, socketLimitScripts, type SocketLimit } from './realtime/socket-limit.js';
 import { createUsersRepository, type UsersRepository } from './features/auth/users.repository.js';
 import { createMetrics, type Metrics } from './features/ops/metrics.js';
 
@@ -35,6 +36,7 @@ export interface Deps {
   /** the repositories' PostgreSQL client (its own pool, beside the ORM's) */
   sql: Sql;
   users: UsersRepository;
+  sessions: SessionsRepository;
   /** fail-fast command client (prefixed keys) */
   redis: Redis;
   redisWatch: RedisWatch;
@@ -44,6 +46,8 @@ export interface Deps {
   auth: AuthService;
   broadcaster: Broadcaster;
   eventLimiter: EventLimiter;
+  /** sockets per user across nodes (RT-8), checked in the handshake's Redis call */
+  sockets: SocketLimit;
   tasks: TasksService;
   account: AccountService;
   anthropic: Anthropic;
@@ -63,7 +67,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     const applied = await migrate(orm);
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
   }
-  const redis = createCommandClient(config, `sam:${config.nodeId}:cmd`, { ...streamScripts, ...limiterScripts });
+  const redis = createCommandClient(config, `sam:${config.nodeId}:cmd`, { ...streamScripts, ...limiterScripts, ...socketLimitScripts });
   const redisWatch = new RedisWatch(redis, logger);
   if (!(await connectRedis(redis))) logger.warn({ event: 'redis', state: 'down' }, 'redis unreachable at startup; serving degraded');
 
@@ -74,7 +78,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   const lockout = createLockout({ redis, maxFailures: config.loginMaxFailures, lockoutSeconds: config.lockoutSeconds });
   const sql = createPostgres(config.databaseUrl, { applicationName: `sam:${config.nodeId}` });
   const users = createUsersRepository(sql);
-  const revocation = createRevocationStore({ sessions: createSessionsRepository(sql), redis, redisWatch, logger, accessTtlSeconds: config.accessTokenTtlSeconds });
+  const sessions = createSessionsRepository(sql);
+  const revocation = createRevocationStore({ sessions, redis, redisWatch, logger, accessTtlSeconds: config.accessTokenTtlSeconds });
+  const sockets = createSocketLimit({ redis, redisWatch, nodeId: config.nodeId, max: config.maxSocketsPerUser });
   const auth = createAuthService({
     orm,
     logger,
@@ -83,7 +89,6 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     lockout,
     tokens,
     revocation,
-    adminEmails: config.adminEmails,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     sessionMaxSeconds: config.sessionMaxSeconds,
   });
@@ -137,6 +142,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     orm,
     sql,
     users,
+    sessions,
     redis,
     redisWatch,
     tokens,
@@ -145,6 +151,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     auth,
     broadcaster,
     eventLimiter,
+    sockets,
     tasks,
     account,
     anthropic,
@@ -156,6 +163,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       metrics.stop();
       await assistant.shutdown();
       await offlineModel?.close();
+      revocation.close();
+      await sockets.close();
       redisWatch.close();
       redis.disconnect();
       await Promise.all([orm.close(true), sql.end({ timeout: 5 })]);

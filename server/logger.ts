@@ -4,6 +4,7 @@
  * the first is never passing them to the logger.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { DriverException } from '@mikro-orm/core';
 
 export type { Logger };
 
@@ -20,6 +21,8 @@ export const securityEventTypes = [
   'session_revoked_by_user',
   'account_deleted',
   'admin_action',
+  'admin_granted',
+  'admin_revoked',
 ] as const;
 export type SecurityEventType = (typeof securityEventTypes)[number];
 
@@ -49,10 +52,34 @@ export function createLogger(options: { level: string; nodeId: string; destinati
       base: { node: options.nodeId },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: redactPaths, censor: '[redacted]' },
+      serializers: { err: (err: unknown) => pino.stdSerializers.err(withoutStatements(err) as Error) },
       formatters: { level: (label) => ({ level: label }) },
     },
     options.destination,
   );
+}
+
+const LEFT_OUT = '(statement left out)';
+
+/**
+ * GEN-1: MikroORM writes a failed statement into its error's message and stack with every value inlined (a
+ * password hash in a failed INSERT into users, say), as `<statement> - <what PostgreSQL said>`. Logged errors,
+ * and the errors they were caused by, keep what PostgreSQL said and lose the statement. Others pass unchanged.
+ */
+export function withoutStatements(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error) || depth > 5) return err;
+  const cause = withoutStatements(err.cause, depth + 1);
+  const cut = err instanceof DriverException ? err.message.lastIndexOf(' - ') : -1;
+  if (cut < 0 && cause === err.cause) return err;
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(err) as object) as Error, err);
+  const message = cut < 0 ? err.message : `${LEFT_OUT} - ${err.message.slice(cut + 3)}`;
+  const own = (value: unknown) => ({ value, writable: true, configurable: true, enumerable: false });
+  Object.defineProperties(copy, {
+    message: own(message),
+    stack: own(err.stack?.split(err.message).join(message)),
+    ...(err.cause === undefined ? {} : { cause: own(cause) }),
+  });
+  return copy;
 }
 
 /** A security event: `{ event: "security", type, ... }` (PROTOCOL §7). */

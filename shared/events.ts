@@ -114,6 +114,8 @@ export interface ServerToClientEvents {
 export interface OpsServerToClientEvents {
   'ops:snapshot': (data: ops.OpsSnapshot) => void;
   'auth:expired': (data: { expiredAt: string }) => void;
+  /** RT-5 in `/ops` too: the session was revoked, or (`role_changed`) the account is no longer an admin */
+  'session:revoked': (data: { reason: RevocationReason }) => void;
 }
 
 export type { Ack };

@@ -435,6 +435,17 @@ describe('AUTH-9 rate limits', () => {
     expect((await hit(trusting.url, '203.0.113.9')).status).toBe(404);
     expect((await hit(trusting.url, '203.0.113.9')).status).toBe(429);
   });
+
+  it('[AUTH-9] addresses of one IPv6 /64 share one limit; another /64 has its own', async () => {
+    await using trusting = await startTestApp(productionEnv({ RATE_LIMIT_PER_MINUTE: '2', TRUST_PROXY: 'loopback' }));
+    const hit = (ip: string) => new RestClient(trusting.url).get('/api/v1/none', { 'x-forwarded-for': ip });
+    expect((await hit('2001:db8:1:2::a')).status).toBe(404);
+    expect((await hit('2001:db8:1:2:ffff::b')).status).toBe(404);
+    const third = await hit('2001:0db8:0001:0002::c');
+    expect(third.status).toBe(429);
+    expect(third.body.code).toBe(ErrorCode.RATE_LIMITED);
+    expect((await hit('2001:db8:1:3::a')).status).toBe(404);
+  });
 });
 
 describe('GEN-1 nothing secret leaves', () => {

@@ -108,7 +108,7 @@ describe('CFG-1 loadConfig refuses bad configuration', () => {
       ['LOCKOUT_MINUTES', '0'],
       ['SOCKET_EVENTS_PER_MINUTE', 'lots'],
       ['CHAT_MESSAGES_PER_MINUTE', '0'],
-      ['ADMIN_EMAILS', 'admin@example.test,not-an-email'],
+      ['MAX_SOCKETS_PER_USER', '0'],
       ['NODE_ID', 'has spaces'],
       ['METRICS_TOKEN', 'short'],
       ['PASSWORD_POLICY', 'strict'],
@@ -124,6 +124,18 @@ describe('CFG-1 loadConfig refuses bad configuration', () => {
       // The message says why, never just the name.
       expect(about(problems, name)[0]!.length).toBeGreaterThan(name.length + 5);
     }
+  });
+
+  it('[CFG-1][§3a] ADMIN_EMAILS, any value, stops startup with a message naming the admin command', () => {
+    for (const value of ['admin@example.test', 'a@example.test,b@example.test']) {
+      const problems = about(problemsOf(completeProduction({ ADMIN_EMAILS: value })), 'ADMIN_EMAILS');
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toContain('npm run admin -- grant <email>');
+      expect(problems[0]).toContain('node dist/server/cli.js admin grant <email>');
+    }
+    // Outside production too: a list of admins that would silently grant nothing is refused.
+    expect(about(problemsOf({ ADMIN_EMAILS: 'admin@example.test' }), 'ADMIN_EMAILS')).toHaveLength(1);
+    expect(problemsOf({ ADMIN_EMAILS: '' })).toEqual([]);
   });
 
   it('[CFG-1] the ConfigError message lists each problem on its own line', () => {
@@ -169,7 +181,7 @@ describe('PROTOCOL §2 values and defaults', () => {
     expect(config.databaseUrl).toBe('postgres://postgres@127.0.0.1:5432/sam');
     expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(config.logLevel).toBe('info');
-    expect(config.adminEmails).toEqual([]);
+    expect(config.maxSocketsPerUser).toBe(30);
     expect(config.metricsToken).toBeUndefined();
     expect(config.trustProxy).toBeUndefined();
     expect(config.nodeId).toMatch(/:3000$/);
@@ -216,7 +228,7 @@ describe('PROTOCOL §2 values and defaults', () => {
         SOCKET_EVENTS_PER_MINUTE: '50',
         CHAT_MESSAGES_PER_MINUTE: '2',
         PASSWORD_POLICY: 'nist',
-        ADMIN_EMAILS: ' Boss@Example.TEST , ops@example.test',
+        MAX_SOCKETS_PER_USER: '4',
         NODE_ID: 'node-a',
         TRUST_PROXY: 'loopback',
       }),
@@ -228,7 +240,7 @@ describe('PROTOCOL §2 values and defaults', () => {
     expect(config.socketEventsPerMinute).toBe(50);
     expect(config.chatMessagesPerMinute).toBe(2);
     expect(config.passwordPolicy).toBe('nist');
-    expect(config.adminEmails).toEqual(['boss@example.test', 'ops@example.test']);
+    expect(config.maxSocketsPerUser).toBe(4);
     expect(config.nodeId).toBe('node-a');
     expect(config.trustProxy).toEqual(['loopback']);
     expect(loadConfig(completeProduction({ TRUST_PROXY: '1' })).trustProxy).toBe(1);
@@ -279,6 +291,14 @@ describe('CFG-1 the process', () => {
     expect(result.stderr).toContain('ENVIRONMENT');
     expect(result.stderr).not.toContain('    at ');
     expect(result.stderr.match(/cannot start/gi)).toHaveLength(1);
+  });
+
+  it('[CFG-1][§3a] the server given ADMIN_EMAILS refuses to start and names `npm run admin`', async () => {
+    const result = await runToExit(productionEnv({ ADMIN_EMAILS: 'boss@example.test' }));
+    expect(result.code).toBe(78);
+    expect(result.stderr.match(/cannot start/gi)).toHaveLength(1);
+    expect(result.stderr).toMatch(/^\s*- ADMIN_EMAILS: .*npm run admin -- grant <email>/m);
+    expect(result.stdout).toBe('');
   });
 
   it('[CFG-1] with a complete production environment it starts, /health is ok, and SIGTERM lets an in-flight login finish, then exits 0', async () => {

@@ -5,6 +5,7 @@ import { productionEnv, randomSecret, uniqueEmail, uniquePrefix } from './suppor
 import { startTestApp, type TestApp } from './support/app.js';
 import { RestClient } from './support/http.js';
 import { signUp } from './support/users.js';
+import { signUpAdmin } from './support/admin.js';
 import { closed, connectError, connectReady, type Tab } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 import type { OpsSnapshot } from '../shared/schemas/ops.js';
@@ -97,12 +98,10 @@ describe('/ops namespace across two nodes', () => {
   let b: TestApp;
   let adminToken: string;
   beforeAll(async () => {
-    const adminEmail = uniqueEmail('admin');
-    const shared = { REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), ADMIN_EMAILS: adminEmail, METRICS_TOKEN: metricsToken };
+    const shared = { REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), METRICS_TOKEN: metricsToken };
     a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'ops-a' }));
     b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'ops-b' }));
-    const admin = await signUp(a.url, { email: adminEmail });
-    expect(admin.auth.user.role).toBe('admin');
+    const admin = await signUpAdmin(a, { email: uniqueEmail('admin') });
     adminToken = admin.auth.accessToken;
   });
   afterAll(async () => {
@@ -155,11 +154,10 @@ describe('/ops namespace across two nodes', () => {
 
 describe('/ops admin actions', () => {
   it('an admin disconnecting a user closes that user\'s sockets on both nodes; the action is audited', async () => {
-    const adminEmail = uniqueEmail('admin');
-    const shared = { REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), ADMIN_EMAILS: adminEmail };
+    const shared = { REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret() };
     await using a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'act-a' }));
     await using b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'act-b' }));
-    const admin = await signUp(a.url, { email: adminEmail });
+    const admin = await signUpAdmin(a, { email: uniqueEmail('admin') });
     const user = await signUp(a.url);
     const bystander = await signUp(a.url);
     const onA = track(await connectReady(a.url, user.auth.accessToken));

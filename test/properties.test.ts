@@ -62,7 +62,8 @@ let victimBefore: unknown;
 
 beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
-  app = await startTestApp(productionEnv({ SOCKET_EVENTS_PER_MINUTE: '100000', CHAT_MESSAGES_PER_MINUTE: '100000', RATE_LIMIT_PER_MINUTE: '10000' }));
+  // user:delete's wrong passwords count toward the lockout (AUTH-4, test/lockout.test.ts); here they are payloads.
+  app = await startTestApp(productionEnv({ SOCKET_EVENTS_PER_MINUTE: '100000', CHAT_MESSAGES_PER_MINUTE: '100000', RATE_LIMIT_PER_MINUTE: '10000', LOGIN_MAX_FAILURES: '1000' }));
   victim = await signUp(app.url, { fullName: 'Victim', timezone: 'Europe/Paris' });
   const victimAgain = await logIn(app.url, victim.email, victim.password);
   attacker = await signUp(app.url, { fullName: 'Attacker' });

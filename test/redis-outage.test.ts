@@ -53,7 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   raw?.disconnect();
   await Promise.all([app?.close(), strict?.close()]);
-  await own?.stop();
+  await own?.[Symbol.asyncDispose]();
 });
 
 describe('AUTH-8 a Redis flush does not bring a revoked token back', () => {

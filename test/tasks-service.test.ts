@@ -602,6 +602,20 @@ describe('tasks service', () => {
   });
 
   describe('ownership [TASK-6]', () => {
+    it('[TASK-6] a change\'s dependency checks read only the tasks its new dependencies reach, never the user\'s whole graph', async () => {
+      const repo = createTasksRepository(pg);
+      const { service, userId } = await fixture();
+      const base = (await service.create(userId, { title: 'Base' })).task;
+      const mid = (await service.create(userId, { title: 'Mid', dependencies: [base.id] })).task;
+      for (let i = 0; i < 20; i++) await service.create(userId, { title: `Unrelated ${i}` });
+      const state = await repo.readForChange(userId, { taskId: base.id, graphFrom: [mid.id.toUpperCase()] });
+      expect(state?.graph && Object.fromEntries(state.graph)).toEqual({ [mid.id]: [base.id], [base.id]: [] });
+      // What they read is enough to see a cycle through it, and an unknown id.
+      await failure(service.update(userId, { id: base.id, patch: { dependencies: [mid.id] } }), ErrorCode.VALIDATION);
+      await failure(service.update(userId, { id: base.id, patch: { dependencies: [randomUUID()] } }), ErrorCode.VALIDATION);
+      expect((await service.update(userId, { id: mid.id, patch: { dependencies: [] } })).task.dependencies).toEqual([]);
+    });
+
     it("[TASK-6] another user's task id is NOT_FOUND for every method, and nothing changes", async () => {
       const owner = await fixture();
       const other = await fixture();

@@ -1,7 +1,10 @@
 /**
  * AUTH-9: REST requests per client IP across all nodes (Redis), with a
- * per-process limiter as insurance when Redis is away.
+ * per-process limiter as insurance when Redis is away. An IPv6 client counts
+ * by its /64, the block one subscriber gets: per address, one host would have
+ * 2^64 limits of its own.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RequestHandler } from 'express';
 import { appError, ErrorCode } from '../errors.js';
@@ -24,7 +27,7 @@ export function restRateLimit(options: {
     insuranceLimiter: new RateLimiterMemory(limiterOptions),
   });
   return async (req, res, next) => {
-    const key = req.ip ?? 'unknown';
+    const key = rateLimitKey(req.ip);
     if (!redisWatch.isUp) redisWatch.reportFallback('rest rate limit');
     let result: RateLimiterRes;
     let limited = false;
@@ -50,4 +53,25 @@ export function restRateLimit(options: {
     }
     next();
   };
+}
+
+/**
+ * The key a client's requests count under: an IPv4 address as it is (an IPv4-mapped IPv6 one too), an IPv6
+ * address by its first 64 bits (`2001:db8:0:1::/64`).
+ */
+export function rateLimitKey(ip: string | undefined): string {
+  if (!ip) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (isIPv4(ip) || !isIPv6(ip)) return ip;
+  const bare = ip.toLowerCase().split('%')[0]!;
+  const [head = '', tail] = bare.split('::');
+  const groupsOf = (part: string) => (part ? part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])) : []);
+  const left = groupsOf(head);
+  const right = tail === undefined ? [] : groupsOf(tail);
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }

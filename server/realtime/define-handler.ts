@@ -78,6 +78,8 @@ export interface HandlerRuntime {
   limiter: EventLimiter;
   logger: Logger;
   hooks: EventHooks;
+  /** Runs before each event's handler (after the rate limit); throws to refuse it (`/ops` re-checks the admin). */
+  authorize?: (socket: AppSocket) => Promise<void>;
 }
 
 /**
@@ -86,17 +88,30 @@ export interface HandlerRuntime {
  */
 export function createDispatcher(handlers: HandlerMap | OpsHandlerMap, runtime: HandlerRuntime): (socket: AppSocket) => void {
   const byEvent = new Map<string, Handler>(Object.values(handlers).map((h: Handler) => [h.event, h]));
-  const { hooks } = runtime;
+  const { hooks, limiter, logger } = runtime;
+  /** RT-8: a dropped event still counts against the user's event limit, and flooding with them disconnects. */
+  const countDropped = (socket: AppSocket, reason: 'unknown_event' | 'no_ack') => {
+    hooks.onDropped(reason);
+    limiter.consume(socket.data.userId, limitScopes.socket).catch((err: unknown) => {
+      const appErr = toAppError(err);
+      if (appErr.code !== ErrorCode.RATE_LIMITED) return;
+      hooks.onRateLimited('socket');
+      if (appErr.details?.flooding && socket.connected) {
+        logger.warn({ userId: socket.data.userId, sessionId: socket.data.sessionId, reason }, 'socket disconnected for flooding');
+        socket.disconnect(true);
+      }
+    });
+  };
   return (socket) => {
     socket.onAny((event: unknown, ...args: unknown[]) => {
       const handler = typeof event === 'string' ? byEvent.get(event) : undefined;
       if (!handler) {
-        hooks.onDropped('unknown_event');
+        countDropped(socket, 'unknown_event');
         return;
       }
       const ack = args[args.length - 1];
       if (typeof ack !== 'function') {
-        hooks.onDropped('no_ack');
+        countDropped(socket, 'no_ack');
         return;
       }
       // (ack) alone or (a, b, …, ack) is a bad payload: answered VALIDATION, so the client never waits for nothing.
@@ -113,6 +128,7 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
   let response: Ack<unknown>;
   try {
     await limiter.consume(userId, limitScopes[handler.alsoLimitedBy ?? 'socket']);
+    if (runtime.authorize) await runtime.authorize(socket);
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });
     }

@@ -1,8 +1,8 @@
 /**
  * The Socket.IO gateway on the same http.Server as Express: WebSocket only,
- * Origin allow-list at the upgrade, handshake auth (RT-1), `session:ready`
- * (RT-2), rooms (RT-7), token lifetime on live sockets (RT-4, RT-5), and the
- * Redis adapter so that broadcasts reach every node.
+ * Origin allow-list at the upgrade, handshake auth (RT-1, RT-8, AUTH-12),
+ * `session:ready` (RT-2), rooms (RT-7), token lifetime on live sockets (RT-4,
+ * RT-5), and the Redis adapter so that broadcasts reach every node.
  */
 import type http from 'node:http';
 import { Server } from 'socket.io';
@@ -10,20 +10,25 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Deps } from '../deps.js';
 import { limits } from '../../shared/limits.js';
-import { securityLog } from '../logger.js';
 import { isAllowedOrigin } from '../http/security.js';
-import { clearExpiry, handshakeAuth, scheduleExpiry } from './handshake-auth.js';
+import { clearExpiry, handshakeAuth, HandshakeFailureLog, scheduleExpiry, takeAdmitted } from './handshake-auth.js';
 import { toUserView } from '../features/auth/auth.service.js';
 import { redisOptions } from '../redis.js';
 import { batched } from '../batch.js';
 import type { RevokedEvent } from '../features/auth/revocation.js';
+import type { ReadyUserRow } from '../features/auth/users.repository.js';
 import { createDispatcher, type HandlerMap, type HandlerRuntime } from './define-handler.js';
 import type { GatewayHooks } from '../hooks.js';
 import { sessionRoom, userRoom } from './rooms.js';
-import type { AppServer } from './types.js';
+import type { AppServer, AppSocket } from './types.js';
 
 export interface Gateway {
   io: AppServer;
+  /**
+   * A handshake's check of the token, the user's row and the socket limit, for any namespace (the row read
+   * is shared with the other handshakes of its batch, whatever their namespace).
+   */
+  handshake(options: { role?: 'admin'; namespace?: string }): ReturnType<typeof handshakeAuth>;
   /** Stops accepting and closes every socket of this node. */
   close(): Promise<void>;
 }
@@ -38,10 +43,14 @@ export function createGateway(options: {
   const { server, deps, hooks } = options;
   const { config, logger, auth, revocation, broadcaster } = deps;
   /**
-   * The rows `session:ready` needs: one query for every socket connected in the same loop turn. It needs no
-   * window of its own: the handshakes of one revocation lookup (which has one) connect in the same turn.
+   * The rows `session:ready` needs, read at the handshake (the role and the account's existence, AUTH-12):
+   * one query for every handshake of the same loop turn. It needs no window of its own: it starts beside the
+   * handshakes' Redis call, which has one.
    */
   const userById = batched((ids: string[]) => deps.users.readyRows(ids));
+  const failures = new HandshakeFailureLog(logger);
+  const handshake = (options: { role?: 'admin'; namespace?: string }) =>
+    handshakeAuth({ auth, loadUser: userById, sockets: deps.sockets, failures, onFailure: hooks.onHandshakeFailure, ...options });
 
   const io: AppServer = new Server(server, {
     path: '/socket.io',
@@ -59,7 +68,7 @@ export function createGateway(options: {
       const ok = origin === undefined || isAllowedOrigin(origin, config.corsOrigins, req.headers.host);
       if (!ok) {
         hooks.onHandshakeFailure('FORBIDDEN');
-        securityLog(logger, 'socket_auth_failed', { reason: 'FORBIDDEN', origin: req.headers.origin });
+        failures.record({ reason: 'FORBIDDEN', origin: req.headers.origin });
       }
       callback(ok ? null : 'FORBIDDEN', ok);
     },
@@ -80,70 +89,61 @@ export function createGateway(options: {
     rawSocket.request = null;
   });
 
-  io.use(handshakeAuth({ auth, logger, onFailure: hooks.onHandshakeFailure }));
+  io.use(handshake({}));
 
   const dispatch = createDispatcher(options.handlers, { ...options.runtime, hooks });
 
-  io.on('connection', async (socket) => {
+  io.on('connection', (socket) => {
     const { userId, sessionId } = socket.data;
+    const admitted = takeAdmitted(socket);
     hooks.onConnect(userId);
     dispatch(socket);
     scheduleExpiry(socket);
     socket.on('disconnect', (reason) => {
       clearExpiry(socket);
+      admitted?.release();
       hooks.onDisconnect(reason, userId);
     });
-    await socket.join([userRoom(userId), sessionRoom(sessionId)]);
-    try {
-      const user = await userById(userId);
-      if (!user) {
-        socket.emit('session:revoked', { reason: 'account_deleted' });
-        socket.disconnect(true);
-        return;
-      }
-      if (!socket.connected) return;
-      socket.emit('session:ready', {
-        user: toUserView(user),
-        sessionId,
-        tokenExpiresAt: new Date(socket.data.exp * 1000).toISOString(),
-        taskSeq: Number(user.taskSeq),
-        nodeId: config.nodeId,
-        serverTime: new Date().toISOString(),
-      });
-    } catch (err) {
-      logger.error({ err, userId }, 'session:ready failed');
-      socket.disconnect(true);
-    }
+    // Joined at once (the adapter keeps rooms in memory): a revocation from now on reaches this socket.
+    void socket.join([userRoom(userId), sessionRoom(sessionId)]);
+    if (admitted) sendReady(socket, admitted.user);
   });
+
+  function sendReady(socket: AppSocket, user: ReadyUserRow): void {
+    if (!socket.connected) return;
+    socket.emit('session:ready', {
+      user: toUserView(user),
+      sessionId: socket.data.sessionId,
+      tokenExpiresAt: new Date(socket.data.exp * 1000).toISOString(),
+      taskSeq: Number(user.taskSeq),
+      nodeId: config.nodeId,
+      serverTime: new Date().toISOString(),
+    });
+  }
 
   // RT-5 / AUTH-7: a revocation on this node closes the session's sockets on every node.
   const onRevoked = ({ sessionIds, reason }: RevokedEvent) => broadcaster.disconnectSessions(sessionIds, reason);
   revocation.events.on('revoked', onRevoked);
 
-  // Revocations made while Redis was away never crossed the adapter: catch up from PostgreSQL.
-  let downSince: Date | undefined;
-  const offRedis = deps.redisWatch.onChange((up) => {
-    if (!up) {
-      downSince ??= new Date(Date.now() - 5_000);
-      return;
-    }
-    const since = downSince;
-    downSince = undefined;
-    if (!since) return;
+  // Revocations made while this node distrusted Redis (a failed write, an outage) may not have crossed the
+  // adapter: once it trusts Redis again, it re-reads them from PostgreSQL and closes its own sockets of them.
+  const onRecovered = ({ since }: { since: Date }) => {
     revocation
       .revokedSince(since)
       .then((revoked) => {
         for (const { id, reason } of revoked) broadcaster.disconnectSessionsHere([id], reason);
       })
       .catch((err: unknown) => logger.warn({ err }, 'could not re-read revocations'));
-  });
+  };
+  revocation.events.on('recovered', onRecovered);
 
   return {
     io,
+    handshake,
     async close() {
       broadcaster.detach();
       revocation.events.off('revoked', onRevoked);
-      offRedis();
+      revocation.events.off('recovered', onRecovered);
       io.local.disconnectSockets(true);
       await new Promise<void>((resolve) => {
         io.close(() => resolve());

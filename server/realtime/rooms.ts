@@ -1,8 +1,10 @@
 /**
- * RT-7: every socket joins `user:<id>` and `session:<id>`. A broadcast is
- * delivered to this node's sockets at once and reaches the other nodes through
- * the Redis adapter, the sender's own socket included.
+ * RT-7: every socket joins `user:<id>` and `session:<id>`, in every namespace.
+ * A broadcast is delivered to this node's sockets at once and reaches the other
+ * nodes through the Redis adapter, the sender's own socket included;
+ * revocations close a session's sockets in every namespace.
  */
+import type { Namespace } from 'socket.io';
 import type { ServerToClientEvents } from '../../shared/events.js';
 import type { RevocationReason } from '../../shared/constants.js';
 import type { AppServer, InterServerEvents, RoomPayload } from './types.js';
@@ -25,6 +27,8 @@ type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClient
 export class Broadcaster {
   private io: AppServer | undefined;
   private readonly listeners = new Set<() => void>();
+  /** namespaces besides the default one whose sockets revocations close too (`/ops`) */
+  private readonly namespaces: Namespace[] = [];
 
   private readonly nodeHandlers: { event: keyof InterServerEvents; fn: (...args: any[]) => void }[] = [];
   /** this turn's broadcasts, for the other nodes */
@@ -50,6 +54,19 @@ export class Broadcaster {
   attach(io: AppServer): void {
     this.io = io;
     for (const h of this.nodeHandlers) io.on(h.event, h.fn as never);
+  }
+
+  /**
+   * Revocations close the sessions' sockets of `namespace` as well, on every node (RT-5, AUTH-7): its
+   * sockets join the same `session:` and `user:` rooms.
+   */
+  addNamespace(namespace: Namespace): void {
+    this.namespaces.push(namespace);
+  }
+
+  /** The default namespace and the others added, while attached. */
+  private everyNamespace(io: AppServer): Namespace[] {
+    return [io.sockets as unknown as Namespace, ...this.namespaces];
   }
 
   /** Listens for an event sent by another node (`toOtherNodes`). */
@@ -88,9 +105,8 @@ export class Broadcaster {
   }
 
   /**
-   * Closes the sockets of these sessions: on this node at once, and on the
-   * others through the adapter (a no-op for them while Redis is away; they catch
-   * up from PostgreSQL when it returns).
+   * Closes the sockets of these sessions, in every namespace: on this node at once, and on the others through
+   * the adapter (a no-op for them while Redis is away; they catch up from PostgreSQL when it returns).
    */
   disconnectSessions(sessionIds: string[], reason: RevocationReason): void {
     const io = this.io;
@@ -99,25 +115,27 @@ export class Broadcaster {
     // While Redis is away, the local part is done here; other nodes re-read PostgreSQL when it returns.
     const everywhere = this.reachable();
     if (everywhere) this.flush();
-    (everywhere ? io : io.local).to(rooms).emit('session:revoked', { reason });
+    for (const namespace of this.everyNamespace(io)) (everywhere ? namespace : namespace.local).to(rooms).emit('session:revoked', { reason });
     // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first.
     setTimeout(() => {
       if (this.io !== io) return;
       this.disconnectSessionsHere(sessionIds, reason, { notify: false });
-      if (everywhere && this.reachable()) io.in(rooms).disconnectSockets(true);
+      if (everywhere && this.reachable()) for (const namespace of this.everyNamespace(io)) namespace.in(rooms).disconnectSockets(true);
     }, 50).unref();
   }
 
   /**
-   * Closes this node's sockets of these sessions only: used when a revocation
-   * could not cross the adapter (Redis was away) and this node learns of it from PostgreSQL.
+   * Closes this node's sockets of these sessions only, in every namespace: used when a revocation could not
+   * cross the adapter (Redis was away) and this node learns of it from PostgreSQL.
    */
   disconnectSessionsHere(sessionIds: string[], reason: RevocationReason, options: { notify?: boolean } = {}): void {
     const io = this.io;
     if (!io || sessionIds.length === 0) return;
     const rooms = sessionIds.map(sessionRoom);
-    if (options.notify !== false) io.local.to(rooms).emit('session:revoked', { reason });
-    io.local.in(rooms).disconnectSockets(true);
+    for (const namespace of this.everyNamespace(io)) {
+      if (options.notify !== false) namespace.local.to(rooms).emit('session:revoked', { reason });
+      namespace.local.in(rooms).disconnectSockets(true);
+    }
   }
 
   private emit(room: string, event: keyof ServerToClientEvents, args: readonly unknown[]): void {

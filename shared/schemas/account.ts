@@ -28,7 +28,8 @@ export interface UserExport {
   tasks: Task[];
   conversations: Conversation[];
   messages: Message[];
-  sessions: (Omit<SessionView, 'current'> & { revokedAt: string | null })[];
+  /** every session, revoked ones too, with the IP address it was last used from */
+  sessions: (Omit<SessionView, 'current'> & { ip: string | null; revokedAt: string | null })[];
 }
 
 /** RT-2: the first thing a connected socket hears. */

@@ -8,7 +8,16 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page, WebSocket } from 'playwright-core';
 import type { NodeProcess } from '../support/app.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { connectionState, e2eEnv, e2eHooks, screenshot, signUpInUi, startServerAndBrowser, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { connectionState, e2eEnv, e2eHooks, logInInUi, screenshot, signUpInUi, startServerAndBrowser, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { runCli } from '../support/admin.js';
+import { signUp } from '../support/users.js';
+
+/** An account made admin by an operator with the built command line, as in a deployment (PROTOCOL §3a). */
+async function grantedAdmin(url: string, env: Record<string, string | undefined>, admin: { email: string; password: string; fullName?: string }): Promise<void> {
+  await signUp(url, admin);
+  const granted = await runCli(env, 'admin', 'grant', admin.email);
+  expect(granted.code, granted.stderr).toBe(0);
+}
 
 describe('the ops page', () => {
   let server: NodeProcess;
@@ -27,7 +36,9 @@ describe('the ops page', () => {
   const user = { email: uniqueEmail('e2e-user'), password: strongPassword(), fullName: 'Uma User' };
 
   beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv({ ADMIN_EMAILS: admin.email }));
+    const env = e2eEnv();
+    [server, browser] = await startServerAndBrowser(env);
+    await grantedAdmin(server.url, env, admin);
     const a = await watchedContext(browser, server.url);
     const u = await watchedContext(browser, server.url);
     ({ context: adminContext, watch: adminWatch } = a);
@@ -41,7 +52,8 @@ describe('the ops page', () => {
   e2eHooks(() => ({ server, browser, contexts: [adminContext, userContext], pages: [adminPage, userPage], watch: { ...adminWatch, user: userWatch } as Watch }));
 
   it('shows an admin the live figures of the node: the sockets figure goes up when another page connects', async () => {
-    await signUpInUi(adminPage, admin);
+    await adminPage.goto('/');
+    await logInInUi(adminPage, admin);
     const before = adminSockets.length;
     await adminPage.getByTestId('open-ops').click();
     await adminPage.getByRole('heading', { level: 1, name: 'Operators' }).waitFor();
@@ -165,11 +177,14 @@ describe('the ops page with short access tokens', () => {
 
   beforeAll(async () => {
     const admin = { email: uniqueEmail('e2e-admin-short'), password: strongPassword() };
-    [server, browser] = await startServerAndBrowser(e2eEnv({ ADMIN_EMAILS: admin.email, ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' }));
+    const env = e2eEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' });
+    [server, browser] = await startServerAndBrowser(env);
+    await grantedAdmin(server.url, env, admin);
     const c = await watchedContext(browser, server.url);
     ({ context, watch } = c);
     page = await c.newPage();
-    await signUpInUi(page, admin);
+    await page.goto('/');
+    await logInInUi(page, admin);
   });
 
   e2eHooks(() => ({ server, browser, contexts: [context], pages: [page], watch }));

@@ -25,6 +25,9 @@ export interface OwnPostgres extends AsyncDisposable {
   /** admin URL (database `postgres`) */
   url(database?: string): string;
   restart(): Promise<void>;
+  /** Stops the server for a while (`up()` starts it again); its data stays. */
+  down(): Promise<void>;
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,6 +52,12 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
     async restart() {
       stop();
+      start();
+    },
+    async down() {
+      stop();
+    },
+    async up() {
       start();
     },
     stop: stopForGood,

@@ -1,4 +1,7 @@
-/** A Redis server of the test's own, on its own port, that the test may stop, restart and flush. */
+/** A Redis server of the test's own, on its own port, that the test may stop, restart, pause, snapshot and flush. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { freePort } from './net.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
@@ -7,16 +10,27 @@ import { Redis } from 'ioredis';
 export interface OwnRedis extends AsyncDisposable {
   url: string;
   port: number;
+  /** SIGKILL: the data in memory is lost (a restart loads the last `snapshot()`, if any) */
   stop(): Promise<void>;
   start(): Promise<void>;
   flushAll(): Promise<void>;
+  /** SIGSTOP: the server holds its connections but answers nothing until `resume()` */
+  pause(): void;
+  /** SIGCONT */
+  resume(): void;
+  /** SAVE: the data as it is now is what a later restart comes back with */
+  snapshot(): Promise<void>;
+  /** A command of the test's own (CONFIG SET and the like), on a connection of its own. */
+  command(name: string, ...args: (string | number)[]): Promise<unknown>;
 }
 
 export async function startOwnRedis(): Promise<OwnRedis> {
   const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sam-redis-'));
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    // No automatic saving: only `snapshot()` writes the dump that a restart loads.
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
       stdio: 'ignore',
     });
     const deadline = Date.now() + 10_000;
@@ -43,6 +57,14 @@ export async function startOwnRedis(): Promise<OwnRedis> {
       c.kill('SIGKILL');
     });
   };
+  const command = async (name: string, ...args: (string | number)[]) => {
+    const client = new Redis({ port, host: '127.0.0.1' });
+    try {
+      return await client.call(name, ...args);
+    } finally {
+      client.disconnect();
+    }
+  };
   await start();
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -50,10 +72,18 @@ export async function startOwnRedis(): Promise<OwnRedis> {
     start,
     stop,
     async flushAll() {
-      const client = new Redis({ port, host: '127.0.0.1' });
-      await client.flushall();
-      client.disconnect();
+      await command('FLUSHALL');
     },
-    [Symbol.asyncDispose]: stop,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
+    async snapshot() {
+      await command('SAVE');
+    },
+    command,
+    [Symbol.asyncDispose]: async () => {
+      child?.kill('SIGCONT');
+      await stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

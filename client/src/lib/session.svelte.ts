@@ -166,6 +166,8 @@ export class Session {
   }
 
   async logout(everywhere = false): Promise<WireError | null> {
+    // The server ends a session with an expired token and the cookie too (AUTH-7), but a fresh token is surer.
+    await this.ensureFreshToken();
     const token = this.#token;
     const res = everywhere ? await this.api.logoutAll(token) : await this.api.logout(token);
     if (!res.ok && res.status === 0) return res.error;

@@ -2,9 +2,11 @@
 import { Migration20261129050406_Initial } from './Migration20261129050406_Initial.js';
 import { Migration20261129051039_Tasks } from './Migration20261129051039_Tasks.js';
 import { Migration20261129051944_Chat } from './Migration20261129051944_Chat.js';
+import { Migration20261206110000_RefreshGrace } from './Migration20261206110000_RefreshGrace.js';
 
 export const migrationsList = [
   { name: 'Migration20261129050406_Initial', class: Migration20261129050406_Initial },
   { name: 'Migration20261129051039_Tasks', class: Migration20261129051039_Tasks },
   { name: 'Migration20261129051944_Chat', class: Migration20261129051944_Chat },
+  { name: 'Migration20261206110000_RefreshGrace', class: Migration20261206110000_RefreshGrace },
 ];

@@ -10,9 +10,11 @@ import { SessionSchema } from '../auth/session.entity.js';
 import type { TasksService } from '../tasks/tasks.service.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 
-/** What other features contribute to an export (the assistant adds conversations and messages). */
+/** What other features contribute to an export (the assistant adds conversations and messages), and do before a deletion. */
 export interface ExportContributor {
   exportFor(userId: string): Promise<Partial<Pick<UserExport, 'conversations' | 'messages'>>>;
+  /** Stops the user's work in progress (the assistant's answers being generated) before their data goes. */
+  stopAllOf?(userId: string): Promise<void>;
 }
 
 export interface AccountService {
@@ -71,14 +73,17 @@ export function createAccountService(deps: {
           createdAt: s.createdAt.toISOString(),
           lastUsedAt: s.lastUsedAt.toISOString(),
           userAgent: s.userAgent ?? null,
+          ip: s.ip ?? null,
           revokedAt: s.revokedAt?.toISOString() ?? null,
         })),
       };
     },
 
     async deleteAccount(userId, password) {
+      // Counted toward the email's lockout like a login (AUTH-4): a hijacked socket is no password oracle.
       if (!(await auth.verifyPassword(userId, password))) throw appError(ErrorCode.INVALID_CREDENTIALS, { message: 'The password is not right' });
-      // Revoke first (durable + blacklist + live sockets), then delete everything (cascades).
+      // Stop the answers being generated, revoke (durable + blacklist + live sockets), then delete everything (cascades).
+      await Promise.all(contributors.map((c) => c.stopAllOf?.(userId)));
       await auth.revokeSessions(userId, 'all', 'account_deleted');
       const em = orm.em.fork();
       await em.nativeDelete(UserSchema, { id: userId });

@@ -1,6 +1,6 @@
 /** REST for the auth lifecycle only (PROTOCOL §3), under /api/v1/auth. */
 import { Router, type CookieOptions, type Request, type Response } from 'express';
-import { appError, ErrorCode } from '../../errors.js';
+import { AppError, appError, ErrorCode, httpStatusOf } from '../../errors.js';
 import { parseBody } from '../../http/validate.js';
 import { authBasePath, loginBody, refreshCookieName, signupBody } from '../../../shared/schemas/auth.js';
 import type { AuthResult, RefreshResult } from '../../../shared/schemas/auth.js';
@@ -47,33 +47,30 @@ export function authRoutes(deps: { auth: AuthService; secureCookies: boolean }):
       const body: RefreshResult = { accessToken: issued.accessToken, expiresAt: issued.expiresAt.toISOString() };
       res.status(200).json(body);
     } catch (err) {
-      clearRefreshCookie(res);
+      // Only a refusal of the token ends the cookie; a failure to answer (503 while PostgreSQL is away) keeps it.
+      if (err instanceof AppError && httpStatusOf[err.code] === 401) clearRefreshCookie(res);
       throw err;
     }
   });
 
-  router.post('/logout', async (req, res) => {
-    const bearer = bearerToken(req.get('authorization'));
-    let target: { sessionId: string; userId: string } | undefined;
-    if (bearer) {
-      const claims = await auth.authenticate(bearer);
-      target = { sessionId: claims.sid, userId: claims.sub };
-    } else {
-      const cookie = refreshCookie(req);
-      target = cookie ? await auth.sessionOfRefreshToken(cookie) : undefined;
+  /**
+   * AUTH-7: a logout ends the Bearer's session (or, with an expired Bearer or none, the refresh cookie's);
+   * every answer clears the cookie, so that no client believes it logged out while its cookie lives on.
+   */
+  const logout = (revoke: (target: { sessionId: string; userId: string }) => Promise<unknown>, options: { bearerRequired: boolean }) => async (req: Request, res: Response) => {
+    try {
+      const bearer = bearerToken(req.get('authorization'));
+      if (!bearer && options.bearerRequired) throw appError(ErrorCode.UNAUTHENTICATED);
+      await revoke(await auth.logoutTarget(bearer, refreshCookie(req)));
+      res.status(204);
+    } finally {
+      clearRefreshCookie(res);
     }
-    if (!target) throw appError(ErrorCode.UNAUTHENTICATED);
-    await auth.revokeSessions(target.userId, [target.sessionId], 'logout');
-    clearRefreshCookie(res);
-    res.status(204).end();
-  });
+    res.end();
+  };
 
-  router.post('/logout-all', async (req, res) => {
-    const claims = await auth.authenticate(bearerToken(req.get('authorization')));
-    await auth.revokeSessions(claims.sub, 'all', 'logout_all');
-    clearRefreshCookie(res);
-    res.status(204).end();
-  });
+  router.post('/logout', logout((target) => auth.revokeSessions(target.userId, [target.sessionId], 'logout'), { bearerRequired: false }));
+  router.post('/logout-all', logout((target) => auth.revokeSessions(target.userId, 'all', 'logout_all'), { bearerRequired: true }));
 
   return router;
 }

@@ -14,7 +14,7 @@ import { UserSchema, type User } from './user.entity.js';
 import { RefreshTokenSchema, SessionSchema, type Session } from './session.entity.js';
 import type { PasswordHasher, PasswordPolicy } from './passwords.js';
 import type { Lockout } from './lockout.js';
-import type { RevocationStore } from './revocation.js';
+import type { BlacklistRead, RevocationStore } from './revocation.js';
 import { revokeSessions } from './sessions.repository.js';
 import type { RevocationReason } from '../../../shared/constants.js';
 import { hashRefreshToken, newRefreshToken, type AccessClaims, type TokenService } from './tokens.js';
@@ -38,12 +38,25 @@ export interface AuthService {
   signup(input: SignupBody, ctx: ClientContext): Promise<IssuedSession>;
   login(input: LoginBody, ctx: ClientContext): Promise<IssuedSession>;
   refresh(refreshToken: string | undefined, ctx: ClientContext): Promise<Omit<IssuedSession, 'user'>>;
-  /** Verifies an access token, including revocation (handshakes, Bearer). */
+  /** Verifies an access token, including revocation (Bearer, `auth:refresh`). */
   authenticate(token: unknown): Promise<AccessClaims>;
-  /** Revokes one session by its refresh token (when no valid access token came). */
-  sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string } | undefined>;
+  /** Verifies an access token's signature, algorithm, expiry and shape only (the first half of `authenticate`). */
+  verifyToken(token: unknown): AccessClaims;
+  /**
+   * Throws TOKEN_REVOKED when the token's session or user tokens were revoked (the second half of
+   * `authenticate`); `read` is the blacklist as read by a caller that shares the round trip (handshakes).
+   */
+  assertNotRevoked(claims: AccessClaims, read?: Promise<BlacklistRead>): Promise<void>;
+  /**
+   * The session a logout ends (AUTH-7): the Bearer's, when it is valid; an expired Bearer counts when its
+   * signature is genuine and the refresh cookie of the same session comes with it; no Bearer, the cookie's.
+   */
+  logoutTarget(bearer: string | undefined, refreshToken: string | undefined): Promise<{ sessionId: string; userId: string }>;
   revokeSessions(userId: string, sessionIds: string[] | 'all', reason: RevocationReason): Promise<string[]>;
-  /** Checks a user's password (account deletion). */
+  /**
+   * Checks a user's password outside a login (account deletion): counted toward the email's lockout like a
+   * login (AUTH-4), so ACCOUNT_LOCKED when locked; false when wrong or the user is gone.
+   */
   verifyPassword(userId: string, password: string): Promise<boolean>;
 }
 
@@ -67,12 +80,42 @@ export function createAuthService(deps: {
   lockout: Lockout;
   tokens: TokenService;
   revocation: RevocationStore;
-  adminEmails: string[];
   refreshTokenTtlSeconds: number;
   sessionMaxSeconds: number;
 }): AuthService {
   const { orm, logger, hasher, policy, lockout, tokens, revocation } = deps;
-  const roleFor = (email: string) => (deps.adminEmails.includes(email) ? 'admin' : 'user') as User['role'];
+
+  /**
+   * Verifies `password` against `passwordHash` (or spends the same time when there is no account), counted
+   * toward the email's lockout before the hash is computed (AUTH-4). Throws ACCOUNT_LOCKED, or RATE_LIMITED
+   * when the hashing line is full (the attempt is then given back).
+   */
+  async function checkPassword(email: string, passwordHash: string | undefined, password: string, ctx: Partial<ClientContext> & { context?: string }): Promise<boolean> {
+    let attempt;
+    try {
+      attempt = await lockout.begin(email);
+    } catch (err) {
+      if (err instanceof AppError && err.code === ErrorCode.ACCOUNT_LOCKED) {
+        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'locked', ...(ctx.context ? { context: ctx.context } : {}) });
+      }
+      throw err;
+    }
+    let ok: boolean;
+    try {
+      ok = passwordHash === undefined ? (await hasher.verifyDummy(password), false) : await hasher.verify(passwordHash, password);
+    } catch (err) {
+      await attempt.abandoned().catch(() => undefined);
+      throw err;
+    }
+    if (ok) {
+      await attempt.succeeded();
+      return true;
+    }
+    const locked = await attempt.failed();
+    securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'invalid_credentials', ...(ctx.context ? { context: ctx.context } : {}) });
+    if (locked) securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
+    return false;
+  }
 
   function refreshExpiry(session: Session, now: Date): Date {
     return new Date(Math.min(now.getTime() + deps.refreshTokenTtlSeconds * 1000, session.absoluteExpiresAt.getTime()));
@@ -99,7 +142,7 @@ export function createAuthService(deps: {
     });
     const { refreshToken, refreshExpiresAt } = addRefreshToken(em, session, null, now);
     await em.flush();
-    const access = tokens.issueAccess({ userId: user.id, sessionId: session.id, role: user.role });
+    const access = tokens.issueAccess({ userId: user.id, sessionId: session.id, role: user.role, notAfter: session.absoluteExpiresAt });
     return {
       user: toUserView(user),
       accessToken: access.token,
@@ -108,6 +151,15 @@ export function createAuthService(deps: {
       refreshExpiresAt,
       sessionId: session.id,
     };
+  }
+
+  /** The live session a refresh token belongs to, if it is its current token. */
+  async function sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string } | undefined> {
+    if (refreshToken.length > 256) return undefined;
+    const em = orm.em.fork();
+    const found = await em.findOne(RefreshTokenSchema, hashRefreshToken(refreshToken), { populate: ['session'] });
+    if (!found || found.retiredAt || found.session.revokedAt) return undefined;
+    return { sessionId: found.session.id, userId: found.session.user.id };
   }
 
   return {
@@ -123,7 +175,8 @@ export function createAuthService(deps: {
         passwordHash,
         fullName: input.fullName?.trim() ?? '',
         timezone: input.timezone ?? 'UTC',
-        role: roleFor(input.email),
+        // Never by signing up: an operator grants admin (PROTOCOL §3a).
+        role: 'user',
         lastLoginAt: now,
         tokensValidAfter: null,
         taskSeq: 0,
@@ -142,23 +195,10 @@ export function createAuthService(deps: {
 
     async login(input, ctx) {
       const email = input.email;
-      const lockedMs = await lockout.lockedForMs(email);
-      if (lockedMs > 0) {
-        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'locked' });
-        throw appError(ErrorCode.ACCOUNT_LOCKED, { retryAfterMs: lockedMs });
-      }
       const em = orm.em.fork();
       const user = await em.findOne(UserSchema, { email });
-      const ok = user ? await hasher.verify(user.passwordHash, input.password) : (await hasher.verifyDummy(input.password), false);
-      if (!user || !ok) {
-        const locked = await lockout.recordFailure(email);
-        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'invalid_credentials' });
-        if (locked) securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
-        throw appError(ErrorCode.INVALID_CREDENTIALS);
-      }
-      await lockout.reset(email);
+      if (!(await checkPassword(email, user?.passwordHash, input.password, ctx)) || !user) throw appError(ErrorCode.INVALID_CREDENTIALS);
       user.lastLoginAt = new Date();
-      user.role = roleFor(email);
       const issued = await openSession(em, user, ctx);
       securityLog(logger, 'login_succeeded', { userId: user.id, sessionId: issued.sessionId, ip: ctx.ip });
       return issued;
@@ -180,11 +220,13 @@ export function createAuthService(deps: {
         if (session.revokedAt) return { kind: 'revoked' as const };
         if (session.absoluteExpiresAt <= now || token.expiresAt <= now) return { kind: 'expired' as const };
         if (token.retiredAt) {
-          const inGrace = now.getTime() - token.retiredAt.getTime() <= limits.refreshGraceMs;
+          // The grace serves one racing request per retired token (the session row lock orders them), not any number.
+          const inGrace = now.getTime() - token.retiredAt.getTime() <= limits.refreshGraceMs && !token.graceUsedAt;
           if (!inGrace) {
             await revokeSessions(tem, session.user.id, [session.id], 'refresh_reuse');
             return { kind: 'reuse' as const, sessionId: session.id, userId: session.user.id };
           }
+          token.graceUsedAt = now;
         } else {
           token.retiredAt = now;
         }
@@ -206,7 +248,8 @@ export function createAuthService(deps: {
           await revocation.blacklist([outcome.sessionId], 'refresh_reuse');
           throw appError(ErrorCode.TOKEN_REVOKED);
         case 'rotated': {
-          const access = tokens.issueAccess({ userId: outcome.user.id, sessionId: outcome.session.id, role: outcome.user.role });
+          // The role as PostgreSQL has it now (AUTH-12): a grant or a revoke shows in the next token.
+          const access = tokens.issueAccess({ userId: outcome.user.id, sessionId: outcome.session.id, role: outcome.user.role, notAfter: outcome.session.absoluteExpiresAt });
           return {
             accessToken: access.token,
             expiresAt: access.expiresAt,
@@ -224,12 +267,34 @@ export function createAuthService(deps: {
       return claims;
     },
 
-    async sessionOfRefreshToken(refreshToken) {
-      if (refreshToken.length > 256) return undefined;
-      const em = orm.em.fork();
-      const found = await em.findOne(RefreshTokenSchema, hashRefreshToken(refreshToken), { populate: ['session'] });
-      if (!found || found.retiredAt || found.session.revokedAt) return undefined;
-      return { sessionId: found.session.id, userId: found.session.user.id };
+    verifyToken(token) {
+      return tokens.verifyAccess(token);
+    },
+
+    assertNotRevoked(claims, read) {
+      return revocation.assertNotRevoked(claims, read);
+    },
+
+    async logoutTarget(bearer, refreshToken) {
+      const ofCookie = async () => {
+        const found = refreshToken ? await sessionOfRefreshToken(refreshToken) : undefined;
+        if (!found) throw appError(ErrorCode.UNAUTHENTICATED);
+        return found;
+      };
+      if (!bearer) return ofCookie();
+      let claims: AccessClaims;
+      try {
+        claims = tokens.verifyAccess(bearer);
+      } catch (err) {
+        // An expired token still says whose session it was when its signature is genuine; the cookie proves the rest.
+        if (!(err instanceof AppError && err.code === ErrorCode.TOKEN_EXPIRED) || !refreshToken) throw err;
+        const expired = tokens.verifyAccess(bearer, { allowExpired: true });
+        const session = await ofCookie();
+        if (expired.sid !== session.sessionId || expired.sub !== session.userId) throw appError(ErrorCode.UNAUTHENTICATED);
+        return session;
+      }
+      await revocation.assertNotRevoked(claims);
+      return { sessionId: claims.sid, userId: claims.sub };
     },
 
     async revokeSessions(userId, sessionIds, reason) {
@@ -243,7 +308,7 @@ export function createAuthService(deps: {
       const em = orm.em.fork();
       const user = await em.findOne(UserSchema, userId);
       if (!user) return false;
-      return hasher.verify(user.passwordHash, password);
+      return checkPassword(user.email, user.passwordHash, password, { context: 'password_check' });
     },
   };
 }

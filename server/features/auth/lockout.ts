@@ -1,17 +1,36 @@
 /**
- * AUTH-4: after `maxFailures` consecutive failed logins for one email (known or
- * not), every login for it is refused for `lockoutSeconds`. Counted in Redis so
- * that it holds across nodes; a per-process limiter insures against Redis loss.
+ * AUTH-4: after `maxFailures` consecutive failed checks of one email's password
+ * (logins, known email or not, and every other check of it such as
+ * `user:delete`), every check for it is refused for `lockoutSeconds`.
+ *
+ * Atomic: an attempt is counted when it arrives, before its password is
+ * verified, with one atomic increment in Redis that every node shares; a right
+ * password gives its attempt back by resetting the count. So however many
+ * attempts arrive at once, at most `maxFailures` of them are verified before
+ * the lock, and the rest are refused at once. A per-process limiter insures
+ * against Redis loss.
  */
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { appError, ErrorCode } from '../../errors.js';
 import type { Redis } from '../../redis.js';
 
+/** One counted attempt, to be settled once its password has been verified (or could not be). */
+export interface LockoutAttempt {
+  /** The password was right: the count starts again. */
+  succeeded(): Promise<void>;
+  /** The password was wrong: the attempt stays counted; resolves true when this failure locked the email. */
+  failed(): Promise<boolean>;
+  /** The password was never verified (the hashing queue was full, the database away): the attempt is given back. */
+  abandoned(): Promise<void>;
+}
+
 export interface Lockout {
-  /** ms until the lock lifts, or 0 when not locked */
-  lockedForMs(email: string): Promise<number>;
-  /** Counts a failure; returns true when this failure locked the account. */
-  recordFailure(email: string): Promise<boolean>;
-  reset(email: string): Promise<void>;
+  /**
+   * Counts an attempt for `email` before its password is verified; throws
+   * ACCOUNT_LOCKED (with `retryAfterMs`) when the email is locked, or when the
+   * attempts already counted fill its allowance.
+   */
+  begin(email: string): Promise<LockoutAttempt>;
 }
 
 export function createLockout(options: { redis: Redis; maxFailures: number; lockoutSeconds: number }): Lockout {
@@ -24,27 +43,28 @@ export function createLockout(options: { redis: Redis; maxFailures: number; lock
     insuranceLimiter: new RateLimiterMemory(limiterOptions),
   });
   return {
-    async lockedForMs(email) {
-      const res = await limiter.get(email);
-      if (res && res.consumedPoints > maxFailures) return Math.max(1, res.msBeforeNext);
-      return 0;
-    },
-    async recordFailure(email) {
+    async begin(email) {
+      let counted: RateLimiterRes;
       try {
-        const res = await limiter.consume(email);
-        if (res.remainingPoints === 0) {
+        counted = await limiter.consume(email);
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        throw appError(ErrorCode.ACCOUNT_LOCKED, { retryAfterMs: Math.max(1, rejection.msBeforeNext) });
+      }
+      return {
+        async succeeded() {
+          await limiter.delete(email);
+        },
+        async failed() {
+          // The attempt that took the last point starts the lock when it fails: LOCKOUT_MINUTES from now.
+          if (counted.remainingPoints > 0) return false;
           await limiter.block(email, lockoutSeconds);
           return true;
-        }
-        return false;
-      } catch {
-        // Already past the limit (a concurrent failure locked it).
-        await limiter.block(email, lockoutSeconds);
-        return false;
-      }
-    },
-    async reset(email) {
-      await limiter.delete(email);
+        },
+        async abandoned() {
+          await limiter.reward(email, 1);
+        },
+      };
     },
   };
 }

@@ -6,6 +6,13 @@
  * marker key says the blacklist is complete: after a Redis flush or restart the
  * marker is gone, so checks go to PostgreSQL until the blacklist is rebuilt.
  * When Redis is unreachable, checks go to PostgreSQL; they never fail open.
+ *
+ * A node also stops trusting the blacklist on its own account (AUTH-8, 1.1):
+ * after any write of it that failed or timed out, and after any reconnect
+ * (Redis may have come back from an older snapshot, marker included). Until it
+ * has rebuilt the blacklist from PostgreSQL, which rewrites the entries that
+ * failed, its checks go to PostgreSQL; it retries every second. A failed write
+ * also removes the marker, so that the other nodes check PostgreSQL too.
  */
 import { EventEmitter } from 'node:events';
 import { appError, ErrorCode } from '../../errors.js';
@@ -16,8 +23,17 @@ import { batched } from '../../batch.js';
 import type { SessionsRepository } from './sessions.repository.js';
 import type { RevocationReason } from '../../../shared/constants.js';
 
-const READY_KEY = 'bl:ready';
-const sessionKey = (sid: string) => `bl:sid:${sid}`;
+/** The marker: the blacklist holds every session revoked within an access token's lifetime. */
+export const BLACKLIST_READY_KEY = 'bl:ready';
+export const blacklistKey = (sid: string) => `bl:sid:${sid}`;
+/** how often a node that distrusts the blacklist tries to rebuild it */
+const RETRY_MS = 1_000;
+
+/** What Redis holds of one session: its blacklist entry and the marker, read in one go. */
+export interface BlacklistRead {
+  entry: string | null;
+  ready: string | null;
+}
 
 export interface RevokedEvent {
   sessionIds: string[];
@@ -30,11 +46,22 @@ export interface RevocationStore {
    * blacklists in Redis; emits 'revoked' so live sockets can be closed.
    */
   blacklist(sessionIds: string[], reason: RevocationReason): Promise<void>;
-  /** Throws TOKEN_REVOKED when the token's session or user tokens were revoked. */
-  assertNotRevoked(claims: AccessClaims): Promise<void>;
+  /**
+   * Throws TOKEN_REVOKED when the token's session or user tokens were revoked. `read` is the blacklist as a
+   * caller read it in a round trip of its own (the socket handshake shares one with other work); by default
+   * the store reads it, batched.
+   */
+  assertNotRevoked(claims: AccessClaims, read?: Promise<BlacklistRead>): Promise<void>;
   /** Sessions revoked since `since` (from PostgreSQL), with why, for re-delivery after a Redis outage. */
   revokedSince(since: Date): Promise<{ id: string; reason: RevocationReason }[]>;
-  readonly events: EventEmitter<{ revoked: [RevokedEvent] }>;
+  /** Whether this node trusts Redis's blacklist now (it has re-checked it since its last failure or reconnect). */
+  readonly trusted: boolean;
+  /**
+   * 'revoked' for each revocation; 'recovered' when the node trusts the blacklist again after a failure or
+   * reconnect, with the time from which revocations may not have reached every node.
+   */
+  readonly events: EventEmitter<{ revoked: [RevokedEvent]; recovered: [{ since: Date }] }>;
+  close(): void;
 }
 
 export function createRevocationStore(options: {
@@ -46,8 +73,16 @@ export function createRevocationStore(options: {
 }): RevocationStore {
   const { sessions, redis, redisWatch, logger, accessTtlSeconds } = options;
   const ttl = accessTtlSeconds + 5;
-  const events = new EventEmitter<{ revoked: [RevokedEvent] }>();
-  let warming: Promise<void> | undefined;
+  const events = new EventEmitter<{ revoked: [RevokedEvent]; recovered: [{ since: Date }] }>();
+  /** Not until this node has rebuilt the blacklist from PostgreSQL itself (at startup too). */
+  let trusted = false;
+  /** when the node stopped trusting the blacklist (for the catch-up of its sockets; none at startup) */
+  let distrustedSince: Date | undefined;
+  /** bumped by every failure: a rebuild that began before one does not restore trust */
+  let failures = 0;
+  let rebuilding: Promise<void> | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let closed = false;
 
   /**
    * The blacklist entry of a session and the marker, in one MGET for every handshake of the same loop turn,
@@ -57,9 +92,9 @@ export function createRevocationStore(options: {
    */
   const blacklistEntry = batched(
     async (sids: string[]) => {
-      const values = await redis.mget(...sids.map(sessionKey), READY_KEY);
-      const ready = values[sids.length];
-      return sids.map((_, i) => ({ entry: values[i], ready }));
+      const values = await redis.mget(...sids.map(blacklistKey), BLACKLIST_READY_KEY);
+      const ready = values[sids.length] ?? null;
+      return sids.map((_, i): BlacklistRead => ({ entry: values[i] ?? null, ready }));
     },
     { windowMs: 5 },
   );
@@ -73,52 +108,102 @@ export function createRevocationStore(options: {
     }
   }
 
-  /** Rebuilds the blacklist from PostgreSQL, then sets the marker. */
-  function warm(): Promise<void> {
-    warming ??= (async () => {
-      try {
-        const rows = await sessions.revokedWithin(ttl);
-        const pipeline = redis.multi();
-        for (const row of rows) {
-          const left = Math.max(1, ttl - Math.floor((Date.now() - row.revokedAt.getTime()) / 1000));
-          pipeline.set(sessionKey(row.id), 'revoked', 'EX', left);
-        }
-        pipeline.set(READY_KEY, new Date().toISOString());
-        await pipeline.exec();
-        logger.info({ event: 'blacklist', entries: rows.length }, 'revocation blacklist rebuilt from PostgreSQL');
-      } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'could not rebuild the revocation blacklist');
-      } finally {
-        warming = undefined;
-      }
-    })();
-    return warming;
+  /** Stops trusting the blacklist until a rebuild that starts after now succeeds. */
+  function distrust(): void {
+    failures++;
+    trusted = false;
+    // A moment earlier: a revocation being written as Redis went away may not have crossed either.
+    distrustedSince ??= new Date(Date.now() - 5_000);
+    scheduleRetry();
   }
+
+  function scheduleRetry(): void {
+    if (closed || retryTimer) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      if (!trusted) void rebuild();
+    }, RETRY_MS);
+    retryTimer.unref();
+  }
+
+  /** Rebuilds the blacklist from PostgreSQL (which rewrites any entry whose write failed), then sets the marker. */
+  async function rebuildOnce(): Promise<void> {
+    const epoch = failures;
+    try {
+      if (!redisWatch.isUp) throw new Error('redis not ready');
+      const rows = await sessions.revokedWithin(ttl);
+      const pipeline = redis.multi();
+      for (const row of rows) {
+        const left = Math.max(1, ttl - Math.floor((Date.now() - row.revokedAt.getTime()) / 1000));
+        pipeline.set(blacklistKey(row.id), 'revoked', 'EX', left);
+      }
+      pipeline.set(BLACKLIST_READY_KEY, new Date().toISOString());
+      await execOrThrow(pipeline);
+      if (failures !== epoch) {
+        scheduleRetry();
+        return;
+      }
+      logger.info({ event: 'blacklist', entries: rows.length }, 'revocation blacklist rebuilt from PostgreSQL');
+      if (!trusted) {
+        trusted = true;
+        const since = distrustedSince;
+        distrustedSince = undefined;
+        if (since) events.emit('recovered', { since });
+      }
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'could not rebuild the revocation blacklist');
+      if (!trusted) scheduleRetry();
+    }
+  }
+
+  /** One rebuild at a time; callers meanwhile share it. */
+  function rebuild(): Promise<void> {
+    // Cleared once settled, after the assignment: a rebuild that fails at once must not stay "in flight".
+    rebuilding ??= rebuildOnce().finally(() => {
+      rebuilding = undefined;
+    });
+    return rebuilding;
+  }
+
+  // Redis may come back from an older snapshot, marker included: every reconnect is re-checked.
+  const offWatch = redisWatch.onChange((up) => {
+    if (!up) distrust();
+    else void rebuild();
+  });
 
   return {
     events,
+    get trusted() {
+      return trusted;
+    },
     async blacklist(sessionIds, reason) {
       if (sessionIds.length === 0) return;
       try {
         const pipeline = redis.multi();
-        for (const sid of sessionIds) pipeline.set(sessionKey(sid), reason, 'EX', ttl);
-        await pipeline.exec();
+        for (const sid of sessionIds) pipeline.set(blacklistKey(sid), reason, 'EX', ttl);
+        await execOrThrow(pipeline);
       } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'blacklist write failed');
+        logger.warn({ err: (err as Error).message, sessionIds }, 'blacklist write failed; checks go to PostgreSQL until it is rebuilt');
         redisWatch.reportFallback('revocation write');
+        distrust();
+        // The other nodes cannot know of this failure but by the marker: without it they check PostgreSQL.
+        redis.del(BLACKLIST_READY_KEY).catch(() => undefined);
       }
       securityLog(logger, 'token_revoked', { sessionIds, reason });
       events.emit('revoked', { sessionIds, reason });
     },
-    async assertNotRevoked(claims) {
+    async assertNotRevoked(claims, read) {
       let revoked: boolean;
       try {
-        if (!redisWatch.isUp) throw new Error('redis not ready');
-        const { entry, ready } = await blacklistEntry(claims.sid);
+        if (!redisWatch.isUp) {
+          read?.catch(() => undefined);
+          throw new Error('redis not ready');
+        }
+        const { entry, ready } = await (read ?? blacklistEntry(claims.sid));
         if (entry) revoked = true;
-        else if (ready) revoked = false;
+        else if (ready && trusted) revoked = false;
         else {
-          void warm();
+          void rebuild();
           revoked = await checkInDatabase(claims);
         }
       } catch (err) {
@@ -131,5 +216,18 @@ export function createRevocationStore(options: {
     revokedSince(since) {
       return sessions.revokedSince(since);
     },
+    close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      offWatch();
+    },
   };
+}
+
+/** Runs a MULTI, throwing when it or any of its commands failed (EXEC reports a command's error in its reply). */
+async function execOrThrow(multi: ReturnType<Redis['multi']>): Promise<void> {
+  const results = await multi.exec();
+  if (!results) throw new Error('the transaction was discarded');
+  const failed = results.find(([err]) => err);
+  if (failed) throw failed[0];
 }

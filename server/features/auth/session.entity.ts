@@ -42,6 +42,8 @@ export const RefreshTokenSchema = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
     expiresAt: p.datetime(),
     retiredAt: p.datetime().nullable(),
+    /** when a racing request used this retired token's grace (AUTH-6: one per token) */
+    graceUsedAt: p.datetime().nullable(),
   },
 });
 export type RefreshToken = InferEntity<typeof RefreshTokenSchema>;

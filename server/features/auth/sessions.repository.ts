@@ -5,6 +5,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Sql } from '../../db/postgres.js';
+import type { Role } from '../../../shared/schemas/auth.js';
 import { revocationReasons, type RevocationReason } from '../../../shared/constants.js';
 import { SessionSchema, RefreshTokenSchema } from './session.entity.js';
 import { UserSchema } from './user.entity.js';
@@ -26,6 +27,17 @@ export function createSessionsRepository(sql: Sql) {
       if (!row || row.revokedAt) return true;
       // Whole seconds, as `iat` is: a token issued in the same second is caught by its session instead.
       return row.tokensValidAfter !== null && Math.floor(row.tokensValidAfter.getTime() / 1000) > issuedAt;
+    },
+
+    /**
+     * What an `/ops` socket's rights rest on, for each of `sessionIds` that still exists: its user's role
+     * now, and whether the session was revoked (and why) or is past its absolute expiry.
+     */
+    access(sessionIds: readonly string[]) {
+      return sql<{ id: string; userId: string; role: Role; revokedReason: string | null; revoked: boolean; expired: boolean }[]>`
+        select s.id, s.user_id, u.role, s.revoked_reason, s.revoked_at is not null as revoked, s.absolute_expires_at <= now() as expired
+          from sessions s join users u on u.id = s.user_id
+         where s.id = any(${sessionIds as string[]}::uuid[])`;
     },
 
     /** Sessions revoked within the last `seconds`, with when. */

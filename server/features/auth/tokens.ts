@@ -27,9 +27,13 @@ export interface IssuedAccessToken {
 }
 
 export interface TokenService {
-  issueAccess(input: { userId: string; sessionId: string; role: Role }): IssuedAccessToken;
-  /** Verifies signature, algorithm, expiry and shape; throws UNAUTHENTICATED or TOKEN_EXPIRED. */
-  verifyAccess(token: unknown): AccessClaims;
+  /** A token that expires after the TTL, or at `notAfter` (the session's absolute expiry, AUTH-12) when sooner. */
+  issueAccess(input: { userId: string; sessionId: string; role: Role; notAfter?: Date }): IssuedAccessToken;
+  /**
+   * Verifies signature, algorithm, expiry and shape; throws UNAUTHENTICATED or TOKEN_EXPIRED.
+   * `allowExpired` accepts a genuine token past its `exp` (logout, AUTH-7).
+   */
+  verifyAccess(token: unknown, options?: { allowExpired?: boolean }): AccessClaims;
   readonly accessTtlSeconds: number;
 }
 
@@ -38,19 +42,20 @@ export function createTokenService(options: { secretKey: string; accessTtlSecond
   const ttl = options.accessTtlSeconds;
   return {
     accessTtlSeconds: ttl,
-    issueAccess({ userId, sessionId, role }) {
+    issueAccess({ userId, sessionId, role, notAfter }) {
       const iat = Math.floor(Date.now() / 1000);
-      const claims: AccessClaims = { sub: userId, sid: sessionId, jti: randomUUID(), typ: 'access', role, iat, exp: iat + ttl };
+      const exp = notAfter === undefined ? iat + ttl : Math.min(iat + ttl, Math.floor(notAfter.getTime() / 1000));
+      const claims: AccessClaims = { sub: userId, sid: sessionId, jti: randomUUID(), typ: 'access', role, iat, exp };
       const token = jwt.sign(claims, key, { algorithm: 'HS256' });
       return { token, claims, expiresAt: new Date(claims.exp * 1000) };
     },
-    verifyAccess(token) {
+    verifyAccess(token, options = {}) {
       if (typeof token !== 'string' || token.length === 0 || token.length > 4096) {
         throw appError(ErrorCode.UNAUTHENTICATED);
       }
       let decoded: unknown;
       try {
-        decoded = jwt.verify(token, key, { algorithms: ['HS256'] });
+        decoded = jwt.verify(token, key, { algorithms: ['HS256'], ignoreExpiration: options.allowExpired === true });
       } catch (err) {
         if (err instanceof jwt.TokenExpiredError) throw appError(ErrorCode.TOKEN_EXPIRED);
         throw appError(ErrorCode.UNAUTHENTICATED);

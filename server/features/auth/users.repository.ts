@@ -1,4 +1,7 @@
-/** SQL of the users table outside the auth lifecycle's entities: the rows the connect path and the ops view read. */
+/**
+ * SQL of the users table outside the auth lifecycle's entities: the rows the
+ * connect path and the ops view read, and the operators' grants (§3a).
+ */
 import type { Role } from '../../../shared/schemas/auth.js';
 import type { Sql } from '../../db/postgres.js';
 
@@ -23,6 +26,22 @@ export function createUsersRepository(sql: Sql) {
         select id, email, full_name, timezone, role, created_at, task_seq from users where id = any(${ids as string[]}::uuid[])`;
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id));
+    },
+
+    /** Sets the role of the account with `email`: its id and the role it had, or undefined when there is no such account. */
+    async setRole(email: string, role: Role): Promise<{ id: string; previous: Role } | undefined> {
+      const [row] = await sql<{ id: string; previous: Role }[]>`
+        update users u set role = ${role}, updated_at = now()
+          from (select id, role from users where email = ${email} for update) old
+         where u.id = old.id
+        returning u.id, old.role as previous`;
+      return row;
+    },
+
+    /** The admins' emails, in order. */
+    async adminEmails(): Promise<string[]> {
+      const rows = await sql<{ email: string }[]>`select email from users where role = 'admin' order by email`;
+      return rows.map((row) => row.email);
     },
 
     /** The email of each of `ids` that exists. */

@@ -252,7 +252,7 @@ export class Assistant {
 
         const results: Anthropic.ToolResultBlockParam[] = [];
         for (const block of round.toolUses) {
-          const outcome = await runTool(this.deps.tasks, userId, block.name, block.input);
+          const outcome = await runTool(this.deps.tasks, userId, block.name, block.input, logger);
           const toolCall: ToolCall = { id: block.id, name: block.name, input: block.input, status: outcome.ok ? 'ok' : 'error', result: outcome.result };
           toolCalls.push(toolCall);
           saveToolCalls(redis, messageId, toolCalls).catch(() => undefined);

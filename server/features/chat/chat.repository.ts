@@ -86,6 +86,12 @@ export interface SendWrites {
   now: Date;
 }
 
+/**
+ * At most this many of a conversation's newest messages are read for a prompt: more than the history's token
+ * budget (`trimHistory`) keeps in any conversation but one of very short messages.
+ */
+export const HISTORY_MESSAGE_LIMIT = 200;
+
 export type ChatRepository = ReturnType<typeof createChatRepository>;
 
 export function createChatRepository(sql: Sql) {
@@ -113,8 +119,13 @@ export function createChatRepository(sql: Sql) {
           q<{ conversationId: string }[]>`select conversation_id from messages where user_id = ${userId} and status = 'streaming'`,
           input.id ? replayQuery(q, input.id) : none,
           input.conversationId ? q<Omit<ConversationRow, 'generating'>[]>`select id, title, created_at, updated_at from conversations where id = ${input.conversationId} and user_id = ${userId}` : none,
+          // The newest messages only, as many as the prompt's history could hold (CHAT-8), not the whole conversation.
           input.conversationId
-            ? q<{ role: Message['role']; content: string }[]>`select role, content from messages where conversation_id = ${input.conversationId} order by created_at asc, id asc`
+            ? q<{ role: Message['role']; content: string }[]>`
+                select role, content from (
+                  select role, content, created_at, id from messages where conversation_id = ${input.conversationId}
+                   order by created_at desc, id desc limit ${HISTORY_MESSAGE_LIMIT}) recent
+                 order by created_at asc, id asc`
             : none,
         ]);
         const { result, writes } = decide({
@@ -188,6 +199,12 @@ export function createChatRepository(sql: Sql) {
       const [row] = await sql<ConversationRow[]>`
         update conversations c set title = ${title}, updated_at = ${now} where c.id = ${id} and c.user_id = ${userId} returning ${conversationColumns}`;
       return row;
+    },
+
+    /** The user's answers being generated, in any conversation. */
+    async streamingOf(userId: string): Promise<string[]> {
+      const rows = await sql<{ id: string }[]>`select id from messages where user_id = ${userId} and status = 'streaming'`;
+      return rows.map((r) => r.id);
     },
 
     async streamingIn(conversationId: string): Promise<string[]> {

@@ -31,6 +31,8 @@ export interface ChatService extends ExportContributor {
   remove(userId: string, id: string): Promise<{ id: string }>;
   /** Marks streaming answers whose node stopped beating as interrupted; returns how many. */
   sweep(): Promise<number>;
+  /** Stops every answer of the user being generated, on any node (account deletion). */
+  stopAllOf(userId: string): Promise<void>;
 }
 
 export function titleFrom(content: string): string {
@@ -92,6 +94,11 @@ export function createChatService(deps: {
     } catch {
       return true; // cannot tell while Redis is away: assume alive
     }
+  }
+
+  /** Stops a generation here, or asks the other nodes to stop it where it runs. */
+  async function stopAnywhere(messageId: string): Promise<void> {
+    if (!(await assistant.stop(messageId, 'cancelled'))) broadcaster.toOtherNodes('chat:cancel', messageId);
   }
 
   // A cancel that reached another node is carried out where the generation runs.
@@ -223,11 +230,13 @@ export function createChatService(deps: {
       return { conversation: view };
     },
 
+    async stopAllOf(userId) {
+      await Promise.all((await chat.streamingOf(userId)).map(stopAnywhere));
+    },
+
     async remove(userId, id) {
       await ownedConversation(userId, id);
-      for (const messageId of await chat.streamingIn(id)) {
-        if (!(await assistant.stop(messageId, 'cancelled'))) broadcaster.toOtherNodes('chat:cancel', messageId);
-      }
+      for (const messageId of await chat.streamingIn(id)) await stopAnywhere(messageId);
       await chat.deleteConversation(userId, id);
       broadcaster.toUser(userId, 'conversation:removed', { id });
       return { id };

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import type Anthropic from '@anthropic-ai/sdk';
 import { id } from '../../../shared/schemas/common.js';
 import { taskById, taskComplete, taskCreate, taskList, taskNext, taskPatch, type Task } from '../../../shared/schemas/tasks.js';
-import { toAppError, validationError } from '../../errors.js';
+import { ErrorCode, toAppError, validationError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
 import type { TasksService } from '../tasks/tasks.service.js';
 
 const toolInputs = {
@@ -75,8 +76,11 @@ export interface ToolOutcome {
   result: unknown;
 }
 
-/** Runs one tool call for `userId`; failures are results for the model, not exceptions. */
-export async function runTool(tasks: TasksService, userId: string, name: string, input: unknown): Promise<ToolOutcome> {
+/**
+ * Runs one tool call for `userId`; failures are results for the model, not exceptions. An unexpected one is
+ * INTERNAL, logged with the `errorId` its result carries (GEN-1).
+ */
+export async function runTool(tasks: TasksService, userId: string, name: string, input: unknown, logger: Logger): Promise<ToolOutcome> {
   if (!(name in toolInputs)) return { ok: false, result: { code: 'NOT_FOUND', message: `Unknown tool ${name}` } };
   const parsed = toolInputs[name as ToolName].safeParse(input ?? {});
   if (!parsed.success) {
@@ -86,8 +90,12 @@ export async function runTool(tasks: TasksService, userId: string, name: string,
   try {
     return { ok: true, result: await execute(tasks, userId, name as ToolName, parsed.data) };
   } catch (err) {
-    const wire = toAppError(err).toWire();
-    return { ok: false, result: { code: wire.code, message: wire.message } };
+    const appErr = toAppError(err);
+    const wire = appErr.toWire();
+    if (appErr.code !== ErrorCode.INTERNAL) return { ok: false, result: { code: wire.code, message: wire.message } };
+    const errorId = appErr.details?.errorId;
+    logger.error({ err: appErr.cause, errorId, tool: name, userId }, 'tool failed');
+    return { ok: false, result: { code: wire.code, message: wire.message, details: { errorId } } };
   }
 }
 

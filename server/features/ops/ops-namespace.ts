@@ -4,17 +4,27 @@
  * merged cluster view to its own admin sockets; a node that stops reporting
  * drops out within a few seconds. Admins can list who is online and disconnect
  * a user's sockets or revoke their sessions (audited).
+ *
+ * An admin's rights are re-read from PostgreSQL, never taken from the token
+ * alone (AUTH-7, AUTH-12): `/ops` sockets join their session and user rooms,
+ * so every revocation closes them as it closes the app's; each `/ops` event
+ * checks the session and the role first; and each second, before it pushes,
+ * a node closes its `/ops` sockets whose session ended or whose account lost
+ * the role (`session:revoked`, `role_changed` for an operator's revoke).
  */
 import type { Namespace, Server } from 'socket.io';
 import type { Deps } from '../../deps.js';
+import { appError, ErrorCode } from '../../errors.js';
 import { securityLog } from '../../logger.js';
+import { revocationReasons, type RevocationReason } from '../../../shared/constants.js';
 import type { OpsClientToServerEvents, OpsServerToClientEvents } from '../../../shared/events.js';
 import type { NodeSnapshot, OnlineUser, OpsSnapshot } from '../../../shared/schemas/ops.js';
 import { createDispatcher, defineOpsHandler, type HandlerRuntime, type OpsHandlerMap } from '../../realtime/define-handler.js';
-import { userRoom } from '../../realtime/rooms.js';
-import type { AppServer, AppSocket, SocketData } from '../../realtime/types.js';
+import { sessionRoom, userRoom } from '../../realtime/rooms.js';
+import type { AppSocket, SocketData } from '../../realtime/types.js';
+import type { Gateway } from '../../realtime/gateway.js';
 import { forgetNode, freshNodes, recordNode } from '../../realtime/nodes.js';
-import { clearExpiry, handshakeAuth, scheduleExpiry } from '../../realtime/handshake-auth.js';
+import { clearExpiry, scheduleExpiry, takeAdmitted } from '../../realtime/handshake-auth.js';
 
 const nodeKey = (id: string) => `ops:node:${id}`;
 /** a node whose last report is older than this is left out of the view */
@@ -45,13 +55,59 @@ export function mergeSnapshots(nodes: NodeSnapshot[], at = new Date()): OpsSnaps
   };
 }
 
-export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, options: OpsOptions = {}): { close(): void } {
-  const { config, redis, metrics, logger, auth } = deps;
+const knownReasons = new Set<string>(revocationReasons);
+
+/** Why an `/ops` socket may not stay, from its session's row as PostgreSQL has it now; undefined when it may. */
+function lostRights(row: { role: string; revoked: boolean; revokedReason: string | null; expired: boolean } | undefined): RevocationReason | undefined {
+  if (!row) return 'account_deleted';
+  if (row.revoked) return row.revokedReason !== null && knownReasons.has(row.revokedReason) ? (row.revokedReason as RevocationReason) : 'session_revoked';
+  if (row.expired) return 'session_revoked';
+  if (row.role !== 'admin') return 'role_changed';
+  return undefined;
+}
+
+export function attachOps(gateway: Gateway, deps: Deps, runtime: HandlerRuntime, options: OpsOptions = {}): { close(): void } {
+  const { config, redis, metrics, logger, auth, broadcaster } = deps;
+  const io = gateway.io;
   const intervalMs = options.intervalMs ?? 1_000;
   const startedAt = new Date().toISOString();
   const ops = (io as unknown as Server).of('/ops') as unknown as OpsNamespace;
 
-  ops.use(handshakeAuth({ auth, logger, onFailure: metrics.gatewayHooks.onHandshakeFailure, role: 'admin', namespace: '/ops' }));
+  ops.use(gateway.handshake({ role: 'admin', namespace: '/ops' }));
+  broadcaster.addNamespace(ops as unknown as Namespace);
+
+  /** Tells the socket why and closes it. */
+  function expel(socket: { emit: (event: 'session:revoked', data: { reason: RevocationReason }) => unknown; disconnect: (close?: boolean) => unknown }, reason: RevocationReason): void {
+    socket.emit('session:revoked', { reason });
+    socket.disconnect(true);
+  }
+
+  /** Each `/ops` event, first: is the session still alive and its account still an admin? */
+  async function authorize(socket: AppSocket): Promise<void> {
+    const [row] = await deps.sessions.access([socket.data.sessionId]);
+    const lost = lostRights(row);
+    if (!lost) return;
+    setImmediate(() => expel(socket as never, lost));
+    throw appError(lost === 'role_changed' ? ErrorCode.FORBIDDEN : ErrorCode.TOKEN_REVOKED);
+  }
+
+  /**
+   * Closes this node's `/ops` sockets that lost their rights since they connected: an operator's revoke of the
+   * role at once; an ended session at the second look, as the revocation's own broadcast closes it first (this
+   * is the net under a broadcast that was lost).
+   */
+  const seenEnded = new WeakSet<object>();
+  async function recheck(): Promise<void> {
+    const sockets = [...ops.sockets.values()];
+    if (sockets.length === 0) return;
+    const rows = new Map((await deps.sessions.access([...new Set(sockets.map((s) => s.data.sessionId))])).map((r) => [r.id, r]));
+    for (const socket of sockets) {
+      const lost = lostRights(rows.get(socket.data.sessionId));
+      if (!lost || !socket.connected) continue;
+      if (lost === 'role_changed' || seenEnded.has(socket)) expel(socket, lost);
+      else seenEnded.add(socket);
+    }
+  }
 
   async function onlineUsers(): Promise<OnlineUser[]> {
     const sockets = await io.fetchSockets();
@@ -85,12 +141,18 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
     }),
   } satisfies OpsHandlerMap;
 
-  const dispatch = createDispatcher(handlers, runtime);
+  const dispatch = createDispatcher(handlers, { ...runtime, authorize });
   ops.on('connection', (socket) => {
+    const admitted = takeAdmitted(socket);
     dispatch(socket as unknown as AppSocket);
+    // Revocations reach /ops sockets through the same rooms as the app's (RT-5).
+    void socket.join([userRoom(socket.data.userId), sessionRoom(socket.data.sessionId)]);
     // An admin view lives no longer than its token.
     scheduleExpiry(socket);
-    socket.on('disconnect', () => clearExpiry(socket));
+    socket.on('disconnect', () => {
+      clearExpiry(socket);
+      admitted?.release();
+    });
     void push(socket);
   });
 
@@ -127,7 +189,10 @@ export function attachOps(io: AppServer, deps: Deps, runtime: HandlerRuntime, op
   }
 
   const timer = setInterval(() => {
-    void report().then(() => push());
+    void recheck()
+      .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not re-check the /ops sockets'))
+      .then(report)
+      .then(() => push());
   }, intervalMs);
   timer.unref();
   void report();

@@ -146,8 +146,11 @@ export interface ChangeNeeds {
   taskId?: string | undefined;
   /** a task of any user */
   anyId?: string | undefined;
-  /** the user's dependency graph */
-  graph?: boolean;
+  /**
+   * The part of the user's dependency graph reachable from these tasks (TASK-6: a change's new dependencies),
+   * which is all that the checks need, never the user's whole graph
+   */
+  graphFrom?: readonly string[] | undefined;
   /** the open dependencies of this task */
   openDependenciesOf?: string | undefined;
 }
@@ -156,7 +159,7 @@ export interface ChangeState {
   owner: TaskOwner;
   task: TaskRecord | undefined;
   anyTask?: TaskRecord | undefined;
-  /** each of the user's tasks and its dependencies */
+  /** the user's tasks reachable from `graphFrom`, each with its dependencies */
   graph?: Map<string, string[]> | undefined;
   openDependencies?: string[];
 }
@@ -329,13 +332,16 @@ export function createTasksRepository(sql: Sql) {
      * What a change needs to decide, all of one snapshot (so consistent with
      * the seq read with it): the owner, and as asked one of the user's tasks,
      * the task of `anyId` whoever owns it (TASK-1: a client-chosen id may be
-     * taken), the user's dependency graph (TASK-6), the dependencies of
+     * taken), the part of the user's dependency graph a change's new dependencies reach (TASK-6), the dependencies of
      * `openDependenciesOf` not yet completed. Undefined when the user does not
      * exist. The common case, the owner and one task, is a single statement.
      */
     async readForChange(userId: string, needs: ChangeNeeds): Promise<ChangeState | undefined> {
-      const { taskId = null, anyId, graph = false, openDependenciesOf } = needs;
-      if (anyId === undefined && !graph && openDependenciesOf === undefined) return readOwnerAndTask({ userId, taskId });
+      const { taskId = null, anyId, graphFrom, openDependenciesOf } = needs;
+      if (anyId === undefined && !graphFrom?.length && openDependenciesOf === undefined) {
+        const state = await readOwnerAndTask({ userId, taskId });
+        return state && graphFrom ? { ...state, graph: new Map() } : state;
+      }
       const [owners, tasks, others, edges, open] = await snapshot(
         sql,
         (q) =>
@@ -343,7 +349,13 @@ export function createTasksRepository(sql: Sql) {
             ownerQuery(q, userId),
             q<TaskRecord[]>`select ${taskColumns} from tasks where id = ${taskId}::uuid and user_id = ${userId}`,
             q<TaskRecord[]>`select ${taskColumns} from tasks where id = ${anyId ?? null}::uuid`,
-            q<{ id: string; dependencies: string[] }[]>`select id, dependencies from tasks where user_id = ${userId} and ${graph}::boolean`,
+            q<{ id: string; dependencies: string[] }[]>`
+              with recursive reach (id, dependencies) as (
+                select id, dependencies from tasks where user_id = ${userId} and id = any(${(graphFrom ?? []) as string[]}::uuid[])
+                union
+                select t.id, t.dependencies from tasks t join reach r on t.id = any(r.dependencies) where t.user_id = ${userId}
+              )
+              select id, dependencies from reach`,
             q<{ id: string }[]>`
               select d.id from tasks d
                where d.user_id = ${userId} and d.status <> 'completed'
@@ -356,7 +368,7 @@ export function createTasksRepository(sql: Sql) {
         owner: ownerOf(owner),
         task: tasks[0],
         anyTask: others[0],
-        graph: graph ? new Map(edges.map((r) => [r.id, r.dependencies])) : undefined,
+        graph: graphFrom ? new Map(edges.map((r) => [r.id, r.dependencies])) : undefined,
         openDependencies: open.map((r) => r.id),
       };
     },

@@ -97,8 +97,9 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /**
- * TASK-6: dependencies name the user's own existing tasks (`graph`: each of
- * the user's tasks and its dependencies), not the task itself, and make no
+ * TASK-6: dependencies name the user's own existing tasks (`graph`: the
+ * user's tasks reachable from the requested ones, each with its
+ * dependencies), not the task itself, and make no
  * cycle. Returns them in lower case without duplicates, in the order given.
  */
 export function checkDependencies(graph: ReadonlyMap<string, readonly string[]>, taskId: string, requested: readonly string[], path: string): string[] {

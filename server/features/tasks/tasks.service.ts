@@ -171,7 +171,7 @@ export function createTasksService(deps: {
     }
     const lower = (id: string | undefined) => id?.toLowerCase();
     const taskId = lower(needs.taskId);
-    if (needs.anyId === undefined && !needs.graph && needs.openDependenciesOf === undefined) {
+    if (needs.anyId === undefined && needs.graphFrom === undefined && needs.openDependenciesOf === undefined) {
       const cached = cache.get(userId, taskId);
       if (cached) return cached;
     }
@@ -195,7 +195,7 @@ export function createTasksService(deps: {
       try {
         return await change(
           userId,
-          () => read(userId, { anyId: input.id, graph: (input.dependencies?.length ?? 0) > 0 }),
+          () => read(userId, { anyId: input.id, graphFrom: input.dependencies?.length ? input.dependencies : undefined }),
           ({ anyTask: existing, graph }, ctx): Decision<{ task: Task; created: boolean }> => {
             if (existing) {
               if (existing.userId !== userId) throw idTaken();
@@ -216,7 +216,7 @@ export function createTasksService(deps: {
     update(userId, input) {
       return change(
         userId,
-        () => readTask(userId, input.id, { graph: input.patch.dependencies !== undefined }),
+        () => readTask(userId, input.id, { graphFrom: input.patch.dependencies }),
         ({ task, graph }, ctx) => {
           const dependencies = graph && input.patch.dependencies ? checkDependencies(graph, task.id, input.patch.dependencies, 'patch.dependencies') : undefined;
           const updated = patchTask(task, input.patch, input.expectedVersion, dependencies, ctx);

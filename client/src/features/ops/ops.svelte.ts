@@ -117,6 +117,12 @@ export class OpsStore {
     socket.on('ops:snapshot', (snapshot) => {
       if (this.#socket === socket) this.#add(snapshot);
     });
+    // An operator revoked the role: nothing to come back to. A revoked session is the app socket's to handle.
+    socket.on('session:revoked', ({ reason }) => {
+      if (this.#socket !== socket) return;
+      if (reason === 'role_changed') void this.#refused('FORBIDDEN');
+      else this.stop();
+    });
     socket.on('disconnect', (reason) => {
       if (this.#socket !== socket) return;
       this.#status = 'reconnecting';

@@ -1,0 +1,52 @@
+/**
+ * The operators' command line (PROTOCOL §3a): `npm run admin -- <command>` in a
+ * checkout, `node dist/server/cli.js admin <command>` in a built deployment
+ * (no dev tools needed). It reads the server's configuration, so the same
+ * environment as the nodes', and talks to PostgreSQL only.
+ */
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { createPostgres } from './db/postgres.js';
+import { createUsersRepository } from './features/auth/users.repository.js';
+import { adminUsage, runAdminCommand } from './features/auth/admins.js';
+
+async function main(argv: string[]): Promise<number> {
+  const [group, ...args] = argv;
+  if (group !== 'admin') {
+    process.stderr.write(`${adminUsage}\n`);
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`Sam's command line cannot start. ${err.message}\n`);
+      return 78;
+    }
+    throw err;
+  }
+  // The security log goes to stderr, so that stdout holds only the command's result (`list`).
+  const logger = createLogger({ level: config.logLevel, nodeId: `${config.nodeId}:cli`, destination: pino.destination({ dest: 2, sync: true }) });
+  const sql = createPostgres(config.databaseUrl, { max: 1, applicationName: 'sam:cli' });
+  try {
+    return await runAdminCommand(args, {
+      users: createUsersRepository(sql),
+      logger,
+      output: { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) },
+    });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`The command failed: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);
