@@ -44,10 +44,11 @@ export function createGateway(options: {
   const { config, logger, auth, revocation, broadcaster } = deps;
   /**
    * The rows `session:ready` needs, read at the handshake (the role and the account's existence, AUTH-12):
-   * one query for every handshake of the same loop turn. It needs no window of its own: it starts beside the
-   * handshakes' Redis call, which has one.
+   * one query for the handshakes of a loop turn or of the window. It starts beside the handshake's Redis call,
+   * not after it, so it needs the same window to make batches at steady rates (a handshake about one per loop
+   * turn; bench/README.md, "Handshake batching").
    */
-  const userById = batched((ids: string[]) => deps.users.readyRows(ids));
+  const userById = batched((ids: string[]) => deps.users.readyRows(ids), { windowMs: 5 });
   const failures = new HandshakeFailureLog(logger);
   const handshake = (options: { role?: 'admin'; namespace?: string }) =>
     handshakeAuth({ auth, loadUser: userById, sockets: deps.sockets, failures, onFailure: hooks.onHandshakeFailure, ...options });
