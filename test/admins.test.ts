@@ -10,7 +10,7 @@ import { productionEnv, randomSecret, uniqueEmail, uniquePrefix } from './suppor
 import { startCluster, type Cluster, type TestApp } from './support/app.js';
 import { signUp } from './support/users.js';
 import { adminCommand, runCli, runProcess, signUpAdmin } from './support/admin.js';
-import { connectReady, tabTracker } from './support/sockets.js';
+import { closedWithin, connectReady, tabTracker } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
@@ -28,17 +28,6 @@ function connectOps(url: string, token: string): Socket & { revoked: { reason: s
 }
 
 const opsOutcome = (socket: { outcome: Promise<string> }) => socket.outcome;
-
-const closedWithin = (socket: Socket, ms: number) =>
-  new Promise<number>((resolve, reject) => {
-    const started = Date.now();
-    if (!socket.connected) return resolve(0);
-    const timer = setTimeout(() => reject(new Error(`/ops socket still open after ${ms} ms`)), ms);
-    socket.once('disconnect', () => {
-      clearTimeout(timer);
-      resolve(Date.now() - started);
-    });
-  });
 
 let cluster: Cluster;
 let env: Record<string, string | undefined>;

@@ -6,25 +6,14 @@
  * PostgreSQL. Two production nodes on a Redis of the test's own.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import jwt from 'jsonwebtoken';
 import { Redis } from 'ioredis';
 import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
 import { startCluster, tokenVerdict, type Cluster, type TestApp } from './support/app.js';
 import { signUp } from './support/users.js';
 import { startOwnRedis, type OwnRedis } from './support/redis-server.js';
 import { ErrorCode } from '../shared/errors.js';
+import { sidOf, until } from './support/until.js';
 
-const sidOf = (token: string) => (jwt.decode(token) as { sid: string }).sid;
-
-async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 let own: OwnRedis;
 let cluster: Cluster;

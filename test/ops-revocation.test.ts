@@ -10,7 +10,7 @@ import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
 import { startCluster, type Cluster, type TestApp } from './support/app.js';
 import { signUp, logIn } from './support/users.js';
 import { signUpAdmin } from './support/admin.js';
-import { connectError, connectReady, tabTracker } from './support/sockets.js';
+import { closedWithin, connectError, connectReady, tabTracker } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 
 interface OpsTab {
@@ -29,18 +29,6 @@ async function openOps(url: string, token: string): Promise<OpsTab> {
   });
   return { socket, revoked };
 }
-
-/** Resolves with how long the socket took to close, or rejects after `ms`. */
-const closedWithin = (socket: Socket, ms = 2_500) =>
-  new Promise<number>((resolve, reject) => {
-    const started = Date.now();
-    if (!socket.connected) return resolve(0);
-    const timer = setTimeout(() => reject(new Error(`/ops socket still open after ${ms} ms`)), ms);
-    socket.once('disconnect', () => {
-      clearTimeout(timer);
-      resolve(Date.now() - started);
-    });
-  });
 
 let cluster: Cluster;
 const opened: Socket[] = [];

@@ -3,7 +3,6 @@
  * which the test flushes, stops and restarts. PostgreSQL stays up throughout.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import jwt from 'jsonwebtoken';
 import { Redis } from 'ioredis';
 import { productionEnv, strongPassword, uniqueEmail, uniquePrefix } from './support/env.js';
 import { startTestApp, tokenVerdict, type TestApp } from './support/app.js';
@@ -11,20 +10,10 @@ import { RestClient, type Reply } from './support/http.js';
 import { logIn, signUp, type SignedUp } from './support/users.js';
 import { startOwnRedis, type OwnRedis } from './support/redis-server.js';
 import { ErrorCode } from '../shared/errors.js';
+import { sidOf, until } from './support/until.js';
 
 const codeOf = tokenVerdict;
 
-const sidOf = (token: string) => (jwt.decode(token) as { sid: string }).sid;
-
-async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 8_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Every REST reply of this file, so that "nothing answers 500" covers all of them. */
 const replies: { what: string; reply: Reply }[] = [];

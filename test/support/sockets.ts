@@ -111,3 +111,15 @@ export function tabTracker() {
     },
   };
 }
+
+/** Resolves with how long the socket took to close (0 if it already had), or rejects after `ms`. */
+export const closedWithin = (socket: Socket, ms = 2_500): Promise<number> =>
+  new Promise<number>((resolve, reject) => {
+    const started = Date.now();
+    if (!socket.connected) return resolve(0);
+    const timer = setTimeout(() => reject(new Error(`socket still open after ${ms} ms`)), ms);
+    socket.once('disconnect', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - started);
+    });
+  });
