@@ -22,7 +22,7 @@ import {
   type ParsedPayload,
   type RequestEvent,
 } from '../../shared/events.js';
-import { appError, ErrorCode, toAppError, validationError } from '../errors.js';
+import { appError, ErrorCode, toAppError, validationError, type AppError } from '../errors.js';
 import type { EventHooks, LimitScope } from '../hooks.js';
 import { securityLog, type Logger } from '../logger.js';
 import type { EventLimiter } from './event-limiter.js';
@@ -88,18 +88,13 @@ export interface HandlerRuntime {
  */
 export function createDispatcher(handlers: HandlerMap | OpsHandlerMap, runtime: HandlerRuntime): (socket: AppSocket) => void {
   const byEvent = new Map<string, Handler>(Object.values(handlers).map((h: Handler) => [h.event, h]));
-  const { hooks, limiter, logger } = runtime;
+  const { hooks, limiter } = runtime;
   /** RT-8: a dropped event still counts against the user's event limit, and flooding with them disconnects. */
   const countDropped = (socket: AppSocket, reason: 'unknown_event' | 'no_ack') => {
     hooks.onDropped(reason);
     limiter.consume(socket.data.userId, limitScopes.socket).catch((err: unknown) => {
       const appErr = toAppError(err);
-      if (appErr.code !== ErrorCode.RATE_LIMITED) return;
-      hooks.onRateLimited('socket');
-      if (appErr.details?.flooding && socket.connected) {
-        logger.warn({ userId: socket.data.userId, sessionId: socket.data.sessionId, reason }, 'socket disconnected for flooding');
-        socket.disconnect(true);
-      }
+      if (appErr.code === ErrorCode.RATE_LIMITED) onRateLimited(socket, appErr, reason, runtime);
     });
   };
   return (socket) => {
@@ -142,13 +137,7 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
       logger.error({ err: appErr.cause, errorId: appErr.details?.errorId, event: handler.event, userId }, 'event failed');
     }
     if (appErr.code === ErrorCode.RATE_LIMITED) {
-      const scope = appErr.details?.scope === 'chat' ? 'chat' : 'socket';
-      hooks.onRateLimited(scope);
-      securityLog(logger, 'rate_limited', { scope, userId, event: handler.event });
-      if (appErr.details?.flooding) {
-        logger.warn({ userId, sessionId, event: handler.event }, 'socket disconnected for flooding');
-        setImmediate(() => socket.disconnect(true));
-      }
+      onRateLimited(socket, appErr, handler.event, runtime);
       response = { ok: false, error: { code: appErr.code, message: appErr.message, retryAfterMs: appErr.toWire().retryAfterMs ?? 0 } };
     } else {
       response = { ok: false, error: appErr.toWire() };
@@ -159,5 +148,20 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
     ack(response);
   } catch (err) {
     logger.warn({ err, event: handler.event }, 'ack failed');
+  }
+}
+
+/**
+ * What every refusal by the event limits does, whether the event had a handler or was dropped: the metric, the
+ * security log, and for a socket flooding past twice its limit, a disconnect once its answer has gone.
+ */
+function onRateLimited(socket: AppSocket, appErr: AppError, event: string, { hooks, logger }: HandlerRuntime): void {
+  const { userId, sessionId } = socket.data;
+  const scope = appErr.details?.scope === 'chat' ? 'chat' : 'socket';
+  hooks.onRateLimited(scope);
+  securityLog(logger, 'rate_limited', { scope, userId, event });
+  if (appErr.details?.flooding) {
+    logger.warn({ userId, sessionId, event }, 'socket disconnected for flooding');
+    setImmediate(() => socket.disconnect(true));
   }
 }

@@ -52,11 +52,9 @@ const WINDOW_SECONDS = 60;
 export function createEventLimiter(options: { redis: Redis; eventsPerMinute: number; chatPerMinute: number }): EventLimiter {
   const redis = options.redis as WithCount;
   const points: Record<LimitScope, number> = { socket: options.eventsPerMinute, chat: options.chatPerMinute };
-  const prefixes: Record<LimitScope, string> = { socket: 'rl:sock:', chat: 'rl:chat:' };
-  const inMemory: Record<LimitScope, RateLimiterMemory> = {
-    socket: new RateLimiterMemory({ keyPrefix: 'rl:sock', points: points.socket, duration: WINDOW_SECONDS }),
-    chat: new RateLimiterMemory({ keyPrefix: 'rl:chat', points: points.chat, duration: WINDOW_SECONDS }),
-  };
+  const keyPrefixes: Record<LimitScope, string> = { socket: 'rl:sock', chat: 'rl:chat' };
+  const inMemory = (scope: LimitScope) => new RateLimiterMemory({ keyPrefix: keyPrefixes[scope], points: points[scope], duration: WINDOW_SECONDS });
+  const memory: Record<LimitScope, RateLimiterMemory> = { socket: inMemory('socket'), chat: inMemory('chat') };
 
   // A lone event while busy waits up to 2 ms for company, as the handshake's revocation lookup does (batch.ts).
   const countInRedis = batched(
@@ -68,7 +66,7 @@ export function createEventLimiter(options: { redis: Redis; eventsPerMinute: num
   );
 
   const countInMemory = (scope: LimitScope, userId: string): Promise<Count> =>
-    inMemory[scope].consume(userId).then(
+    memory[scope].consume(userId).then(
       (res) => ({ consumed: res.consumedPoints, msLeft: res.msBeforeNext }),
       (rejection: unknown) => {
         if (rejection instanceof RateLimiterRes) return { consumed: rejection.consumedPoints, msLeft: rejection.msBeforeNext };
@@ -77,12 +75,12 @@ export function createEventLimiter(options: { redis: Redis; eventsPerMinute: num
     );
 
   const count = (scope: LimitScope, userId: string): Promise<Count> =>
-    redis.status === 'ready' ? countInRedis(prefixes[scope] + userId).catch(() => countInMemory(scope, userId)) : countInMemory(scope, userId);
+    redis.status === 'ready' ? countInRedis(`${keyPrefixes[scope]}:${userId}`).catch(() => countInMemory(scope, userId)) : countInMemory(scope, userId);
 
   return {
     async consume(userId, scopes) {
       // A chat:send counts against both scopes (RT-6) whatever either says, so both are counted.
-      const counts = scopes.length === 1 ? [await count(scopes[0]!, userId)] : await Promise.all(scopes.map((scope) => count(scope, userId)));
+      const counts = await Promise.all(scopes.map((scope) => count(scope, userId)));
       counts.forEach(({ consumed, msLeft }, i) => {
         const scope = scopes[i]!;
         if (consumed <= points[scope]) return;
