@@ -9,7 +9,8 @@ import { io as ioClient, type Socket } from 'socket.io-client';
 import { productionEnv, randomSecret, uniqueEmail, uniquePrefix } from './support/env.js';
 import { startCluster, type Cluster, type TestApp } from './support/app.js';
 import { signUp } from './support/users.js';
-import { adminCommand, runCli, runProcess, signUpAdmin } from './support/admin.js';
+import { adminCommand, runCli, signUpAdmin } from './support/admin.js';
+import { runProcess } from './support/process.js';
 import { closedWithin, connectReady, tabTracker } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 

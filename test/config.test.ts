@@ -6,12 +6,12 @@
  */
 import http from 'node:http';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../server/config.js';
 import { productionEnv, randomSecret } from './support/env.js';
 import { startNodeProcess } from './support/app.js';
 import { signUp } from './support/users.js';
+import { runProcess } from './support/process.js';
 
 const mainJs = path.resolve(import.meta.dirname, '../dist/server/main.js');
 
@@ -249,24 +249,7 @@ describe('PROTOCOL §2 values and defaults', () => {
 });
 
 /** Runs the compiled server with exactly `env` until it exits. */
-function runToExit(env: Record<string, string | undefined>, timeoutMs = 10_000) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>((resolve, reject) => {
-    const started = Date.now();
-    const child = spawn(process.execPath, [mainJs], { env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`server did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
+const runToExit = (env: Record<string, string | undefined>, timeoutMs = 10_000) => runProcess([mainJs], env, { timeoutMs });
 
 describe('CFG-1 the process', () => {
   it('[CFG-1] production with missing and wrong variables exits non-zero at once with one message naming each', async () => {

@@ -5,7 +5,7 @@
  */
 import type { TestProject } from 'vitest/node';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { ensureDatabase, migrate, ormOptions } from '../server/db/orm.js';
+import { migratedDatabase } from './support/postgres-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -21,10 +21,7 @@ export default async function setup(project: TestProject) {
   const dbName = `sam_test_${Date.now()}_${process.pid}`;
   url.pathname = `/${dbName}`;
   const databaseUrl = url.toString();
-  await ensureDatabase(databaseUrl);
-  const orm = await MikroORM.init(ormOptions({ databaseUrl }));
-  await migrate(orm);
-  await orm.close(true);
+  await migratedDatabase(databaseUrl);
   project.provide('databaseUrl', databaseUrl);
   project.provide('redisUrl', process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
 

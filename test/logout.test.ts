@@ -7,13 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import jwt from 'jsonwebtoken';
-import { MikroORM } from '@mikro-orm/postgresql';
 import { productionEnv, randomSecret } from './support/env.js';
 import { startTestApp, tokenVerdict, type TestApp } from './support/app.js';
 import { logIn, signUp } from './support/users.js';
 import { RestClient } from './support/http.js';
-import { startOwnPostgres } from './support/postgres-server.js';
-import { ensureDatabase, migrate, ormOptions } from '../server/db/orm.js';
+import { migratedDatabase, startOwnPostgres } from './support/postgres-server.js';
 import { ErrorCode } from '../shared/errors.js';
 
 /** The refresh cookie is cleared by this reply. */
@@ -83,11 +81,7 @@ describe('AUTH-7 logout with an expired access token', () => {
 describe('AUTH-10 a refresh that cannot be answered keeps the cookie', () => {
   it('[AUTH-10] with PostgreSQL down, /refresh answers 503 and leaves the cookie; once it is back the same cookie refreshes; a 401 clears it', async () => {
     await using pg = await startOwnPostgres();
-    const databaseUrl = pg.url('sam');
-    await ensureDatabase(databaseUrl);
-    const orm = await MikroORM.init(ormOptions({ databaseUrl }));
-    await migrate(orm);
-    await orm.close(true);
+    const databaseUrl = await migratedDatabase(pg.url('sam'));
     await using own = await startTestApp(productionEnv({ DATABASE_URL: databaseUrl }));
     const user = await signUp(own.url);
     const cookie = user.client.cookie;

@@ -1,20 +1,14 @@
 /** The pool survives a PostgreSQL restart: requests fail briefly (never 500), then work again. */
 import { describe, expect, it } from 'vitest';
-import { MikroORM } from '@mikro-orm/postgresql';
 import { productionEnv, strongPassword, uniqueEmail } from './support/env.js';
 import { startTestApp } from './support/app.js';
 import { RestClient } from './support/http.js';
-import { startOwnPostgres } from './support/postgres-server.js';
-import { ensureDatabase, migrate, ormOptions } from '../server/db/orm.js';
+import { migratedDatabase, startOwnPostgres } from './support/postgres-server.js';
 
 describe('PostgreSQL restart', () => {
   it('after a restart the same process serves health, signups and token checks again; nothing answered 500', async () => {
     await using pg = await startOwnPostgres();
-    const databaseUrl = pg.url('sam');
-    await ensureDatabase(databaseUrl);
-    const orm = await MikroORM.init(ormOptions({ databaseUrl }));
-    await migrate(orm);
-    await orm.close(true);
+    const databaseUrl = await migratedDatabase(pg.url('sam'));
 
     await using app = await startTestApp(productionEnv({ DATABASE_URL: databaseUrl }));
     const signup = () => new RestClient(app.url).post('/api/v1/auth/signup', { email: uniqueEmail(), password: strongPassword() });

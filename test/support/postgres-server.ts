@@ -6,6 +6,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { ensureDatabase, migrate, ormOptions } from '../../server/db/orm.js';
 import { freePort } from './net.js';
 
 const binDir = () => {
@@ -63,4 +65,16 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
     stop: stopForGood,
     [Symbol.asyncDispose]: stopForGood,
   };
+}
+
+/** Creates the database of `databaseUrl` if it is missing and applies every migration; returns the URL. */
+export async function migratedDatabase(databaseUrl: string): Promise<string> {
+  await ensureDatabase(databaseUrl);
+  const orm = await MikroORM.init(ormOptions({ databaseUrl }));
+  try {
+    await migrate(orm);
+  } finally {
+    await orm.close(true);
+  }
+  return databaseUrl;
 }
