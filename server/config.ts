@@ -4,7 +4,7 @@
  * variable (CFG-1).
  */
 import os from 'node:os';
-import { randomBytes } from 'node:crypto';
+import { ECDH, createECDH, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 const environments = ['development', 'test', 'production'] as const;
@@ -56,6 +56,13 @@ const origin = z.string().refine((v) => {
   }
 }, 'must be exact origins such as https://sam.example.com (no "*", no path or trailing slash)');
 
+/** base64url without padding (RFC 7515 §2), `bytes` long once decoded */
+const base64url = (bytes: number, what: string) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => /^[A-Za-z0-9_-]+$/.test(v) && Buffer.from(v, 'base64url').length === bytes, `must be ${what}: ${bytes} bytes in base64url (no padding)`);
+
 /** Express `trust proxy`: true/false, a hop count, or addresses/subnets. */
 const trustProxy = z
   .string()
@@ -95,6 +102,20 @@ const envSchema = z.object({
   PASSWORD_POLICY: z.enum(['seed', 'nist'], { error: 'must be seed or nist' }).default('seed'),
   HIBP_API_URL: z.union([z.literal('off'), url(['http:', 'https:'])]).optional(),
   TRUST_PROXY: trustProxy.optional(),
+  VAPID_PUBLIC_KEY: base64url(65, 'an uncompressed P-256 public key').optional(),
+  VAPID_PRIVATE_KEY: base64url(32, 'a P-256 private key').optional(),
+  VAPID_SUBJECT: z
+    .string()
+    .trim()
+    .refine((v) => {
+      try {
+        const u = new URL(v);
+        return (u.protocol === 'mailto:' && u.pathname.includes('@')) || (u.protocol === 'https:' && u.hostname !== '');
+      } catch {
+        return false;
+      }
+    }, 'must be a mailto: address or an https: URL (RFC 8292 §2.1)')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUTO_MIGRATE: z.enum(['true', 'false']).optional(),
   SHUTDOWN_TIMEOUT_MS: int(100, 60_000).default(8_000),
@@ -140,6 +161,8 @@ export interface Config {
   /** base URL of a k-anonymity range API, or null when off */
   hibpApiUrl: string | null;
   trustProxy: boolean | number | string[] | undefined;
+  /** Web Push for reminders (VAPID, RFC 8292); null when not configured */
+  vapid: VapidConfig | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** apply pending migrations at startup (default outside production) */
   autoMigrate: boolean;
@@ -147,6 +170,17 @@ export interface Config {
   /** an answer whose upstream sends nothing for this long ends as an UPSTREAM error */
   upstreamIdleTimeoutMs: number;
 }
+
+export interface VapidConfig {
+  /** uncompressed P-256 point, base64url: what browsers pass as `applicationServerKey` */
+  publicKey: string;
+  /** P-256 private scalar, base64url */
+  privateKey: string;
+  /** `mailto:` or `https:` contact of the operator, sent to push services */
+  subject: string;
+}
+
+const VAPID_VARIABLES = ['VAPID_PUBLIC_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_SUBJECT'] as const;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -178,6 +212,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       if (raw[name] === undefined) problems.push(`${name}: is required when ENVIRONMENT=production`);
     }
   }
+  problems.push(...vapidProblems(raw, parsed.success ? parsed.data : undefined));
   if (!parsed.success || problems.length > 0) throw new ConfigError(dedupe(problems));
   const e = parsed.data;
   const production = e.ENVIRONMENT === 'production';
@@ -220,11 +255,41 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     passwordPolicy: e.PASSWORD_POLICY,
     hibpApiUrl: hibp === 'off' ? null : hibp.replace(/\/+$/, ''),
     trustProxy: e.TRUST_PROXY,
+    vapid:
+      e.VAPID_PUBLIC_KEY !== undefined && e.VAPID_PRIVATE_KEY !== undefined && e.VAPID_SUBJECT !== undefined
+        ? Object.freeze({ publicKey: e.VAPID_PUBLIC_KEY, privateKey: e.VAPID_PRIVATE_KEY, subject: e.VAPID_SUBJECT })
+        : null,
     logLevel: e.LOG_LEVEL,
     autoMigrate: e.AUTO_MIGRATE === undefined ? !production : e.AUTO_MIGRATE === 'true',
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     upstreamIdleTimeoutMs: Math.max(100, Math.round(e.UPSTREAM_TIMEOUT_SECONDS * 1000)),
   });
+}
+
+/**
+ * The VAPID variables come together or not at all: one or two of them would
+ * leave Web Push silently off. A key pair whose halves do not belong together
+ * would have every push refused by the push services, so it is refused here.
+ */
+function vapidProblems(raw: Record<string, string | undefined>, parsed: z.infer<typeof envSchema> | undefined): string[] {
+  const missing = VAPID_VARIABLES.filter((name) => raw[name] === undefined);
+  if (missing.length === VAPID_VARIABLES.length) return [];
+  if (missing.length > 0) {
+    const given = VAPID_VARIABLES.filter((name) => raw[name] !== undefined);
+    return missing.map((name) => `${name}: is required with ${given.join(' and ')} (set all three of ${VAPID_VARIABLES.join(', ')}, or none)`);
+  }
+  const publicKey = parsed?.VAPID_PUBLIC_KEY;
+  const privateKey = parsed?.VAPID_PRIVATE_KEY;
+  if (publicKey === undefined || privateKey === undefined) return [];
+  try {
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(Buffer.from(privateKey, 'base64url'));
+    const derived = ECDH.convertKey(ecdh.getPublicKey(), 'prime256v1', undefined, undefined, 'uncompressed') as Buffer;
+    if (derived.equals(Buffer.from(publicKey, 'base64url'))) return [];
+    return ['VAPID_PUBLIC_KEY: is not the public key of VAPID_PRIVATE_KEY (generate both with `npx web-push generate-vapid-keys`)'];
+  } catch {
+    return ['VAPID_PRIVATE_KEY: is not a valid P-256 private key'];
+  }
 }
 
 function dedupe(items: string[]): string[] {

@@ -7,6 +7,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import webpush from 'web-push';
 import { ConfigError, loadConfig } from '../server/config.js';
 import { productionEnv, randomSecret } from './support/env.js';
 import { startNodeProcess } from './support/app.js';
@@ -138,6 +139,55 @@ describe('CFG-1 loadConfig refuses bad configuration', () => {
     expect(problemsOf({ ADMIN_EMAILS: '' })).toEqual([]);
   });
 
+  it('[CFG-1] VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY and VAPID_SUBJECT come all three or none, naming the missing ones', () => {
+    const keys = webpush.generateVAPIDKeys();
+    const all = { VAPID_PUBLIC_KEY: keys.publicKey, VAPID_PRIVATE_KEY: keys.privateKey, VAPID_SUBJECT: 'mailto:ops@example.test' };
+    const names = Object.keys(all) as (keyof typeof all)[];
+    for (const given of names) {
+      const problems = problemsOf(completeProduction({ [given]: all[given] }));
+      expect(problems, given).toHaveLength(2);
+      for (const name of names.filter((n) => n !== given)) {
+        expect(about(problems, name), `${name} without it, ${given} alone`).toHaveLength(1);
+        expect(about(problems, name)[0]).toContain(given);
+      }
+    }
+    for (const left of names) {
+      const problems = problemsOf(completeProduction({ ...all, [left]: undefined }));
+      expect(problems, `all but ${left}`).toEqual([expect.stringMatching(new RegExp(`^${left}: is required with `))]);
+    }
+    // Outside production too, and an empty variable counts as missing.
+    expect(about(problemsOf({ ...all, VAPID_SUBJECT: '' }), 'VAPID_SUBJECT')).toHaveLength(1);
+    expect(problemsOf(completeProduction(all))).toEqual([]);
+    expect(problemsOf({})).toEqual([]);
+  });
+
+  it('[CFG-1] VAPID values are checked: keys of the right size, a key pair that belongs together, a mailto: or https: subject', () => {
+    const keys = webpush.generateVAPIDKeys();
+    const all = { VAPID_PUBLIC_KEY: keys.publicKey, VAPID_PRIVATE_KEY: keys.privateKey, VAPID_SUBJECT: 'https://sam.example.test/contact' };
+    const cases: [keyof typeof all, string][] = [
+      ['VAPID_SUBJECT', 'http://sam.example.test'],
+      ['VAPID_SUBJECT', 'ops@example.test'],
+      ['VAPID_SUBJECT', 'mailto:'],
+      ['VAPID_SUBJECT', 'not a url'],
+      ['VAPID_PUBLIC_KEY', keys.publicKey.slice(0, -2)],
+      ['VAPID_PUBLIC_KEY', `${keys.publicKey}=`],
+      ['VAPID_PUBLIC_KEY', Buffer.from(keys.publicKey, 'base64url').toString('base64')],
+      ['VAPID_PRIVATE_KEY', keys.publicKey],
+      ['VAPID_PRIVATE_KEY', 'short'],
+      // the other key pair's public half
+      ['VAPID_PUBLIC_KEY', webpush.generateVAPIDKeys().publicKey],
+      // zero is no private key on P-256
+      ['VAPID_PRIVATE_KEY', Buffer.alloc(32).toString('base64url')],
+    ];
+    for (const [name, value] of cases) {
+      const problems = problemsOf(completeProduction({ ...all, [name]: value }));
+      expect(problems, `${name}=${value}`).toHaveLength(1);
+      expect(about(problems, name), `${name}=${value} gave ${JSON.stringify(problems)}`).toHaveLength(1);
+      // A problem never repeats a key.
+      expect(problems[0]).not.toContain(keys.privateKey);
+    }
+  });
+
   it('[CFG-1] the ConfigError message lists each problem on its own line', () => {
     let error: ConfigError | undefined;
     try {
@@ -245,6 +295,15 @@ describe('PROTOCOL §2 values and defaults', () => {
     expect(config.trustProxy).toEqual(['loopback']);
     expect(loadConfig(completeProduction({ TRUST_PROXY: '1' })).trustProxy).toBe(1);
     expect(loadConfig(completeProduction({ TRUST_PROXY: 'true' })).trustProxy).toBe(true);
+  });
+
+  it('[CFG-1] Web Push is off without VAPID variables, and on with all three', () => {
+    expect(loadConfig({}).vapid).toBeNull();
+    expect(loadConfig(completeProduction()).vapid).toBeNull();
+    const keys = webpush.generateVAPIDKeys();
+    const config = loadConfig(completeProduction({ VAPID_PUBLIC_KEY: ` ${keys.publicKey}`, VAPID_PRIVATE_KEY: keys.privateKey, VAPID_SUBJECT: 'mailto:ops@example.test' }));
+    expect(config.vapid).toEqual({ publicKey: keys.publicKey, privateKey: keys.privateKey, subject: 'mailto:ops@example.test' });
+    expect(Object.isFrozen(config.vapid)).toBe(true);
   });
 });
 
