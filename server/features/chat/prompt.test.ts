@@ -4,6 +4,7 @@ import type { Task } from '../../../shared/schemas/tasks.js';
 
 const now = new Date('2026-11-29T10:00:00.000Z');
 const task = (over: Partial<Task>): Task => ({
+  remindAt: null,
   id: '00000000-0000-4000-8000-000000000001',
   title: 'A task',
   description: '',
@@ -33,6 +34,19 @@ describe('the system prompt (CHAT-8)', () => {
     expect(prompt).toContain('Monday');
     expect(prompt).toContain('Pacific/Kiritimati');
     expect(prompt).toContain('"Water \\"the\\" plants"');
+  });
+
+  it('[CHAT-8] states the current time to the second with the UTC offset, after the part that never changes for a user', () => {
+    const user = { fullName: 'Ada', timezone: 'Asia/Tokyo' };
+    const early = buildSystemPrompt(user, [], now);
+    const later = buildSystemPrompt(user, [task({ title: 'Call Bob', remindAt: '2026-11-29T10:20:00.000Z' })], new Date(now.getTime() + 86_400_000 + 61_000));
+    expect(early).toContain('local time 19:00, time zone Asia/Tokyo; now is 2026-11-29T19:00:00+09:00');
+    expect(later).toContain('now is 2026-11-30T19:01:01+09:00');
+    expect(later).toContain('reminder at 2026-11-29T19:20:00+09:00');
+    const stable = (prompt: string) => prompt.slice(0, prompt.indexOf('\n\n'));
+    expect(stable(early)).toBe(stable(later));
+    expect(stable(early)).toContain('remindAt');
+    expect(stable(early)).not.toMatch(/2026|19:0/);
   });
 
   it('raises the alerts of the original assistant: overdue, today, tomorrow, waiting and untouched for more than 3 days', () => {

@@ -37,9 +37,10 @@ export function taskAlerts(tasks: readonly Task[], today: string, now: Date): st
 
 /**
  * One line per open task: `- [<id>] "<title>" — details`. The offline model
- * reads this exact format to resolve titles to ids.
+ * reads this exact format to resolve titles to ids. A reminder shows on the
+ * wall clock of `timeZone`, with its offset, as the model is asked to write one.
  */
-export function taskLine(t: Task): string {
+export function taskLine(t: Task, timeZone = 'UTC'): string {
   const details = [
     t.status.replace('_', ' '),
     t.deadline ? `due ${t.deadline}` : null,
@@ -48,40 +49,60 @@ export function taskLine(t: Task): string {
     t.waitingOn ? `waiting on ${t.waitingOn}` : null,
     t.recurrence ? `repeats every ${t.recurrence.interval} ${t.recurrence.type.replace(/ly$/, '').replace('dai', 'day')}(s)` : null,
     t.dependencies.length ? `depends on ${t.dependencies.join(', ')}` : null,
+    t.remindAt ? `reminder at ${localClock(new Date(t.remindAt), timeZone).iso}` : null,
   ].filter(Boolean);
   return `- [${t.id}] ${JSON.stringify(t.title)} — ${details.join(', ')}`;
 }
 
 const clockFormats = new Map<string, Intl.DateTimeFormat>();
 
-/** A cached formatter of the weekday and 24-hour time in `timeZone` (building one costs more than a stream start's other work). */
+/** A cached formatter of the weekday, date, 24-hour time and UTC offset in `timeZone` (building one costs more than a stream start's other work). */
 function clockFormatIn(timeZone: string): Intl.DateTimeFormat {
   let format = clockFormats.get(timeZone);
   if (!format) {
-    format = new Intl.DateTimeFormat('en-GB', { weekday: 'long', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone });
+    format = new Intl.DateTimeFormat('en-GB', {
+      weekday: 'long',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+      timeZoneName: 'longOffset',
+      timeZone,
+    });
     clockFormats.set(timeZone, format);
   }
   return format;
 }
 
+/** What the wall clock in `timeZone` shows at `instant`, with `iso` the local ISO 8601 time and its offset (`2026-12-01T17:30:00+09:00`). */
+export function localClock(instant: Date, timeZone: string): { weekday: string; time: string; iso: string } {
+  const parts = clockFormatIn(timeZone).formatToParts(instant);
+  const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === type)?.value ?? '';
+  const offset = part('timeZoneName').replace('GMT', '') || '+00:00';
+  const time = `${part('hour')}:${part('minute')}`;
+  return { weekday: part('weekday'), time, iso: `${part('year').padStart(4, '0')}-${part('month')}-${part('day')}T${time}:${part('second')}${offset}` };
+}
+
 export function buildSystemPrompt(user: PromptUser, openTasks: readonly Task[], now: Date): string {
   const today = calendarDateIn(user.timezone, now);
-  const parts = clockFormatIn(user.timezone).formatToParts(now);
-  const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === type)?.value ?? '';
-  const weekday = part('weekday');
-  const time = `${part('hour')}:${part('minute')}`;
+  const clock = localClock(now, user.timezone);
   const shown = openTasks.slice(0, PROMPT_TASK_LIMIT);
   const alerts = taskAlerts(openTasks, today, now);
   const name = user.fullName.trim() || 'the user';
+  // The lines before the blank one never change for a user; what changes with the clock or the tasks comes after.
   return [
     `You are Sam, a warm and efficient personal assistant. You help ${name} plan their day and manage their tasks.`,
     'Use the tools to create, update, complete, delete, restore and list tasks; never invent task ids — use the ids listed below or from tool results.',
     'Answer concisely in Markdown. When you change tasks, say briefly what you did.',
+    'To remind the user of a task, set its `remindAt` (create_task or update_task): an ISO 8601 time with the UTC offset in force then in their time zone, worked out from the current time below ("in 20 minutes", "at 17:30", "tomorrow at 9"). A task has one reminder: setting `remindAt` again moves it, null clears it.',
     '',
-    `Today is ${weekday}, ${today} (local time ${time}, time zone ${user.timezone}). Dates you give to tools are YYYY-MM-DD in this time zone.`,
+    `Today is ${clock.weekday}, ${today} (local time ${clock.time}, time zone ${user.timezone}; now is ${clock.iso}). Dates you give to tools are YYYY-MM-DD in this time zone.`,
     '',
     `Open tasks (${openTasks.length}${openTasks.length > shown.length ? `, the first ${shown.length} shown` : ''}):`,
-    ...(shown.length ? shown.map(taskLine) : ['(none)']),
+    ...(shown.length ? shown.map((t) => taskLine(t, user.timezone)) : ['(none)']),
     '',
     'Alerts:',
     ...(alerts.length ? alerts.map((a) => `- ${a}`) : ['(none)']),
