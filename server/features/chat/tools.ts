@@ -11,9 +11,20 @@ import { ErrorCode, toAppError, validationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { TasksService } from '../tasks/tasks.service.js';
 
+/**
+ * Reminders ride on `remindAt` of create_task and update_task, not on
+ * set_reminder/clear_reminder tools: a task has at most one reminder (§6.1b),
+ * so setting, moving and clearing it is one field of the task, checked by the
+ * same schema as `task:update` (REM-7), and the model has two tools fewer to
+ * choose between.
+ */
+const remindAtInput = taskPatch.shape.remindAt.describe(
+  'When to remind the user: ISO 8601 with the UTC offset, e.g. 2026-12-01T17:30:00+09:00; at most 5 years ahead. null clears the reminder.',
+);
+
 const toolInputs = {
-  create_task: taskCreate.omit({ id: true }),
-  update_task: taskPatch.extend({ id, expectedVersion: z.int().min(1).optional() }),
+  create_task: taskCreate.omit({ id: true }).extend({ remindAt: remindAtInput }),
+  update_task: taskPatch.extend({ id, expectedVersion: z.int().min(1).optional(), remindAt: remindAtInput }),
   complete_task: taskComplete,
   delete_task: taskById,
   restore_task: taskById,
@@ -26,8 +37,9 @@ export const toolNames = Object.keys(toolInputs) as ToolName[];
 
 const descriptions: Record<ToolName, string> = {
   create_task:
-    'Create a task for the user. Dates are YYYY-MM-DD in the user\'s time zone. Intensity 1 (light) to 5 (heavy) is guessed from the title when omitted.',
-  update_task: 'Change fields of one of the user\'s tasks by id. Only the given fields change.',
+    'Create a task for the user, with a reminder when `remindAt` is given. Dates are YYYY-MM-DD in the user\'s time zone. Intensity 1 (light) to 5 (heavy) is guessed from the title when omitted.',
+  update_task:
+    'Change fields of one of the user\'s tasks by id. Only the given fields change. Set `remindAt` to set or move the task\'s reminder, null to clear it.',
   complete_task: 'Mark one of the user\'s tasks completed, with optional notes. A recurring task schedules its next occurrence.',
   delete_task: 'Move one of the user\'s tasks to the trash (it can be restored).',
   restore_task: 'Bring a task back from the trash with the status it had.',
@@ -68,6 +80,7 @@ const brief = (t: Task) => ({
   project: t.project,
   waitingOn: t.waitingOn,
   recurrence: t.recurrence,
+  remindAt: t.remindAt,
   version: t.version,
 });
 
