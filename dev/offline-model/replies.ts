@@ -4,7 +4,9 @@
  * one-line summary; anything else gets a friendly reply that lists the phrases.
  */
 import { z } from 'zod';
+import { isTimeZone } from '../../shared/schemas/common.js';
 import { taskViews } from '../../shared/schemas/tasks.js';
+import { addCalendarDays, tomorrowAt, zonedInstant, zonedParts, type WallTime } from '../../shared/zoned-time.js';
 
 const contentBlockSchema = z.looseObject({ type: z.string() });
 
@@ -75,19 +77,132 @@ export function findTask(tasks: readonly TaskLine[], query: string): TaskLine | 
   );
 }
 
+/** The current instant and the user's time zone, as Sam's system prompt states them. */
+export interface PromptClock {
+  now: Date;
+  timeZone: string;
+}
+
+/**
+ * Reads `time zone <IANA name>; now is <ISO 8601 with offset>` from the system
+ * prompt, as `buildSystemPrompt` in server/features/chat/prompt.ts writes it:
+ * the offline model knows the time only from the request, as Claude does.
+ */
+export function parseClock(system: MessagesParams['system']): PromptClock | undefined {
+  const m = /time zone ([^\s;,)]+); now is (\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d))/.exec(systemText(system));
+  if (!m?.[1] || !m[2] || !isTimeZone(m[1])) return undefined;
+  const now = new Date(m[2]);
+  return Number.isNaN(now.getTime()) ? undefined : { now, timeZone: m[1] };
+}
+
+/** A reminder time as said: `in 20 minutes`, `at 17:30` (the next 17:30 to come), `tomorrow at 9`. */
+export type SpokenTime = { kind: 'in'; minutes: number } | { kind: 'at'; hour: number; minute: number; tomorrow: boolean };
+
 export type Command =
   | { tool: 'create_task'; title: string }
   | { tool: 'complete_task' | 'delete_task'; title: string }
   | { tool: 'next_task' }
-  | { tool: 'list_tasks'; view?: string };
+  | { tool: 'list_tasks'; view?: string }
+  | { tool: 'remind'; title: string; when: SpokenTime }
+  | { tool: 'move_reminder'; title: string; when: SpokenTime }
+  | { tool: 'clear_reminder'; title: string };
+
+/*
+ * The reminder phrases are a closed list like the others, read with the same
+ * kind of patterns: the open-ended parsing (chrono-node) belongs to the
+ * client's quick-add, and the wall-clock arithmetic to shared/zoned-time.ts.
+ */
+const CLOCK = String.raw`(\d{1,2})(?:[:.](\d\d))? ?(?:([ap])\.?m\.?)?`;
+const IN = String.raw`in (\d{1,5}|an?|one) (minutes?|mins?|hours?|hrs?)`;
+/** `in 20 minutes`, `at 17:30`, `tomorrow at 9am`, `at 9 tomorrow`; with `bare`, also `17:30` and `tomorrow 9` */
+const spokenTime = (bare: boolean) =>
+  String.raw`${IN}|(tomorrow )?${bare ? '(?:at )?' : 'at '}${CLOCK}|at ${CLOCK} tomorrow|(tomorrow) ${CLOCK}`;
+
+/** A spoken time out of its pattern's groups, or undefined when the clock reading is no time of day (25:00, 13pm). */
+function spokenTimeOf(groups: (string | undefined)[]): SpokenTime | undefined {
+  const [count, unit, tomorrowA, hA, mA, apA, hB, mB, apB, tomorrowC, hC, mC, apC] = groups;
+  if (count !== undefined && unit !== undefined) {
+    const n = /^\d+$/.test(count) ? Number(count) : 1;
+    return n > 0 ? { kind: 'in', minutes: unit.startsWith('h') ? n * 60 : n } : undefined;
+  }
+  const clock = hA !== undefined ? [hA, mA, apA] : hB !== undefined ? [hB, mB, apB] : [hC, mC, apC];
+  const time = wallTimeOf(clock[0], clock[1], clock[2]);
+  return time && { kind: 'at', ...time, tomorrow: Boolean(tomorrowA ?? tomorrowC) || hB !== undefined };
+}
+
+function wallTimeOf(hour: string | undefined, minute: string | undefined, ampm: string | undefined): { hour: number; minute: number } | undefined {
+  if (hour === undefined) return undefined;
+  let h = Number(hour);
+  const m = minute === undefined ? 0 : Number(minute);
+  if (m > 59) return undefined;
+  if (ampm !== undefined) {
+    if (h < 1 || h > 12) return undefined;
+    h = (h % 12) + (ampm.toLowerCase() === 'p' ? 12 : 0);
+  }
+  return h <= 23 ? { hour: h, minute: m } : undefined;
+}
+
+/** The reminder phrases: `remind me to <title> <time>`, `move the reminder of <task> to <time>`, `clear the reminder of <task>`. */
+function parseReminderCommand(text: string): Command | undefined {
+  const time = spokenTime(false);
+  let m = new RegExp(`^remind me (?:to )?(.+?) (?:${time})$`, 'i').exec(text);
+  if (m?.[1]) return reminder('remind', m[1], spokenTimeOf(m.slice(2)));
+  m = new RegExp(`^remind me (?:${time}) (?:to )?(.+)$`, 'i').exec(text);
+  if (m?.[14]) return reminder('remind', m[14], spokenTimeOf(m.slice(1, 14)));
+  m = new RegExp(`^(?:move|change|set|reschedule|push) (?:the |my |a )?reminder (?:of|for|on) (.+?) (?:to |for )?(?:${spokenTime(true)})$`, 'i').exec(text);
+  if (m?.[1]) return reminder('move_reminder', m[1], spokenTimeOf(m.slice(2)));
+  m = /^(?:clear|cancel|remove|delete|drop) (?:the |my )?reminder (?:of|for|on) (.+)$/i.exec(text);
+  const title = m?.[1] && unquote(m[1]);
+  return title ? { tool: 'clear_reminder', title } : undefined;
+}
+
+function reminder(tool: 'remind' | 'move_reminder', rawTitle: string, when: SpokenTime | undefined): Command | undefined {
+  const title = unquote(rawTitle);
+  return title && when ? { tool, title, when } : undefined;
+}
+
+const unquote = (raw: string) => (/^"(.*)"$/.exec(raw.trim())?.[1] ?? raw).trim();
+
+/** The instant a spoken time means at `clock`, and whether "at <time>" had already passed today (so it is tomorrow's). */
+export function resolveSpokenTime(when: SpokenTime, clock: PromptClock): { at: Date; passedToday: boolean } {
+  const { now, timeZone } = clock;
+  if (when.kind === 'in') return { at: new Date(now.getTime() + when.minutes * 60_000), passedToday: false };
+  const time: WallTime = { hour: when.hour, minute: when.minute };
+  if (when.tomorrow) return { at: tomorrowAt(now, time, timeZone), passedToday: false };
+  const today = zonedInstant(zonedParts(now, timeZone).date, time, timeZone);
+  return today > now ? { at: today, passedToday: false } : { at: tomorrowAt(now, time, timeZone), passedToday: true };
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** `instant` as ISO 8601 with the UTC offset in force then in `timeZone` (`2026-12-01T17:30:00+09:00`), as Claude would write it. */
+export function zonedIso(instant: Date, timeZone: string): string {
+  const { date, time } = zonedParts(instant, timeZone);
+  const wall = `${date}T${pad(time.hour)}:${pad(time.minute)}:${pad(time.second)}`;
+  const offsetMinutes = Math.round((Date.parse(`${wall}Z`) - Math.floor(instant.getTime() / 1000) * 1000) / 60_000);
+  const abs = Math.abs(offsetMinutes);
+  return `${wall}${offsetMinutes < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}
+
+/** `at 17:30`, `tomorrow at 09:00` or `on 2026-12-24 at 09:00`, on the user's wall clock. */
+export function spokenWhen(instant: Date, clock: PromptClock | undefined): string {
+  if (!clock) return `at ${instant.toISOString()}`;
+  const { date, time } = zonedParts(instant, clock.timeZone);
+  const hhmm = `${pad(time.hour)}:${pad(time.minute)}`;
+  const today = zonedParts(clock.now, clock.timeZone).date;
+  if (date === today) return `at ${hhmm}`;
+  return date === addCalendarDays(today, 1) ? `tomorrow at ${hhmm}` : `on ${date} at ${hhmm}`;
+}
 
 /**
- * The README's phrases (and `show my <view> tasks`), matched case-insensitively
- * on the trimmed text with whitespace collapsed and trailing `.`, `!`, `?`
- * removed; a title may be quoted.
+ * The README's phrases (and `show my <view> tasks`, and the reminder phrases),
+ * matched case-insensitively on the trimmed text with whitespace collapsed and
+ * trailing `.`, `!`, `?` removed; a title may be quoted.
  */
 export function parseCommand(raw: string): Command | undefined {
   const text = raw.trim().replace(/\s+/g, ' ').replace(/[.!?]+$/, '');
+  const reminderCommand = parseReminderCommand(text);
+  if (reminderCommand) return reminderCommand;
   let m = /^add task:? (.+)$/i.exec(text);
   if (m?.[1]) return titled('create_task', m[1]);
   m = /^(complete|delete) (.+)$/i.exec(text);
@@ -111,27 +226,46 @@ export function offlineReply(params: MessagesParams): Reply {
   const toolResults = userBlocks.filter((b) => b.type === 'tool_result');
   if (toolResults.length > 0) {
     const calls = toolCallsById(params.messages[lastUserIndex - 1]);
-    return { kind: 'text', text: toolResults.map((r) => summariseToolResult(r, calls)).join('\n\n') };
+    const clock = parseClock(params.system);
+    return { kind: 'text', text: toolResults.map((r) => summariseToolResult(r, calls, clock)).join('\n\n') };
   }
   const text = userBlocks.map(blockText).join('\n');
-  return commandReply(text, parseTaskLines(params.system));
+  return commandReply(text, parseTaskLines(params.system), parseClock(params.system));
 }
 
-function commandReply(text: string, tasks: TaskLine[]): Reply {
+const notFound = (title: string): Reply => ({
+  kind: 'text',
+  text: `I couldn't find an open task named "${title}". Say "list my tasks" to see what is open.`,
+});
+
+function commandReply(text: string, tasks: TaskLine[], clock: PromptClock | undefined): Reply {
   const command = parseCommand(text);
-  if (!command) return { kind: 'text', text: friendlyReply(text) };
+  if (!command) return { kind: 'text', text: /^\s*remind me\b/i.test(text) ? REMIND_HELP : friendlyReply(text) };
   switch (command.tool) {
+    case 'remind':
+    case 'move_reminder': {
+      if (!clock) return { kind: 'text', text: "I can't set a reminder: I wasn't told the current time and time zone." };
+      const task = command.tool === 'move_reminder' ? findTask(tasks, command.title) : undefined;
+      if (command.tool === 'move_reminder' && !task) return notFound(command.title);
+      const { at, passedToday } = resolveSpokenTime(command.when, clock);
+      const remindAt = zonedIso(at, clock.timeZone);
+      const { when } = command;
+      const passed = passedToday && when.kind === 'at' ? `${pad(when.hour)}:${pad(when.minute)} has already passed today, so I'm making it tomorrow's. ` : '';
+      return task
+        ? { kind: 'tool_use', name: 'update_task', input: { id: task.id, remindAt }, text: `${passed}Moving the reminder of "${task.title}".` }
+        : { kind: 'tool_use', name: 'create_task', input: { title: command.title, remindAt }, text: `${passed}Setting a reminder.` };
+    }
+    case 'clear_reminder': {
+      const task = findTask(tasks, command.title);
+      if (!task) return notFound(command.title);
+      return { kind: 'tool_use', name: 'update_task', input: { id: task.id, remindAt: null }, text: `Clearing the reminder of "${task.title}".` };
+    }
     case 'create_task':
       return { kind: 'tool_use', name: 'create_task', input: { title: command.title }, text: 'Adding that task.' };
     case 'complete_task':
     case 'delete_task': {
       const task = findTask(tasks, command.title);
-      if (!task) {
-        return {
-          kind: 'text',
-          text: `I couldn't find an open task named "${command.title}". Say "list my tasks" to see what is open.`,
-        };
-      }
+      if (!task) return notFound(command.title);
       const lead = command.tool === 'complete_task' ? `Marking "${task.title}" as complete.` : `Deleting "${task.title}".`;
       return { kind: 'tool_use', name: command.tool, input: { id: task.id }, text: lead };
     }
@@ -157,10 +291,20 @@ function friendlyReply(text: string): string {
     '- `complete buy milk` marks it as done',
     '- `what should I do next?` picks your next task',
     '- `list my tasks` shows what is open',
+    '- `remind me to call Bob in 20 minutes` (or `at 17:30`, `tomorrow at 9`) sets a reminder',
     '',
     'Set **ANTHROPIC_API_KEY** on the server to talk to Claude itself.',
   ].join('\n');
 }
+
+const REMIND_HELP = [
+  "I couldn't tell when to remind you. Say it like one of these:",
+  '',
+  '- `remind me to call Bob in 20 minutes` (or `in 2 hours`)',
+  '- `remind me to call Bob at 17:30` (or `at 5pm`: the next 17:00 to come)',
+  '- `remind me to call Bob tomorrow at 9`',
+  '- `move the reminder of call Bob to 18:00`, `clear the reminder of call Bob`',
+].join('\n');
 
 interface ToolCall {
   name: string;
@@ -181,16 +325,21 @@ function toolCallsById(assistant: WireMessage | undefined): Map<string, ToolCall
  * Sam's tools answer with JSON text (server/features/chat/tools.ts): `{ task }`,
  * `{ tasks }`, or `{ code, message }` with `is_error` set.
  */
-function summariseToolResult(block: WireBlock, calls: Map<string, ToolCall>): string {
+function summariseToolResult(block: WireBlock, calls: Map<string, ToolCall>, clock: PromptClock | undefined): string {
   const call = typeof block['tool_use_id'] === 'string' ? calls.get(block['tool_use_id']) : undefined;
   const raw = typeof block['content'] === 'string' ? block['content'] : '';
   const result = asRecord(parseJson(raw));
   if (block['is_error'] === true) return `That didn't work: ${stringField(result, 'message') ?? 'the tool failed'}.`;
   const taskTitle = stringField(asRecord(result?.['task']), 'title');
   const title = taskTitle ?? stringField(call?.input, 'title') ?? 'the task';
+  const remindAt = stringField(asRecord(result?.['task']), 'remindAt');
+  const reminding = remindAt === undefined ? undefined : `I'll remind you to ${title} ${spokenWhen(new Date(remindAt), clock)}.`;
   switch (call?.name) {
     case 'create_task':
-      return `Done — created "${title}".`;
+      return reminding ?? `Done — created "${title}".`;
+    case 'update_task':
+      if (call.input['remindAt'] === null) return `Done — "${title}" has no reminder now.`;
+      return reminding !== undefined && typeof call.input['remindAt'] === 'string' ? `Done — ${reminding}` : 'Done.';
     case 'complete_task':
       return `Done — marked "${title}" as complete.`;
     case 'delete_task':
