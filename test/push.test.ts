@@ -1,0 +1,367 @@
+/**
+ * Web Push of reminders (issue 20 item 3): the notifier against this run's
+ * PostgreSQL and a local push service (test/support/push-service.ts: HTTPS on
+ * 127.0.0.1 with a certificate made at run time, because `web-push` speaks
+ * only HTTPS; the sender trusts it through `web-push`'s documented `agent`
+ * option). Each push is decrypted as a browser would, with keys the test made,
+ * and its VAPID signature is checked against keys generated at run time.
+ */
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabaseUrl } from './support/env.js';
+import webpush from 'web-push';
+import { MikroORM } from '@mikro-orm/postgresql';
+import type { Config } from '../server/config.js';
+import { ormOptions } from '../server/db/orm.js';
+import { createPostgres, type Sql } from '../server/db/postgres.js';
+import { AppError, ErrorCode } from '../server/errors.js';
+import { createLogger } from '../server/logger.js';
+import { UserSchema } from '../server/features/auth/user.entity.js';
+import { createPushRepository } from '../server/features/reminders/push.repository.js';
+import { createPushNotifier, MAX_PUSH_SUBSCRIPTIONS_PER_USER, MAX_PUSHES_IN_FLIGHT, PUSH_TTL_SECONDS, type PushNotifier } from '../server/features/reminders/push.js';
+import type { Reminder } from '../shared/schemas/reminders.js';
+import { browserSubscription, startLocalPushService, verifyVapid, type LocalPushService } from './support/push-service.js';
+
+let orm: MikroORM;
+let pg: Sql;
+let service: LocalPushService;
+
+beforeAll(async () => {
+  orm = await MikroORM.init(ormOptions({ databaseUrl: testDatabaseUrl() }));
+  pg = createPostgres(testDatabaseUrl(), { max: 4 });
+  service = await startLocalPushService();
+});
+afterAll(async () => {
+  await service?.close();
+  await orm?.close(true);
+  await pg?.end();
+});
+
+const subject = 'mailto:ops@example.test';
+
+function logSink() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, callback) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      callback();
+    },
+  });
+  return { lines, logger: createLogger({ level: 'debug', nodeId: 'push-test', destination }) };
+}
+
+interface Fixture {
+  push: PushNotifier;
+  keys: { publicKey: string; privateKey: string };
+  logs: string[];
+}
+
+/** A notifier with VAPID keys made now, sending to the local push service (or, with `vapid: false`, unconfigured). */
+function fixture(options: { vapid?: boolean } = {}): Fixture {
+  const keys = webpush.generateVAPIDKeys();
+  const config: Pick<Config, 'vapid'> = { vapid: options.vapid === false ? null : { ...keys, subject } };
+  const { lines, logger } = logSink();
+  return { push: createPushNotifier({ repository: createPushRepository(pg), config, logger, agent: service.agent }), keys, logs: lines };
+}
+
+async function newUser(): Promise<string> {
+  const em = orm.em.fork();
+  const user = em.create(UserSchema, { id: randomUUID(), email: `${randomUUID()}@example.test`, passwordHash: 'x' });
+  await em.flush();
+  return user.id;
+}
+
+const reminder = (title = 'Call the dentist'): Reminder => ({
+  id: randomUUID(),
+  taskId: randomUUID(),
+  title,
+  firesAt: new Date().toISOString(),
+  late: false,
+  state: 'due',
+});
+
+interface StoredSubscription {
+  userId: string;
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+  userAgent: string | null;
+  createdAt: Date;
+  lastSuccessAt: Date | null;
+}
+
+const stored = (where: { userId?: string; endpoint?: string }) =>
+  where.endpoint
+    ? pg<StoredSubscription[]>`select * from push_subscriptions where endpoint = ${where.endpoint}`
+    : pg<StoredSubscription[]>`select * from push_subscriptions where user_id = ${where.userId!} order by created_at, id`;
+
+const expectedPayload = (r: Reminder) => ({ title: 'Reminder', body: r.title, reminderId: r.id, taskId: r.taskId, url: '/' });
+
+async function failure(promise: Promise<unknown>, code: ErrorCode): Promise<AppError> {
+  const err = await promise.then(
+    () => new Error('expected the call to fail'),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AppError);
+  expect((err as AppError).code).toBe(code);
+  return err as AppError;
+}
+
+describe('Web Push notifier', () => {
+  it('sends the reminder encrypted for the browser, signed with the VAPID key, with a one-hour TTL and high urgency', async () => {
+    const { push, keys } = fixture();
+    const userId = await newUser();
+    const browser = browserSubscription(service.endpoint());
+    expect(push.publicKey()).toBe(keys.publicKey);
+    await push.subscribe(userId, browser.json, 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0');
+    const [row] = await stored({ userId });
+    expect(row).toMatchObject({ endpoint: browser.json.endpoint, p256dh: browser.json.keys.p256dh, auth: browser.json.keys.auth, userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0', lastSuccessAt: null });
+
+    const r = reminder('Call the dentist — about the crown 🦷');
+    const before = Math.floor(Date.now() / 1000);
+    expect(await push.notify(userId, r)).toEqual({ sent: 1, gone: 0, failed: 0 });
+
+    const [received, ...more] = service.receivedBy(browser.json.endpoint);
+    expect(more).toHaveLength(0);
+    expect(received!.headers['content-encoding']).toBe('aes128gcm');
+    expect(received!.headers['ttl']).toBe(String(PUSH_TTL_SECONDS));
+    expect(received!.headers['urgency']).toBe('high');
+    expect(JSON.parse(browser.decrypt(received!.body))).toEqual(expectedPayload(r));
+    // The body is ciphertext: the title does not show through.
+    expect(received!.body.includes(Buffer.from('dentist'))).toBe(false);
+
+    const claims = verifyVapid(received!.headers['authorization'], keys.publicKey);
+    expect(claims.aud).toBe(service.origin);
+    expect(claims.sub).toBe(subject);
+    expect(claims.exp).toBeGreaterThan(before);
+    expect(claims.exp).toBeLessThanOrEqual(before + 24 * 3600 + 5);
+    // Another key pair's public key does not verify it.
+    expect(() => verifyVapid(received!.headers['authorization'], webpush.generateVAPIDKeys().publicKey)).toThrow();
+
+    const [after] = await stored({ userId });
+    expect(after!.lastSuccessAt).toBeInstanceOf(Date);
+  });
+
+  it("each of a user's subscriptions gets the reminder once, in its own keys; another user's gets nothing", async () => {
+    const { push } = fixture();
+    const [alice, bob] = [await newUser(), await newUser()];
+    const alices = [0, 1, 2].map(() => browserSubscription(service.endpoint()));
+    const bobs = browserSubscription(service.endpoint());
+    for (const b of alices) await push.subscribe(alice, b.json, undefined);
+    await push.subscribe(bob, bobs.json, undefined);
+
+    const r = reminder();
+    expect(await push.notify(alice, r)).toEqual({ sent: 3, gone: 0, failed: 0 });
+    for (const b of alices) {
+      const got = service.receivedBy(b.json.endpoint);
+      expect(got).toHaveLength(1);
+      expect(JSON.parse(b.decrypt(got[0]!.body))).toEqual(expectedPayload(r));
+    }
+    // Encrypted for one browser, a push is unreadable by another.
+    expect(() => alices[1]!.decrypt(service.receivedBy(alices[0]!.json.endpoint)[0]!.body)).toThrow();
+    expect(service.receivedBy(bobs.json.endpoint)).toHaveLength(0);
+    expect(await push.notify(bob, reminder())).toEqual({ sent: 1, gone: 0, failed: 0 });
+    for (const b of alices) expect(service.receivedBy(b.json.endpoint)).toHaveLength(1);
+  });
+
+  it('a 410 or 404 from the push service deletes that subscription only; a 500 or an unreachable service keeps it, logs a warning without the endpoint, and nothing throws', async () => {
+    const { push, logs } = fixture();
+    const userId = await newUser();
+    const [ok, gone, notFound, broken] = [0, 1, 2, 3].map(() => browserSubscription(service.endpoint())) as [
+      ReturnType<typeof browserSubscription>,
+      ReturnType<typeof browserSubscription>,
+      ReturnType<typeof browserSubscription>,
+      ReturnType<typeof browserSubscription>,
+    ];
+    // A port nothing listens on: the push service cannot be reached.
+    const unreachable = browserSubscription(`https://127.0.0.1:9/push/v2/${randomUUID()}`);
+    for (const b of [ok, gone, notFound, broken, unreachable]) await push.subscribe(userId, b.json, undefined);
+    service.answer(gone.json.endpoint, 410);
+    service.answer(notFound.json.endpoint, 404);
+    service.answer(broken.json.endpoint, 500);
+
+    expect(await push.notify(userId, reminder())).toEqual({ sent: 1, gone: 2, failed: 2 });
+    const left = (await stored({ userId })).map((s) => s.endpoint);
+    expect(left.sort()).toEqual([ok.json.endpoint, broken.json.endpoint, unreachable.json.endpoint].sort());
+
+    // The deleted ones get nothing more; the kept ones are tried again.
+    await push.notify(userId, reminder());
+    expect(service.receivedBy(gone.json.endpoint)).toHaveLength(1);
+    expect(service.receivedBy(notFound.json.endpoint)).toHaveLength(1);
+    expect(service.receivedBy(broken.json.endpoint)).toHaveLength(2);
+    expect(service.receivedBy(ok.json.endpoint)).toHaveLength(2);
+
+    const records = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const warnings = records.filter((r) => r.level === 'warn');
+    expect(warnings.filter((w) => w.msg === 'push refused' && w.status === 500 && w.pushService === service.origin)).toHaveLength(2);
+    expect(warnings.filter((w) => w.msg === 'push failed' && w.pushService === 'https://127.0.0.1:9' && w.code === 'ECONNREFUSED')).toHaveLength(2);
+    expect(records.filter((r) => r.msg === 'push subscription gone; deleted')).toHaveLength(2);
+    // The endpoint's path (the subscription's capability) and the keys are never logged.
+    for (const b of [ok, gone, notFound, broken, unreachable]) {
+      const secret = new URL(b.json.endpoint).pathname;
+      for (const line of logs) {
+        expect(line).not.toContain(secret);
+        expect(line).not.toContain(b.json.keys.auth);
+        expect(line).not.toContain(b.json.keys.p256dh);
+      }
+    }
+  });
+
+  it('sends concurrently, but never more than MAX_PUSHES_IN_FLIGHT at once', async () => {
+    const { push } = fixture();
+    const [alice, bob] = [await newUser(), await newUser()];
+    // Its own push service, so that other tests' pushes do not count.
+    await using own = await startLocalPushService();
+    const sender = createPushNotifier({
+      repository: createPushRepository(pg),
+      config: { vapid: { ...webpush.generateVAPIDKeys(), subject } },
+      logger: logSink().logger,
+      agent: own.agent,
+    });
+    const n = MAX_PUSH_SUBSCRIPTIONS_PER_USER;
+    for (let i = 0; i < n; i++) {
+      await push.subscribe(alice, browserSubscription(own.endpoint()).json, undefined);
+      await push.subscribe(bob, browserSubscription(own.endpoint()).json, undefined);
+    }
+    // Each answer is held long enough for every free slot to fill first, even on a busy machine.
+    own.delayAnswers(500);
+    const outcomes = await Promise.all([sender.notify(alice, reminder()), sender.notify(bob, reminder())]);
+    expect(outcomes).toEqual([
+      { sent: n, gone: 0, failed: 0 },
+      { sent: n, gone: 0, failed: 0 },
+    ]);
+    expect(own.received).toHaveLength(2 * n);
+    // Two users' reminders share the node's slots: all of them busy, none more.
+    expect(own.maxConcurrent()).toBe(MAX_PUSHES_IN_FLIGHT);
+  });
+
+  it('a subscribe of an endpoint another user had moves it to the new user, with the new keys', async () => {
+    const { push, logs } = fixture();
+    const [alice, bob] = [await newUser(), await newUser()];
+    const endpoint = service.endpoint();
+    const asAlice = browserSubscription(endpoint);
+    await push.subscribe(alice, asAlice.json, 'Alice Browser');
+    await push.notify(alice, reminder());
+    // Bob signs in on the same browser profile: same endpoint, new keys.
+    const asBob = browserSubscription(endpoint);
+    await push.subscribe(bob, asBob.json, 'Bob Browser');
+
+    expect(await stored({ userId: alice })).toEqual([]);
+    const [row, ...others] = await stored({ endpoint });
+    expect(others).toHaveLength(0);
+    expect(row).toMatchObject({ userId: bob, p256dh: asBob.json.keys.p256dh, auth: asBob.json.keys.auth, userAgent: 'Bob Browser', lastSuccessAt: null });
+
+    expect(await push.notify(alice, reminder())).toEqual({ sent: 0, gone: 0, failed: 0 });
+    const r = reminder('Bob only');
+    expect(await push.notify(bob, r)).toEqual({ sent: 1, gone: 0, failed: 0 });
+    const got = service.receivedBy(endpoint);
+    expect(got).toHaveLength(2);
+    expect(JSON.parse(asBob.decrypt(got[1]!.body))).toEqual(expectedPayload(r));
+    const moved = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'push subscription moved to another user');
+    expect(moved).toEqual([expect.objectContaining({ userId: bob, previousUserId: alice })]);
+  });
+
+  it('subscribing again from the same browser keeps one subscription, with its latest keys', async () => {
+    const { push } = fixture();
+    const userId = await newUser();
+    const endpoint = service.endpoint();
+    await push.subscribe(userId, browserSubscription(endpoint).json, undefined);
+    await push.notify(userId, reminder());
+    const [first] = await stored({ userId });
+    const renewed = browserSubscription(endpoint);
+    await push.subscribe(userId, renewed.json, undefined);
+    const rows = await stored({ userId });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ p256dh: renewed.json.keys.p256dh, auth: renewed.json.keys.auth, createdAt: first!.createdAt, lastSuccessAt: null });
+    const r = reminder();
+    await push.notify(userId, r);
+    expect(JSON.parse(renewed.decrypt(service.receivedBy(endpoint).at(-1)!.body))).toEqual(expectedPayload(r));
+  });
+
+  it("unsubscribe deletes only the user's own subscription", async () => {
+    const { push } = fixture();
+    const [alice, bob] = [await newUser(), await newUser()];
+    const browser = browserSubscription(service.endpoint());
+    await push.subscribe(alice, browser.json, undefined);
+    await push.unsubscribe(bob, browser.json.endpoint);
+    expect(await stored({ userId: alice })).toHaveLength(1);
+    await push.unsubscribe(alice, `${browser.json.endpoint}x`);
+    expect(await stored({ userId: alice })).toHaveLength(1);
+    await push.unsubscribe(alice, browser.json.endpoint);
+    expect(await stored({ endpoint: browser.json.endpoint })).toEqual([]);
+    expect(await push.notify(alice, reminder())).toEqual({ sent: 0, gone: 0, failed: 0 });
+    expect(service.receivedBy(browser.json.endpoint)).toHaveLength(0);
+  });
+
+  it(`keeps a user's ${MAX_PUSH_SUBSCRIPTIONS_PER_USER} newest subscriptions`, async () => {
+    const { push } = fixture();
+    const userId = await newUser();
+    const endpoints = Array.from({ length: MAX_PUSH_SUBSCRIPTIONS_PER_USER + 3 }, () => service.endpoint());
+    for (const endpoint of endpoints) await push.subscribe(userId, browserSubscription(endpoint).json, undefined);
+    const rows = await stored({ userId });
+    expect(rows.map((r) => r.endpoint)).toEqual(endpoints.slice(3));
+  });
+
+  it('refuses a subscription that could never be pushed to: not https, keys that are no P-256 point or no 16-byte secret', async () => {
+    const { push } = fixture();
+    const userId = await newUser();
+    const good = browserSubscription(service.endpoint()).json;
+    const point = Buffer.from(good.keys.p256dh, 'base64url');
+    const offCurve = Buffer.from(point);
+    offCurve[64] = offCurve[64]! ^ 1;
+    const cases: [typeof good, string][] = [
+      [{ ...good, endpoint: good.endpoint.replace('https:', 'http:') }, 'endpoint'],
+      [{ ...good, endpoint: `${service.origin}/${'é'.repeat(1100)}` }, 'endpoint'],
+      [{ ...good, keys: { ...good.keys, p256dh: offCurve.toString('base64url') } }, 'keys.p256dh'],
+      [{ ...good, keys: { ...good.keys, p256dh: point.subarray(1).toString('base64url') } }, 'keys.p256dh'],
+      [{ ...good, keys: { ...good.keys, p256dh: 'not base64!' } }, 'keys.p256dh'],
+      [{ ...good, keys: { ...good.keys, auth: Buffer.alloc(15, 1).toString('base64url') } }, 'keys.auth'],
+      [{ ...good, keys: { ...good.keys, auth: Buffer.alloc(17, 1).toString('base64url') } }, 'keys.auth'],
+    ];
+    for (const [sub, path] of cases) {
+      const err = await failure(push.subscribe(userId, sub, undefined), ErrorCode.VALIDATION);
+      expect(err.issues?.map((i) => i.path), path).toEqual([path]);
+    }
+    expect(await stored({ userId })).toEqual([]);
+    // Padded base64url is accepted and stored as browsers write it.
+    await push.subscribe(userId, { ...good, keys: { p256dh: `${good.keys.p256dh}=`, auth: `${good.keys.auth}==` } }, undefined);
+    expect(await stored({ userId })).toEqual([expect.objectContaining({ p256dh: good.keys.p256dh, auth: good.keys.auth })]);
+  });
+
+  it('without VAPID configuration: no public key, nothing stored, nothing sent', async () => {
+    const on = fixture();
+    const off = fixture({ vapid: false });
+    const userId = await newUser();
+    const browser = browserSubscription(service.endpoint());
+    expect(off.push.publicKey()).toBeNull();
+    await off.push.subscribe(userId, browser.json, undefined);
+    expect(await stored({ userId })).toEqual([]);
+    // Even a subscription stored while it was on is not pushed to.
+    await on.push.subscribe(userId, browser.json, undefined);
+    expect(await off.push.notify(userId, reminder())).toEqual({ sent: 0, gone: 0, failed: 0 });
+    expect(service.receivedBy(browser.json.endpoint)).toHaveLength(0);
+    expect(off.logs).toEqual([]);
+  });
+
+  it('a long title is shortened to a notification body, the payload staying small', async () => {
+    const { push } = fixture();
+    const userId = await newUser();
+    const browser = browserSubscription(service.endpoint());
+    await push.subscribe(userId, browser.json, undefined);
+    const r = reminder('🦷'.repeat(250));
+    await push.notify(userId, r);
+    const payload = JSON.parse(browser.decrypt(service.receivedBy(browser.json.endpoint)[0]!.body)) as { body: string };
+    expect(Array.from(payload.body)).toHaveLength(200);
+    expect(payload.body.endsWith('🦷…')).toBe(true);
+  });
+
+  it('deleting the user deletes their subscriptions', async () => {
+    const { push } = fixture();
+    const userId = await newUser();
+    const browser = browserSubscription(service.endpoint());
+    await push.subscribe(userId, browser.json, undefined);
+    await pg`delete from users where id = ${userId}`;
+    expect(await stored({ endpoint: browser.json.endpoint })).toEqual([]);
+  });
+});
