@@ -11,6 +11,7 @@ import * as tasks from './schemas/tasks.js';
 import * as chat from './schemas/chat.js';
 import * as account from './schemas/account.js';
 import * as ops from './schemas/ops.js';
+import * as reminders from './schemas/reminders.js';
 import type { UserView } from './schemas/auth.js';
 import type { RevocationReason } from './constants.js';
 
@@ -24,6 +25,12 @@ export const requestSchemas = {
   'task:list': tasks.taskList,
   'task:next': tasks.taskNext,
   'task:sync': tasks.taskSync,
+  'reminder:list': emptyPayload,
+  'reminder:snooze': reminders.reminderSnooze,
+  'reminder:dismiss': reminders.reminderById,
+  'push:key': emptyPayload,
+  'push:subscribe': reminders.pushSubscribe,
+  'push:unsubscribe': reminders.pushUnsubscribe,
   'chat:send': chat.chatSend,
   'chat:cancel': chat.chatCancel,
   'chat:history': chat.chatHistory,
@@ -61,6 +68,13 @@ export interface AckData {
   'task:list': { tasks: tasks.Task[]; seq: number };
   'task:next': { task: tasks.Task | null; score: number | null };
   'task:sync': tasks.TaskSyncResult;
+  'reminder:list': { reminders: reminders.Reminder[] };
+  'reminder:snooze': { reminder: reminders.Reminder };
+  'reminder:dismiss': { reminder: reminders.Reminder };
+  /** the VAPID public key (base64url), or null when Web Push is not configured */
+  'push:key': { publicKey: string | null };
+  'push:subscribe': Record<string, never>;
+  'push:unsubscribe': Record<string, never>;
   'chat:send': { conversationId: string; userMessage: chat.Message; assistantMessageId: string };
   'chat:cancel': { message: chat.Message };
   'chat:history': { messages: chat.Message[]; hasMore: boolean };
@@ -103,6 +117,9 @@ export interface ServerToClientEvents {
   'user:changed': (data: { user: UserView }) => void;
   'task:changed': (data: tasks.TaskChanged) => void;
   'task:removed': (data: tasks.TaskRemoved) => void;
+  'reminder:due': (data: { reminder: reminders.Reminder }) => void;
+  'reminder:changed': (data: { reminder: reminders.Reminder }) => void;
+  'reminder:cleared': (data: { id: string }) => void;
   'conversation:changed': (data: { conversation: chat.Conversation }) => void;
   'conversation:removed': (data: { id: string }) => void;
   'chat:message': (data: { message: chat.Message }) => void;

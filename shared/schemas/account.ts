@@ -41,4 +41,6 @@ export interface SessionReady {
   taskSeq: number;
   nodeId: string;
   serverTime: string;
+  /** REM-3 (1.1): the user's reminders due and not dismissed */
+  dueReminders: number;
 }

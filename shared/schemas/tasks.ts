@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { limits } from '../limits.js';
 import { calendarDate, id, text } from './common.js';
+import { remindAt } from './reminders.js';
 
 import { intensityClasses, openTaskStatuses, recurrenceTypes, taskStatuses, taskViews } from '../constants.js';
 
@@ -35,6 +36,8 @@ export const taskPatch = z
     waitingOn,
     dependencies,
     recurrence: recurrence.nullable(),
+    /** REM: when to remind (null clears the reminder) */
+    remindAt: remindAt.nullable(),
   })
   .partial();
 export type TaskPatch = z.infer<typeof taskPatch>;
@@ -83,6 +86,8 @@ export interface Task {
   updatedAt: string;
   completedAt: string | null;
   deletedAt: string | null;
+  /** (1.1) when the user asked to be reminded, or null */
+  remindAt: string | null;
 }
 
 export interface TaskChanged {
