@@ -2,10 +2,9 @@
  * The assistant (PROTOCOL §6.2) through the real Anthropic SDK against the
  * project's own scriptable endpoint, on two production-mode nodes.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { inject } from 'vitest';
-import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
+import { testDatabaseUrl, productionEnv, randomSecret, uniquePrefix } from './support/env.js';
 import { startNodeProcess, startTestApp, type TestApp } from './support/app.js';
 import { signUp } from './support/users.js';
 import { connectReady, type Tab } from './support/sockets.js';
@@ -398,7 +397,7 @@ describe('CHAT-9 and conversations', () => {
 
 describe('CHAT-7 a node dies mid-stream', () => {
   it('[CHAT-7] the message becomes interrupted and the other node\'s tabs are told within 60 s', async () => {
-    const env = productionEnv({ ...shared, NODE_ID: 'chat-doomed', DATABASE_URL: inject('databaseUrl') });
+    const env = productionEnv({ ...shared, NODE_ID: 'chat-doomed', DATABASE_URL: testDatabaseUrl() });
     const doomed = await startNodeProcess(env);
     try {
       const user = await signUp(doomed.url);
@@ -422,7 +421,7 @@ describe('CHAT-7 a node dies mid-stream', () => {
 
 describe('graceful shutdown mid-stream', () => {
   it('[CHAT-7] SIGTERM ends the node\'s answers as interrupted, tells the other node\'s tabs at once, and exits 0', async () => {
-    const node = await startNodeProcess(productionEnv({ ...shared, NODE_ID: 'chat-leaving', DATABASE_URL: inject('databaseUrl') }));
+    const node = await startNodeProcess(productionEnv({ ...shared, NODE_ID: 'chat-leaving', DATABASE_URL: testDatabaseUrl() }));
     try {
       const user = await signUp(node.url);
       const watcher = track(await connectReady(a.url, user.auth.accessToken));
@@ -448,7 +447,7 @@ describe('offline model end to end', () => {
     const node = await startNodeProcess({
       ENVIRONMENT: 'test',
       PORT: '0',
-      DATABASE_URL: inject('databaseUrl'),
+      DATABASE_URL: testDatabaseUrl(),
       REDIS_URL: inject('redisUrl'),
       REDIS_PREFIX: uniquePrefix(),
       AUTO_MIGRATE: 'false',

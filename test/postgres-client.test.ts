@@ -1,5 +1,6 @@
 /** The repositories' PostgreSQL helpers (`server/db/postgres.ts`) against the real server. */
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabaseUrl } from './support/env.js';
 import { createPostgres, isUniqueViolation, snapshot, transaction, type Sql } from '../server/db/postgres.js';
 
 let sql: Sql;
@@ -7,7 +8,7 @@ const table = `pg_client_test_${process.pid}`;
 
 beforeAll(async () => {
   // One connection, so that every statement below meets what the previous ones left on it.
-  sql = createPostgres(inject('databaseUrl'), { max: 1 });
+  sql = createPostgres(testDatabaseUrl(), { max: 1 });
   await sql`create table ${sql(table)} (id int primary key, note text not null)`;
 });
 afterAll(async () => {
@@ -73,7 +74,7 @@ describe('snapshot', () => {
   });
 
   it('sees one snapshot: a commit made between its statements is not seen', async () => {
-    const other = createPostgres(inject('databaseUrl'), { max: 1 });
+    const other = createPostgres(testDatabaseUrl(), { max: 1 });
     try {
       const reads = snapshot(sql, (q) => [q`select count(*)::int as n from ${sql(table)}`, q`select pg_sleep(0.3)`, q`select count(*)::int as n from ${sql(table)}`] as const);
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -12,12 +12,19 @@ export const uniqueEmail = (tag = 'user') => `${tag}-${randomUUID()}@example.tes
 /** A per-cluster Redis prefix so parallel test files never share counters. */
 export const uniquePrefix = () => `samtest:${randomUUID().slice(0, 8)}:`;
 
+/** This test file's own database (`support/file-database.ts`). */
+export function testDatabaseUrl(): string {
+  const url = process.env.SAM_TEST_DATABASE_URL;
+  if (!url) throw new Error('no test database: vitest.config.ts must list test/support/file-database.ts in setupFiles');
+  return url;
+}
+
 /** What every test server gets: its own port, secret, Redis prefix; this run's database and Redis; no outbound breach check. */
 export function serverEnvBase(): Record<string, string> {
   return {
     PORT: '0',
     SECRET_KEY: randomSecret(),
-    DATABASE_URL: inject('databaseUrl'),
+    DATABASE_URL: testDatabaseUrl(),
     REDIS_URL: inject('redisUrl'),
     REDIS_PREFIX: uniquePrefix(),
     HIBP_API_URL: 'off',
