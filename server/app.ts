@@ -22,6 +22,9 @@ import { accountHandlers } from './features/account/account.handlers.js';
 import { chatHandlers } from './features/chat/chat.handlers.js';
 import { startStreamSweeper } from './features/chat/chat.service.js';
 import { startPurgeJob } from './jobs/purge.js';
+import { startReminderJob } from './jobs/reminders.js';
+import { reminderHandlers } from './features/reminders/reminders.handlers.js';
+import { pushHandlers } from './features/reminders/push.handlers.js';
 import { attachOps } from './features/ops/ops-namespace.js';
 
 export interface App {
@@ -94,6 +97,8 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
     handlers: {
       ...authHandlers(deps.auth),
       ...taskHandlers(deps.tasks),
+      ...reminderHandlers(deps.reminders),
+      ...pushHandlers(deps.push),
       ...chatHandlers(deps.chat),
       ...accountHandlers(deps.account),
     } satisfies HandlerMap,
@@ -103,16 +108,20 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
 
   const ops = attachOps(gateway, deps, { limiter: deps.eventLimiter, logger, hooks: deps.metrics.gatewayHooks }, { intervalMs: options.opsIntervalMs });
 
-  // Background work of every node: answers of dead nodes (CHAT-7) and the hourly purge (TASK-4).
+  // Background work of every node: answers of dead nodes (CHAT-7), the hourly purge (TASK-4), reminders (REM-1).
   const stopJobs =
     options.jobs === false
-      ? () => undefined
+      ? async () => undefined
       : (() => {
           const stopSweeper = startStreamSweeper(deps.chat, logger);
           const stopPurge = startPurgeJob({ redis: deps.redis, tasks: deps.tasks, logger });
-          return () => {
+          const reminderJob = startReminderJob({ reminders: deps.reminders, logger });
+          const stopWaking = deps.onReminderScheduled((at) => reminderJob.wake(at));
+          return async () => {
             stopSweeper();
             stopPurge();
+            stopWaking();
+            await reminderJob.stop();
           };
         })();
 
@@ -121,7 +130,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
     server,
     gateway,
     async close() {
-      stopJobs();
+      await stopJobs();
       ops.close();
       // Stop accepting, let in-flight requests finish, then close this node's sockets.
       const httpClosed = new Promise<void>((resolve) => {

@@ -28,6 +28,10 @@ import { createSessionsRepository, type SessionsRepository } from './features/au
 import { createSocketLimit, socketLimitScripts, type SocketLimit } from './realtime/socket-limit.js';
 import { createUsersRepository, type UsersRepository } from './features/auth/users.repository.js';
 import { createMetrics, type Metrics } from './features/ops/metrics.js';
+import { createRemindersRepository } from './features/reminders/reminders.repository.js';
+import { createRemindersService, type RemindersService } from './features/reminders/reminders.service.js';
+import { createPushRepository } from './features/reminders/push.repository.js';
+import { createPushNotifier, type PushNotifier } from './features/reminders/push.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -49,6 +53,11 @@ export interface Deps {
   /** sockets per user across nodes (RT-8), checked in the handshake's Redis call */
   sockets: SocketLimit;
   tasks: TasksService;
+  reminders: RemindersService;
+  /** Web Push to the users' browsers (off without VAPID keys) */
+  push: PushNotifier;
+  /** Tells the claim loop (`jobs/reminders.ts`) when a reminder was set; returns the unsubscribe. */
+  onReminderScheduled(fn: (firesAt: Date) => void): () => void;
   account: AccountService;
   anthropic: Anthropic;
   /** the embedded offline model, when it serves (no API key outside production) */
@@ -100,12 +109,28 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     eventsPerMinute: config.socketEventsPerMinute,
     chatPerMinute: config.chatMessagesPerMinute,
   });
+  const scheduledListeners = new Set<(firesAt: Date) => void>();
   const tasks = createTasksService({
     tasks: createTasksRepository(sql),
     events: {
       changed: (userId, data) => broadcaster.toUser(userId, 'task:changed', data),
       removed: (userId, data) => broadcaster.toUser(userId, 'task:removed', data),
+      reminderCleared: (userId, id) => broadcaster.toUser(userId, 'reminder:cleared', { id }),
+      reminderScheduled: (firesAt) => {
+        for (const fn of scheduledListeners) fn(firesAt);
+      },
     },
+  });
+  const push = createPushNotifier({ repository: createPushRepository(sql), config, logger });
+  const reminders = createRemindersService({
+    reminders: createRemindersRepository(sql),
+    notifier: push,
+    events: {
+      due: (userId, data) => broadcaster.toUser(userId, 'reminder:due', data),
+      changed: (userId, data) => broadcaster.toUser(userId, 'reminder:changed', data),
+      cleared: (userId, data) => broadcaster.toUser(userId, 'reminder:cleared', data),
+    },
+    logger,
   });
   // One code path to Claude: the official SDK, pointed at the embedded offline model when no key is set.
   // A dynamic import, so that a process with a key (every production one) never loads it.
@@ -153,6 +178,12 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     eventLimiter,
     sockets,
     tasks,
+    reminders,
+    push,
+    onReminderScheduled(fn) {
+      scheduledListeners.add(fn);
+      return () => scheduledListeners.delete(fn);
+    },
     account,
     anthropic,
     offlineModel,
@@ -162,6 +193,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     async close() {
       metrics.stop();
       await assistant.shutdown();
+      await push.drain();
       await offlineModel?.close();
       revocation.close();
       await sockets.close();

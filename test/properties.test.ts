@@ -44,19 +44,21 @@ const ids = {
   victimConversation: '',
   victimMessages: [] as string[],
   ownTasks: [] as string[],
+  victimReminders: [] as string[],
 };
 
 /** The victim's whole visible state; must not change whatever the attacker sends. */
 async function victimState(): Promise<unknown> {
-  const [me, sync, sessions, conversations, history, ...views] = await Promise.all([
+  const [me, sync, sessions, conversations, history, reminders, ...views] = await Promise.all([
     victimTab.call('user:me', {}),
     victimTab.call('task:sync', { since: 0 }),
     victimTab.call('session:list', {}),
     victimTab.call('conversation:list', {}),
     victimTab.call('chat:history', { conversationId: ids.victimConversation }),
+    victimTab.call('reminder:list', {}),
     ...taskViews.map((view) => victimTab.call('task:list', { view })),
   ]);
-  return { me, sync, sessions: sessions.sessions.map(({ lastUsedAt: _ignored, ...s }) => s), conversations, history, views };
+  return { me, sync, sessions: sessions.sessions.map(({ lastUsedAt: _ignored, ...s }) => s), conversations, history, reminders, views };
 }
 let victimBefore: unknown;
 
@@ -83,7 +85,11 @@ beforeAll(async () => {
   await victimTab.call('task:complete', { id: done.task.id, notes: 'finished' });
   const trashed = await victimTab.call('task:create', { title: 'victim trashed', status: 'waiting_on', waitingOn: 'Bob' });
   await victimTab.call('task:delete', { id: trashed.task.id });
-  ids.victimTasks.push(active.task.id, recurring.task.id, done.task.id, trashed.task.id);
+  // A reminder set in the past fires at once (REM-7): the victim has a due one.
+  const reminded = await victimTab.call('task:create', { title: 'victim reminded', remindAt: new Date(Date.now() - 60_000).toISOString() });
+  const due = await victimTab.waitFor('reminder:due', (d) => d.reminder.taskId === reminded.task.id, 10_000);
+  ids.victimReminders.push(due.reminder.id);
+  ids.victimTasks.push(active.task.id, recurring.task.id, done.task.id, trashed.task.id, reminded.task.id);
 
   const chat = await victimTab.call('chat:send', { content: 'victim says hello' });
   await victimTab.waitFor('chat:done', (d) => d.conversationId === chat.conversationId, 20_000);
@@ -179,6 +185,16 @@ const shapes: Record<RequestEvent, () => fc.Arbitrary<Record<string, unknown>>> 
   'task:list': () => optional({ view: fc.constantFrom(...taskViews), days: fc.integer({ min: 0, max: 400 }), project: str }),
   'task:next': () => optional({ intensity: fc.constantFrom(...intensityClasses) }),
   'task:sync': () => fc.record({ since: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)) }),
+  'reminder:list': () => fc.constant({}),
+  'reminder:snooze': () => fc.record({ id: uuid, until: fc.integer({ min: -60, max: 50_000 }).map((m) => new Date(Date.now() + m * 60_000).toISOString()) }),
+  'reminder:dismiss': () => fc.record({ id: uuid }),
+  'push:key': () => fc.constant({}),
+  'push:subscribe': () =>
+    fc.record({
+      endpoint: fc.oneof(str, fc.constantFrom('https://push.example.test/abc', 'http://127.0.0.1:1/internal', 'javascript:alert(1)')),
+      keys: optional({ p256dh: str, auth: str }),
+    }),
+  'push:unsubscribe': () => fc.record({ endpoint: str }),
   'chat:send': () => optional({ conversationId: uuid, id: uuid, content: str }).map((p) => ({ content: 'hello', ...p })),
   'chat:cancel': () => fc.record({ messageId: uuid }),
   'chat:history': () => optional({ conversationId: uuid, before: uuid, limit: fc.integer({ min: 0, max: 101 }) }).map((p) => ({ conversationId: randomUUID(), ...p })),
@@ -214,7 +230,7 @@ const refused = (code: ErrorCode): Expect => (ack) => expect(ack).toMatchObject(
 const noVictimIn = (ack: Ack) => {
   expect(ack.ok).toBe(true);
   const text = JSON.stringify(ack).toLowerCase();
-  for (const secret of [...ids.victimTasks, ...ids.victimSessions, ids.victimConversation, ...ids.victimMessages, victim.auth.user.id]) {
+  for (const secret of [...ids.victimTasks, ...ids.victimSessions, ids.victimConversation, ...ids.victimMessages, ...ids.victimReminders, victim.auth.user.id]) {
     expect(text).not.toContain(secret.toLowerCase());
   }
 };
@@ -249,6 +265,13 @@ const victimTargets: Partial<Record<RequestEvent, () => fc.Arbitrary<{ payload: 
     })),
   'task:next': () => shapes['task:next']().map((payload) => ({ payload, expect: noVictimIn })),
   'task:sync': () => fc.nat({ max: 20 }).map((since) => ({ payload: { since }, expect: noVictimIn })),
+  'reminder:list': () => fc.constant({ payload: {}, expect: noVictimIn }),
+  'reminder:snooze': () =>
+    fc.tuple(fc.constantFrom(...ids.victimReminders), fc.boolean()).map(([id, upper]) => ({
+      payload: { id: upper ? id.toUpperCase() : id, until: new Date(Date.now() + 3_600_000).toISOString() },
+      expect: refused(ErrorCode.NOT_FOUND),
+    })),
+  'reminder:dismiss': () => fc.constantFrom(...ids.victimReminders).map((id) => ({ payload: { id }, expect: refused(ErrorCode.NOT_FOUND) })),
   'auth:refresh': () => fc.constant({ payload: { token: victim.auth.accessToken }, expect: refused(ErrorCode.FORBIDDEN) }),
   'user:me': () => fc.constant({ payload: {}, expect: noVictimIn }),
   'user:export': () => fc.constant({ payload: {}, expect: noVictimIn }),
@@ -368,7 +391,7 @@ function checkAck(event: RequestEvent, c: Case, ack: Ack): void {
   const wire = overTheWire(c.payload);
   const sent = JSON.stringify(wire)?.toLowerCase() ?? '';
   // Nothing of the victim comes back unless the attacker sent it in the first place.
-  for (const secret of [...ids.victimTasks, ...ids.victimSessions, ids.victimConversation, ...ids.victimMessages, victim.auth.user.id, victim.email, victim.auth.accessToken]) {
+  for (const secret of [...ids.victimTasks, ...ids.victimSessions, ids.victimConversation, ...ids.victimMessages, ...ids.victimReminders, victim.auth.user.id, victim.email, victim.auth.accessToken]) {
     if (!sent.includes(secret.toLowerCase())) expect(text.toLowerCase()).not.toContain(secret.toLowerCase());
   }
   if (!ack.ok) expect(ack.error.code).not.toBe(ErrorCode.INTERNAL);

@@ -95,6 +95,19 @@ describe('RT-7 rooms across nodes', () => {
     const list = await bobTab.call('task:list', {});
     expect(list.tasks).toEqual([]);
   });
+
+  it('[TASK-4] a node never refuses or skips a change on what it last saw when another node changed the task since', async () => {
+    const user = await signUp(a.url);
+    const tabA = track(await connectReady(a.url, user.auth.accessToken));
+    const tabB = track(await connectReady(b.url, user.auth.accessToken));
+    const { task } = await tabA.call('task:create', { title: 'Seen on A' });
+    await tabB.call('task:delete', { id: task.id });
+    // Node A last saw the task open: it must still restore it, and not call a same-title patch "no change".
+    expect((await tabA.call('task:restore', { id: task.id })).task.status).toBe('not_started');
+    await tabB.call('task:update', { id: task.id, patch: { title: 'Renamed on B' } });
+    const back = await tabA.call('task:update', { id: task.id, patch: { title: 'Seen on A' } });
+    expect(back.task).toMatchObject({ title: 'Seen on A', version: 5 });
+  });
 });
 
 describe('SYNC-1 convergence', () => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabaseUrl } from './support/env.js';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ormOptions } from '../server/db/orm.js';
 import { createPostgres, type Sql } from '../server/db/postgres.js';
@@ -13,8 +14,8 @@ let orm: MikroORM;
 let pg: Sql;
 
 beforeAll(async () => {
-  orm = await MikroORM.init(ormOptions({ databaseUrl: inject('databaseUrl') }));
-  pg = createPostgres(inject('databaseUrl'), { max: 4 });
+  orm = await MikroORM.init(ormOptions({ databaseUrl: testDatabaseUrl() }));
+  pg = createPostgres(testDatabaseUrl(), { max: 4 });
 });
 afterAll(async () => {
   await orm?.close(true);
@@ -43,6 +44,17 @@ class RecordingEvents implements TaskEvents {
 
   removed(userId: string, data: TaskRemoved): void {
     this.log.push({ kind: 'removed', userId, seq: data.seq, id: data.id });
+  }
+
+  readonly remindersCleared: { userId: string; id: string }[] = [];
+  readonly remindersScheduled: Date[] = [];
+
+  reminderCleared(userId: string, id: string): void {
+    this.remindersCleared.push({ userId, id });
+  }
+
+  reminderScheduled(firesAt: Date): void {
+    this.remindersScheduled.push(firesAt);
   }
 
   of(userId: string): Recorded[] {

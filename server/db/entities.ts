@@ -3,5 +3,7 @@ import { UserSchema } from '../features/auth/user.entity.js';
 import { RefreshTokenSchema, SessionSchema } from '../features/auth/session.entity.js';
 import { TaskSchema, TaskTombstoneSchema } from '../features/tasks/task.entity.js';
 import { ConversationSchema, MessageSchema } from '../features/chat/chat.entity.js';
+import { ReminderSchema } from '../features/reminders/reminder.entity.js';
+import { PushSubscriptionSchema } from '../features/reminders/push-subscription.entity.js';
 
-export const entities = [UserSchema, SessionSchema, RefreshTokenSchema, TaskSchema, TaskTombstoneSchema, ConversationSchema, MessageSchema];
+export const entities = [UserSchema, SessionSchema, RefreshTokenSchema, TaskSchema, TaskTombstoneSchema, ConversationSchema, MessageSchema, ReminderSchema, PushSubscriptionSchema];

@@ -119,6 +119,7 @@ export function createGateway(options: {
       taskSeq: Number(user.taskSeq),
       nodeId: config.nodeId,
       serverTime: new Date().toISOString(),
+      dueReminders: user.dueReminders,
     });
   }
 

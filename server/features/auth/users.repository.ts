@@ -14,6 +14,8 @@ export interface ReadyUserRow {
   role: Role;
   createdAt: Date;
   taskSeq: number;
+  /** REM-3: reminders due and not dismissed */
+  dueReminders: number;
 }
 
 export type UsersRepository = ReturnType<typeof createUsersRepository>;
@@ -23,7 +25,9 @@ export function createUsersRepository(sql: Sql) {
     /** The users of `ids` in that order (undefined for an unknown id), in one statement. */
     async readyRows(ids: readonly string[]): Promise<(ReadyUserRow | undefined)[]> {
       const rows = await sql<ReadyUserRow[]>`
-        select id, email, full_name, timezone, role, created_at, task_seq from users where id = any(${ids as string[]}::uuid[])`;
+        select id, email, full_name, timezone, role, created_at, task_seq,
+               (select count(*) from reminders r where r.user_id = users.id and r.state in ('firing', 'due'))::int as due_reminders
+          from users where id = any(${ids as string[]}::uuid[])`;
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id));
     },

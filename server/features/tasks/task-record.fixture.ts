@@ -23,6 +23,8 @@ export function taskRecord(fields: Partial<TaskRecord> = {}): TaskRecord {
     updatedAt: new Date('2026-12-01T09:00:00.000Z'),
     completedAt: null,
     deletedAt: null,
+    remindAt: null,
+    reminderId: null,
     ...fields,
   };
 }

@@ -42,6 +42,10 @@ export const TaskSchema = defineEntity({
     updatedAt: p.datetime(),
     completedAt: p.datetime().nullable(),
     deletedAt: p.datetime().nullable(),
+    /** (1.1) when the user asked to be reminded; the reminder itself is a row of `reminders` */
+    remindAt: p.datetime().nullable(),
+    /** the id of the task's reminder while it has one, so that a change knows which one it replaces or clears */
+    reminderId: p.uuid().nullable(),
   },
   indexes: [{ properties: ['user', 'seq'] }, { properties: ['user', 'status'] }],
 });

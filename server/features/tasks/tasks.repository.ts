@@ -42,6 +42,10 @@ export interface TaskRecord {
   updatedAt: Date;
   completedAt: Date | null;
   deletedAt: Date | null;
+  /** when the user asked to be reminded (REM) */
+  remindAt: Date | null;
+  /** the task's reminder (a row of `reminders`) while it has one */
+  reminderId: string | null;
 }
 
 /** The user's side of a change or a view: the change sequence and the time zone. */
@@ -72,11 +76,31 @@ export interface TaskChange {
   now: Date;
 }
 
-/** What a change writes: new tasks, altered tasks (whole rows), purged tasks with the seq of their purge. */
+/**
+ * What a change writes: new tasks, altered tasks (whole rows), purged tasks
+ * with the seq of their purge, and the reminders that its tasks gained or lost
+ * (REM: a reminder is written with its task, in the same statement).
+ */
 export interface TaskWrites {
   inserted: readonly TaskRecord[];
   updated: readonly TaskRecord[];
   purged: readonly { id: string; seq: number }[];
+  reminders?: ReminderWrites | undefined;
+}
+
+/** A new reminder of a task (`remindAt` set or moved): pending, or late when its time has passed (REM-7). */
+export interface ReminderSet {
+  id: string;
+  taskId: string;
+  firesAt: Date;
+  late: boolean;
+}
+
+export interface ReminderWrites {
+  /** new reminders; each replaces its task's old one, if any */
+  set: readonly ReminderSet[];
+  /** reminders to delete: their task's `remindAt` was cleared, or the task completed or deleted */
+  cleared: readonly string[];
 }
 
 /** Columns of `tasks`, in the order of `TaskRecord`'s fields. */
@@ -101,6 +125,8 @@ const columns = [
   'updated_at',
   'completed_at',
   'deleted_at',
+  'remind_at',
+  'reminder_id',
 ] as const;
 /** The columns a change may alter. */
 const mutableColumns = columns.filter((c) => c !== 'id' && c !== 'user_id' && c !== 'created_at');
@@ -128,6 +154,8 @@ function toJsonRow(t: TaskRecord): Record<(typeof columns)[number], unknown> {
     updated_at: t.updatedAt.toISOString(),
     completed_at: t.completedAt?.toISOString() ?? null,
     deleted_at: t.deletedAt?.toISOString() ?? null,
+    remind_at: t.remindAt?.toISOString() ?? null,
+    reminder_id: t.reminderId,
   };
 }
 
@@ -157,6 +185,8 @@ export interface ChangeNeeds {
 
 export interface ChangeState {
   owner: TaskOwner;
+  /** read from this node's cache (`change-cache.ts`), not from PostgreSQL */
+  cached?: boolean;
   task: TaskRecord | undefined;
   anyTask?: TaskRecord | undefined;
   /** the user's tasks reachable from `graphFrom`, each with its dependencies */
@@ -222,7 +252,15 @@ export function createTasksRepository(sql: Sql) {
   function writeStatement(q: Sql, changes: readonly TaskChange[]) {
     const [change] = changes;
     const only = change?.writes.updated[0];
-    if (changes.length === 1 && only && change.writes.updated.length === 1 && change.writes.inserted.length === 0 && change.writes.purged.length === 0) {
+    const reminders = changes.flatMap((c) => (c.writes.reminders ? [{ userId: c.userId, ...c.writes.reminders }] : []));
+    if (
+      changes.length === 1 &&
+      only &&
+      change.writes.updated.length === 1 &&
+      change.writes.inserted.length === 0 &&
+      change.writes.purged.length === 0 &&
+      reminders.length === 0
+    ) {
       // The most common change, one altered task, as a plain statement.
       return q<{ id: string }[]>`
         with bump as (
@@ -233,7 +271,8 @@ export function createTasksRepository(sql: Sql) {
             status = ${only.status}, project = ${only.project}, waiting_on = ${only.waitingOn}, dependencies = ${only.dependencies}::uuid[],
             recurrence = ${only.recurrence === null ? null : q.json(only.recurrence as unknown as postgres.JSONValue)}::jsonb,
             series_day = ${only.seriesDay}, next_occurrence_id = ${only.nextOccurrenceId}::uuid, status_before_delete = ${only.statusBeforeDelete},
-            version = ${only.version}, seq = ${only.seq}, updated_at = ${only.updatedAt}, completed_at = ${only.completedAt}, deleted_at = ${only.deletedAt}
+            version = ${only.version}, seq = ${only.seq}, updated_at = ${only.updatedAt}, completed_at = ${only.completedAt}, deleted_at = ${only.deletedAt},
+            remind_at = ${only.remindAt}, reminder_id = ${only.reminderId}::uuid
             from bump where t.id = ${only.id} and t.user_id = bump.id
           returning 1
         )
@@ -244,6 +283,8 @@ export function createTasksRepository(sql: Sql) {
       const inserted = changes.flatMap((c) => c.writes.inserted);
       const updated = changes.flatMap((c) => c.writes.updated);
       const purged = changes.flatMap((c) => c.writes.purged.map((p) => ({ userId: c.userId, ...p })));
+      const remindersSet = reminders.flatMap((r) => r.set.map((set) => ({ userId: r.userId, ...set })));
+      const remindersCleared = reminders.flatMap((r) => r.cleared.map((id) => ({ userId: r.userId, id })));
       // Each kind of write is a part of the statement only when the batch has writes of that kind (a few
       // statement shapes, each prepared once), and every lookup goes by primary key (`= any(ids)`), so that the
       // plan stays an index scan however big the tables.
@@ -283,6 +324,31 @@ export function createTasksRepository(sql: Sql) {
         ), tombstones as (
           insert into task_tombstones (id, user_id, task_id, seq, purged_at)
           select gen_random_uuid(), p.user_id, p.id, p.seq, ${changes[0]!.now} from purges p
+          returning 1
+        )`
+        }${
+          remindersCleared.length === 0
+            ? none
+            : q`, reminders_cleared as (
+          delete from reminders d
+            using unnest(${remindersCleared.map((r) => r.userId)}::uuid[], ${remindersCleared.map((r) => r.id)}::uuid[]) as c(user_id, id)
+            join bump on bump.id = c.user_id
+           where d.id = any(${remindersCleared.map((r) => r.id)}::uuid[]) and d.id = c.id and d.user_id = c.user_id
+          returning 1
+        )`
+        }${
+          remindersSet.length === 0
+            ? none
+            : q`, reminders_set as (
+          -- A task's new reminder takes the place of its old one (one per task), in whatever state that was.
+          insert into reminders (id, user_id, task_id, fires_at, state, late, claimed_until, fired_at, created_at, updated_at)
+          select r.id, r.user_id, r.task_id, r.fires_at, 'pending', r.late, null, null, ${changes[0]!.now}, ${changes[0]!.now}
+            from unnest(${remindersSet.map((r) => r.id)}::uuid[], ${remindersSet.map((r) => r.userId)}::uuid[], ${remindersSet.map((r) => r.taskId)}::uuid[],
+                        ${remindersSet.map((r) => r.firesAt.toISOString())}::timestamptz[], ${remindersSet.map((r) => String(r.late))}::boolean[]) as r(id, user_id, task_id, fires_at, late)
+            join bump on bump.id = r.user_id
+          on conflict (task_id) do update set
+            id = excluded.id, fires_at = excluded.fires_at, state = 'pending', late = excluded.late, claimed_until = null, fired_at = null,
+            updated_at = excluded.updated_at
           returning 1
         )`
         }

@@ -21,7 +21,7 @@ const now = new Date('2026-12-06T10:00:00.000Z');
 /** A context whose seq numbers start after `from`. */
 function context(from = 10): ChangeContext & { last(): number } {
   let seq = from;
-  return { now, nextSeq: () => ++seq, last: () => seq };
+  return { now, timeZone: 'UTC', nextSeq: () => ++seq, last: () => seq };
 }
 
 const record = taskRecord;

@@ -9,13 +9,16 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, appError, ErrorCode } from '../../errors.js';
 import type { Recurrence, Task, TaskCreate, TaskPatch, TaskStatus } from '../../../shared/schemas/tasks.js';
-import type { TaskRecord } from './tasks.repository.js';
+import type { ReminderWrites, TaskRecord } from './tasks.repository.js';
+import { shiftReminder } from '../../../shared/zoned-time.js';
 import { guessIntensity, waitingOnFromTitle } from './intensity.js';
 import { dateFormatIn } from './next-task.js';
 import { dayOfMonth, nextDeadline } from './recurrence.js';
 
 export interface ChangeContext {
   now: Date;
+  /** the user's time zone (a recurring task's next reminder keeps its wall-clock offset, REM-6) */
+  timeZone: string;
   /** the user's next change sequence number */
   nextSeq(): number;
 }
@@ -51,6 +54,7 @@ function wireShape(t: TaskRecord): Task {
     updatedAt: t.updatedAt.toISOString(),
     completedAt: t.completedAt ? t.completedAt.toISOString() : null,
     deletedAt: t.deletedAt ? t.deletedAt.toISOString() : null,
+    remindAt: t.remindAt ? t.remindAt.toISOString() : null,
   };
 }
 
@@ -139,12 +143,20 @@ function newTask(fields: NewTaskFields, ctx: ChangeContext): TaskRecord {
   };
 }
 
+/** A task's reminder fields for `remindAt`: a new reminder id whenever it is set (REM). */
+function reminderFields(remindAt: Date | null): Pick<TaskRecord, 'remindAt' | 'reminderId'> {
+  return { remindAt, reminderId: remindAt ? randomUUID() : null };
+}
+
+const noReminder = { remindAt: null, reminderId: null } as const;
+
 /** A new task from `task:create` (its dependencies already checked). */
 export function createTask(userId: string, id: string, input: TaskCreate, dependencies: string[], ctx: ChangeContext): TaskRecord {
   const title = input.title.trim();
   const deadline = input.deadline ?? null;
   const recurrence = input.recurrence ? wireRecurrence(input.recurrence) : null;
   return newTask({
+    ...reminderFields(input.remindAt ? new Date(input.remindAt) : null),
     id,
     userId,
     title,
@@ -192,6 +204,10 @@ export function patchTask(task: TaskRecord, patch: TaskPatch, expectedVersion: n
   if (patch.project !== undefined && optionalText(patch.project) !== task.project) fields.project = optionalText(patch.project);
   if (patch.waitingOn !== undefined && optionalText(patch.waitingOn) !== task.waitingOn) fields.waitingOn = optionalText(patch.waitingOn);
   if (dependencies !== undefined && !sameList(dependencies, task.dependencies)) fields.dependencies = dependencies;
+  if (patch.remindAt !== undefined) {
+    const remindAt = patch.remindAt === null ? null : new Date(patch.remindAt);
+    if (remindAt?.getTime() !== task.remindAt?.getTime()) Object.assign(fields, reminderFields(remindAt));
+  }
   return Object.keys(fields).length === 0 ? null : changed(task, fields, ctx);
 }
 
@@ -208,7 +224,8 @@ export function completeTask(task: TaskRecord, notes: string | undefined, openDe
     throw conflict('The task waits for dependencies that are not completed', { blockedBy });
   }
   const trimmed = notes?.trim();
-  const fields: Partial<TaskRecord> = { status: 'completed', completedAt: ctx.now };
+  // REM-5: a completed task's reminder is cleared.
+  const fields: Partial<TaskRecord> = { status: 'completed', completedAt: ctx.now, ...noReminder };
   if (trimmed) fields.description = `${task.description}\n\nCompleted: ${trimmed}`;
   const seriesDay = task.seriesDay ?? (task.deadline ? dayOfMonth(task.deadline) : null);
   const nextDue = task.recurrence && task.deadline && !task.nextOccurrenceId ? nextDeadline(task.deadline, task.recurrence, seriesDay!) : null;
@@ -216,7 +233,10 @@ export function completeTask(task: TaskRecord, notes: string | undefined, openDe
   if (nextId) fields.nextOccurrenceId = nextId;
   const completed = changed(task, fields, ctx);
   if (!nextDue || !nextId) return { task: completed, next: null };
+  // REM-6: the next occurrence is reminded as long before its deadline as this one was.
+  const nextRemindAt = task.remindAt && task.deadline ? shiftReminder(task.remindAt, task.deadline, nextDue, ctx.timeZone) : null;
   const next = newTask({
+    ...reminderFields(nextRemindAt),
     id: nextId,
     userId: task.userId,
     title: task.title,
@@ -236,7 +256,8 @@ export function completeTask(task: TaskRecord, notes: string | undefined, openDe
 /** `task:delete`: to the trash. Deleting what is already there changes nothing: `null`. */
 export function trashTask(task: TaskRecord, ctx: ChangeContext): TaskRecord | null {
   if (task.status === 'deleted') return null;
-  return changed(task, { status: 'deleted', statusBeforeDelete: task.status, deletedAt: ctx.now }, ctx);
+  // REM-5: the reminder goes with it, and restoring does not bring it back.
+  return changed(task, { status: 'deleted', statusBeforeDelete: task.status, deletedAt: ctx.now, ...noReminder }, ctx);
 }
 
 /** `task:restore` (TASK-4): back with the status it had before, even `completed`. */
@@ -254,4 +275,34 @@ export function assertPurgeable(task: TaskRecord): void {
 /** TASK-4: a completed or deleted task whose completion or deletion is older than `cutoff`. */
 export function isExpired(task: TaskRecord, cutoff: Date): boolean {
   return (task.status === 'completed' && task.completedAt !== null && task.completedAt < cutoff) || (task.status === 'deleted' && task.deletedAt !== null && task.deletedAt < cutoff);
+}
+
+/**
+ * The reminders a change writes, from its tasks before and after (REM): a task
+ * whose reminder id changed gained a new reminder (which replaces the old one
+ * in storage) or lost it. `gone` lists every reminder the tabs should drop
+ * (`reminder:cleared`), replaced ones included. A reminder whose time has
+ * passed fires at once, late (REM-7).
+ */
+export function reminderChanges(
+  before: readonly (TaskRecord | undefined)[],
+  after: readonly TaskRecord[],
+  now: Date,
+): { writes: ReminderWrites; gone: string[] } | undefined {
+  const previous = new Map<string, TaskRecord>();
+  for (const task of before) if (task) previous.set(task.id, task);
+  const set: ReminderWrites['set'][number][] = [];
+  const cleared: string[] = [];
+  const gone: string[] = [];
+  for (const task of after) {
+    const old = previous.get(task.id);
+    if ((old?.reminderId ?? null) === task.reminderId) continue;
+    if (old?.reminderId) gone.push(old.reminderId);
+    if (task.reminderId && task.remindAt) {
+      set.push({ id: task.reminderId, taskId: task.id, firesAt: task.remindAt, late: task.remindAt.getTime() < now.getTime() });
+    } else if (old?.reminderId) {
+      cleared.push(old.reminderId);
+    }
+  }
+  return gone.length === 0 && set.length === 0 ? undefined : { writes: { set, cleared }, gone };
 }

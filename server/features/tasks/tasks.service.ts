@@ -33,6 +33,7 @@ import {
   idTaken,
   isExpired,
   patchTask,
+  reminderChanges,
   restoreTask,
   safeTimeZone,
   taskNotFound,
@@ -51,6 +52,10 @@ import { addDays } from './recurrence.js';
 export interface TaskEvents {
   changed(userId: string, data: TaskChanged): void;
   removed(userId: string, data: TaskRemoved): void;
+  /** a reminder the user's tabs should drop: its task's `remindAt` was cleared or moved, or the task completed or deleted (REM-5) */
+  reminderCleared(userId: string, id: string): void;
+  /** a reminder was set to fire at `firesAt` (the claim loop may want to wake early) */
+  reminderScheduled(firesAt: Date): void;
 }
 
 export interface TasksService {
@@ -124,19 +129,42 @@ export function createTasksService(deps: {
    * writes apply only if no other change of the user came in between;
    * otherwise the change starts over from a fresh read.
    */
-  function change<S extends { owner: TaskOwner }, R>(userId: string, read: () => Promise<S>, decide: (state: S, ctx: ChangeContext) => Decision<R>): Promise<R> {
+  function change<S extends { owner: TaskOwner; task?: TaskRecord | undefined; cached?: boolean }, R>(
+    userId: string,
+    read: () => Promise<S>,
+    decide: (state: S, ctx: ChangeContext) => Decision<R>,
+  ): Promise<R> {
     return inTurn(userId, async () => {
       for (let attempt = 1; ; attempt++) {
         const state = await read();
         const fromSeq = state.owner.seq;
         let seq = fromSeq;
         const now = new Date();
-        const decision = decide(state, { now, nextSeq: () => ++seq });
-        if (seq === fromSeq) return decision.result;
-        const writes: TaskWrites = { inserted: decision.inserted ?? [], updated: decision.updated ?? [], purged: decision.purged ?? [] };
+        let decision: Decision<R>;
+        try {
+          decision = decide(state, { now, timeZone: safeTimeZone(state.owner.timezone), nextSeq: () => ++seq });
+        } catch (err) {
+          // A refusal decided on this node's cache may rest on a change made on another node: only a fresh read
+          // may refuse (a write is checked by the seq; a refusal writes nothing to check).
+          if (!state.cached) throw err;
+          cache.forget(userId);
+          continue;
+        }
+        if (seq === fromSeq) {
+          // The same for "nothing to change".
+          if (!state.cached) return decision.result;
+          cache.forget(userId);
+          continue;
+        }
+        const inserted = decision.inserted ?? [];
+        const updated = decision.updated ?? [];
+        const reminders = reminderChanges([state.task], [...inserted, ...updated], now);
+        const writes: TaskWrites = { inserted, updated, purged: decision.purged ?? [], reminders: reminders?.writes };
         if (await repo.save({ userId, fromSeq, toSeq: seq, writes, now })) {
           cache.applied(userId, state.owner, seq, writes);
           publish(userId, writes);
+          for (const id of reminders?.gone ?? []) events.reminderCleared(userId, id);
+          for (const set of reminders?.writes.set ?? []) events.reminderScheduled(set.firesAt);
           return decision.result;
         }
         cache.forget(userId);
@@ -173,7 +201,7 @@ export function createTasksService(deps: {
     const taskId = lower(needs.taskId);
     if (needs.anyId === undefined && needs.graphFrom === undefined && needs.openDependenciesOf === undefined) {
       const cached = cache.get(userId, taskId);
-      if (cached) return cached;
+      if (cached) return { ...cached, cached: true };
     }
     const state = await repo.readForChange(userId, { ...needs, taskId, anyId: lower(needs.anyId), openDependenciesOf: lower(needs.openDependenciesOf) });
     if (!state) throw userNotFound();

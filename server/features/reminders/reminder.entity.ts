@@ -1,0 +1,33 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { UserSchema } from '../auth/user.entity.js';
+import { TaskSchema } from '../tasks/task.entity.js';
+
+/** Where a reminder is: waiting for its time, being delivered by one node, delivered, dismissed. */
+export const storedReminderStates = ['pending', 'firing', 'due', 'dismissed'] as const;
+export type StoredReminderState = (typeof storedReminderStates)[number];
+
+/**
+ * A task's reminder (PROTOCOL §6.1b). Written with its task, in the task's
+ * change (`tasks.repository.ts`); fired by the claim loop
+ * (`server/jobs/reminders.ts`), which moves it `pending` → `firing` (a lease,
+ * `claimedUntil`) → `due`. A node that dies between the two leaves the lease to
+ * expire, and another node fires it again, late (REM-2).
+ */
+export const ReminderSchema = defineEntity({
+  name: 'Reminder',
+  tableName: 'reminders',
+  properties: {
+    id: p.uuid().primary(),
+    user: p.manyToOne(UserSchema).deleteRule('cascade'),
+    task: p.manyToOne(TaskSchema).deleteRule('cascade').unique(),
+    firesAt: p.datetime(),
+    state: p.enum([...storedReminderStates] as StoredReminderState[]),
+    late: p.boolean().default(false),
+    /** while `firing`: the lease of the node delivering it */
+    claimedUntil: p.datetime().nullable(),
+    firedAt: p.datetime().nullable(),
+    createdAt: p.datetime(),
+    updatedAt: p.datetime(),
+  },
+});
+export type ReminderEntity = InferEntity<typeof ReminderSchema>;
