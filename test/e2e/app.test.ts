@@ -102,8 +102,8 @@ describe('the app in a browser', () => {
 
   it('renders a hostile task title and hostile markdown as inert text', async () => {
     const hostile = '<img src=x onerror=alert(1)>';
-    await tab1.getByTestId('new-task-input').fill(hostile);
-    await tab1.getByTestId('new-task-input').press('Enter');
+    await tab1.getByTestId('quick-add').fill(hostile);
+    await tab1.getByTestId('quick-add').press('Enter');
     await taskItem(tab2, hostile).waitFor();
     expect(await taskItem(tab1, hostile).getByTestId('task-title').textContent()).toBe(hostile);
 
@@ -128,8 +128,8 @@ describe('the app in a browser', () => {
   });
 
   it('shows a conflict banner when a task was edited elsewhere, and can apply the edit anyway', async () => {
-    await tab1.getByTestId('new-task-input').fill('write report');
-    await tab1.getByTestId('new-task-input').press('Enter');
+    await tab1.getByTestId('quick-add').fill('write report');
+    await tab1.getByTestId('quick-add').press('Enter');
     await taskItem(tab2, 'write report').waitFor();
     // Tab 1 opens the editor on version 1; tab 2 saves version 2 meanwhile.
     await taskItem(tab1, 'write report').getByTestId('edit-task').click();

@@ -48,8 +48,8 @@ describe('silent refresh across tabs', () => {
     expect(sockets.get(tab1)).toBe(1);
     expect(sockets.get(tab2)).toBe(1);
     await Promise.all([waitLive(tab1, 1_000), waitLive(tab2, 1_000)]);
-    await tab1.getByTestId('new-task-input').fill('still live');
-    await tab1.getByTestId('new-task-input').press('Enter');
+    await tab1.getByTestId('quick-add').fill('still live');
+    await tab1.getByTestId('quick-add').press('Enter');
     await taskItem(tab2, 'still live').waitFor({ timeout: 5_000 });
     expect(watch.consoleErrors).toEqual([]);
     expect(watch.cspViolations).toEqual([]);

@@ -39,8 +39,8 @@ describe('sessions across tabs and restarts', () => {
   it('shows reconnecting and offline while the server restarts, then converges with what changed meanwhile', async () => {
     // The browser logs the refused WebSocket attempts of the restart; nothing else may be an error.
     watch.allow.push(/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED|ERR_INTERNET_DISCONNECTED/);
-    await tab1.getByTestId('new-task-input').fill('before the restart');
-    await tab1.getByTestId('new-task-input').press('Enter');
+    await tab1.getByTestId('quick-add').fill('before the restart');
+    await tab1.getByTestId('quick-add').press('Enter');
     await taskItem(tab2, 'before the restart').waitFor();
 
     await server.stop();

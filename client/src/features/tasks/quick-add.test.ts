@@ -128,7 +128,7 @@ describe('parseQuickAdd', () => {
   });
 
   it('understands nothing in text without a date or a tag', () => {
-    for (const text of ['write report', 'still live', 'read 1984 again', 'fix bug #123', 'call 911']) {
+    for (const text of ['write report', 'still live', 'before the restart', 'read 1984 again', 'fix bug #123', 'call 911']) {
       const q = parse(text);
       expect(q).toEqual({ title: text, deadline: null, remindAt: null, project: null, intensity: null, recurrence: null, parts: [{ kind: 'title', label: text, source: text }] });
     }
