@@ -5,11 +5,20 @@
  * only HTTPS; the sender trusts it through `web-push`'s documented `agent`
  * option). Each push is decrypted as a browser would, with keys the test made,
  * and its VAPID signature is checked against keys generated at run time.
+ *
+ * Then the three `push:*` events end to end: a production server as a real
+ * process (`npm run build` first) with VAPID keys made now, which trusts the
+ * local push service's certificate the way an operator trusts a private CA
+ * (Node's NODE_EXTRA_CA_CERTS), and real socket.io-client tabs. A reminder
+ * that fires while the user has no tab open reaches the subscribed browser.
+ * The file's database is its own, so no other file's node fires its reminders.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testDatabaseUrl } from './support/env.js';
 import webpush from 'web-push';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../server/config.js';
@@ -21,7 +30,12 @@ import { UserSchema } from '../server/features/auth/user.entity.js';
 import { createPushRepository } from '../server/features/reminders/push.repository.js';
 import { createPushNotifier, MAX_PUSH_SUBSCRIPTIONS_PER_USER, MAX_PUSHES_IN_FLIGHT, PUSH_TTL_SECONDS, type PushNotifier } from '../server/features/reminders/push.js';
 import type { Reminder } from '../shared/schemas/reminders.js';
+import { productionEnv, testDatabaseUrl } from './support/env.js';
 import { browserSubscription, startLocalPushService, verifyVapid, type LocalPushService } from './support/push-service.js';
+import { startNodeProcess, startTestApp, type NodeProcess } from './support/app.js';
+import { connectReady, tabTracker, type Tab } from './support/sockets.js';
+import { signUp } from './support/users.js';
+import { until } from './support/until.js';
 
 let orm: MikroORM;
 let pg: Sql;
@@ -363,5 +377,141 @@ describe('Web Push notifier', () => {
     await push.subscribe(userId, browser.json, undefined);
     await pg`delete from users where id = ${userId}`;
     expect(await stored({ endpoint: browser.json.endpoint })).toEqual([]);
+  });
+});
+
+describe('push:key, push:subscribe, push:unsubscribe on a production node', () => {
+  const vapid = webpush.generateVAPIDKeys();
+  const tabs = tabTracker();
+  let node: NodeProcess;
+  let certDir: string;
+
+  beforeAll(async () => {
+    certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sam-push-ca-'));
+    const caFile = path.join(certDir, 'push-service.pem');
+    fs.writeFileSync(caFile, service.certificate);
+    node = await startNodeProcess(
+      productionEnv({
+        VAPID_PUBLIC_KEY: vapid.publicKey,
+        VAPID_PRIVATE_KEY: vapid.privateKey,
+        VAPID_SUBJECT: subject,
+        NODE_EXTRA_CA_CERTS: caFile,
+        SOCKET_EVENTS_PER_MINUTE: '100000',
+        RATE_LIMIT_PER_MINUTE: '10000',
+      }),
+    );
+  });
+  afterAll(async () => {
+    tabs.closeAll();
+    await node?.stop();
+    if (certDir) fs.rmSync(certDir, { recursive: true, force: true });
+  });
+
+  const userWithTab = async () => {
+    const user = await signUp(node.url);
+    return { id: user.auth.user.id, tab: tabs.track(await connectReady(node.url, user.auth.accessToken)) };
+  };
+  const rowsOf = (userId: string) => pg<{ endpoint: string; p256dh: string; auth: string }[]>`select endpoint, p256dh, auth from push_subscriptions where user_id = ${userId}`;
+
+  it('push:key answers the VAPID public key; a reminder that fires with no tab open reaches each subscribed browser once, and no other user', async () => {
+    const alice = await userWithTab();
+    const bob = await userWithTab();
+    expect(await alice.tab.call('push:key', {})).toEqual({ publicKey: vapid.publicKey });
+
+    const laptop = browserSubscription(service.endpoint());
+    const phone = browserSubscription(service.endpoint());
+    const bobs = browserSubscription(service.endpoint());
+    expect(await alice.tab.call('push:subscribe', laptop.json)).toEqual({});
+    expect(await alice.tab.call('push:subscribe', phone.json)).toEqual({});
+    expect(await bob.tab.call('push:subscribe', bobs.json)).toEqual({});
+    expect((await rowsOf(alice.id)).map((r) => r.endpoint).sort()).toEqual([laptop.json.endpoint, phone.json.endpoint].sort());
+
+    const remindAt = new Date(Date.now() + 2_000).toISOString();
+    const { task } = await alice.tab.call('task:create', { title: 'Water the plants', remindAt });
+    alice.tab.close();
+    bob.tab.close();
+
+    await until(async () => [laptop, phone].map((b) => service.receivedBy(b.json.endpoint).length), (n) => n.every((c) => c >= 1), 15_000, 'a push to each of alice’s browsers');
+    const decrypted = [laptop, phone].map((b) => JSON.parse(b.decrypt(service.receivedBy(b.json.endpoint)[0]!.body)) as Record<string, unknown>);
+    expect(decrypted[0]).toEqual({ title: 'Reminder', body: 'Water the plants', reminderId: expect.any(String), taskId: task.id, url: '/' });
+    expect(decrypted[1]).toEqual(decrypted[0]);
+    const pushed = service.receivedBy(laptop.json.endpoint)[0]!;
+    expect(verifyVapid(pushed.headers['authorization'], vapid.publicKey)).toMatchObject({ aud: service.origin, sub: subject });
+    expect(pushed.headers['urgency']).toBe('high');
+
+    // Once each, and nothing to Bob; a duplicate would come from a later poll of the claim loop.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(service.receivedBy(laptop.json.endpoint)).toHaveLength(1);
+    expect(service.receivedBy(phone.json.endpoint)).toHaveLength(1);
+    expect(service.receivedBy(bobs.json.endpoint)).toHaveLength(0);
+    // The node logged neither an endpoint's path nor a key.
+    for (const b of [laptop, phone, bobs]) {
+      for (const line of node.logs.lines) {
+        expect(line).not.toContain(new URL(b.json.endpoint).pathname);
+        expect(line).not.toContain(b.json.keys.auth);
+      }
+    }
+  });
+
+  it("push:unsubscribe removes only the caller's own subscription; subscribing another user's endpoint moves it", async () => {
+    const alice = await userWithTab();
+    const bob = await userWithTab();
+    const browser = browserSubscription(service.endpoint());
+    await alice.tab.call('push:subscribe', browser.json);
+    expect(await bob.tab.call('push:unsubscribe', { endpoint: browser.json.endpoint })).toEqual({});
+    expect(await rowsOf(alice.id)).toHaveLength(1);
+
+    const asBob = browserSubscription(browser.json.endpoint);
+    await bob.tab.call('push:subscribe', asBob.json);
+    expect(await rowsOf(alice.id)).toEqual([]);
+    expect(await rowsOf(bob.id)).toEqual([{ endpoint: browser.json.endpoint, p256dh: asBob.json.keys.p256dh, auth: asBob.json.keys.auth }]);
+    expect(await alice.tab.call('push:unsubscribe', { endpoint: browser.json.endpoint })).toEqual({});
+    expect(await rowsOf(bob.id)).toHaveLength(1);
+    expect(await bob.tab.call('push:unsubscribe', { endpoint: browser.json.endpoint })).toEqual({});
+    expect(await rowsOf(bob.id)).toEqual([]);
+  });
+
+  it('malformed, oversize and polluted payloads are VALIDATION and store nothing', async () => {
+    const { id, tab } = await userWithTab();
+    const good = browserSubscription(service.endpoint()).json;
+    const offCurve = Buffer.from(good.keys.p256dh, 'base64url');
+    offCurve[64] = offCurve[64]! ^ 1;
+    const bad: [string, unknown][] = [
+      ['push:subscribe', {}],
+      ['push:subscribe', { ...good, endpoint: 'not a url' }],
+      ['push:subscribe', { ...good, endpoint: good.endpoint.replace('https:', 'http:') }],
+      ['push:subscribe', { ...good, endpoint: 'javascript:alert(1)' }],
+      ['push:subscribe', { ...good, endpoint: `${service.origin}/${'a'.repeat(2100)}` }],
+      ['push:subscribe', { ...good, keys: { auth: good.keys.auth } }],
+      ['push:subscribe', { ...good, keys: { ...good.keys, p256dh: offCurve.toString('base64url') } }],
+      ['push:subscribe', { ...good, keys: { ...good.keys, auth: 'x'.repeat(65) } }],
+      ['push:subscribe', { ...good, extra: true }],
+      ['push:subscribe', JSON.parse(`{"endpoint":${JSON.stringify(good.endpoint)},"keys":{"p256dh":"${good.keys.p256dh}","auth":"${good.keys.auth}","__proto__":{"polluted":true}}}`)],
+      ['push:subscribe', [good]],
+      ['push:subscribe', 'https://example.test'],
+      ['push:unsubscribe', {}],
+      ['push:unsubscribe', { endpoint: 'x'.repeat(2049) }],
+      ['push:unsubscribe', { endpoint: 42 }],
+      ['push:key', { extra: 1 }],
+    ];
+    for (const [event, payload] of bad) {
+      const res = await (tab.socket.timeout(5_000) as any).emitWithAck(event, payload);
+      expect(res, `${event} ${JSON.stringify(payload).slice(0, 80)}`).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(await rowsOf(id)).toEqual([]);
+    // The socket still works.
+    expect(await tab.call('push:subscribe', good)).toEqual({});
+  });
+
+  it('without VAPID keys push:key answers null and push:subscribe stores nothing', async () => {
+    await using app = await startTestApp(productionEnv());
+    const user = await signUp(app.url);
+    const tab: Tab = tabs.track(await connectReady(app.url, user.auth.accessToken));
+    expect(await tab.call('push:key', {})).toEqual({ publicKey: null });
+    expect(await tab.call('push:subscribe', browserSubscription(service.endpoint()).json)).toEqual({});
+    expect(await tab.call('push:unsubscribe', { endpoint: service.endpoint() })).toEqual({});
+    expect(await rowsOf(user.auth.user.id)).toEqual([]);
+    tab.close();
   });
 });

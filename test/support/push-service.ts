@@ -8,6 +8,8 @@
  * pull in) for 127.0.0.1, and the sender trusts it through the documented
  * `agent` option of `sendNotification`: an `https.Agent` whose `ca` is that
  * certificate. Certificate checking stays on; nothing is patched globally.
+ * A server process trusts it the way an operator trusts a private CA: Node's
+ * own NODE_EXTRA_CA_CERTS, read by Node at startup (not by our config).
  *
  * The browser's side is written here from the RFCs with node:crypto, not
  * with the library under test: keys as `PushManager.subscribe()` makes them
@@ -48,6 +50,8 @@ export interface LocalPushService extends AsyncDisposable {
   maxConcurrent(): number;
   /** the agent that trusts this service's certificate */
   agent: https.Agent;
+  /** this service's certificate (PEM), for a server process to trust through NODE_EXTRA_CA_CERTS */
+  certificate: string;
   close(): Promise<void>;
 }
 
@@ -111,6 +115,7 @@ export async function startLocalPushService(): Promise<LocalPushService> {
     delayAnswers: (ms) => void (delayMs = ms),
     maxConcurrent: () => maxOpen,
     agent,
+    certificate: cert,
     close,
     [Symbol.asyncDispose]: close,
   };
