@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { productionEnv, randomSecret, testDatabaseUrl, uniquePrefix } from './support/env.js';
-import { startTestApp, useTwoNodes } from './support/app.js';
+import { startNodeProcess, startTestApp, useTwoNodes } from './support/app.js';
 import { signUp } from './support/users.js';
 import { connectReady, type Tab } from './support/sockets.js';
 import { until } from './support/until.js';
@@ -117,17 +117,17 @@ describe('REM-2 / REM-3 / REM-7 late and missed reminders', () => {
     expect((await tabs[0].call('task:update', { id: task.id, patch: { remindAt: nearlyFar } })).task.remindAt).toBe(nearlyFar);
   });
 
-  it('[REM-2] [REM-3] reminders that fell due while no node ran fire late when one starts; a later tab lists them', async () => {
-    // A deployment of its own (its own database too, or the cluster's nodes would fire it): one node, stopped
-    // while its reminders fall due.
+  it('[REM-2] [REM-3] reminders due when their only node was killed fire late when one starts; a later tab lists them', async () => {
+    // A deployment of its own (its own database too, or the cluster's nodes would fire it): one node, killed
+    // (SIGKILL) before its reminders fall due.
     const databaseUrl = await migratedDatabase(testDatabaseUrl().replace(/\/([^/]+)$/, '/$1_alone'));
     const env = productionEnv({ ...shared, DATABASE_URL: databaseUrl, REDIS_PREFIX: uniquePrefix(), NODE_ID: 'rem-alone' });
-    const first = await startTestApp(env);
+    const first = await startNodeProcess(env);
     const user = await signUp(first.url);
-    const tab = await connectReady(first.url, user.auth.accessToken);
+    const tab = await connectReady(first.url, user.auth.accessToken, { reconnection: false });
     const { task } = await tab.call('task:create', { title: 'While nobody listened', remindAt: inMs(1_500) });
+    await first.kill();
     tab.close();
-    await first.close();
     await sleep(7_000); // due for longer than REM-1's 5 s by the time a node runs again
 
     await using second = await startTestApp({ ...env, NODE_ID: 'rem-alone-2' });

@@ -9,6 +9,7 @@ import {
   createTask,
   isExpired,
   patchTask,
+  reminderChanges,
   restoreTask,
   toWireTask,
   trashTask,
@@ -152,5 +153,57 @@ describe('trash, restore and purge [TASK-4]', () => {
     expect(isExpired(record({ status: 'deleted', deletedAt: old }), cutoff)).toBe(true);
     expect(isExpired(record({ status: 'deleted', deletedAt: now }), cutoff)).toBe(false);
     expect(isExpired(record({ status: 'in_progress', completedAt: old }), cutoff)).toBe(false);
+  });
+});
+
+describe('reminders follow their task [REM-5] [REM-6] [REM-7]', () => {
+  const at = (iso: string) => new Date(iso);
+
+  it('setting remindAt gives the task a new reminder id each time; the same time again is no change; null clears', () => {
+    const created = createTask(userId, 'id-r', { title: 'Call Ana', remindAt: '2026-12-06T12:00:00.000Z' }, [], context());
+    expect(created).toMatchObject({ remindAt: at('2026-12-06T12:00:00.000Z'), reminderId: expect.any(String) });
+    expect(toWireTask(created).remindAt).toBe('2026-12-06T12:00:00.000Z');
+    expect(patchTask(created, { remindAt: '2026-12-06T12:00:00Z' }, undefined, undefined, context())).toBeNull();
+    const moved = patchTask(created, { remindAt: '2026-12-06T13:00:00.000Z' }, undefined, undefined, context())!;
+    expect(moved.reminderId).not.toBe(created.reminderId);
+    const cleared = patchTask(moved, { remindAt: null }, undefined, undefined, context())!;
+    expect(cleared).toMatchObject({ remindAt: null, reminderId: null });
+  });
+
+  it('completing or trashing clears the reminder, and restoring does not bring it back', () => {
+    const task = record({ remindAt: at('2026-12-07T09:00:00.000Z'), reminderId: 'r-1' });
+    expect(completeTask(task, undefined, [], context())!.task).toMatchObject({ remindAt: null, reminderId: null });
+    const trashed = trashTask(task, context())!;
+    expect(trashed).toMatchObject({ remindAt: null, reminderId: null });
+    expect(restoreTask(trashed, context())).toMatchObject({ remindAt: null, reminderId: null });
+  });
+
+  it('a recurring task\'s next occurrence is reminded at the same wall-clock offset before its deadline, across DST', () => {
+    const task = record({
+      deadline: '2026-03-07',
+      recurrence: { type: 'daily', interval: 1, endDate: null },
+      remindAt: at('2026-03-06T22:30:00.000Z'), // 17:30 the day before, New York winter time (UTC-5)
+      reminderId: 'r-1',
+    });
+    const ctx = { ...context(), timeZone: 'America/New_York' };
+    const { next } = completeTask(task, undefined, [], ctx)!;
+    // The next deadline is 8 March, the night the clocks go forward: 17:30 the day before is still winter time.
+    expect(next).toMatchObject({ deadline: '2026-03-08', remindAt: at('2026-03-07T22:30:00.000Z') });
+    const after = completeTask({ ...next!, deadline: '2026-03-08' }, undefined, [], ctx)!.next!;
+    expect(after).toMatchObject({ deadline: '2026-03-09', remindAt: at('2026-03-08T21:30:00.000Z') }); // summer time, UTC-4
+    expect(after.reminderId).not.toBe(next!.reminderId);
+  });
+
+  it('reminderChanges lists the new reminders (late when their time has passed) and what the tabs should drop', () => {
+    const before = record({ remindAt: at('2026-12-06T12:00:00.000Z'), reminderId: 'old' });
+    const moved = { ...before, remindAt: at('2026-12-06T09:00:00.000Z'), reminderId: 'new' };
+    expect(reminderChanges([before], [moved], now)).toEqual({
+      writes: { set: [{ id: 'new', taskId: before.id, firesAt: moved.remindAt, late: true }], cleared: [] },
+      gone: ['old'],
+    });
+    expect(reminderChanges([before], [{ ...before, remindAt: null, reminderId: null }], now)).toEqual({ writes: { set: [], cleared: ['old'] }, gone: ['old'] });
+    expect(reminderChanges([before], [{ ...before, title: 'same reminder' }], now)).toBeUndefined();
+    const fresh = record({ id: 'other', remindAt: at('2026-12-07T09:00:00.000Z'), reminderId: 'r-2' });
+    expect(reminderChanges([undefined], [fresh], now)?.writes.set).toEqual([{ id: 'r-2', taskId: 'other', firesAt: fresh.remindAt, late: false }]);
   });
 });
