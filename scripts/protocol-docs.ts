@@ -26,13 +26,14 @@ export const docPath = path.join(root, 'docs', 'protocol.md');
 const sharedDir = path.join(root, 'shared') + path.sep;
 
 /** The regions, in the order they appear in the document (shapes are listed where first named). */
-export const regionNames = ['errors', 'rest', 'connection', 'tasks', 'chat', 'account', 'ops'] as const;
+export const regionNames = ['errors', 'rest', 'connection', 'tasks', 'reminders', 'chat', 'account', 'ops'] as const;
 type Region = (typeof regionNames)[number];
 
 /** Default-namespace events by section; every event must land in exactly one. */
 function regionOfEvent(event: string): Region {
   if (['session:ready', 'session:revoked', 'auth:expired'].includes(event)) return 'connection';
   if (event.startsWith('task:')) return 'tasks';
+  if (event.startsWith('reminder:') || event.startsWith('push:')) return 'reminders';
   if (event.startsWith('chat:') || event.startsWith('conversation:')) return 'chat';
   if (event.startsWith('auth:') || event.startsWith('user:') || event.startsWith('session:')) return 'account';
   throw new Error(`scripts/protocol-docs.ts: the event "${event}" belongs to no section of docs/protocol.md; add it to regionOfEvent`);
@@ -421,7 +422,7 @@ export function renderRegions(): Record<Region, string> {
   // Every event is placed (or the generator fails), whatever its section.
   for (const [event] of [...requests, ...serverEvents]) regionOfEvent(event);
 
-  for (const region of ['connection', 'tasks', 'chat', 'account'] as const) {
+  for (const region of ['connection', 'tasks', 'reminders', 'chat', 'account'] as const) {
     const reqs = inRegion(requests, region);
     const pushes = inRegion(serverEvents, region);
     regions[region] = section([

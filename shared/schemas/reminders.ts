@@ -34,7 +34,7 @@ export interface Reminder {
   /** the task's title */
   title: string;
   firesAt: string;
-  /** fired more than a short while after `firesAt` (no node ran, or it was set in the past) */
+  /** fired more than 5 s after `firesAt` (REM-1's budget: no node ran, or it was set in the past) */
   late: boolean;
   state: ReminderState;
 }
