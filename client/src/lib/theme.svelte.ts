@@ -39,10 +39,18 @@ export class Theme {
     this.#apply();
   }
 
+  /**
+   * Switches with every transition off: a card that faded to the new colours while its text switched at once
+   * would be unreadable meanwhile (white on white for a moment in the dark theme). The forced layout computes
+   * the new colours while the `theme-switching` class holds transitions off, so removing it starts none.
+   */
   #apply(): void {
     const root = document.documentElement;
+    root.classList.add('theme-switching');
     if (this.#choice === 'system') delete root.dataset.theme;
     else root.dataset.theme = this.#choice;
+    void root.offsetWidth;
+    root.classList.remove('theme-switching');
   }
 }
 
