@@ -115,7 +115,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
       : (() => {
           const stopSweeper = startStreamSweeper(deps.chat, logger);
           const stopPurge = startPurgeJob({ redis: deps.redis, tasks: deps.tasks, logger });
-          const reminderJob = startReminderJob({ reminders: deps.reminders, logger });
+          const reminderJob = startReminderJob({ reminders: deps.reminders, logger, hooks: deps.metrics.reminderHooks });
           const stopWaking = deps.onReminderScheduled((at) => reminderJob.wake(at));
           return async () => {
             stopSweeper();

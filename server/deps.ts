@@ -125,6 +125,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   const reminders = createRemindersService({
     reminders: createRemindersRepository(sql),
     notifier: push,
+    hooks: metrics.reminderHooks,
     events: {
       due: (userId, data) => broadcaster.toUser(userId, 'reminder:due', data),
       changed: (userId, data) => broadcaster.toUser(userId, 'reminder:changed', data),

@@ -26,6 +26,12 @@ export interface GatewayHooks extends EventHooks {
   onHandshakeFailure(reason: string): void;
 }
 
+/** Hooks for reminders (REM-1): each fired one, how long after its time, and failed claim rounds. */
+export interface ReminderHooks {
+  onFired(lateSeconds: number, late: boolean): void;
+  onClaimFailed(): void;
+}
+
 /** Hooks for the assistant's generations. */
 export interface ChatHooks {
   onGenerationStart(): void;

@@ -88,6 +88,14 @@ describe('REM-1 firing', () => {
       }
     }
     expect(firedIds.size).toBe(500);
+    // The nodes' metrics count each once, on time (their sum over the file's reminders so far: at least these 500).
+    let onTime = 0;
+    for (const node of [cluster.a, cluster.b]) {
+      const fired = await node.deps.metrics.registry.getSingleMetric('sam_reminders_fired_total')!.get();
+      onTime += fired.values.filter((v) => v.labels.late === 'false').reduce((sum, v) => sum + v.value, 0);
+    }
+    expect(onTime).toBeGreaterThanOrEqual(500);
+    expect(onTime).toBeLessThan(510);
     // PostgreSQL agrees: all delivered, none left firing or pending.
     const sql = createPostgres(testDatabaseUrl(), { max: 1 });
     try {

@@ -12,6 +12,7 @@
  */
 import type { Logger } from '../logger.js';
 import type { RemindersService } from '../features/reminders/reminders.service.js';
+import type { ReminderHooks } from '../hooks.js';
 
 export interface ReminderJob {
   /** A reminder was set for `at`: fire it then rather than at the next poll. */
@@ -21,7 +22,7 @@ export interface ReminderJob {
 }
 
 export function startReminderJob(
-  deps: { reminders: RemindersService; logger: Logger },
+  deps: { reminders: RemindersService; logger: Logger; hooks?: Pick<ReminderHooks, 'onClaimFailed'> },
   options: { pollMs?: number; batch?: number } = {},
 ): ReminderJob {
   const pollMs = options.pollMs ?? 1_000;
@@ -40,6 +41,7 @@ export function startReminderJob(
       if (failing) deps.logger.info({ job: 'reminders' }, 'reminders fire again');
       failing = false;
     } catch (err) {
+      deps.hooks?.onClaimFailed();
       // Logged once per outage; the next poll tries again, and nothing claimed is lost (leases expire).
       if (!failing) deps.logger.warn({ err: (err as Error).message, job: 'reminders' }, 'firing reminders failed; retrying');
       failing = true;

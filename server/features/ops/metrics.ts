@@ -9,7 +9,7 @@ import client from 'prom-client';
 import type { RequestHandler } from 'express';
 import { errorCodes } from '../../../shared/errors.js';
 import { opsRequestEvents, requestEvents } from '../../../shared/events.js';
-import type { ChatHooks, GatewayHooks } from '../../hooks.js';
+import type { ChatHooks, GatewayHooks, ReminderHooks } from '../../hooks.js';
 import { appError, ErrorCode } from '../../errors.js';
 import { bearerToken } from '../auth/tokens.js';
 import type { NodeSnapshot } from '../../../shared/schemas/ops.js';
@@ -84,6 +84,7 @@ export interface Metrics {
   registry: client.Registry;
   gatewayHooks: GatewayHooks;
   chatHooks: ChatHooks;
+  reminderHooks: ReminderHooks;
   /** counts REST requests by route and status */
   httpMiddleware: RequestHandler;
   /** GET /metrics, guarded by METRICS_TOKEN when it is set */
@@ -126,6 +127,14 @@ export function createMetrics(): Metrics {
   const outputTokens = counter('sam_assistant_output_tokens_total', 'Output tokens streamed by the assistant');
   const upstreamErrors = counter('sam_upstream_errors_total', 'Failed upstream (Claude) requests, by kind', ['kind']);
   const httpRequests = counter('sam_http_requests_total', 'HTTP requests, by route and status', ['route', 'status']);
+  const remindersFired = counter('sam_reminders_fired_total', 'Reminders this node fired, by whether they were late (REM-2)', ['late']);
+  const reminderDelay = new client.Histogram({
+    name: 'sam_reminder_delay_seconds',
+    help: 'Time from a reminder\'s firesAt to this node firing it (REM-1: within 5 s)',
+    buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600],
+    registers: [registry],
+  });
+  const reminderClaimFailures = counter('sam_reminder_claim_failures_total', 'Rounds of the reminders claim loop that failed (PostgreSQL unreachable)');
 
   const lag = monitorEventLoopDelay({ resolution: 20 });
   lag.enable();
@@ -198,6 +207,14 @@ export function createMetrics(): Metrics {
     onUpstreamError: (kind) => upstreamErrors.inc({ kind }),
   };
 
+  const reminderHooks: ReminderHooks = {
+    onFired(lateSeconds, late) {
+      remindersFired.inc({ late: String(late) });
+      reminderDelay.observe(Math.max(0, lateSeconds));
+    },
+    onClaimFailed: () => reminderClaimFailures.inc(),
+  };
+
   const httpMiddleware: RequestHandler = (req, res, next) => {
     res.on('finish', () => {
       const route = req.route?.path
@@ -216,6 +233,7 @@ export function createMetrics(): Metrics {
     registry,
     gatewayHooks,
     chatHooks,
+    reminderHooks,
     httpMiddleware,
     route(token) {
       const expected = token ? Buffer.from(token) : undefined;

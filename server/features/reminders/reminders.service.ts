@@ -5,6 +5,7 @@
  */
 import { appError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import type { ReminderHooks } from '../../hooks.js';
 import type { Reminder } from '../../../shared/schemas/reminders.js';
 import type { ReminderRow, RemindersRepository } from './reminders.repository.js';
 
@@ -57,6 +58,7 @@ export function createRemindersService(deps: {
   reminders: RemindersRepository;
   events: ReminderEvents;
   notifier?: ReminderNotifier | undefined;
+  hooks?: Pick<ReminderHooks, 'onFired'> | undefined;
   logger: Logger;
 }): RemindersService {
   const { reminders: repo, events, logger } = deps;
@@ -89,9 +91,11 @@ export function createRemindersService(deps: {
     async fireDue(limit) {
       const claimed = await repo.claimDue(limit, FIRING_LEASE_MS, LATE_AFTER_MS);
       if (claimed.length === 0) return 0;
+      const now = Date.now();
       for (const row of claimed) {
         const reminder = toWireReminder(row);
         events.due(row.userId, { reminder });
+        deps.hooks?.onFired((now - row.firesAt.getTime()) / 1000, row.late);
         if (deps.notifier) {
           void Promise.resolve()
             .then(() => deps.notifier!.notify(row.userId, reminder))
