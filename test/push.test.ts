@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { MikroORM } from '@mikro-orm/postgresql';
@@ -392,6 +393,7 @@ describe('push:key, push:subscribe, push:unsubscribe on a production node', () =
     fs.writeFileSync(caFile, service.certificate);
     node = await startNodeProcess(
       productionEnv({
+        ...recordingModules('with-vapid'),
         VAPID_PUBLIC_KEY: vapid.publicKey,
         VAPID_PRIVATE_KEY: vapid.privateKey,
         VAPID_SUBJECT: subject,
@@ -406,6 +408,14 @@ describe('push:key, push:subscribe, push:unsubscribe on a production node', () =
     await node?.stop();
     if (certDir) fs.rmSync(certDir, { recursive: true, force: true });
   });
+
+  /** Records the URL of every module the node loads (test/support/loaded-modules.mjs) in a file named after `name`. */
+  function recordingModules(name: string) {
+    const hook = pathToFileURL(path.resolve(import.meta.dirname, 'support/loaded-modules.mjs')).href;
+    return { NODE_OPTIONS: `--import=${hook}`, LOADED_MODULES_FILE: path.join(certDir, `${name}.txt`) };
+  }
+  const webPushModules = (name: string) =>
+    fs.readFileSync(path.join(certDir, `${name}.txt`), 'utf8').split('\n').filter((url) => url.includes('/node_modules/web-push/'));
 
   const userWithTab = async () => {
     const user = await signUp(node.url);
@@ -502,6 +512,17 @@ describe('push:key, push:subscribe, push:unsubscribe on a production node', () =
     expect(await rowsOf(id)).toEqual([]);
     // The socket still works.
     expect(await tab.call('push:subscribe', good)).toEqual({});
+  });
+
+  it('a node without VAPID keys never loads web-push; one with them does', async () => {
+    const off = await startNodeProcess(productionEnv(recordingModules('without-vapid')));
+    try {
+      expect((await fetch(`${off.url}/health`)).status).toBe(200);
+    } finally {
+      expect(await off.stop()).toBe(0);
+    }
+    expect(webPushModules('without-vapid')).toEqual([]);
+    expect(webPushModules('with-vapid')).not.toEqual([]);
   });
 
   it('without VAPID keys push:key answers null and push:subscribe stores nothing', async () => {

@@ -9,7 +9,6 @@
  */
 import { ECDH } from 'node:crypto';
 import type https from 'node:https';
-import webpush from 'web-push';
 import type { Config } from '../../config.js';
 import { appError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../logger.js';
@@ -72,11 +71,15 @@ export function createPushNotifier({ repository, config, logger, agent }: PushNo
     };
   }
   const vapidDetails = { subject: vapid.subject, publicKey: vapid.publicKey, privateKey: vapid.privateKey };
+  // Loaded only by a node that pushes, and from its start, so the first push does not wait for it.
+  const library = import('web-push').then((m) => m.default);
+  library.catch(() => undefined);
   const slots = semaphore(MAX_PUSHES_IN_FLIGHT);
   const pending = new Set<Promise<unknown>>();
 
   type Result = 'sent' | 'gone' | 'failed';
   const send = async (userId: string, reminderId: string, sub: PushSubscriptionRow, payload: string): Promise<Result> => {
+    const webpush = await library;
     const release = await slots.acquire();
     try {
       await webpush.sendNotification({ endpoint: sub.endpoint, keys: { p256dh: sub.p256dh, auth: sub.auth } }, payload, {
