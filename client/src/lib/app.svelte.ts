@@ -8,6 +8,7 @@ import { Toasts } from './toasts.svelte';
 import { TasksStore } from '../features/tasks/tasks.svelte';
 import { ChatStore } from '../features/chat/chat.svelte';
 import { AccountStore } from '../features/account/account.svelte';
+import { RemindersStore } from '../features/reminders/reminders.svelte';
 
 export type Screen = 'main' | 'account' | 'ops';
 /** The screens with an address of their own; the others live at `/`. */
@@ -24,6 +25,7 @@ export class SamApp {
   readonly chat: ChatStore;
   readonly tasks: TasksStore;
   readonly account: AccountStore;
+  readonly reminders: RemindersStore;
 
   #screen = $state<Screen>(screenAt(location.pathname));
   #pane = $state<Pane>('chat');
@@ -41,11 +43,18 @@ export class SamApp {
       assistantActive: () => this.chat.assistantActive,
     });
     this.account = new AccountStore(this.connection, this.session, this.toasts);
+    this.reminders = new RemindersStore({
+      connection: this.connection,
+      toasts: this.toasts,
+      timeZone: () => this.session.user?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+    });
+    this.session.onBeforeLogout(() => this.reminders.beforeSignOut());
     this.session.onStatus((status) => {
       if (status === 'authenticated') this.connection.start();
       else {
         this.connection.stop();
         this.tasks.reset();
+        this.reminders.reset();
         this.chat.reset();
         this.#screen = 'main';
         if (location.pathname !== '/') history.replaceState(null, '', '/');

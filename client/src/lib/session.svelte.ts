@@ -65,6 +65,7 @@ export class Session {
   #channel: BroadcastChannel | null = null;
   #tokenListeners = new Set<(token: string) => void>();
   #statusListeners = new Set<(status: SessionStatus) => void>();
+  #beforeLogout = new Set<() => Promise<void>>();
 
   constructor(private readonly api: Api) {
     if (typeof BroadcastChannel !== 'undefined') {
@@ -98,6 +99,11 @@ export class Session {
   onStatus(listener: (status: SessionStatus) => void): () => void {
     this.#statusListeners.add(listener);
     return () => this.#statusListeners.delete(listener);
+  }
+  /** Work a logout waits for while the session still lives (the socket is up), such as dropping a push subscription. */
+  onBeforeLogout(listener: () => Promise<void>): () => void {
+    this.#beforeLogout.add(listener);
+    return () => this.#beforeLogout.delete(listener);
   }
 
   /** On page load: the refresh cookie, if any, gives this tab a token. */
@@ -168,6 +174,7 @@ export class Session {
   async logout(everywhere = false): Promise<WireError | null> {
     // The server ends a session with an expired token and the cookie too (AUTH-7), but a fresh token is surer.
     await this.ensureFreshToken();
+    await Promise.allSettled([...this.#beforeLogout].map((listener) => listener()));
     const token = this.#token;
     const res = everywhere ? await this.api.logoutAll(token) : await this.api.logout(token);
     if (!res.ok && res.status === 0) return res.error;
