@@ -1,8 +1,6 @@
 /** The process: config → deps → app → listen → graceful shutdown. */
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
-import { createDeps } from './deps.js';
-import { createApp } from './app.js';
 
 async function main(): Promise<void> {
   let config;
@@ -21,6 +19,8 @@ async function main(): Promise<void> {
   }
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
+  // Loaded once the configuration holds: a bad one fails at once, without loading the whole server first.
+  const [{ createDeps }, { createApp }] = await Promise.all([import('./deps.js'), import('./app.js')]);
   const deps = await createDeps(config, logger);
   const app = createApp(deps);
   await new Promise<void>((resolve) => app.server.listen(config.port, resolve));

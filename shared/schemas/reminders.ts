@@ -44,7 +44,7 @@ export interface Reminder {
  * subscription as `PushSubscription.toJSON()` gives it.
  */
 export const pushSubscribe = z.strictObject({
-  endpoint: z.url({ protocol: /^https?$/, message: 'Must be an http(s) URL' }).max(2048),
+  endpoint: z.url({ protocol: /^https$/, message: 'Must be an https URL' }).max(2048),
   expirationTime: z.number().nullable().optional(),
   keys: z.strictObject({
     p256dh: text(1, 256),
