@@ -20,10 +20,13 @@ import { pushSupported, subscribePush, unsubscribePush } from './push';
 const MINUTE_MS = 60_000;
 const signOutWaitMs = 4_000;
 
-/** The snooze choices a reminder offers: `until` is computed when chosen, in the user's time zone. */
+/**
+ * The snooze choices a reminder offers: `until` is computed when chosen, in the user's time zone. A button's
+ * name says `spoken`, which must contain its visible `label` (WCAG 2.5.3, label in name).
+ */
 export const snoozeChoices = [
-  { key: '10m', label: '10 min', spoken: 'for 10 minutes', until: (now: Date) => new Date(now.getTime() + 10 * MINUTE_MS) },
-  { key: '1h', label: '1 h', spoken: 'for 1 hour', until: (now: Date) => new Date(now.getTime() + 60 * MINUTE_MS) },
+  { key: '10m', label: '10 minutes', spoken: 'for 10 minutes', until: (now: Date) => new Date(now.getTime() + 10 * MINUTE_MS) },
+  { key: '1h', label: '1 hour', spoken: 'for 1 hour', until: (now: Date) => new Date(now.getTime() + 60 * MINUTE_MS) },
   { key: 'tomorrow', label: 'Tomorrow 9:00', spoken: 'until tomorrow 9:00', until: (now: Date, timeZone: string) => tomorrowAt(now, { hour: 9, minute: 0 }, timeZone) },
 ] as const;
 export type SnoozeChoice = (typeof snoozeChoices)[number]['key'];
