@@ -5,7 +5,8 @@
 // *scheduled* time of the action (open loop), so a stalled server cannot hide
 // behind a slowed-down generator (coordinated omission).
 //
-// Commands (msg.cmd): connect, loadStart, loadStop, chat, status, disconnect, gc.
+// Commands (msg.cmd): connect, loadStart, loadStop, chat, remindersSet, remindersStatus,
+// remindersCollect, status, disconnect, gc.
 import { randomUUID } from 'node:crypto';
 import { io } from 'socket.io-client';
 import { encodeHist, epochMs, newHist, recordMs, sleep } from './lib.mjs';
@@ -23,6 +24,7 @@ const tabs = new Set();
 const clientOptions = { transports: ['websocket'], forceNew: true, reconnection: true, reconnectionDelay: 500, reconnectionDelayMax: 8_000, randomizationFactor: 0.5, timeout: 10_000 };
 
 let load; // the running task:update load, see loadStart
+let rem; // the reminders being counted, see remindersSet
 
 function onTaskChanged(tab, payload) {
   if (!load) return;
@@ -65,10 +67,12 @@ function makeTab(user, tabIndex, url, token, set) {
   s.on('connect_error', (err) => tab.onFail?.(err?.message ?? 'connect_error'));
   s.on('disconnect', (reason) => {
     tab.ready = false;
+    if (rem && !tab.closing) rem.disconnects++;
     // The server closed us on purpose (shutdown, restart): come back as the app does, with a jitter.
     if (reason === 'io server disconnect' && !tab.closing) setTimeout(() => !tab.closing && s.connect(), 250 + Math.random() * 500).unref();
   });
   s.on('task:changed', (p) => onTaskChanged(tab, p));
+  s.on('reminder:due', (p) => onReminderDue(tab, p));
   s.on('chat:delta', (p) => onChatDelta(tab, p));
   s.on('chat:done', () => {
     const st = user.stream;
@@ -227,6 +231,126 @@ async function loadStop({ drainMs }) {
 }
 
 /**
+ * A reminder:due in one tab. Its lag runs from the reminder's `firesAt` to the receipt, both on the wall clock
+ * (`Date.now()`), the clock PostgreSQL's now() follows when it decides what fell due (one machine, one clock).
+ * The first receipt of a task's reminder in a tab counts; any later one is a duplicate.
+ */
+function onReminderDue(tab, payload) {
+  if (!rem) return;
+  const r = payload?.reminder;
+  const rec = rem.tasks.get(r?.taskId);
+  if (!rec || rec.user !== tab.user) {
+    rem.unexpected++;
+    return;
+  }
+  const got = (rec.got[tab.tab] ?? 0) + 1;
+  rec.got[tab.tab] = got;
+  if (got > 1) {
+    rem.duplicates++;
+    return;
+  }
+  const lag = Date.now() - Date.parse(r.firesAt);
+  if (Date.parse(r.firesAt) !== rec.firesAt) rem.wrongTime++;
+  if (lag < 0) rem.early++;
+  if (r.late) rem.late++;
+  if (lag > rem.lostAfterMs) rem.afterLostWindow++;
+  else rem.received++;
+  recordMs(rem.lagHist, Math.max(0, lag));
+  recordMs(rem.sliceHists[Math.max(0, Math.min(rem.sliceHists.length - 1, Math.floor((rec.firesAt - rem.t0) / rem.sliceMs)))], Math.max(0, lag));
+  rem.lastReceiptAt = Math.max(rem.lastReceiptAt, Date.now());
+}
+
+/**
+ * Sets `count` reminders through `task:create` (a new task with `remindAt`, from tab 0, as the web client does),
+ * round robin over this generator's users of `sets`, at `rate` per second (open loop). Reminder k of this
+ * generator is number j = k·gens + g of `total`, due at t0 + j·spreadMs/total (epoch ms), so that the
+ * generators' reminders interleave evenly over the window. Every tab of the user is expected to receive it.
+ */
+async function remindersSet({ sets, count, total, g, gens, t0, spreadMs, rate, slices, lostAfterMs, prefix, timeoutMs = 60_000 }) {
+  const list = [...users.values()].filter((u) => sets.includes(u.set) && u.tabs[0]?.ready);
+  rem = {
+    tasks: new Map(), t0, sliceMs: spreadMs / slices, lostAfterMs,
+    lagHist: newHist(), sliceHists: Array.from({ length: slices }, () => newHist()), ackHist: newHist(),
+    expected: 0, received: 0, afterLostWindow: 0, duplicates: 0, unexpected: 0, late: 0, early: 0, wrongTime: 0, disconnects: 0, lastReceiptAt: 0,
+  };
+  const R = rem;
+  let acked = 0;
+  let ackedAfterDue = 0;
+  let unacked = 0;
+  const ackErrors = {};
+  let lastAckAt = 0;
+  if (list.length === 0 || count === 0) return { users: list.length, sent: 0, acked, ackErrors, unacked, ackedAfterDue, ackHist: encodeHist(R.ackHist) };
+  const start = performance.now();
+  const acks = [];
+  for (let k = 0; k < count; k++) {
+    const sched = start + (k * 1000) / rate;
+    const wait = sched - performance.now();
+    if (wait > 0) await sleep(wait);
+    const user = list[k % list.length];
+    const firesAt = t0 + Math.floor(((k * gens + g) * spreadMs) / total);
+    const id = randomUUID();
+    // Registered before the create is sent: a reminder whose time passed meanwhile may arrive before the ack.
+    const rec = { user, firesAt, got: [] };
+    R.tasks.set(id, rec);
+    acks.push(
+      new Promise((resolve) => {
+        const t = setTimeout(() => {
+          unacked++;
+          resolve();
+        }, timeoutMs);
+        user.tabs[0].s.emit('task:create', { id, title: `${prefix}${g}.${k}`, remindAt: new Date(firesAt).toISOString() }, (res) => {
+          clearTimeout(t);
+          recordMs(R.ackHist, performance.now() - sched);
+          lastAckAt = Math.max(lastAckAt, Date.now());
+          if (res?.ok) {
+            acked++;
+            if (Date.now() >= firesAt) ackedAfterDue++;
+            R.expected += user.tabs.length;
+          } else {
+            R.tasks.delete(id);
+            const code = res?.error?.code ?? 'BAD_ACK';
+            ackErrors[code] = (ackErrors[code] ?? 0) + 1;
+          }
+          resolve();
+        });
+      }),
+    );
+  }
+  await Promise.all(acks);
+  return { users: list.length, sent: count, acked, ackErrors, unacked, ackedAfterDue, lastAckAt, seconds: (performance.now() - start) / 1000, ackHist: encodeHist(R.ackHist) };
+}
+
+function remindersStatus() {
+  return rem ? { expected: rem.expected, received: rem.received + rem.afterLostWindow, duplicates: rem.duplicates } : { expected: 0, received: 0, duplicates: 0 };
+}
+
+/**
+ * Ends the count: a tab that has not received a reminder within `lostAfterMs` of its time has lost it.
+ * Returns the tallies, the lag histograms (all, and one per slice of the window by due time) and a few lost ones.
+ */
+function remindersCollect() {
+  const R = rem;
+  if (!R) return {};
+  rem = undefined;
+  let lost = 0;
+  let fired = 0;
+  const lostSample = [];
+  for (const [taskId, rec] of R.tasks) {
+    if (rec.got.some((n) => n > 0)) fired++;
+    for (let t = 0; t < rec.user.tabs.length; t++) {
+      if (rec.got[t]) continue;
+      lost++;
+      if (lostSample.length < 5) lostSample.push({ taskId, tab: t, firesAt: new Date(rec.firesAt).toISOString(), tabReady: !!rec.user.tabs[t]?.ready });
+    }
+  }
+  return {
+    tasks: R.tasks.size, fired, expected: R.expected, received: R.received, afterLostWindow: R.afterLostWindow, lost: lost + R.afterLostWindow, lostSample,
+    duplicates: R.duplicates, unexpected: R.unexpected, late: R.late, early: R.early, wrongTime: R.wrongTime, disconnects: R.disconnects, lastReceiptAt: R.lastReceiptAt,
+    lagHist: encodeHist(R.lagHist), sliceHists: R.sliceHists.map(encodeHist),
+  };
+}
+
+/**
  * One chat:send per user (tab 0) for `count` users, spread evenly over `spreadMs`
  * (open loop); every tab records its deltas (epoch ms, cumulative length).
  */
@@ -291,7 +415,7 @@ function gc() {
   return {};
 }
 
-const commands = { connect, loadStart, loadStop, chat, status, disconnect, gc };
+const commands = { connect, loadStart, loadStop, chat, remindersSet, remindersStatus, remindersCollect, status, disconnect, gc };
 
 process.on('message', async (msg) => {
   if (msg?.cmd === 'exit') {

@@ -61,6 +61,7 @@ export function renderReport(res, baseline = null) {
   const sc = cpuPerOp(s, rate);
   const bc = cpuPerOp(b, rate);
   const rateText = rate.toLocaleString('en-US');
+  const rm = s.reminders;
 
   const rows = [
     ['1. sockets, largest step with ack p99 ≤ 50 ms', cap(s), cap(b), '≥ 18,000 and ≥ 0.9× bare'],
@@ -99,6 +100,14 @@ export function renderReport(res, baseline = null) {
     ['6. two nodes at 1,000/s: lost', lostOf(t1000(s)), lostOf(t1000(b)), '0'],
     ['6. two nodes: delivery capacity (updates/s)', s.twoNodes?.fanout?.capacityPerSec, b.twoNodes?.fanout?.capacityPerSec, ''],
     ['6. two nodes: capacity check sockets / ack p99 (ms)', twoSteps(s), twoSteps(b), '≥ 36,000 / ≤ 50'],
+    // Sam only: bare has no reminders, so these rows have no bare figure and no ratio.
+    [`7. reminders, Sam only: fired of set${rm ? ` (due within ${rm.spreadMs / 1000} s, two nodes, ${rm.sockets} tabs)` : ''}`, rm ? `${rm.fired} of ${rm.setup.acked}` : null, null, rm ? `${rm.reminders}` : ''],
+    ['7. reminders: set by task:create, ack p99 (ms); last ack before the first due time (s)', rm ? `${fmt(rm.setup.ack.p99)}; ${fmt(sec(rm.setup.doneBeforeFirstDueMs))}` : null, null, '> 0: setting is over when the window opens'],
+    ['7. reminders: delivery lag p50 / p99 / max, every tab (ms)', rm ? `${fmt(rm.lagMs.p50)} / ${fmt(rm.lagMs.p99)} / ${fmt(rm.lagMs.max)}` : null, null, 'p99 ≤ 5,000 (REM-1)'],
+    ['7. reminders: tab deliveries lost / duplicated / late (of expected)', rm ? `${rm.lost} / ${rm.duplicates} / ${rm.late} of ${rm.tabDeliveriesExpected}` : null, null, '0 / 0 / 0'],
+    ['7. reminders: marked delivered after their time p50 / p99 (ms, server side)', rm?.db ? `${fmt(rm.db.firedLagMs.p50)} / ${fmt(rm.db.firedLagMs.p99)}` : null, null, ''],
+    ['7. reminders: CPU per reminder fired (ms): server / PostgreSQL / Redis / generators', cpuPer(rm?.cpu?.msPer, 3), null, ''],
+    ['7. reminders: … above the same time at rest, tabs connected (ms)', cpuPer(rm?.cpu?.aboveRest, 3), null, ''],
   ];
 
   const lines = [
@@ -222,6 +231,7 @@ function verdicts(s, b, { cap, perSocketKB, f1000, cpu, rateText }) {
   const f = f1000(s);
   const two = s.twoNodes?.capacityCheck;
   const lg = s.logins;
+  const rm = s.reminders;
   const cpuVerdict = (what, key) => {
     const r = ratio(cpu.sam[key], cpu.bare[key]);
     return v(`CPU per ${what} ≤ ${CPU_TARGETS[key]}× bare (server + PostgreSQL + Redis)`, r === null ? null : `${fmt(r, 2)}× (${fmt(cpu.sam[key], 3)} vs ${fmt(cpu.bare[key], 3)} ms)`, r !== null && r <= CPU_TARGETS[key]);
@@ -245,5 +255,7 @@ function verdicts(s, b, { cap, perSocketKB, f1000, cpu, rateText }) {
     cpuVerdict('relayed delta', 'delta'),
     v('≥ 60 logins/s', lg?.achievedPerSec, lg?.achievedPerSec >= 60),
     v('socket ack p99 at most doubles during logins', lg ? `${lg.socketAckBefore?.p99} → ${lg.socketAckDuring?.p99} ms` : null, lg ? lg.socketAckDuring?.p99 <= 2 * lg.socketAckBefore?.p99 : false),
+    v('reminders (Sam only): delivery lag p99 ≤ 5 s in every tab (REM-1)', rm ? `${rm.lagMs.p99} ms, ${rm.reminders} due within ${rm.spreadMs / 1000} s on two nodes` : null, rm ? rm.lagMs.p99 !== null && rm.lagMs.p99 <= 5_000 : false),
+    v('reminders: none lost, none duplicated', rm ? `${rm.lost} lost, ${rm.duplicates} duplicated of ${rm.tabDeliveriesExpected} tab deliveries` : null, rm ? rm.lost === 0 && rm.duplicates === 0 && rm.tabDeliveriesExpected > 0 : false),
   ];
 }

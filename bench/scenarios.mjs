@@ -1,4 +1,4 @@
-// The six scenarios, run against one kind of server (Sam or bare) by scripts/bench.mjs.
+// The scenarios, run against one kind of server (Sam or bare) by scripts/bench.mjs; reminders are Sam's only.
 import { fork } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,7 +109,7 @@ export class Retries {
   }
 }
 
-/** Opens 3 tabs for each user at `rate` tabs per second in total. */
+/** Opens 3 tabs for each user at `rate` tabs per second in total; with several urls, a user's tabs take them in turn. */
 export async function connectUsers(gens, { users, urls, set, rate, timeoutMs = 60_000 }) {
   const parts = gens.split(users);
   const rs = await gens.all('connect', (g) => ({ set, list: parts[g], urls, tabsPerUser: 3, rate: Math.max(1, rate / gens.count), timeoutMs }));
@@ -212,6 +212,83 @@ function login(node, user, password, timeoutMs) {
       return r.status;
     })
     .catch((e) => e.name);
+}
+
+/**
+ * Scenario 7 (Sam only: bare has no reminders): `count` reminders due evenly over `spreadMs`, set through
+ * `task:create` with `remindAt` over the connected users (`sets`), whose tabs are spread over both nodes.
+ * Setting them runs at `setRate` before the window, which starts `leadMs` after setting is planned to end, so
+ * that the creates' own load is over when the first reminder falls due. Every tab of the user counts each
+ * reminder: lag (receipt − `firesAt`), lost (not received within `lostAfterMs`), duplicated, late. CPU by role
+ * runs from just before the first reminder's time to the last receipt; then the count stays open `quietMs`
+ * more, longer than a firing lease, so that a reminder fired twice shows. `dbStats(from, to)` reads the
+ * reminders' rows afterwards (states, and when the server marked each delivered).
+ */
+export async function reminders(ctx, { sets, count, spreadMs, setRate, leadMs, lostAfterMs, quietMs, slices = 6, dbStats, log, quiet = false }) {
+  const { gens } = ctx;
+  const say = quiet ? () => {} : log;
+  const t0 = Date.now() + Math.round((1000 * count) / setRate) + leadMs;
+  const set = await gens.all('remindersSet', (g) => ({
+    sets, count: Math.ceil((count - g) / gens.count), total: count, g, gens: gens.count, t0, spreadMs, rate: setRate / gens.count, slices, lostAfterMs, prefix: `rem.${t0.toString(36)}.`,
+  }));
+  const setup = {
+    users: sum(set, (r) => r.users), sent: sum(set, (r) => r.sent), acked: sum(set, (r) => r.acked), unacked: sum(set, (r) => r.unacked),
+    ackErrors: mergeErr(set, (r) => r.ackErrors), ackedAfterDue: sum(set, (r) => r.ackedAfterDue), ack: summary(mergeHists(set.map((r) => r.ackHist))),
+    seconds: Math.round(10 * Math.max(...set.map((r) => r.seconds ?? 0))) / 10, doneBeforeFirstDueMs: t0 - Math.max(...set.map((r) => r.lastAckAt ?? 0)),
+  };
+  say(`  set ${setup.acked}/${count} reminders over ${setup.users} users in ${setup.seconds} s (task:create ack p50 ${setup.ack.p50} p99 ${setup.ack.p99} ms, ${setup.unacked} unacked, errors ${JSON.stringify(setup.ackErrors)}); the last ack ${(setup.doneBeforeFirstDueMs / 1000).toFixed(1)} s before the first is due, ${setup.ackedAfterDue} acked after their own time`);
+  // The machine at rest with the tabs connected (from 2 s after the last ack to the window): what the window
+  // would have cost without a reminder (pings, polls), so that CPU per reminder can leave it out.
+  await sleep(Math.max(...set.map((r) => r.lastAckAt ?? 0)) + 2_000 - Date.now());
+  const idle0 = cpuByRole();
+  const i0 = performance.now();
+  await sleep(t0 - 500 - Date.now());
+  const cpu0 = cpuByRole();
+  const idleMs = performance.now() - i0;
+  const w0 = performance.now();
+  const deadline = t0 + spreadMs + lostAfterMs;
+  let st;
+  for (;;) {
+    const rs = await gens.all('remindersStatus');
+    st = { expected: sum(rs, (r) => r.expected), received: sum(rs, (r) => r.received) };
+    if (st.received >= st.expected || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  const spent = cpuSpent(cpu0, cpuByRole());
+  const wallMs = Math.round(performance.now() - w0);
+  await sleep(quietMs);
+  const rs = await gens.all('remindersCollect');
+  const lag = summary(mergeHists(rs.map((r) => r.lagHist)));
+  const fired = sum(rs, (r) => r.fired);
+  const out = {
+    reminders: count, spreadMs, setup,
+    tabDeliveriesExpected: sum(rs, (r) => r.expected), received: sum(rs, (r) => r.received), fired,
+    lost: sum(rs, (r) => r.lost), afterLostWindow: sum(rs, (r) => r.afterLostWindow), lostSample: rs.flatMap((r) => r.lostSample).slice(0, 5),
+    duplicates: sum(rs, (r) => r.duplicates), unexpected: sum(rs, (r) => r.unexpected), late: sum(rs, (r) => r.late), early: sum(rs, (r) => r.early),
+    wrongTime: sum(rs, (r) => r.wrongTime), disconnects: sum(rs, (r) => r.disconnects),
+    lagMs: lag,
+    // lag by due time, one slice per spreadMs / slices: a lag that grows across the window is a backlog
+    lagBySliceMs: rs[0].sliceHists.map((_, i) => summary(mergeHists(rs.map((r) => r.sliceHists[i])))),
+    lastReceiptAfterLastDueMs: Math.max(...rs.map((r) => r.lastReceiptAt)) - (t0 + spreadMs),
+    // from just before the first reminder's time to the last receipt, per reminder fired (each to 3 tabs)
+    cpu: { wallMs, ...perUnit(spent, fired), aboveRest: idleMs >= 2_000 ? aboveRest(spent, cpuSpent(idle0, cpu0), wallMs / idleMs, fired) : null },
+    db: dbStats ? await dbStats(new Date(t0), new Date(t0 + spreadMs)) : null,
+  };
+  const per = out.cpu.msPer;
+  say(`  ${fired}/${count} fired; ${out.received}/${out.tabDeliveriesExpected} tab deliveries: lag p50 ${lag.p50} p99 ${lag.p99} max ${lag.max} ms; lost ${out.lost}, duplicated ${out.duplicates}, late ${out.late}, unexpected ${out.unexpected}, disconnects ${out.disconnects}`);
+  say(`  lag p99 in each ${slices}th of the window by due time (ms): ${out.lagBySliceMs.map((x) => x.p99).join(', ')}; server marked delivered (fired_at − fires_at) p50 ${out.db?.firedLagMs?.p50} p99 ${out.db?.firedLagMs?.p99} ms; states ${JSON.stringify(out.db?.states)}`);
+  const rounds = out.db?.rounds;
+  if (rounds) say(`  ${rounds.count} claim rounds fired them (both nodes), ${rounds.remindersP50} reminders each at p50, ${rounds.remindersMax} at most; gap between rounds p10/p50/p90 ${rounds.gapMs.p10}/${rounds.gapMs.p50}/${rounds.gapMs.p90} ms`);
+  const above = out.cpu.aboveRest;
+  say(`  CPU ms per reminder fired: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}; idle ${Math.round((spent.idle / wallMs) * 100)}% of a core${above ? `; above the machine at rest (${(idleMs / 1000).toFixed(1)} s before): server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}` : ''}`);
+  return out;
+}
+
+/** CPU ms per unit by role above a resting reading (`rest`, scaled by `scale` to the window's length). */
+function aboveRest(spent, rest, scale, units) {
+  const out = {};
+  for (const role of ['server', 'postgres', 'redis', 'generators']) out[role] = units ? Math.round((1000 * (spent[role] - scale * rest[role])) / units) / 1000 : null;
+  return out;
 }
 
 /** Why a capacity window fails (null when it holds). */

@@ -417,6 +417,45 @@ export async function seedUsers(ident, count, passwordHash) {
   return out;
 }
 
+/**
+ * The reminders due in [from, to) as PostgreSQL holds them after the reminders phase: how many in each state
+ * (late or not), and when the firing node marked them delivered (`fired_at`, after its broadcast) against
+ * their time, in ms. Read after the phase, never during it.
+ */
+export async function reminderStats(ident, from, to) {
+  const client = new pg.Client({ connectionString: dbUrl(ident) });
+  await client.connect();
+  try {
+    const { rows: states } = await client.query(
+      `select state || case when late then ' late' else '' end as k, count(*)::int as n from reminders where fires_at >= $1 and fires_at < $2 group by 1 order by 1`,
+      [from, to],
+    );
+    const { rows: [lag] } = await client.query(
+      `select percentile_disc(array[0.5, 0.99, 1]) within group (order by extract(epoch from fired_at - fires_at) * 1000) as ms
+         from reminders where fires_at >= $1 and fires_at < $2 and fired_at is not null`,
+      [from, to],
+    );
+    const [p50, p99, max] = (lag?.ms ?? []).map((v) => Math.round(Number(v)));
+    // A claim round marks what it fired in one statement, so one `fired_at` is one round of one node: how many
+    // rounds fired something, how many reminders each, and the gaps between rounds (of both nodes together).
+    const { rows: [rounds] } = await client.query(
+      `with r as (select fired_at, count(*)::int as n from reminders where fires_at >= $1 and fires_at < $2 and fired_at is not null group by fired_at),
+            g as (select n, extract(epoch from fired_at - lag(fired_at) over (order by fired_at)) * 1000 as gap from r)
+       select count(*)::int as rounds, percentile_disc(0.5) within group (order by n) as n50, max(n) as nmax,
+              percentile_disc(array[0.1, 0.5, 0.9]) within group (order by gap) as gaps from g`,
+      [from, to],
+    );
+    const [g10, g50, g90] = (rounds?.gaps ?? []).map((v) => Math.round(Number(v)));
+    return {
+      states: Object.fromEntries(states.map((r) => [r.k, r.n])),
+      firedLagMs: { p50, p99, max },
+      rounds: { count: rounds?.rounds ?? 0, remindersP50: rounds?.n50 ?? null, remindersMax: rounds?.nmax ?? null, gapMs: { p10: g10, p50: g50, p90: g90 } },
+    };
+  } finally {
+    await client.end();
+  }
+}
+
 /** Drops the bench database and deletes the Redis keys of the run's prefixes. */
 export async function cleanup(ident, prefixes) {
   const results = {};

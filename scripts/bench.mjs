@@ -1,4 +1,4 @@
-// `npm run bench` (full, < 15 min) and `npm run bench -- --quick` (< 2 min).
+// `npm run bench` (full, < 17 min) and `npm run bench -- --quick` (< 2.5 min).
 // Builds the server, starts Sam in production mode, the bare Socket.IO baseline
 // and the load generators as separate processes, runs the scenarios of
 // bench/README.md, writes bench/results/<date>.json (git-ignored) and prints
@@ -11,8 +11,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { capacity, collectGarbage, connectUsers, fanout, Generators, handshakes, logins, memoryBaseline, reconnectStorm, relay, Retries, runLoad, twoNodeCapacity, warmConnects, warmLogins } from '../bench/scenarios.mjs';
-import { cleanup, countPostgresFor, killAll, logDir, migrate, portBelowEphemeralRange, profilesWritten, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
+import { capacity, collectGarbage, connectUsers, fanout, Generators, handshakes, logins, memoryBaseline, reconnectStorm, relay, reminders, Retries, runLoad, twoNodeCapacity, warmConnects, warmLogins } from '../bench/scenarios.mjs';
+import { cleanup, countPostgresFor, killAll, logDir, migrate, portBelowEphemeralRange, profilesWritten, reminderStats, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
 import { renderReport, TWO_NODE_TARGET_SOCKETS } from '../bench/report.mjs';
 import { byWindow, topSelf } from '../bench/profile-top.mjs';
 import { settle, sleep } from '../bench/lib.mjs';
@@ -21,29 +21,35 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const profile = argv.includes('--profile');
 const runSam = !argv.includes('--bare-only');
-const runBare = !argv.includes('--sam-only');
+let runBare = !argv.includes('--sam-only');
 const optionValue = (name) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-// --only capacity,fanout,logins,storm,handshakes,relay,two: run just these phases (to reproduce one
+// --only capacity,fanout,logins,storm,handshakes,relay,two,reminders: run just these phases (to reproduce one
 // figure or profile one scenario). Fan-out, logins and the storm need the capacity phase's sockets, so
 // it runs whenever one of them is asked for. --steps 9000 sets the capacity steps (default: the mode's).
-const scenarioNames = ['capacity', 'fanout', 'logins', 'storm', 'handshakes', 'relay', 'two'];
+// Reminders are Sam's only: bare has none, so a run of reminders alone starts no bare server.
+const scenarioNames = ['capacity', 'fanout', 'logins', 'storm', 'handshakes', 'relay', 'two', 'reminders'];
 const only = optionValue('--only')?.split(',');
 if (only?.some((o) => !scenarioNames.includes(o))) {
   console.error(`--only takes a comma-separated list of: ${scenarioNames.join(', ')}`);
   process.exit(64);
 }
 const wanted = (name) => !only || only.includes(name) || (name === 'capacity' && ['fanout', 'logins', 'storm'].some((o) => only.includes(o)));
+if (only?.every((o) => o === 'reminders')) runBare = false;
 
 // cpuRate: the fixed rate at which CPU per connect and per update are set against bare's (both ramps include it).
 // warm*: the unmeasured warm-up before each phase (sockets connected, its length, relay streams).
 // retryBudgetMs: how long each server's retries of failed steps may take in all (the same for Sam and bare).
 // settleMaxMs: how long a phase waits at most for a quiet machine (shorter in quick runs, which must stay short).
+// reminder*: phase 7's reminders, due evenly over reminderSpreadMs, set at reminderSetRate/s over reminderUsers
+// users (3 tabs each, over both nodes) before the window, which opens reminderLeadMs after setting should end;
+// a tab that has not received one reminderLostMs after its time lost it; the count stays open reminderQuietMs
+// after the last receipt (in full runs longer than the 15 s firing lease, after which a second node could fire it).
 const cfg = quick
-  ? { steps: [1500], windowMs: 2_500, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 2_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 40_000, cpuRate: 1000, warmSockets: 300, warmMs: 500, warmStreams: 10, retryBudgetMs: 6_000, settleMaxMs: 3_000 }
-  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000, cpuRate: 1000, warmSockets: 600, warmMs: 2_000, warmStreams: 20, retryBudgetMs: 75_000, settleMaxMs: 20_000 };
+  ? { steps: [1500], windowMs: 2_500, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 2_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 40_000, cpuRate: 1000, warmSockets: 300, warmMs: 500, warmStreams: 10, retryBudgetMs: 6_000, settleMaxMs: 3_000, reminders: 1_000, reminderUsers: 200, reminderSpreadMs: 10_000, reminderSetRate: 500, reminderLeadMs: 3_000, reminderLostMs: 30_000, reminderQuietMs: 3_000, warmReminders: 50 }
+  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000, cpuRate: 1000, warmSockets: 600, warmMs: 2_000, warmStreams: 20, retryBudgetMs: 75_000, settleMaxMs: 20_000, reminders: 10_000, reminderUsers: 2_000, reminderSpreadMs: 60_000, reminderSetRate: 500, reminderLeadMs: 10_000, reminderLostMs: 30_000, reminderQuietMs: 17_000, warmReminders: 200 };
 // Fan-out and handshake rates step by 250/s where their ratio targets (≥ 0.8× and ≥ 0.85× bare) are decided:
 // with coarser steps a server just short of the next step counts as the one below, far under its real ratio.
 // 19,500: a server process may hold at most `ulimit -n` descriptors (a hard limit of 20,000 where the bench runs).
@@ -93,11 +99,11 @@ process.on('uncaughtException', (err) => {
   console.error(err);
   void finish(1);
 });
-// A hard stop against a hung run, well above the usual length (quick < 2 min, full < 15 min on a quiet machine).
+// A hard stop against a hung run, well above the usual length (quick < 2.5 min, full < 17 min on a quiet machine).
 setTimeout(() => {
   log('hard time limit reached: stopping');
   void finish(2);
-}, quick ? 180_000 : 960_000).unref();
+}, quick ? 240_000 : 1_200_000).unref();
 
 async function main() {
   log(`bench ${quick ? '--quick' : 'full'}: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; generators share the CPU with the server (see bench/README.md)`);
@@ -299,8 +305,9 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
 
   out.warmUps = warmUps;
   out.retries = retries.list;
-  if (!wanted('two')) return { result: out, node: a };
-  const fanoutUsers = Math.floor((n || Math.max(...cfg.steps)) / 3);
+  // Bare has no reminders: for it, phase 6 is the last.
+  const remindersToo = kind === 'sam' && wanted('reminders');
+  if (!wanted('two') && !remindersToo) return { result: out, node: a };
   let pair;
   if (twoNodes) {
     await stopNode(a);
@@ -308,35 +315,64 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   } else {
     pair = [a, await secondNode()];
   }
-  out.twoNodes = {};
-  let connected;
-  await phase(
-    `6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`,
-    async () => {
-      out.twoNodes.fanout = await fanout(ctx, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log, cpuRate: cfg.cpuRate, phase: '6. two-node fan-out' });
-    },
-    {
-      collectOn: pair,
-      // Connecting is not measured here, so it is part of the warm-up, with a little load: one node is fresh.
-      warm: async () => {
-        connected = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
-        out.twoNodes.connectFailed = connected.failed;
-        out.twoNodes.fanoutSockets = connected.ok;
-        await runLoad(gens, { rate: 100, ms: cfg.warmMs, drainMs: 1_000 });
-        return `${connected.ok} sockets connected over both nodes, 100 updates/s for ${cfg.warmMs / 1000} s`;
+  if (wanted('two')) {
+    const fanoutUsers = Math.floor((n || Math.max(...cfg.steps)) / 3);
+    out.twoNodes = {};
+    let connected;
+    await phase(
+      `6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`,
+      async () => {
+        out.twoNodes.fanout = await fanout(ctx, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log, cpuRate: cfg.cpuRate, phase: '6. two-node fan-out' });
       },
-    },
-  );
-  if (cfg.twoNodeCapacity) {
-    // The issue's figure first, then twice the one-node fan-out when that is more; the largest that holds counts.
-    const userSteps = [...new Set([Math.min(TWO_NODE_TARGET_SOCKETS / 3, 2 * fanoutUsers), 2 * fanoutUsers])];
-    out.twoNodes.capacityCheck = await twoNodeCapacity(ctx, pair, {
-      userSteps, connectedUsers: fanoutUsers, connectedSockets: connected.ok, pool, connectRate: cfg.connectRate, windowMs: cfg.windowMs,
-      // Not before connecting: each step collects garbage itself once its sockets are connected.
-      phase: (sockets, run) => phase(`6. two nodes: capacity check at ${sockets} sockets`, run, { collectOn: [] }), log,
-    });
+      {
+        collectOn: pair,
+        // Connecting is not measured here, so it is part of the warm-up, with a little load: one node is fresh.
+        warm: async () => {
+          connected = await connectUsers(gens, { users: pool.slice(0, fanoutUsers), urls: pair.map((p) => p.url), set: 'two', rate: cfg.connectRate });
+          out.twoNodes.connectFailed = connected.failed;
+          out.twoNodes.fanoutSockets = connected.ok;
+          await runLoad(gens, { rate: 100, ms: cfg.warmMs, drainMs: 1_000 });
+          return `${connected.ok} sockets connected over both nodes, 100 updates/s for ${cfg.warmMs / 1000} s`;
+        },
+      },
+    );
+    if (cfg.twoNodeCapacity) {
+      // The issue's figure first, then twice the one-node fan-out when that is more; the largest that holds counts.
+      const userSteps = [...new Set([Math.min(TWO_NODE_TARGET_SOCKETS / 3, 2 * fanoutUsers), 2 * fanoutUsers])];
+      out.twoNodes.capacityCheck = await twoNodeCapacity(ctx, pair, {
+        userSteps, connectedUsers: fanoutUsers, connectedSockets: connected.ok, pool, connectRate: cfg.connectRate, windowMs: cfg.windowMs,
+        // Not before connecting: each step collects garbage itself once its sockets are connected.
+        phase: (sockets, run) => phase(`6. two nodes: capacity check at ${sockets} sockets`, run, { collectOn: [] }), log,
+      });
+    }
+    await gens.all('disconnect', () => ({}));
   }
-  await gens.all('disconnect', () => ({}));
+
+  if (remindersToo) {
+    // Phase 7 on the same two nodes: users' tabs over both, reminders set through the socket API, every receipt counted.
+    const users = pool.slice(0, cfg.reminderUsers);
+    const common = { sets: ['rem'], setRate: cfg.reminderSetRate, lostAfterMs: cfg.reminderLostMs, log };
+    let connected;
+    out.reminders = await phase(
+      `7. reminders: ${cfg.reminders} due within ${cfg.reminderSpreadMs / 1000} s on two nodes, ${users.length * 3} tabs (3 per user) over both`,
+      async () => ({
+        users: users.length,
+        sockets: connected.ok,
+        connectFailed: connected.failed,
+        ...(await reminders(ctx, { ...common, count: cfg.reminders, spreadMs: cfg.reminderSpreadMs, leadMs: cfg.reminderLeadMs, quietMs: cfg.reminderQuietMs, dbStats: (from, to) => reminderStats(ident, from, to) })),
+      }),
+      {
+        collectOn: pair,
+        // Connecting is not measured, nor are the few reminders fired first: each node's claim path warms up.
+        warm: async () => {
+          connected = await connectUsers(gens, { users, urls: pair.map((p) => p.url), set: 'rem', rate: cfg.connectRate });
+          const w = await reminders(ctx, { ...common, count: cfg.warmReminders, spreadMs: 1_000, leadMs: 1_000, quietMs: 500, quiet: true });
+          return `${connected.ok} sockets connected over both nodes${connected.failed ? ` (${connected.failed} failed)` : ''}, ${w.fired} reminders fired (lag p99 ${w.lagMs.p99} ms)`;
+        },
+      },
+    );
+    await gens.all('disconnect', () => ({}));
+  }
   for (const p of pair) if (p !== a || twoNodes) await stopNode(p);
   return { result: out, node: a };
 }
