@@ -62,7 +62,9 @@ export function startReminderJob(
         again = false;
         tick();
       } else {
-        poll = setTimeout(tick, pollMs);
+        // A random pause around pollMs: nodes that poll a fixed time after their round ends fall into step (the
+        // one that claimed more ends later), and then a second node no longer shortens the wait.
+        poll = setTimeout(tick, pollMs * (0.5 + Math.random()));
         poll.unref();
       }
     });
