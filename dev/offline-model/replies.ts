@@ -252,7 +252,7 @@ export function assistantPrefill(params: MessagesParams): string {
 export const REFUSAL_TEST_PROMPT = 'ANTHROPIC_MAGIC_STRING_TRIGGER_REFUSAL_1FAEFB6177B4672DEE07F9D3AFC62588CCD2631EDCF22E8CCC1FB35B501C9C86';
 
 const storyParagraph = (n: number) =>
-  `${n}. The lighthouse keeper counted the ships again: one for every task finished, two for every task put off, ` +
+  `Chapter ${n}. The lighthouse keeper counted the ships again: one for every task finished, two for every task put off, ` +
   'and a small paper boat for the ones nobody remembered writing down. The sea did not mind; it only asked that the lamp be lit by dusk.';
 /** About 3,600 tokens: longer than an answer's usual max_tokens, so it stops there and can be continued. */
 export const LONG_STORY = Array.from({ length: 60 }, (_, i) => storyParagraph(i + 1)).join('\n\n');
