@@ -365,9 +365,12 @@ export function createChatRepository(sql: Sql) {
       };
     },
 
-    /** Streaming messages older than `before` (candidates for the sweeper, CHAT-7). */
+    /**
+     * Messages streaming since before `before` (candidates for the sweeper, CHAT-7): since their last update,
+     * which is when they started streaming, also for an answer that went back to streaming (`chat:continue`).
+     */
     staleStreaming(before: Date) {
-      return sql<{ id: string; nodeId: string | null }[]>`select id, node_id from messages where status = 'streaming' and created_at < ${before} limit 500`;
+      return sql<{ id: string; nodeId: string | null }[]>`select id, node_id from messages where status = 'streaming' and updated_at < ${before} limit 500`;
     },
 
     /** Every conversation and message of the user, oldest first, on one snapshot (`user:export`). */
