@@ -34,6 +34,9 @@ export const requestSchemas = {
   'chat:send': chat.chatSend,
   'chat:cancel': chat.chatCancel,
   'chat:history': chat.chatHistory,
+  'chat:edit': chat.chatEdit,
+  'chat:regenerate': chat.chatRegenerate,
+  'chat:continue': chat.chatContinue,
   'conversation:list': chat.conversationList,
   'conversation:rename': chat.conversationRename,
   'conversation:delete': chat.conversationDelete,
@@ -78,6 +81,9 @@ export interface AckData {
   'chat:send': { conversationId: string; userMessage: chat.Message; assistantMessageId: string };
   'chat:cancel': { message: chat.Message };
   'chat:history': { messages: chat.Message[]; hasMore: boolean };
+  'chat:edit': { conversationId: string; userMessage: chat.Message; assistantMessageId: string };
+  'chat:regenerate': { conversationId: string; assistantMessageId: string };
+  'chat:continue': { conversationId: string; assistantMessageId: string };
   'conversation:list': { conversations: chat.Conversation[] };
   'conversation:rename': { conversation: chat.Conversation };
   'conversation:delete': { id: string };
@@ -126,6 +132,8 @@ export interface ServerToClientEvents {
   'chat:delta': (data: chat.ChatDelta) => void;
   'chat:tool': (data: { conversationId: string; messageId: string; toolCall: chat.ToolCall }) => void;
   'chat:done': (data: { conversationId: string; message: chat.Message }) => void;
+  /** CHAT-10: every message of the conversation after `afterMessageId` is gone */
+  'chat:truncated': (data: { conversationId: string; afterMessageId: string }) => void;
 }
 
 export interface OpsServerToClientEvents {

@@ -30,8 +30,13 @@ export type MessagesParams = z.infer<typeof messagesParamsSchema>;
 type WireBlock = z.infer<typeof contentBlockSchema>;
 type WireMessage = MessagesParams['messages'][number];
 
-/** A default answer: text, or a tool call led by a short text. */
-export type Reply = { kind: 'text'; text: string } | { kind: 'tool_use'; name: string; input: Record<string, unknown>; text: string };
+/**
+ * A default answer: text (ending as `stopReason` says, default end_turn, and
+ * `chunkSize` characters a delta, default a word), or a tool call led by a short text.
+ */
+export type Reply =
+  | { kind: 'text'; text: string; stopReason?: 'pause_turn' | 'refusal'; chunkSize?: number }
+  | { kind: 'tool_use'; name: string; input: Record<string, unknown>; text: string };
 
 export interface TaskLine {
   id: string;
@@ -230,7 +235,43 @@ export function offlineReply(params: MessagesParams): Reply {
     return { kind: 'text', text: toolResults.map((r) => summariseToolResult(r, calls, clock)).join('\n\n') };
   }
   const text = userBlocks.map(blockText).join('\n');
-  return commandReply(text, parseTaskLines(params.system), parseClock(params.system));
+  return stopReply(text, params.messages.at(-1)?.role === 'assistant') ?? commandReply(text, parseTaskLines(params.system), parseClock(params.system));
+}
+
+/**
+ * The text of the assistant turn a request ends with (a prefill, or an answer
+ * sent back to be continued), or '' when it ends with a user turn. The answer
+ * to such a request is what follows that text.
+ */
+export function assistantPrefill(params: MessagesParams): string {
+  const last = params.messages.at(-1);
+  return last?.role === 'assistant' ? blocksOf(last).map(blockText).join('') : '';
+}
+
+/** The API's documented test prompt for a streaming refusal ("Streaming refusals" in Anthropic's docs). */
+export const REFUSAL_TEST_PROMPT = 'ANTHROPIC_MAGIC_STRING_TRIGGER_REFUSAL_1FAEFB6177B4672DEE07F9D3AFC62588CCD2631EDCF22E8CCC1FB35B501C9C86';
+
+const storyParagraph = (n: number) =>
+  `Chapter ${n}. The lighthouse keeper counted the ships again: one for every task finished, two for every task put off, ` +
+  'and a small paper boat for the ones nobody remembered writing down. The sea did not mind; it only asked that the lamp be lit by dusk.';
+/** About 3,600 tokens: longer than an answer's usual max_tokens, so it stops there and can be continued. */
+export const LONG_STORY = Array.from({ length: 60 }, (_, i) => storyParagraph(i + 1)).join('\n\n');
+
+/**
+ * The phrases that show the stop reasons: the API's refusal test prompt, `write
+ * a long story` (longer than max_tokens: it stops there, and a continuation
+ * request gets the rest), `research <topic>` (a long turn the model pauses:
+ * pause_turn, then the rest when the paused turn is sent back).
+ */
+function stopReply(text: string, continuing: boolean): Reply | undefined {
+  if (text.includes(REFUSAL_TEST_PROMPT)) return { kind: 'text', text: '', stopReason: 'refusal' };
+  const flat = text.trim().replace(/\s+/g, ' ').replace(/[.!?]+$/, '');
+  if (/^write (?:me )?a long story$/i.test(flat)) return { kind: 'text', text: LONG_STORY, chunkSize: 48 };
+  const topic = /^research (.+)$/i.exec(flat)?.[1];
+  if (!topic) return undefined;
+  const first = `Looking into ${topic}, part 1 of 2. Claude pauses a long turn like this one (stop reason pause_turn), and Sam sends it back to go on.`;
+  const second = `\n\nPart 2 of 2: that is all Sam's offline model can say about ${topic}. Set **ANTHROPIC_API_KEY** on the server to ask Claude.`;
+  return continuing ? { kind: 'text', text: first + second } : { kind: 'text', text: first, stopReason: 'pause_turn' };
 }
 
 const notFound = (title: string): Reply => ({
@@ -292,6 +333,7 @@ function friendlyReply(text: string): string {
     '- `what should I do next?` picks your next task',
     '- `list my tasks` shows what is open',
     '- `remind me to call Bob in 20 minutes` (or `at 17:30`, `tomorrow at 9`) sets a reminder',
+    '- `write a long story` stops at the length limit, and **Continue** goes on',
     '',
     'Set **ANTHROPIC_API_KEY** on the server to talk to Claude itself.',
   ].join('\n');

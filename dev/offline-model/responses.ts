@@ -2,10 +2,17 @@
  * What the offline model can be scripted to answer, and how an answer goes on
  * the wire: server-sent events in the Messages API's order, paced deltas, and
  * the failures tests need (an HTTP error, a cut socket, a stalled stream).
+ *
+ * Every answer keeps to the request as the API does: one longer than
+ * `max_tokens` stops there (`max_tokens`), one that would overflow the context
+ * window stops at its edge (`model_context_window_exceeded`), and a request
+ * that ends with an assistant turn (a prefill, a paused or cut-off answer sent
+ * back) gets only what follows that turn's text.
  */
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { MessagesParams } from './replies.js';
+import { assistantPrefill, type MessagesParams } from './replies.js';
+import { CHARS_PER_TOKEN, tokensOf, type InputUsage } from './prompt-cache.js';
 
 export type AnthropicErrorType = 'invalid_request_error' | 'not_found_error' | 'api_error' | 'overloaded_error';
 
@@ -17,11 +24,24 @@ export interface ScriptedPacing {
   delayMs?: number;
 }
 
-export interface ScriptedText extends ScriptedPacing {
+/** How a scripted answer ends when the request's limits (max_tokens, the context window) do not stop it first. */
+export type ScriptedStop = 'end_turn' | 'stop_sequence' | 'pause_turn' | 'refusal';
+
+/** What a complete scripted answer may say about its limits and its usage. */
+export interface ScriptedLimits {
+  /** the model's context window for this answer, in tokens; default the server's `contextWindowTokens` */
+  contextWindow?: number;
+  /** cache counts to report instead of the simulated prompt cache's (they come out of the input tokens) */
+  cache?: { readTokens: number; creationTokens: number };
+}
+
+export interface ScriptedText extends ScriptedPacing, ScriptedLimits {
   kind: 'text';
   text: string;
+  /** default end_turn */
+  stopReason?: ScriptedStop;
 }
-export interface ScriptedToolUse extends ScriptedPacing {
+export interface ScriptedToolUse extends ScriptedPacing, ScriptedLimits {
   kind: 'tool_use';
   name: string;
   input: Record<string, unknown>;
@@ -78,10 +98,13 @@ type OutBlock =
 
 type Ending = { kind: 'complete' } | { kind: 'cut' | 'stall'; afterChunks: number };
 
+/** The Messages API's stop reasons. */
+export type StopReason = ScriptedStop | 'tool_use' | 'max_tokens' | 'model_context_window_exceeded';
+
 interface Plan {
   blocks: OutBlock[];
-  stopReason: 'end_turn' | 'tool_use';
-  inputTokens: number;
+  stopReason: StopReason;
+  usage: InputUsage;
   outputTokens: number;
   intervalMs: number;
   /** null: one word per text delta */
@@ -89,19 +112,55 @@ interface Plan {
   ending: Ending;
 }
 
-const CHARS_PER_TOKEN = 4;
 const JSON_CHUNK_CHARS = 12;
 
-export function planOf(response: ScriptedBody, params: MessagesParams, defaultDelayMs: number): Plan {
-  const text: OutBlock[] = response.text ? [{ type: 'text', text: response.text }] : [];
+/** What the request allows an answer: the pacing by default, its context window, and its input usage. */
+export interface PlanLimits {
+  delayMs: number;
+  contextWindow: number;
+  usage: InputUsage;
+}
+
+const outputText = (blocks: readonly OutBlock[]) => blocks.map((b) => (b.type === 'text' ? b.text : b.name + JSON.stringify(b.input))).join('');
+
+/** The blocks that fit `tokens` output tokens, or undefined when they all do; a tool call that does not fit whole is left out. */
+function cutTo(blocks: readonly OutBlock[], tokens: number): OutBlock[] | undefined {
+  if (tokensOf(outputText(blocks).length) <= tokens) return undefined;
+  let room = Math.max(0, tokens) * CHARS_PER_TOKEN;
+  const kept: OutBlock[] = [];
+  for (const block of blocks) {
+    if (block.type === 'tool_use') {
+      const cost = block.name.length + JSON.stringify(block.input).length;
+      if (cost > room) break;
+      kept.push(block);
+      room -= cost;
+      continue;
+    }
+    const points = Array.from(block.text);
+    if (points.length <= room) {
+      kept.push(block);
+      room -= points.length;
+      continue;
+    }
+    if (room > 0) kept.push({ type: 'text', text: points.slice(0, room).join('') });
+    break;
+  }
+  return kept;
+}
+
+export function planOf(response: ScriptedBody, params: MessagesParams, limits: PlanLimits): Plan {
+  // A request that ends with an assistant turn gets what follows it.
+  const prefill = assistantPrefill(params);
+  const said = prefill && response.text?.startsWith(prefill) ? response.text.slice(prefill.length) : response.text;
+  const text: OutBlock[] = said ? [{ type: 'text', text: said }] : [];
   const blocks: OutBlock[] =
     response.kind === 'tool_use' ? [...text, { type: 'tool_use', id: randomId('toolu_'), name: response.name, input: response.input }] : text;
   const plan: Plan = {
     blocks,
-    stopReason: response.kind === 'tool_use' ? 'tool_use' : 'end_turn',
-    inputTokens: tokensOf(JSON.stringify([params.system ?? '', params.messages, params['tools'] ?? []])),
-    outputTokens: tokensOf(blocks.map((b) => (b.type === 'text' ? b.text : b.name + JSON.stringify(b.input))).join('')),
-    intervalMs: Math.max(0, response.delayMs ?? defaultDelayMs),
+    stopReason: response.kind === 'tool_use' ? 'tool_use' : response.kind === 'text' ? (response.stopReason ?? 'end_turn') : 'end_turn',
+    usage: limits.usage,
+    outputTokens: tokensOf(outputText(blocks).length),
+    intervalMs: Math.max(0, response.delayMs ?? limits.delayMs),
     chunkChars: response.chunkSize !== undefined && response.chunkSize >= 1 ? Math.floor(response.chunkSize) : null,
     ending: { kind: 'complete' },
   };
@@ -109,12 +168,18 @@ export function planOf(response: ScriptedBody, params: MessagesParams, defaultDe
     const total = blocks.reduce((n, b) => n + deltasOf(b, plan.chunkChars).length, 0);
     const fallback = response.kind === 'cut' ? Math.floor(total / 2) : total;
     plan.ending = { kind: response.kind, afterChunks: Math.max(0, Math.min(response.afterChunks ?? fallback, total)) };
+    return plan;
+  }
+  const { usage } = limits;
+  const windowLeft = limits.contextWindow - (usage.inputTokens + usage.cacheReadTokens + usage.cacheCreationTokens);
+  const room = Math.min(params.max_tokens, windowLeft);
+  const cut = cutTo(blocks, room);
+  if (cut) {
+    plan.blocks = cut;
+    plan.outputTokens = Math.max(0, room);
+    plan.stopReason = params.max_tokens <= windowLeft ? 'max_tokens' : 'model_context_window_exceeded';
   }
   return plan;
-}
-
-function tokensOf(text: string): number {
-  return Math.max(1, Math.ceil(text.length / CHARS_PER_TOKEN));
 }
 
 /** Text deltas (words or fixed chunks), or the tool input's JSON in chunks after an empty one, as the API sends. */
@@ -196,7 +261,12 @@ export async function streamPlan(ex: Exchange, plan: Plan, model: string): Promi
     content: [],
     stop_reason: null,
     stop_sequence: null,
-    usage: { input_tokens: plan.inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 },
+    usage: {
+      input_tokens: plan.usage.inputTokens,
+      cache_creation_input_tokens: plan.usage.cacheCreationTokens,
+      cache_read_input_tokens: plan.usage.cacheReadTokens,
+      output_tokens: 1,
+    },
   };
   if (!(await sse(ex, 'message_start', { type: 'message_start', message }))) return;
   const outcome = await streamBlocks(ex, plan);

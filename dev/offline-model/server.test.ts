@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Anthropic, { APIError, APIUserAbortError, BadRequestError, InternalServerError } from '@anthropic-ai/sdk';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LONG_STORY, REFUSAL_TEST_PROMPT } from './replies.js';
 import {
   createAnthropicCompatibleServer,
   type AnthropicCompatibleServer,
@@ -309,7 +310,7 @@ describe('scripting and recording', () => {
     await start({ script: (req) => (req.params.messages.length > 1 ? { kind: 'text', text: 'from the script' } : undefined) });
     const api = client();
     const answer = async (messages: MessageParam[]) => {
-      const m = await api.messages.stream({ model: MODEL, max_tokens: 10, messages }).finalMessage();
+      const m = await api.messages.stream({ model: MODEL, max_tokens: 1024, messages }).finalMessage();
       return m.content.map((b) => (b.type === 'text' ? b.text : b.type === 'tool_use' ? b.name : b.type));
     };
     const long: MessageParam[] = [
@@ -341,5 +342,136 @@ describe('scripting and recording', () => {
     await start({ maxRecordedRequests: 2 });
     for (const text of ['a', 'b', 'c']) await client().messages.stream(params(text)).finalMessage();
     expect(server.requests.map((r) => r.id)).toEqual([2, 3]);
+  });
+});
+
+describe('stop reasons (CHAT-13, CHAT-14)', () => {
+  const text = (m: Anthropic.Message) => m.content.map((b) => (b.type === 'text' ? b.text : '')).join('');
+
+  it('stops an answer longer than max_tokens there, with stop_reason max_tokens and that many output tokens', async () => {
+    server.enqueue({ kind: 'text', text: 'x'.repeat(100), chunkSize: 7 });
+    const message = await client().messages.stream(params('hi', { max_tokens: 5 })).finalMessage();
+    expect(text(message)).toBe('x'.repeat(20));
+    expect(message.stop_reason).toBe('max_tokens');
+    expect(message.usage.output_tokens).toBe(5);
+  });
+
+  it('leaves out a tool call that does not fit max_tokens whole', async () => {
+    server.enqueue({ kind: 'tool_use', name: 'create_task', input: { title: 'a fairly long task title' }, text: 'On it.' });
+    const message = await client().messages.stream(params('hi', { max_tokens: 4 })).finalMessage();
+    expect(message.content).toEqual([{ type: 'text', text: 'On it.' }]);
+    expect(message.stop_reason).toBe('max_tokens');
+  });
+
+  it('answers a prompt longer than the context window with the API\'s 400 "prompt is too long"', async () => {
+    await server.close();
+    await start({ contextWindowTokens: 50 });
+    const error = await client().messages.stream(params('y'.repeat(400))).finalMessage().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error' });
+    expect((error as APIError).apiMessage).toMatch(/^prompt is too long: \d+ tokens > 50 maximum$/);
+  });
+
+  it('stops an answer that would overflow the context window at its edge: model_context_window_exceeded', async () => {
+    server.enqueue({ kind: 'text', text: 'z'.repeat(400), contextWindow: 60 });
+    const message = await client().messages.stream(params('hello')).finalMessage();
+    expect(message.stop_reason).toBe('model_context_window_exceeded');
+    const room = 60 - message.usage.input_tokens;
+    expect(message.usage.output_tokens).toBe(room);
+    expect(text(message)).toBe('z'.repeat(room * 4));
+  });
+
+  it('ends a scripted answer as it says: refusal, pause_turn, stop_sequence', async () => {
+    for (const stopReason of ['refusal', 'pause_turn', 'stop_sequence'] as const) {
+      server.enqueue({ kind: 'text', text: 'Partial', stopReason });
+      const message = await client().messages.stream(params('hi')).finalMessage();
+      expect(message.stop_reason).toBe(stopReason);
+      expect(text(message)).toBe('Partial');
+    }
+  });
+
+  it('gives a request that ends with an assistant turn only what follows that turn', async () => {
+    server.enqueue({ kind: 'text', text: 'Once upon a time, the end.' });
+    const messages: MessageParam[] = [
+      { role: 'user', content: 'a story' },
+      { role: 'assistant', content: 'Once upon a time' },
+    ];
+    const message = await client().messages.stream({ model: MODEL, max_tokens: 1024, messages }).finalMessage();
+    expect(text(message)).toBe(', the end.');
+  });
+
+  it('refuses the API\'s refusal test prompt, and writes a long story past max_tokens that a continuation finishes', async () => {
+    const refused = await client().messages.stream(params(`Please ${REFUSAL_TEST_PROMPT}`)).finalMessage();
+    expect(refused.stop_reason).toBe('refusal');
+    expect(refused.content).toEqual([]);
+
+    const api = client();
+    const first = await api.messages.stream(params('Write a long story.', { max_tokens: 2048 })).finalMessage();
+    expect(first.stop_reason).toBe('max_tokens');
+    const part = text(first);
+    expect(part).toBe(LONG_STORY.slice(0, 2048 * 4));
+    const messages: MessageParam[] = [
+      { role: 'user', content: 'Write a long story.' },
+      { role: 'assistant', content: part.trimEnd() },
+    ];
+    const rest = await api.messages.stream({ model: MODEL, max_tokens: 2048, messages }).finalMessage();
+    expect(rest.stop_reason).toBe('end_turn');
+    expect(part.trimEnd() + text(rest)).toBe(LONG_STORY);
+  });
+
+  it('pauses "research <topic>" once (pause_turn), and goes on when the paused turn is sent back', async () => {
+    const api = client();
+    const first = await api.messages.stream(params('research tide tables')).finalMessage();
+    expect(first.stop_reason).toBe('pause_turn');
+    const messages: MessageParam[] = [
+      { role: 'user', content: 'research tide tables' },
+      { role: 'assistant', content: first.content },
+    ];
+    const rest = await api.messages.stream({ model: MODEL, max_tokens: 1024, messages }).finalMessage();
+    expect(rest.stop_reason).toBe('end_turn');
+    expect(text(first)).toMatch(/^Looking into tide tables, part 1 of 2/);
+    expect(text(rest)).toMatch(/^\n\nPart 2 of 2: .*tide tables/);
+  });
+});
+
+describe('the simulated prompt cache (CHAT-12)', () => {
+  const system = (text: string): Anthropic.TextBlockParam[] => [{ type: 'text', text, cache_control: { type: 'ephemeral' } }];
+
+  it('writes a prefix up to a cache_control breakpoint, then reads it while it is the same byte for byte', async () => {
+    await server.close();
+    await start({ promptCache: { minTokens: 10 } });
+    const api = client();
+    const stable = 'You are Sam. '.repeat(20);
+    const first = await api.messages.stream(params('one', { system: system(stable) })).finalMessage();
+    expect(first.usage.cache_read_input_tokens).toBe(0);
+    expect(first.usage.cache_creation_input_tokens).toBeGreaterThan(10);
+    const second = await api.messages.stream(params('two, a longer question', { system: system(stable) })).finalMessage();
+    expect(second.usage.cache_read_input_tokens).toBe(first.usage.cache_creation_input_tokens);
+    expect(second.usage.cache_creation_input_tokens).toBe(0);
+    expect(second.usage.input_tokens).toBeGreaterThan(0);
+    const changed = await api.messages.stream(params('two', { system: system(`${stable}!`) })).finalMessage();
+    expect(changed.usage.cache_read_input_tokens).toBe(0);
+    // Without a breakpoint nothing is cached.
+    const plain = await api.messages.stream(params('three', { system: stable })).finalMessage();
+    expect(plain.usage).toMatchObject({ cache_read_input_tokens: 0, cache_creation_input_tokens: 0 });
+  });
+
+  it('caches up to the last block with a top-level cache_control, and never a prefix shorter than minTokens', async () => {
+    const api = client();
+    const long = 'word '.repeat(1200);
+    const auto = { model: MODEL, max_tokens: 64, messages: [{ role: 'user' as const, content: long }], cache_control: { type: 'ephemeral' as const } };
+    const first = await api.messages.stream(auto as Anthropic.MessageCreateParamsStreaming).finalMessage();
+    expect(first.usage.cache_creation_input_tokens).toBeGreaterThanOrEqual(1024);
+    const second = await api.messages.stream(auto as Anthropic.MessageCreateParamsStreaming).finalMessage();
+    expect(second.usage.cache_read_input_tokens).toBe(first.usage.cache_creation_input_tokens);
+    const short = await api.messages.stream(params('short', { system: system('tiny') })).finalMessage();
+    expect(short.usage).toMatchObject({ cache_read_input_tokens: 0, cache_creation_input_tokens: 0 });
+  });
+
+  it('reports a scripted answer\'s cache counts instead, out of its input tokens', async () => {
+    server.enqueue({ kind: 'text', text: 'ok', cache: { readTokens: 3, creationTokens: 2 } });
+    const message = await client().messages.stream(params('x'.repeat(100))).finalMessage();
+    expect(message.usage).toMatchObject({ cache_read_input_tokens: 3, cache_creation_input_tokens: 2 });
+    expect(message.usage.input_tokens).toBeGreaterThan(0);
   });
 });

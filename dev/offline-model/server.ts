@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import { messagesParamsSchema, offlineReply, parseJson, type MessagesParams } from './replies.js';
 import { planOf, sendError, streamPlan, type DeltaWrite, type Exchange, type ScriptedResponse } from './responses.js';
+import { inputTokensOf, PromptCache, type InputUsage, type PromptCacheOptions } from './prompt-cache.js';
 
 export type { DeltaWrite, ScriptedResponse } from './responses.js';
 
@@ -51,6 +52,14 @@ export interface OfflineModelOptions {
   onDelta?: (requestId: number, delta: DeltaWrite) => void;
   /** `requests` keeps only the latest ones; default 500 */
   maxRecordedRequests?: number;
+  /**
+   * The model's context window in tokens (about 4 characters each); default 200,000. A request
+   * longer than it is a 400 "prompt is too long"; an answer that would overflow it stops with
+   * `model_context_window_exceeded`.
+   */
+  contextWindowTokens?: number;
+  /** the simulated prompt cache behind the usage's cache counts */
+  promptCache?: PromptCacheOptions;
 }
 
 export interface AnthropicCompatibleServer {
@@ -73,6 +82,7 @@ export interface AnthropicCompatibleServer {
 const DEFAULT_WAIT_MS = 5000;
 const DEFAULT_DELTA_DELAY_MS = 15;
 const DEFAULT_MAX_RECORDED = 500;
+const DEFAULT_CONTEXT_WINDOW = 200_000;
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -115,10 +125,12 @@ class OfflineModelServer implements AnthropicCompatibleServer {
   private script: ScriptFunction | undefined;
   private lastId = 0;
   private closing: Promise<void> | undefined;
+  private readonly cache: PromptCache;
 
   constructor(private readonly options: OfflineModelOptions) {
     this.logger = options.logger;
     this.script = options.script;
+    this.cache = new PromptCache(options.promptCache);
     this.server = createServer({ noDelay: true }, (req, res) => void this.handle(req, res));
   }
 
@@ -249,7 +261,17 @@ class OfflineModelServer implements AnthropicCompatibleServer {
     const valid = Object.assign(record, { params });
     const response = this.queue.shift() ?? (await this.script?.(valid)) ?? offlineReply(params);
     if (response.kind === 'error') return sendError(ex, response.status, response.errorType);
-    return streamPlan(ex, planOf(response, params, this.options.deltaDelayMs ?? DEFAULT_DELTA_DELAY_MS), params.model);
+    const contextWindow = ('contextWindow' in response ? response.contextWindow : undefined) ?? this.options.contextWindowTokens ?? DEFAULT_CONTEXT_WINDOW;
+    const inputTokens = inputTokensOf(params);
+    // The API's wording, which clients match on.
+    if (inputTokens > contextWindow) return sendError(ex, 400, 'invalid_request_error', `prompt is too long: ${inputTokens} tokens > ${contextWindow} maximum`);
+    let usage: InputUsage;
+    if ('cache' in response && response.cache) {
+      const { readTokens, creationTokens } = response.cache;
+      usage = { inputTokens: Math.max(0, inputTokens - readTokens - creationTokens), cacheReadTokens: readTokens, cacheCreationTokens: creationTokens };
+    } else usage = this.cache.use(params);
+    const delayMs = this.options.deltaDelayMs ?? DEFAULT_DELTA_DELAY_MS;
+    return streamPlan(ex, planOf(response, params, { delayMs, contextWindow, usage }), params.model);
   }
 }
 

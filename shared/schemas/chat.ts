@@ -18,6 +18,28 @@ export const conversationRename = z.strictObject({
 });
 export const conversationDelete = z.strictObject({ id });
 
+/** CHAT-10: a new text for one of the user's own messages; everything after it goes and a new answer streams. */
+export const chatEdit = z.strictObject({
+  messageId: id,
+  content: text(1, limits.chatContentMax).refine((s) => s.trim().length > 0, 'Must not be blank'),
+});
+/** CHAT-10: the conversation's last assistant message, replaced by a new answer. */
+export const chatRegenerate = z.strictObject({ messageId: id });
+/** CHAT-13: the last assistant message, stopped at `max_tokens`, goes on. */
+export const chatContinue = z.strictObject({ messageId: id });
+
+/** CHAT-13: why an answer stopped (the Messages API's `stop_reason`), null while streaming or before 1.1. */
+export const stopReasons = ['end_turn', 'max_tokens', 'tool_use', 'stop_sequence', 'pause_turn', 'refusal', 'model_context_window_exceeded'] as const;
+export type StopReason = (typeof stopReasons)[number];
+
+/** Tokens of one answer; the cache counts are 0 when nothing was read from or written to the prompt cache (CHAT-12). */
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+}
+
 import { messageStatuses } from '../constants.js';
 
 export { messageStatuses };
@@ -40,8 +62,10 @@ export interface Message {
   /** seq of the last delta, null before the first */
   lastSeq: number | null;
   toolCalls: ToolCall[];
-  usage: { inputTokens: number; outputTokens: number } | null;
+  usage: Usage | null;
   model: string | null;
+  /** (1.1) why the answer stopped; null for user messages and while streaming */
+  stopReason: StopReason | null;
   error: { code: ErrorCode; message: string } | null;
   createdAt: string;
 }

@@ -2,21 +2,24 @@
  * The generation (CHAT-2 … CHAT-8): one node runs the Claude stream through the
  * official SDK, coalesces deltas, numbers them and broadcasts them to the user's
  * room, keeps the text so far in Redis for tabs that join mid-stream, runs the
- * tool loop through the tasks service, and writes the final message.
+ * tool loop through the tasks service, and writes the final message with why
+ * it stopped (CHAT-13: a paused turn goes on by itself; CHAT-14: an over-long
+ * context is retried once with less history).
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { ErrorCode } from '../../../shared/errors.js';
-import type { ToolCall } from '../../../shared/schemas/chat.js';
+import type { StopReason, ToolCall, Usage } from '../../../shared/schemas/chat.js';
 import type { Task } from '../../../shared/schemas/tasks.js';
 import type { Logger } from '../../logger.js';
 import type { ChatHooks } from '../../hooks.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import type { TasksService } from '../tasks/tasks.service.js';
-import { buildSystemPrompt, trimHistory, type HistoryMessage, type PromptUser } from './prompt.js';
+import { buildSystemPrompt, HISTORY_TOKEN_BUDGET, trimHistory, type HistoryMessage, type PromptUser } from './prompt.js';
 import { runTool, toolDefinitions } from './tools.js';
 import type { ChatViews } from './views.js';
-import { readRound } from './upstream-round.js';
+import { readRound, type RoundResult } from './upstream-round.js';
+import { cutOffText, harderBudget, isPromptTooLong, MAX_PAUSE_CONTINUATIONS, requestMessages } from './rounds.js';
 import { appendDeltas, heartbeatKey, refreshBuffer, rewriteDeltas, saveToolCalls, type DeltaAppend } from './stream-buffer.js';
 
 export const MAX_TOOL_ROUNDS = 8;
@@ -36,8 +39,18 @@ export interface GenerationJob {
   userId: string;
   conversationId: string;
   assistantMessageId: string;
-  /** what the prompt is built from, read with the send (the conversation ends with the user's new message) */
+  /**
+   * what the prompt is built from, read with the send (the conversation ends with the user's new message,
+   * or for a continuation with the answer being continued)
+   */
   prompt: { user: PromptUser; history: HistoryMessage[]; openTasks: Task[] };
+  /** CHAT-13 `chat:continue`: the answer as it stands, which the new text, tool calls and usage add to */
+  continuing?: { content: string; lastSeq: number | null; toolCalls: ToolCall[]; usage: Usage | null };
+}
+
+/** The message's deltas so far for a continuation: its content stands as delta 0 and the rest are empty, so `seq` goes on from `lastSeq`. */
+function seedDeltas(base: { content: string; lastSeq: number | null }): string[] {
+  return base.lastSeq === null ? [] : [base.content, ...Array<string>(base.lastSeq).fill('')];
 }
 
 type EndReason = 'cancelled' | 'timeout' | 'shutdown';
@@ -192,10 +205,13 @@ export class Assistant {
     const { redis, anthropic, broadcaster, logger, hooks, model } = this.deps;
     const { userId, conversationId, assistantMessageId: messageId } = entry.job;
     const started = performance.now();
-    const toolCalls: ToolCall[] = [];
-    const usage = { inputTokens: 0, outputTokens: 0 };
+    const base = entry.job.continuing;
+    const toolCalls: ToolCall[] = [...(base?.toolCalls ?? [])];
+    const usage: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0, ...base?.usage };
     let firstToken = true;
-    const relay: Relay = { userId, conversationId, messageId, pending: '', deltas: [], rewrite: false };
+    const relay: Relay = { userId, conversationId, messageId, pending: '', deltas: base ? seedDeltas(base) : [], rewrite: false };
+    // A continuation's buffer starts as the message stands, for tabs that ask history mid-stream.
+    if (base) relay.rewrite = !(await rewriteDeltas(redis, messageId, relay.deltas));
     const deltas = relay.deltas;
     const flush = () => this.flush([relay]);
     const push = (text: string) => {
@@ -231,23 +247,67 @@ export class Assistant {
 
     let status: 'complete' | 'cancelled' | 'error' | 'interrupted' = 'complete';
     let error: { code: ErrorCode; message: string } | null = null;
+    /** the stop reason of the round the answer ended in; null when that round did not finish */
+    let stopReason: StopReason | null = null;
     try {
       const { user, history, openTasks } = entry.job.prompt;
       const system = buildSystemPrompt(user, openTasks, new Date());
-      const messages: Anthropic.MessageParam[] = trimHistory(history);
+      let past = trimHistory(history, HISTORY_TOKEN_BUDGET);
+      /** this answer's rounds after the history: tool calls with their results, a paused or cut-off turn sent back */
+      const rounds: Anthropic.MessageParam[] = [];
+      let retried = false;
+      let pauses = 0;
+      let toolRounds = 0;
+      /** a tool round's text is set apart from the next round's; a paused or retried turn just goes on */
+      let apart = false;
 
-      for (let n = 0; n < MAX_TOOL_ROUNDS; n++) {
-        if (n > 0 && (deltas.length > 0 || relay.pending)) push('\n\n');
+      for (;;) {
+        if (apart && (deltas.length > 0 || relay.pending)) push('\n\n');
+        apart = false;
+        stopReason = null;
         touch();
-        const events = await anthropic.messages.create(
-          { model, max_tokens: MAX_OUTPUT_TOKENS, system, messages, tools: toolDefinitions, stream: true },
-          { signal: entry.abort.signal },
-        );
-        const round = await readRound(events, push, touch);
+        let round: RoundResult;
+        try {
+          const events = await anthropic.messages.create(
+            { model, max_tokens: MAX_OUTPUT_TOKENS, system, messages: requestMessages(past, rounds), tools: toolDefinitions, stream: true },
+            { signal: entry.abort.signal },
+          );
+          round = await readRound(events, push, touch);
+        } catch (err) {
+          // CHAT-14: a prompt over the context window is tried once more with less history.
+          if (retried || entry.abort.signal.aborted || !isPromptTooLong(err)) throw err;
+          retried = true;
+          past = trimHistory(history, harderBudget(past));
+          logger.info({ messageId }, 'prompt too long: retrying with less history');
+          continue;
+        }
         usage.inputTokens += round.inputTokens;
         usage.outputTokens += round.outputTokens;
+        usage.cacheReadTokens += round.cacheReadTokens;
+        usage.cacheCreationTokens += round.cacheCreationTokens;
         hooks.onOutputTokens(round.outputTokens);
         flush();
+        stopReason = round.stopReason;
+        if (round.stopReason === 'model_context_window_exceeded') {
+          if (retried) {
+            status = 'error';
+            error = { code: ErrorCode.UPSTREAM, message: CONTEXT_TOO_LONG };
+            hooks.onUpstreamError('context_window');
+            break;
+          }
+          // CHAT-14: the text so far goes back with less history, and the model goes on from it.
+          retried = true;
+          past = trimHistory(history, harderBudget(past));
+          rounds.push({ role: 'assistant', content: cutOffText(round.content) });
+          logger.info({ messageId }, 'context window exceeded: retrying with less history');
+          continue;
+        }
+        // CHAT-13: a paused turn is sent back as it came, and the model goes on.
+        if (round.stopReason === 'pause_turn' && pauses < MAX_PAUSE_CONTINUATIONS) {
+          pauses++;
+          rounds.push({ role: 'assistant', content: round.content });
+          continue;
+        }
         if (round.stopReason !== 'tool_use') break;
 
         const results: Anthropic.ToolResultBlockParam[] = [];
@@ -259,8 +319,9 @@ export class Assistant {
           broadcaster.toUser(userId, 'chat:tool', { conversationId, messageId, toolCall });
           results.push({ type: 'tool_result', tool_use_id: block.id, content: JSON.stringify(outcome.result), is_error: !outcome.ok });
         }
-        messages.push({ role: 'assistant', content: round.content }, { role: 'user', content: results });
-        if (entry.abort.signal.aborted) break;
+        rounds.push({ role: 'assistant', content: round.content }, { role: 'user', content: results });
+        apart = true;
+        if (entry.abort.signal.aborted || ++toolRounds >= MAX_TOOL_ROUNDS) break;
       }
     } catch (err) {
       flush();
@@ -282,15 +343,18 @@ export class Assistant {
 
     await this.deps.views.endStreaming(
       messageId,
-      { status, content: deltas.join(''), lastSeq: deltas.length > 0 ? deltas.length - 1 : null, toolCalls, usage, model, error },
+      { status, content: deltas.join(''), lastSeq: deltas.length > 0 ? deltas.length - 1 : null, toolCalls, usage, model, stopReason, error },
       { touchConversation: true },
     );
   }
 }
 
+const CONTEXT_TOO_LONG = 'This conversation is too long for the assistant: edit an earlier message or start a new conversation.';
+
 /** Sorts an upstream failure into a metric kind and a fixed message for the user. */
 export function describeUpstreamError(err: unknown, timedOut: boolean): { kind: string; message: string } {
   if (timedOut) return { kind: 'timeout', message: 'The assistant stopped responding; please try again.' };
+  if (isPromptTooLong(err)) return { kind: 'context_window', message: CONTEXT_TOO_LONG };
   if (err instanceof Anthropic.APIError && typeof err.status === 'number') {
     if (err.status === 529) return { kind: 'overloaded', message: 'The assistant is overloaded right now; please try again in a moment.' };
     if (err.status === 429) return { kind: 'rate_limited', message: 'The assistant is receiving too many requests; please try again shortly.' };

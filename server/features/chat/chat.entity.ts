@@ -1,7 +1,7 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { UserSchema } from '../auth/user.entity.js';
 import type { ErrorCode } from '../../../shared/errors.js';
-import type { MessageStatus, ToolCall } from '../../../shared/schemas/chat.js';
+import { stopReasons, type MessageStatus, type ToolCall, type Usage } from '../../../shared/schemas/chat.js';
 
 export const ConversationSchema = defineEntity({
   name: 'Conversation',
@@ -32,8 +32,11 @@ export const MessageSchema = defineEntity({
     /** seq of the last delta of an assistant message */
     lastSeq: p.integer().nullable(),
     toolCalls: p.json<ToolCall[]>().default('[]'),
-    usage: p.json<{ inputTokens: number; outputTokens: number }>().nullable(),
+    /** cacheReadTokens and cacheCreationTokens are absent in answers stored before 1.1 */
+    usage: p.json<Usage>().nullable(),
     model: p.string().length(100).nullable(),
+    /** CHAT-13: the Messages API's stop_reason of the answer's last round; null for user messages, while streaming, and when none came */
+    stopReason: p.enum([...stopReasons]).nullable(),
     error: p.json<{ code: ErrorCode; message: string }>().nullable(),
     /** for an assistant message: the user message it answers */
     replyTo: p.uuid().nullable(),

@@ -5,7 +5,7 @@
  * and an answer's end one.
  */
 import type { ErrorCode } from '../../../shared/errors.js';
-import type { Conversation, Message } from '../../../shared/schemas/chat.js';
+import type { Conversation, Message, StopReason } from '../../../shared/schemas/chat.js';
 import { snapshot, transaction, type Sql } from '../../db/postgres.js';
 
 export interface MessageRow {
@@ -19,6 +19,7 @@ export interface MessageRow {
   toolCalls: Message['toolCalls'] | null;
   usage: Message['usage'];
   model: string | null;
+  stopReason: StopReason | null;
   error: { code: ErrorCode; message: string } | null;
   nodeId: string | null;
   createdAt: Date;
@@ -45,8 +46,10 @@ export function toMessage(m: MessageRow): Message {
     status: m.status,
     lastSeq: m.lastSeq ?? null,
     toolCalls: m.toolCalls ?? [],
-    usage: m.usage ?? null,
+    // answers stored before 1.1 have no cache counts
+    usage: m.usage ? { ...m.usage, cacheReadTokens: m.usage.cacheReadTokens ?? 0, cacheCreationTokens: m.usage.cacheCreationTokens ?? 0 } : null,
     model: m.model ?? null,
+    stopReason: m.stopReason ?? null,
     error: m.error ?? null,
     createdAt: m.createdAt.toISOString(),
   };
@@ -64,7 +67,16 @@ export interface MessageEnd {
   toolCalls?: Message['toolCalls'];
   usage?: Message['usage'];
   model?: string;
+  stopReason?: StopReason | null;
   error?: MessageRow['error'];
+}
+
+/** A message of a conversation's history, as the prompt reads it. */
+export interface HistoryRow {
+  id: string;
+  role: Message['role'];
+  content: string;
+  stopReason: StopReason | null;
 }
 
 /** What a send reads under the user's row lock. */
@@ -75,8 +87,29 @@ export interface SendReads {
   /** the message a retried `id` names */
   replay: SentMessageRow | undefined;
   conversation: Omit<ConversationRow, 'generating'> | undefined;
-  history: { role: Message['role']; content: string }[];
+  history: HistoryRow[];
 }
+
+/** What an edit, a regenerate or a continue (CHAT-10, CHAT-13) reads under the user's row lock. */
+export interface RerunReads {
+  user: { fullName: string; timezone: string } | undefined;
+  /** conversations of the user with an answer streaming */
+  streamingIn: string[];
+  /** the message named, if it is the user's, with whether it is its conversation's last one */
+  target: (MessageRow & { isLast: boolean }) | undefined;
+  conversation: Omit<ConversationRow, 'generating'> | undefined;
+  /** the conversation's newest messages up to the target, the target included, oldest first */
+  history: HistoryRow[];
+  /** the ids of the messages after the target */
+  after: string[];
+}
+
+/** What a rerun writes (every statement leaves with the COMMIT). */
+export type RerunWrites = { now: Date } & (
+  | { kind: 'edit'; content: string; reply: { id: string; nodeId: string; model: string; createdAt: Date } }
+  | { kind: 'regenerate'; reply: { id: string; replyTo: string | null; nodeId: string; model: string; createdAt: Date } }
+  | { kind: 'continue'; nodeId: string }
+);
 
 /** What a send writes: a new conversation or a touched one, the user's message and the streaming answer. */
 export interface SendWrites {
@@ -95,7 +128,7 @@ export const HISTORY_MESSAGE_LIMIT = 200;
 export type ChatRepository = ReturnType<typeof createChatRepository>;
 
 export function createChatRepository(sql: Sql) {
-  const messageColumns = sql(['id', 'conversation_id', 'user_id', 'role', 'content', 'status', 'last_seq', 'tool_calls', 'usage', 'model', 'error', 'node_id', 'created_at']);
+  const messageColumns = sql(['id', 'conversation_id', 'user_id', 'role', 'content', 'status', 'last_seq', 'tool_calls', 'usage', 'model', 'stop_reason', 'error', 'node_id', 'created_at']);
   /** A conversation's columns and its `generating` flag; `c` is the conversations table. */
   const conversationColumns = sql.unsafe(`c.id, c.title, c.created_at, c.updated_at,
     exists (select 1 from messages m where m.conversation_id = c.id and m.status = 'streaming') as generating`);
@@ -121,9 +154,9 @@ export function createChatRepository(sql: Sql) {
           input.conversationId ? q<Omit<ConversationRow, 'generating'>[]>`select id, title, created_at, updated_at from conversations where id = ${input.conversationId} and user_id = ${userId}` : none,
           // The newest messages only, as many as the prompt's history could hold (CHAT-8), not the whole conversation.
           input.conversationId
-            ? q<{ role: Message['role']; content: string }[]>`
-                select role, content from (
-                  select role, content, created_at, id from messages where conversation_id = ${input.conversationId}
+            ? q<HistoryRow[]>`
+                select id, role, content, stop_reason from (
+                  select id, role, content, stop_reason, created_at from messages where conversation_id = ${input.conversationId}
                    order by created_at desc, id desc limit ${HISTORY_MESSAGE_LIMIT}) recent
                  order by created_at asc, id asc`
             : none,
@@ -133,7 +166,7 @@ export function createChatRepository(sql: Sql) {
           streamingIn: streaming.map((m) => m.conversationId),
           replay: replay[0] as SentMessageRow | undefined,
           conversation: conversations[0] as Omit<ConversationRow, 'generating'> | undefined,
-          history: history as { role: Message['role']; content: string }[],
+          history: history as HistoryRow[],
         });
         if (!writes) return result;
         const { conversation, userMessage, reply, now } = writes;
@@ -147,6 +180,78 @@ export function createChatRepository(sql: Sql) {
           q`insert into messages (id, conversation_id, user_id, role, content, status, tool_calls, reply_to, node_id, model, created_at, updated_at)
             values (${reply.id}, ${conversation.id}, ${userId}, 'assistant', '', 'streaming', '[]', ${userMessage.id}, ${reply.nodeId}, ${reply.model}, ${new Date(now.getTime() + 1)}, ${now})`,
         );
+        return result;
+      });
+    },
+
+    /**
+     * An edit, a regenerate or a continue (CHAT-10, CHAT-13), as a send is
+     * made: under the user's row lock (so that two tabs' reruns, and sends,
+     * are serialised and the first one wins), the reads with the BEGIN and
+     * the writes with the COMMIT. `decide` throws to refuse, and may await
+     * (it runs before the COMMIT).
+     */
+    rerun<R>(userId: string, messageId: string, decide: (reads: RerunReads) => Promise<{ result: R; writes: RerunWrites }>): Promise<R> {
+      return transaction(sql, async (tx) => {
+        const q = tx.sql;
+        const [users, streaming, targets, conversations, history, after] = await Promise.all([
+          q<{ fullName: string; timezone: string }[]>`select full_name, timezone from users where id = ${userId} for update`,
+          q<{ conversationId: string }[]>`select conversation_id from messages where user_id = ${userId} and status = 'streaming'`,
+          q<(MessageRow & { isLast: boolean })[]>`
+            select ${messageColumns}, not exists (
+              select 1 from messages later where later.conversation_id = messages.conversation_id
+                 and (later.created_at, later.id) > (messages.created_at, messages.id)) as is_last
+              from messages where id = ${messageId} and user_id = ${userId}`,
+          q<Omit<ConversationRow, 'generating'>[]>`
+            select c.id, c.title, c.created_at, c.updated_at from conversations c join messages t on t.conversation_id = c.id
+             where t.id = ${messageId} and t.user_id = ${userId}`,
+          q<HistoryRow[]>`
+            select id, role, content, stop_reason from (
+              select m.id, m.role, m.content, m.stop_reason, m.created_at from messages m join messages t on t.conversation_id = m.conversation_id
+               where t.id = ${messageId} and t.user_id = ${userId} and (m.created_at, m.id) <= (t.created_at, t.id)
+               order by m.created_at desc, m.id desc limit ${HISTORY_MESSAGE_LIMIT}) recent
+             order by created_at asc, id asc`,
+          q<{ id: string }[]>`
+            select m.id from messages m join messages t on t.conversation_id = m.conversation_id
+             where t.id = ${messageId} and t.user_id = ${userId} and (m.created_at, m.id) > (t.created_at, t.id)`,
+        ]);
+        const target = targets[0];
+        const { result, writes } = await decide({
+          user: users[0],
+          streamingIn: streaming.map((m) => m.conversationId),
+          target,
+          conversation: conversations[0],
+          history: history as HistoryRow[],
+          after: after.map((m) => m.id),
+        });
+        if (!target) return result;
+        const { now } = writes;
+        const touch = q`update conversations set updated_at = ${now} where id = ${target.conversationId}`;
+        const insertReply = (reply: { id: string; replyTo: string | null; nodeId: string; model: string; createdAt: Date }) =>
+          q`insert into messages (id, conversation_id, user_id, role, content, status, tool_calls, reply_to, node_id, model, created_at, updated_at)
+            values (${reply.id}, ${target.conversationId}, ${userId}, 'assistant', '', 'streaming', '[]', ${reply.replyTo}, ${reply.nodeId}, ${reply.model}, ${reply.createdAt}, ${now})`;
+        const deleteAfter = (id: string) =>
+          q`delete from messages m using messages t
+             where t.id = ${id} and m.conversation_id = t.conversation_id and (m.created_at, m.id) > (t.created_at, t.id)`;
+        switch (writes.kind) {
+          case 'edit':
+            tx.atCommit(
+              q`update messages set content = ${writes.content}, updated_at = ${now} where id = ${target.id}`,
+              deleteAfter(target.id),
+              insertReply({ ...writes.reply, replyTo: target.id }),
+              touch,
+            );
+            break;
+          case 'regenerate':
+            tx.atCommit(q`delete from messages where id = ${target.id}`, insertReply(writes.reply), touch);
+            break;
+          case 'continue':
+            tx.atCommit(
+              q`update messages set status = 'streaming', stop_reason = null, node_id = ${writes.nodeId}, updated_at = ${now} where id = ${target.id}`,
+              touch,
+            );
+            break;
+        }
         return result;
       });
     },
@@ -235,6 +340,7 @@ export function createChatRepository(sql: Sql) {
             tool_calls = coalesce(${json(end.toolCalls)}::jsonb, tool_calls),
             usage = case when ${end.usage !== undefined} then ${json(end.usage)}::jsonb else usage end,
             model = coalesce(${end.model ?? null}, model),
+            stop_reason = case when ${end.stopReason !== undefined} then ${end.stopReason ?? null}::text else stop_reason end,
             error = case when ${end.error !== undefined} then ${json(end.error)}::jsonb else error end
           where id = ${messageId} and status = 'streaming'
           returning ${messageColumns}
@@ -259,9 +365,12 @@ export function createChatRepository(sql: Sql) {
       };
     },
 
-    /** Streaming messages older than `before` (candidates for the sweeper, CHAT-7). */
+    /**
+     * Messages streaming since before `before` (candidates for the sweeper, CHAT-7): since their last update,
+     * which is when they started streaming, also for an answer that went back to streaming (`chat:continue`).
+     */
     staleStreaming(before: Date) {
-      return sql<{ id: string; nodeId: string | null }[]>`select id, node_id from messages where status = 'streaming' and created_at < ${before} limit 500`;
+      return sql<{ id: string; nodeId: string | null }[]>`select id, node_id from messages where status = 'streaming' and updated_at < ${before} limit 500`;
     },
 
     /** Every conversation and message of the user, oldest first, on one snapshot (`user:export`). */

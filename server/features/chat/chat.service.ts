@@ -1,7 +1,8 @@
 /**
  * Conversations and messages (PROTOCOL §6.2): send (CHAT-1), cancel (CHAT-5),
  * history with the text so far of a streaming answer (CHAT-3), lists, rename,
- * delete, and the sweeper that marks answers of dead nodes `interrupted` (CHAT-7).
+ * delete, the sweeper that marks answers of dead nodes `interrupted` (CHAT-7),
+ * and edit, regenerate and continue (§6.2b, CHAT-10, CHAT-13).
  */
 import { randomUUID } from 'node:crypto';
 import { appError, ErrorCode } from '../../errors.js';
@@ -13,7 +14,7 @@ import type { Broadcaster } from '../../realtime/rooms.js';
 import { Assistant, HEARTBEAT_TTL_MS, type GenerationJob } from './assistant.js';
 import type { TasksService } from '../tasks/tasks.service.js';
 import { heartbeatKey, readBuffer } from './stream-buffer.js';
-import { toConversation, toMessage, type ChatRepository, type MessageRow, type SentMessageRow } from './chat.repository.js';
+import { toConversation, toMessage, type ChatRepository, type MessageRow, type RerunReads, type RerunWrites, type SentMessageRow } from './chat.repository.js';
 import type { ChatViews } from './views.js';
 import type { ExportContributor } from '../account/account.service.js';
 import { nodeLastSeen } from '../../realtime/nodes.js';
@@ -21,10 +22,22 @@ import { nodeLastSeen } from '../../realtime/nodes.js';
 /** At most this many answers generate at once for one user (cost control). */
 export const MAX_GENERATIONS_PER_USER = 2;
 const TITLE_LENGTH = 60;
+/** how long a message removed by an edit or a regenerate is remembered, so that a late rerun of it is CONFLICT, not NOT_FOUND */
+export const REPLACED_TTL_SECONDS = 3_600;
+const replacedKey = (messageId: string) => `chat:replaced:${messageId}`;
+
+type Rerun = { kind: 'edit'; content: string } | { kind: 'regenerate' } | { kind: 'continue' };
+type RerunAck = { conversationId: string; userMessage?: Message; assistantMessageId: string };
 
 export interface ChatService extends ExportContributor {
   send(userId: string, input: ChatSend): Promise<{ conversationId: string; userMessage: Message; assistantMessageId: string }>;
   cancel(userId: string, messageId: string): Promise<{ message: Message }>;
+  /** CHAT-10: new text for one of the user's messages; everything after it goes and a new answer streams. */
+  edit(userId: string, messageId: string, content: string): Promise<{ conversationId: string; userMessage: Message; assistantMessageId: string }>;
+  /** CHAT-10: the conversation's last answer is replaced by a new one. */
+  regenerate(userId: string, messageId: string): Promise<{ conversationId: string; assistantMessageId: string }>;
+  /** CHAT-13: the last answer, stopped at max_tokens, goes on (same message, its deltas' seq going on). */
+  continue(userId: string, messageId: string): Promise<{ conversationId: string; assistantMessageId: string }>;
   history(userId: string, q: { conversationId: string; before?: string | undefined; limit?: number | undefined }): Promise<{ messages: Message[]; hasMore: boolean }>;
   listConversations(userId: string, q: { before?: string | undefined; limit?: number | undefined }): Promise<{ conversations: Conversation[] }>;
   rename(userId: string, id: string, title: string): Promise<{ conversation: Conversation }>;
@@ -101,6 +114,114 @@ export function createChatService(deps: {
     if (!(await assistant.stop(messageId, 'cancelled'))) broadcaster.toOtherNodes('chat:cancel', messageId);
   }
 
+  /**
+   * Remembers the messages an edit or a regenerate removes, before its COMMIT:
+   * a rerun of one of them from a tab that had not heard yet (or that raced
+   * and lost) is CONFLICT rather than NOT_FOUND. Best effort: without Redis it
+   * is NOT_FOUND.
+   */
+  async function rememberReplaced(userId: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const multi = redis.multi();
+    for (const id of ids) multi.set(replacedKey(id), userId, 'EX', REPLACED_TTL_SECONDS);
+    await multi.exec().catch(() => undefined);
+  }
+
+  async function refuseMissing(userId: string, messageId: string): Promise<never> {
+    const replacedFor = await redis.get(replacedKey(messageId)).catch(() => null);
+    if (replacedFor === userId) throw appError(ErrorCode.CONFLICT, { message: 'This message was replaced in another tab' });
+    throw appError(ErrorCode.NOT_FOUND, { message: 'Message not found' });
+  }
+
+  /** The checks every rerun makes under the user's row lock; returns the message named. */
+  async function checkRerun(userId: string, messageId: string, op: Rerun, read: RerunReads) {
+    const { target, conversation, user } = read;
+    if (!target || !conversation || !user) return refuseMissing(userId, messageId);
+    const role = op.kind === 'edit' ? 'user' : 'assistant';
+    if (target.role !== role) {
+      const message = op.kind === 'edit' ? 'Only your own messages can be edited' : `Only an answer can be ${op.kind === 'regenerate' ? 'regenerated' : 'continued'}`;
+      throw appError(ErrorCode.VALIDATION, { message, issues: [{ path: 'messageId', message }] });
+    }
+    if (read.streamingIn.includes(target.conversationId)) {
+      throw appError(ErrorCode.CONFLICT, { message: 'An answer is already being generated in this conversation' });
+    }
+    if (op.kind !== 'edit' && !target.isLast) {
+      throw appError(ErrorCode.CONFLICT, { message: `Only the last answer of a conversation can be ${op.kind === 'regenerate' ? 'regenerated' : 'continued'}` });
+    }
+    if (op.kind === 'continue' && (target.status !== 'complete' || target.stopReason !== 'max_tokens')) {
+      throw appError(ErrorCode.CONFLICT, { message: 'Only an answer that stopped at its length limit can be continued' });
+    }
+    if (read.streamingIn.length >= MAX_GENERATIONS_PER_USER) {
+      throw appError(ErrorCode.CONFLICT, { message: `At most ${MAX_GENERATIONS_PER_USER} answers can be generated at once` });
+    }
+    return { target, conversation, user };
+  }
+
+  /**
+   * An edit, a regenerate or a continue (CHAT-10, CHAT-13): checked and
+   * written in one transaction under the user's row lock, then announced
+   * (`chat:truncated` first, then the new answer as a send announces one) and generated here.
+   */
+  async function rerun(userId: string, messageId: string, op: Rerun): Promise<RerunAck> {
+    const openTasks = tasks.openTasks(userId);
+    openTasks.catch(() => undefined);
+    const started = await chat.rerun(userId, messageId, async (read) => {
+      const { target, conversation: row, user } = await checkRerun(userId, messageId, op, read);
+      const now = new Date();
+      const conversation: Conversation = { ...toConversation({ ...row, generating: true }), updatedAt: now.toISOString() };
+      const prompt = { user: { fullName: user.fullName, timezone: user.timezone }, history: read.history };
+      const answerOf = (id: string, createdAt: Date): Message => ({
+        ...toMessage({ ...target, id, role: 'assistant', content: '', status: 'streaming', lastSeq: null, toolCalls: [], usage: null, model: deps.model, stopReason: null, error: null, createdAt }),
+      });
+      // a new answer sorts after what it answers whatever this node's clock says
+      const after = (t: Date) => new Date(Math.max(now.getTime(), t.getTime() + 1));
+      let writes: RerunWrites;
+      let outcome: { afterMessageId?: string; userMessage?: Message; answer: Message; job: Omit<GenerationJob, 'prompt' | 'userId'> & { prompt: typeof prompt } };
+      if (op.kind === 'edit') {
+        const reply = { id: randomUUID(), nodeId: deps.nodeId, model: deps.model, createdAt: after(target.createdAt) };
+        const history = read.history.map((m) => (m.id === target.id ? { ...m, content: op.content } : m));
+        writes = { kind: 'edit', now, content: op.content, reply };
+        outcome = {
+          afterMessageId: target.id,
+          userMessage: { ...toMessage(target), content: op.content },
+          answer: answerOf(reply.id, reply.createdAt),
+          job: { conversationId: target.conversationId, assistantMessageId: reply.id, prompt: { ...prompt, history } },
+        };
+        await rememberReplaced(userId, read.after);
+      } else if (op.kind === 'regenerate') {
+        const history = read.history.filter((m) => m.id !== target.id);
+        const question = history.at(-1);
+        const reply = { id: randomUUID(), replyTo: question?.id ?? null, nodeId: deps.nodeId, model: deps.model, createdAt: after(target.createdAt) };
+        writes = { kind: 'regenerate', now, reply };
+        outcome = {
+          afterMessageId: question?.id ?? target.id,
+          answer: answerOf(reply.id, reply.createdAt),
+          job: { conversationId: target.conversationId, assistantMessageId: reply.id, prompt: { ...prompt, history } },
+        };
+        await rememberReplaced(userId, [target.id]);
+      } else {
+        writes = { kind: 'continue', now, nodeId: deps.nodeId };
+        outcome = {
+          answer: { ...toMessage(target), status: 'streaming', stopReason: null },
+          job: {
+            conversationId: target.conversationId,
+            assistantMessageId: target.id,
+            prompt,
+            continuing: { content: target.content, lastSeq: target.lastSeq, toolCalls: target.toolCalls ?? [], usage: target.usage },
+          },
+        };
+      }
+      return { result: { ...outcome, conversation }, writes };
+    });
+    const { afterMessageId, userMessage, answer, job, conversation } = started;
+    if (afterMessageId) broadcaster.toUser(userId, 'chat:truncated', { conversationId: conversation.id, afterMessageId });
+    broadcaster.toUser(userId, 'conversation:changed', { conversation });
+    if (userMessage) broadcaster.toUser(userId, 'chat:message', { message: userMessage });
+    broadcaster.toUser(userId, 'chat:message', { message: answer });
+    void assistant.start({ ...job, userId, prompt: { ...job.prompt, openTasks: await openTasks } });
+    return userMessage ? { conversationId: conversation.id, userMessage, assistantMessageId: answer.id } : { conversationId: conversation.id, assistantMessageId: answer.id };
+  }
+
   // A cancel that reached another node is carried out where the generation runs.
   broadcaster.onNodeEvent('chat:cancel', (messageId) => {
     void assistant.stop(messageId, 'cancelled');
@@ -140,6 +261,7 @@ export function createChatService(deps: {
             lastSeq: null,
             toolCalls: [],
             usage: null,
+            stopReason: null,
             error: null,
             ...fields,
           });
@@ -206,6 +328,21 @@ export function createChatService(deps: {
       const final = await chat.message(messageId);
       if (!final) throw appError(ErrorCode.NOT_FOUND, { message: 'Message not found' });
       return { message: toMessage(final) };
+    },
+
+    async edit(userId, messageId, content) {
+      const ack = await rerun(userId, messageId, { kind: 'edit', content });
+      return { conversationId: ack.conversationId, userMessage: ack.userMessage!, assistantMessageId: ack.assistantMessageId };
+    },
+
+    async regenerate(userId, messageId) {
+      const { conversationId, assistantMessageId } = await rerun(userId, messageId, { kind: 'regenerate' });
+      return { conversationId, assistantMessageId };
+    },
+
+    async continue(userId, messageId) {
+      const { conversationId, assistantMessageId } = await rerun(userId, messageId, { kind: 'continue' });
+      return { conversationId, assistantMessageId };
     },
 
     async history(userId, { conversationId, before, limit = 50 }) {

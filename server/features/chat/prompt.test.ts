@@ -86,4 +86,19 @@ describe('history within a token budget', () => {
     expect(trimHistory(history, 10_000)).toHaveLength(3);
     expect(trimHistory(history, 10_000)[0]!.role).toBe('user');
   });
+
+  it('[CHAT-13] leaves out a refused answer and the user message it answered, so the next turn is not refused again', () => {
+    const history = [
+      { role: 'user' as const, content: 'first' },
+      { role: 'assistant' as const, content: 'fine', stopReason: 'end_turn' as const },
+      { role: 'user' as const, content: 'the refused one' },
+      { role: 'assistant' as const, content: 'Let me', stopReason: 'refusal' as const },
+      { role: 'user' as const, content: 'something else' },
+    ];
+    expect(trimHistory(history)).toEqual([
+      { role: 'user', content: 'first' },
+      { role: 'assistant', content: 'fine' },
+      { role: 'user', content: 'something else' },
+    ]);
+  });
 });

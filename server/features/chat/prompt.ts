@@ -1,6 +1,7 @@
 /** The system prompt (CHAT-8) and the history that fits a token budget. */
 import type Anthropic from '@anthropic-ai/sdk';
 import type { Task } from '../../../shared/schemas/tasks.js';
+import type { StopReason } from '../../../shared/schemas/chat.js';
 import { calendarDateIn } from '../tasks/next-task.js';
 import { addDays, daysBetween } from '../tasks/recurrence.js';
 
@@ -112,13 +113,33 @@ export function buildSystemPrompt(user: PromptUser, openTasks: readonly Task[], 
 export interface HistoryMessage {
   role: 'user' | 'assistant';
   content: string;
+  /** an answer's stop reason: a refused turn is left out (CHAT-13) */
+  stopReason?: StopReason | null;
+}
+
+/**
+ * The conversation without its refused turns: the API asks that the turn a
+ * refusal answered be removed or changed before going on, or the refusals go
+ * on ("Streaming refusals" in Anthropic's docs), so a refused answer and the
+ * user message it answered are not sent again.
+ */
+function withoutRefusals(messages: readonly HistoryMessage[]): HistoryMessage[] {
+  const kept: HistoryMessage[] = [];
+  for (const m of messages) {
+    if (m.role === 'assistant' && m.stopReason === 'refusal') {
+      while (kept.at(-1)?.role === 'user') kept.pop();
+    } else kept.push(m);
+  }
+  return kept;
 }
 
 /**
  * The most recent messages that fit the budget, oldest first, starting with a
- * user turn, roles alternating (consecutive turns of one role are merged).
+ * user turn, roles alternating (consecutive turns of one role are merged),
+ * refused turns left out.
  */
-export function trimHistory(messages: readonly HistoryMessage[], budget = HISTORY_TOKEN_BUDGET): Anthropic.MessageParam[] {
+export function trimHistory(all: readonly HistoryMessage[], budget = HISTORY_TOKEN_BUDGET): Anthropic.MessageParam[] {
+  const messages = withoutRefusals(all);
   const picked: HistoryMessage[] = [];
   let used = 0;
   for (let i = messages.length - 1; i >= 0; i--) {

@@ -2,9 +2,13 @@
  * Conversations and their messages (PROTOCOL §6.2). Streams are shared by all
  * tabs: every tab gets `chat:message`, numbered `chat:delta`s, `chat:tool` and
  * `chat:done`. A thread opened mid-answer loads `chat:history` and then applies
- * only the deltas after each message's `lastSeq` (CHAT-3).
+ * only the deltas after each message's `lastSeq` (CHAT-3). An edit or a
+ * regenerate in any tab removes the messages after one (`chat:truncated`,
+ * CHAT-10) before the new answer streams; a continued answer streams again
+ * under its own id, its `seq` going on (CHAT-13).
  */
 import type { ChatDelta, Conversation, Message, ToolCall } from '$shared/schemas/chat';
+import type { WireError } from '$shared/errors';
 import type { Connection } from '../../lib/connection.svelte';
 import type { Toasts } from '../../lib/toasts.svelte';
 import { describeError } from '../../lib/errors';
@@ -14,7 +18,8 @@ type ThreadEvent =
   | { kind: 'message'; message: Message }
   | { kind: 'delta'; delta: ChatDelta }
   | { kind: 'tool'; messageId: string; toolCall: ToolCall }
-  | { kind: 'done'; message: Message };
+  | { kind: 'done'; message: Message }
+  | { kind: 'truncated'; afterMessageId: string };
 
 type ThreadState = 'idle' | 'loading' | 'ready' | 'error';
 
@@ -26,7 +31,8 @@ const toolWindowMs = 3_000;
 function merge(known: Message | undefined, incoming: Message): Message {
   if (!known) return incoming;
   if (incoming.status === 'streaming') {
-    if (known.status !== 'streaming') return known;
+    // A final one beats a streaming one, except an answer cut at max_tokens that goes on from where it stood (CHAT-13).
+    if (known.status !== 'streaming') return known.stopReason === 'max_tokens' && incoming.lastSeq === known.lastSeq ? incoming : known;
     if ((incoming.lastSeq ?? -1) < (known.lastSeq ?? -1)) return known;
     const ids = new Set(incoming.toolCalls.map((t) => t.id));
     return { ...incoming, toolCalls: [...incoming.toolCalls, ...known.toolCalls.filter((t) => !ids.has(t.id))] };
@@ -45,6 +51,7 @@ function emptyAssistant(conversationId: string, id: string): Message {
     toolCalls: [],
     usage: null,
     model: null,
+    stopReason: null,
     error: null,
     createdAt: new Date().toISOString(),
   };
@@ -130,7 +137,21 @@ export class Thread {
       }
       case 'delta':
         this.#delta(event.delta);
+        return;
+      case 'truncated':
+        this.#truncate(event.afterMessageId);
     }
+  }
+
+  /**
+   * Drops every message after `afterMessageId`. This tab holds the newest part of the conversation, so a message
+   * it does not hold is older than all it holds: then all of it goes (older pages still load before what comes next).
+   */
+  #truncate(afterMessageId: string): void {
+    const i = this.#messages.findIndex((m) => m.id === afterMessageId);
+    const kept = this.#messages.slice(0, i + 1);
+    for (const m of this.#messages.slice(i + 1)) this.#ahead.delete(m.id);
+    if (kept.length !== this.#messages.length) this.#messages = kept;
   }
 
   #delta(delta: ChatDelta): void {
@@ -218,6 +239,7 @@ export class ChatStore {
       this.#trackStreaming(message);
       this.#thread(conversationId).receive({ kind: 'done', message });
     });
+    c.on('chat:truncated', ({ conversationId, afterMessageId }) => this.#thread(conversationId).receive({ kind: 'truncated', afterMessageId }));
     c.onReady(() => this.#resume());
   }
 
@@ -308,15 +330,45 @@ export class ChatStore {
     return true;
   }
 
-  /** Asks again: the user message before a failed or interrupted answer. */
+  /** Asks again: a failed or interrupted last answer is regenerated; an older one's question is sent again. */
   async retry(answer: Message): Promise<boolean> {
     const thread = this.#threads.get(answer.conversationId);
     const messages = thread?.messages ?? [];
+    if (messages.at(-1)?.id === answer.id) return this.regenerate(answer);
     const index = messages.findIndex((m) => m.id === answer.id);
     const question = messages.slice(0, index < 0 ? messages.length : index).findLast((m) => m.role === 'user');
     if (!question) return false;
     if (this.#activeId !== answer.conversationId) this.open(answer.conversationId);
     return this.send(question.content);
+  }
+
+  /** CHAT-10: new text for one of the user's messages; what followed it goes, and a new answer comes. */
+  async edit(message: Message, content: string): Promise<boolean> {
+    const res = await this.deps.connection.request('chat:edit', { messageId: message.id, content }, 15_000);
+    if (!res.ok) {
+      this.deps.toasts.show(`Message not edited: ${this.#refusal(res.error)}`, 'error');
+      return false;
+    }
+    this.#thread(res.data.conversationId).receive({ kind: 'message', message: res.data.userMessage });
+    return true;
+  }
+
+  /** CHAT-10: a new answer in place of the conversation's last one. */
+  async regenerate(answer: Message): Promise<boolean> {
+    const res = await this.deps.connection.request('chat:regenerate', { messageId: answer.id }, 15_000);
+    if (!res.ok) this.deps.toasts.show(`Could not regenerate: ${this.#refusal(res.error)}`, 'error');
+    return res.ok;
+  }
+
+  /** CHAT-13: the last answer, stopped at its length limit, goes on. */
+  async continue(answer: Message): Promise<boolean> {
+    const res = await this.deps.connection.request('chat:continue', { messageId: answer.id }, 15_000);
+    if (!res.ok) this.deps.toasts.show(`Could not continue: ${this.#refusal(res.error)}`, 'error');
+    return res.ok;
+  }
+
+  #refusal(error: WireError): string {
+    return error.code === 'CONFLICT' ? `${error.message}. Wait for the answer, or look at what another tab changed.` : describeError(error);
   }
 
   async stop(message: Message): Promise<void> {
