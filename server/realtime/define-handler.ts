@@ -26,6 +26,7 @@ import { appError, ErrorCode, toAppError, validationError, type AppError } from 
 import type { EventHooks, LimitScope } from '../hooks.js';
 import { securityLog, type Logger } from '../logger.js';
 import type { EventLimiter } from './event-limiter.js';
+import { inFlight } from './in-flight.js';
 import type { AppSocket } from './types.js';
 
 export interface HandlerContext {
@@ -111,7 +112,7 @@ export function createDispatcher(handlers: HandlerMap | OpsHandlerMap, runtime: 
       }
       // (ack) alone or (a, b, …, ack) is a bad payload: answered VALIDATION, so the client never waits for nothing.
       const payload = args.length === 2 ? args[0] : args.length === 1 ? undefined : args.slice(0, -1);
-      void runEvent(socket, handler, payload, ack as (res: Ack<unknown>) => void, runtime);
+      void inFlight(socket, () => runEvent(socket, handler, payload, ack as (res: Ack<unknown>) => void, runtime));
     });
   };
 }

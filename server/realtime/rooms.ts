@@ -8,6 +8,7 @@ import type { Namespace } from 'socket.io';
 import type { ServerToClientEvents } from '../../shared/events.js';
 import type { RevocationReason } from '../../shared/constants.js';
 import type { AppServer, InterServerEvents, RoomPayload } from './types.js';
+import { isBusy, whenIdle } from './in-flight.js';
 
 export const userRoom = (userId: string) => `user:${userId}`;
 export const sessionRoom = (sessionId: string) => `session:${sessionId}`;
@@ -116,26 +117,43 @@ export class Broadcaster {
     const everywhere = this.reachable();
     if (everywhere) this.flush();
     for (const namespace of this.everyNamespace(io)) (everywhere ? namespace : namespace.local).to(rooms).emit('session:revoked', { reason });
-    // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first.
+    // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first; a
+    // socket of this node still handling an event is closed once that event is answered (at most a second later).
     setTimeout(() => {
       if (this.io !== io) return;
-      this.disconnectSessionsHere(sessionIds, reason, { notify: false });
-      if (everywhere && this.reachable()) for (const namespace of this.everyNamespace(io)) namespace.in(rooms).disconnectSockets(true);
+      const busy = this.disconnectSessionsHere(sessionIds, reason, { notify: false });
+      if (everywhere && this.reachable()) {
+        for (const namespace of this.everyNamespace(io)) namespace.in(rooms).except(busy).disconnectSockets(true);
+      }
     }, 50).unref();
   }
 
   /**
    * Closes this node's sockets of these sessions only, in every namespace: used when a revocation could not
    * cross the adapter (Redis was away) and this node learns of it from PostgreSQL.
+   * Returns the ids of the sockets left open until the event they are handling is answered.
    */
-  disconnectSessionsHere(sessionIds: string[], reason: RevocationReason, options: { notify?: boolean } = {}): void {
+  disconnectSessionsHere(sessionIds: string[], reason: RevocationReason, options: { notify?: boolean } = {}): string[] {
     const io = this.io;
-    if (!io || sessionIds.length === 0) return;
+    if (!io || sessionIds.length === 0) return [];
     const rooms = sessionIds.map(sessionRoom);
+    const waiting: string[] = [];
     for (const namespace of this.everyNamespace(io)) {
       if (options.notify !== false) namespace.local.to(rooms).emit('session:revoked', { reason });
-      namespace.local.in(rooms).disconnectSockets(true);
+      for (const room of rooms) {
+        for (const id of namespace.adapter.rooms.get(room) ?? []) {
+          const socket = namespace.sockets.get(id);
+          if (!socket) continue;
+          if (isBusy(socket)) {
+            waiting.push(id);
+            void whenIdle(socket, 1_000).then(() => socket.disconnect(true));
+          } else {
+            socket.disconnect(true);
+          }
+        }
+      }
     }
+    return waiting;
   }
 
   private emit(room: string, event: keyof ServerToClientEvents, args: readonly unknown[]): void {
