@@ -107,7 +107,9 @@ describe('the offline model through the socket', () => {
       expect(tab.received[changedAt]!.data.task).toEqual(task);
     }
     // The confirmation is on the user's wall clock, and the reminder is stored, pending.
-    expect(message.content).toBe(`Setting a reminder.\n\nI'll remind you to call Bob at ${hhmm(new Date(remindAt))}.`);
+    // Past the user's midnight, 20 minutes ahead is "tomorrow".
+    const sameDay = zonedParts(new Date(remindAt), TZ).date === zonedParts(new Date(before), TZ).date;
+    expect(message.content).toBe(`Setting a reminder.\n\nI'll remind you to call Bob ${sameDay ? '' : 'tomorrow '}at ${hhmm(new Date(remindAt))}.`);
     expect(await storedReminder(task.id)).toEqual({ remindAt, firesAt: remindAt, state: 'pending' });
     const list = await tabB.call('task:list', {});
     expect(list.tasks.find((t) => t.id === task.id)?.remindAt).toBe(task.remindAt);
