@@ -38,5 +38,7 @@ export interface ChatHooks {
   onGenerationEnd(): void;
   onFirstToken(seconds: number): void;
   onOutputTokens(count: number): void;
+  /** one upstream round's prompt tokens: uncached, read from the prompt cache, written to it (CHAT-12) */
+  onPromptTokens(usage: { inputTokens: number; cacheReadTokens: number; cacheCreationTokens: number }): void;
   onUpstreamError(kind: string): void;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { buildSystemPrompt, taskLine } from '../../server/features/chat/prompt.js';
+import { buildSystemPrompt, systemText, taskLine } from '../../server/features/chat/prompt.js';
 import type { Task } from '../../shared/schemas/tasks.js';
 import { findTask, offlineReply, parseClock, parseCommand, parseTaskLines, type MessagesParams, type Reply } from './replies.js';
 
@@ -152,7 +152,7 @@ describe('reminders', () => {
     deletedAt: null,
     remindAt: '2026-12-01T09:00:00.000Z',
   };
-  const system = (now: Date, timezone = 'Asia/Tokyo') => buildSystemPrompt({ fullName: 'Ada', timezone }, [bob], now);
+  const system = (now: Date, timezone = 'Asia/Tokyo') => systemText(buildSystemPrompt({ fullName: 'Ada', timezone }, [bob], now));
   const say = (text: string, now = NOW, timezone = 'Asia/Tokyo') => offlineReply(ask(text, system(now, timezone)));
   const remindAtOf = (reply: Reply) => (reply.kind === 'tool_use' ? (reply.input['remindAt'] as string) : undefined);
 

@@ -13,6 +13,11 @@ export interface NodeSnapshot {
   rateLimited: number;
   activeStreams: number;
   outputTokensPerSecond: number;
+  /** CHAT-12: prompt tokens read from the prompt cache, and all prompt tokens, since the node started */
+  cacheReadTokens: number;
+  promptTokens: number;
+  /** cacheReadTokens / promptTokens, null before the first answer */
+  cacheHitRatio: number | null;
   rssBytes: number;
   eventLoopLagMs: number;
 }
@@ -28,6 +33,9 @@ export interface OpsSnapshot {
     rateLimited: number;
     activeStreams: number;
     outputTokensPerSecond: number;
+    cacheReadTokens: number;
+    promptTokens: number;
+    cacheHitRatio: number | null;
     rssBytes: number;
   };
 }

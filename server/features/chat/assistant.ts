@@ -286,6 +286,7 @@ export class Assistant {
         usage.cacheReadTokens += round.cacheReadTokens;
         usage.cacheCreationTokens += round.cacheCreationTokens;
         hooks.onOutputTokens(round.outputTokens);
+        hooks.onPromptTokens(round);
         flush();
         stopReason = round.stopReason;
         if (round.stopReason === 'model_context_window_exceeded') {

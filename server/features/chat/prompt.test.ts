@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildSystemPrompt, taskAlerts, trimHistory } from './prompt.js';
+import { buildSystemPrompt, systemText, taskAlerts, trimHistory } from './prompt.js';
 import type { Task } from '../../../shared/schemas/tasks.js';
 
 const now = new Date('2026-11-29T10:00:00.000Z');
@@ -27,7 +27,7 @@ const task = (over: Partial<Task>): Task => ({
 describe('the system prompt (CHAT-8)', () => {
   it('[CHAT-8] introduces Sam, gives the date in the user\'s time zone and lists the open tasks', () => {
     // 10:00 UTC on 29 Nov is already 30 Nov in Kiritimati (UTC+14).
-    const prompt = buildSystemPrompt({ fullName: 'Ada', timezone: 'Pacific/Kiritimati' }, [task({ title: 'Water "the" plants' })], now);
+    const prompt = systemText(buildSystemPrompt({ fullName: 'Ada', timezone: 'Pacific/Kiritimati' }, [task({ title: 'Water "the" plants' })], now));
     expect(prompt).toContain('You are Sam');
     expect(prompt).toContain('Ada');
     expect(prompt).toContain('2026-11-30');
@@ -36,17 +36,19 @@ describe('the system prompt (CHAT-8)', () => {
     expect(prompt).toContain('"Water \\"the\\" plants"');
   });
 
-  it('[CHAT-8] states the current time to the second with the UTC offset, after the part that never changes for a user', () => {
+  it('[CHAT-8] [CHAT-12] states the time to the second after a cached block that never changes for a user', () => {
     const user = { fullName: 'Ada', timezone: 'Asia/Tokyo' };
-    const early = buildSystemPrompt(user, [], now);
-    const later = buildSystemPrompt(user, [task({ title: 'Call Bob', remindAt: '2026-11-29T10:20:00.000Z' })], new Date(now.getTime() + 86_400_000 + 61_000));
-    expect(early).toContain('local time 19:00, time zone Asia/Tokyo; now is 2026-11-29T19:00:00+09:00');
-    expect(later).toContain('now is 2026-11-30T19:01:01+09:00');
-    expect(later).toContain('reminder at 2026-11-29T19:20:00+09:00');
-    const stable = (prompt: string) => prompt.slice(0, prompt.indexOf('\n\n'));
-    expect(stable(early)).toBe(stable(later));
-    expect(stable(early)).toContain('remindAt');
-    expect(stable(early)).not.toMatch(/2026|19:0/);
+    const [earlyStable, early] = buildSystemPrompt(user, [], now);
+    const [laterStable, later] = buildSystemPrompt(user, [task({ title: 'Call Bob', remindAt: '2026-11-29T10:20:00.000Z' })], new Date(now.getTime() + 86_400_000 + 61_000));
+    expect(early.text).toContain('local time 19:00, time zone Asia/Tokyo; now is 2026-11-29T19:00:00+09:00');
+    expect(later.text).toContain('now is 2026-11-30T19:01:01+09:00');
+    expect(later.text).toContain('reminder at 2026-11-29T19:20:00+09:00');
+    // The first block is the same byte for byte, another day and other tasks, and is the cache breakpoint; the second is not.
+    expect(JSON.stringify(laterStable)).toBe(JSON.stringify(earlyStable));
+    expect(earlyStable.cache_control).toEqual({ type: 'ephemeral' });
+    expect(early.cache_control).toBeUndefined();
+    expect(earlyStable.text).toContain('remindAt');
+    expect(earlyStable.text).not.toMatch(/2026|19:0|Asia|Call Bob/);
   });
 
   it('raises the alerts of the original assistant: overdue, today, tomorrow, waiting and untouched for more than 3 days', () => {

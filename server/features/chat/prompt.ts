@@ -87,19 +87,30 @@ export function localClock(instant: Date, timeZone: string): { weekday: string; 
   return { weekday: part('weekday'), time, iso: `${part('year').padStart(4, '0')}-${part('month')}-${part('day')}T${time}:${part('second')}${offset}` };
 }
 
-export function buildSystemPrompt(user: PromptUser, openTasks: readonly Task[], now: Date): string {
+/**
+ * The system prompt as two blocks (CHAT-12): what never changes for a user,
+ * marked as a cache breakpoint, so that the tools and it are read from the
+ * prompt cache on every turn after the first; then the clock, the open tasks
+ * and the alerts, which change from turn to turn and so come after it.
+ */
+export type SystemPrompt = [Anthropic.TextBlockParam & { cache_control: Anthropic.CacheControlEphemeral }, Anthropic.TextBlockParam];
+
+/** The system prompt's text, as the model reads it. */
+export const systemText = (system: SystemPrompt): string => system.map((block) => block.text).join('\n\n');
+
+export function buildSystemPrompt(user: PromptUser, openTasks: readonly Task[], now: Date): SystemPrompt {
   const today = calendarDateIn(user.timezone, now);
   const clock = localClock(now, user.timezone);
   const shown = openTasks.slice(0, PROMPT_TASK_LIMIT);
   const alerts = taskAlerts(openTasks, today, now);
   const name = user.fullName.trim() || 'the user';
-  // The lines before the blank one never change for a user; what changes with the clock or the tasks comes after.
-  return [
+  const stable = [
     `You are Sam, a warm and efficient personal assistant. You help ${name} plan their day and manage their tasks.`,
     'Use the tools to create, update, complete, delete, restore and list tasks; never invent task ids — use the ids listed below or from tool results.',
     'Answer concisely in Markdown. When you change tasks, say briefly what you did.',
     'To remind the user of a task, set its `remindAt` (create_task or update_task): an ISO 8601 time with the UTC offset in force then in their time zone, worked out from the current time below ("in 20 minutes", "at 17:30", "tomorrow at 9"). A task has one reminder: setting `remindAt` again moves it, null clears it.',
-    '',
+  ];
+  const changing = [
     `Today is ${clock.weekday}, ${today} (local time ${clock.time}, time zone ${user.timezone}; now is ${clock.iso}). Dates you give to tools are YYYY-MM-DD in this time zone.`,
     '',
     `Open tasks (${openTasks.length}${openTasks.length > shown.length ? `, the first ${shown.length} shown` : ''}):`,
@@ -107,7 +118,11 @@ export function buildSystemPrompt(user: PromptUser, openTasks: readonly Task[], 
     '',
     'Alerts:',
     ...(alerts.length ? alerts.map((a) => `- ${a}`) : ['(none)']),
-  ].join('\n');
+  ];
+  return [
+    { type: 'text', text: stable.join('\n'), cache_control: { type: 'ephemeral' } },
+    { type: 'text', text: changing.join('\n') },
+  ];
 }
 
 export interface HistoryMessage {

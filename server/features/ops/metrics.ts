@@ -77,6 +77,9 @@ export class RecentWindow {
 }
 const round = (n: number) => Math.round(n * 100) / 100;
 
+/** The share of prompt tokens read from the prompt cache (CHAT-12); null before any. */
+export const cacheHitRatio = (read: number, prompt: number): number | null => (prompt > 0 ? Math.round((read / prompt) * 1000) / 1000 : null);
+
 /** This node's figures for the ops view: a NodeSnapshot without its identity. */
 export type LiveFigures = Omit<NodeSnapshot, 'id' | 'startedAt'>;
 
@@ -125,6 +128,11 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   const outputTokens = counter('sam_assistant_output_tokens_total', 'Output tokens streamed by the assistant');
+  const promptTokens = counter(
+    'sam_assistant_prompt_tokens_total',
+    'Prompt tokens sent upstream, by where they came from: uncached input, read from the prompt cache, written to it (CHAT-12)',
+    ['source'],
+  );
   const upstreamErrors = counter('sam_upstream_errors_total', 'Failed upstream (Claude) requests, by kind', ['kind']);
   const httpRequests = counter('sam_http_requests_total', 'HTTP requests, by route and status', ['route', 'status']);
   const remindersFired = counter('sam_reminders_fired_total', 'Reminders this node fired, by whether they were late (REM-2)', ['late']);
@@ -151,6 +159,8 @@ export function createMetrics(): Metrics {
   let failures = 0;
   let limited = 0;
   let active = 0;
+  let cacheRead = 0;
+  let promptTotal = 0;
   const trackUser = (userId: string, delta: 1 | -1) => {
     const next = (users.get(userId) ?? 0) + delta;
     if (next <= 0) users.delete(userId);
@@ -205,6 +215,13 @@ export function createMetrics(): Metrics {
       tokenTimes.push({ at: Date.now(), n: count });
     },
     onUpstreamError: (kind) => upstreamErrors.inc({ kind }),
+    onPromptTokens({ inputTokens, cacheReadTokens, cacheCreationTokens }) {
+      promptTokens.inc({ source: 'input' }, inputTokens);
+      promptTokens.inc({ source: 'cache_read' }, cacheReadTokens);
+      promptTokens.inc({ source: 'cache_creation' }, cacheCreationTokens);
+      cacheRead += cacheReadTokens;
+      promptTotal += inputTokens + cacheReadTokens + cacheCreationTokens;
+    },
   };
 
   const reminderHooks: ReminderHooks = {
@@ -270,6 +287,9 @@ export function createMetrics(): Metrics {
         rateLimited: limited,
         activeStreams: active,
         outputTokensPerSecond: round(tokens / 5),
+        cacheReadTokens: cacheRead,
+        promptTokens: promptTotal,
+        cacheHitRatio: cacheHitRatio(cacheRead, promptTotal),
         rssBytes: process.memoryUsage.rss(),
         eventLoopLagMs: lagMs(),
       };

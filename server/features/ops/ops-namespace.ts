@@ -25,6 +25,7 @@ import type { AppSocket, SocketData } from '../../realtime/types.js';
 import type { Gateway } from '../../realtime/gateway.js';
 import { forgetNode, freshNodes, recordNode } from '../../realtime/nodes.js';
 import { clearExpiry, scheduleExpiry, takeAdmitted } from '../../realtime/handshake-auth.js';
+import { cacheHitRatio } from './metrics.js';
 
 const nodeKey = (id: string) => `ops:node:${id}`;
 /** a node whose last report is older than this is left out of the view */
@@ -50,6 +51,9 @@ export function mergeSnapshots(nodes: NodeSnapshot[], at = new Date()): OpsSnaps
       rateLimited: sum((n) => n.rateLimited),
       activeStreams: sum((n) => n.activeStreams),
       outputTokensPerSecond: sum((n) => n.outputTokensPerSecond),
+      cacheReadTokens: sum((n) => n.cacheReadTokens),
+      promptTokens: sum((n) => n.promptTokens),
+      cacheHitRatio: cacheHitRatio(sum((n) => n.cacheReadTokens), sum((n) => n.promptTokens)),
       rssBytes: sum((n) => n.rssBytes),
     },
   };

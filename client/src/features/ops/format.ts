@@ -17,6 +17,13 @@ export function formatRate(v: number | null): string {
   return (v < 1 ? twoDecimals : v < 100 ? oneDecimal : whole).format(v);
 }
 
+const percent = new Intl.NumberFormat(undefined, { style: 'percent', maximumFractionDigits: 1 });
+
+/** a ratio 0..1 as a percentage */
+export function formatRatio(v: number | null): string {
+  return v === null ? dash : percent.format(v);
+}
+
 export function formatMs(v: number | null): string {
   if (v === null) return dash;
   return `${(v < 10 ? twoDecimals : v < 100 ? oneDecimal : whole).format(v)} ms`;
