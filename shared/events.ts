@@ -34,6 +34,7 @@ export const requestSchemas = {
   'chat:send': chat.chatSend,
   'chat:cancel': chat.chatCancel,
   'chat:history': chat.chatHistory,
+  search: chat.search,
   'conversation:list': chat.conversationList,
   'conversation:rename': chat.conversationRename,
   'conversation:delete': chat.conversationDelete,
@@ -78,6 +79,7 @@ export interface AckData {
   'chat:send': { conversationId: string; userMessage: chat.Message; assistantMessageId: string };
   'chat:cancel': { message: chat.Message };
   'chat:history': { messages: chat.Message[]; hasMore: boolean };
+  search: { results: chat.SearchResult[] };
   'conversation:list': { conversations: chat.Conversation[] };
   'conversation:rename': { conversation: chat.Conversation };
   'conversation:delete': { id: string };
