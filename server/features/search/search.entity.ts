@@ -15,8 +15,11 @@ export function tsvector(...parts: [column: string, weight: 'A' | 'B'][]): strin
   return `(${terms.join(' || ')}) stored`;
 }
 
-/** One GIN index over the owner and the words (btree_gin), so that a search reads only its user's entries. */
+/**
+ * One GIN index over the owner and the words (btree_gin), so that a search reads only its user's entries; a short
+ * pending list (see the migration).
+ */
 export function searchIndex(table: string): { name: string; expression: string } {
   const name = `${table}_search_index`;
-  return { name, expression: `create index "${name}" on "${table}" using gin ("user_id", "search")` };
+  return { name, expression: `create index "${name}" on "${table}" using gin ("user_id", "search") with (gin_pending_list_limit = 256)` };
 }
