@@ -16,31 +16,40 @@ import { cleanup, countPostgresFor, killAll, logDir, migrate, portBelowEphemeral
 import { renderReport, TWO_NODE_TARGET_SOCKETS } from '../bench/report.mjs';
 import { byWindow, topSelf } from '../bench/profile-top.mjs';
 import { settle, sleep } from '../bench/lib.mjs';
+import { searchPhase, searchReport } from '../bench/search.mjs';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const profile = argv.includes('--profile');
 const runSam = !argv.includes('--bare-only');
-const runBare = !argv.includes('--sam-only');
+let runBare = !argv.includes('--sam-only');
 const optionValue = (name) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-// --only capacity,fanout,logins,storm,handshakes,relay,two: run just these phases (to reproduce one
+// --only capacity,fanout,logins,storm,handshakes,relay,two,search: run just these phases (to reproduce one
 // figure or profile one scenario). Fan-out, logins and the storm need the capacity phase's sockets, so
 // it runs whenever one of them is asked for. --steps 9000 sets the capacity steps (default: the mode's).
-const scenarioNames = ['capacity', 'fanout', 'logins', 'storm', 'handshakes', 'relay', 'two'];
+// Search is Sam's only (bare has none), last, on a node and users of its own.
+const scenarioNames = ['capacity', 'fanout', 'logins', 'storm', 'handshakes', 'relay', 'two', 'search'];
 const only = optionValue('--only')?.split(',');
 if (only?.some((o) => !scenarioNames.includes(o))) {
   console.error(`--only takes a comma-separated list of: ${scenarioNames.join(', ')}`);
   process.exit(64);
 }
 const wanted = (name) => !only || only.includes(name) || (name === 'capacity' && ['fanout', 'logins', 'storm'].some((o) => only.includes(o)));
+const socketPhases = scenarioNames.filter((n) => n !== 'search').some(wanted);
+if (!socketPhases) runBare = false;
 
 // cpuRate: the fixed rate at which CPU per connect and per update are set against bare's (both ramps include it).
 // warm*: the unmeasured warm-up before each phase (sockets connected, its length, relay streams).
 // retryBudgetMs: how long each server's retries of failed steps may take in all (the same for Sam and bare).
 // settleMaxMs: how long a phase waits at most for a quiet machine (shorter in quick runs, which must stay short).
+// search: the search phase's data (one user's conversations × messages and tasks; `users` more users with a little each)
+// and its loads (searches per second for ms; `common`: the 20 commonest words).
+const searchCfg = quick
+  ? { sizes: { heavy: { conversations: 250, perConversation: 40, tasks: 2_000 }, users: 100, light: { conversations: 5, perConversation: 20, tasks: 20 } }, loads: { typical: { rate: 20, ms: 5_000, seed: 1 }, common: { rate: 10, ms: 3_000, seed: 2 } } }
+  : { sizes: { heavy: { conversations: 2_500, perConversation: 40, tasks: 20_000 }, users: 1_000, light: { conversations: 5, perConversation: 20, tasks: 20 } }, loads: { typical: { rate: 20, ms: 30_000, seed: 1 }, common: { rate: 10, ms: 10_000, seed: 2 } } };
 const cfg = quick
   ? { steps: [1500], windowMs: 2_500, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 2_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 40_000, cpuRate: 1000, warmSockets: 300, warmMs: 500, warmStreams: 10, retryBudgetMs: 6_000, settleMaxMs: 3_000 }
   : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000, cpuRate: 1000, warmSockets: 600, warmMs: 2_000, warmStreams: 20, retryBudgetMs: 75_000, settleMaxMs: 20_000 };
@@ -118,7 +127,7 @@ async function main() {
 
   let pool;
   let chatPool;
-  if (runSam) {
+  if (runSam && socketPhases) {
     const opts = { upstreamUrl: upstream.url, profile };
     let a = await startSam(ident, { port: basePort, nodeId: 'sam-a', ...opts });
     const hash = await sharedPasswordHash(ident, a.url);
@@ -162,6 +171,11 @@ async function main() {
     results.bare = result;
   }
 
+  if (runSam && wanted('search')) {
+    log(`sam: search: one user with ${searchCfg.sizes.heavy.conversations * searchCfg.sizes.heavy.perConversation} messages and ${searchCfg.sizes.heavy.tasks} tasks, ${searchCfg.sizes.users} users with a little each`);
+    results.search = await searchPhase(ident, { port: basePort + 5, upstreamUrl: upstream.url, ...searchCfg, settleMaxMs: cfg.settleMaxMs, log });
+  }
+
   results.loadAverages = loadAverages;
   results.elapsedSeconds = Math.round((Date.now() - started) / 1000);
   const baseline = readBaseline();
@@ -172,7 +186,9 @@ async function main() {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${results.date.replace(/[:]/g, '-').replace(/\..+$/, '')}${quick ? '-quick' : ''}${only ? `-only-${only.join('-')}` : ''}.json`);
   fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`\n${report.markdown}\n`);
+  const searchLines = results.search ? searchReport(results.search, results.machine).join('\n') : '';
+  const markdown = !socketPhases ? searchLines : results.search ? `${report.markdown}\n\n${searchLines}` : report.markdown;
+  process.stdout.write(`\n${markdown}\n`);
   log(`results written to ${path.relative(root, file)}`);
 }
 
