@@ -16,6 +16,7 @@ import { cleanup, countPostgresFor, killAll, logDir, migrate, portBelowEphemeral
 import { renderReport, TWO_NODE_TARGET_SOCKETS } from '../bench/report.mjs';
 import { byWindow, topSelf } from '../bench/profile-top.mjs';
 import { settle, sleep } from '../bench/lib.mjs';
+import { searchPhase, searchReport } from '../bench/search.mjs';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -26,23 +27,31 @@ const optionValue = (name) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-// --only capacity,fanout,logins,storm,handshakes,relay,two,reminders: run just these phases (to reproduce one
-// figure or profile one scenario). Fan-out, logins and the storm need the capacity phase's sockets, so
+// --only capacity,fanout,logins,storm,handshakes,relay,two,reminders,search: run just these phases (to reproduce
+// one figure or profile one scenario). Fan-out, logins and the storm need the capacity phase's sockets, so
 // it runs whenever one of them is asked for. --steps 9000 sets the capacity steps (default: the mode's).
-// Reminders are Sam's only: bare has none, so a run of reminders alone starts no bare server.
-const scenarioNames = ['capacity', 'fanout', 'logins', 'storm', 'handshakes', 'relay', 'two', 'reminders'];
+// Reminders and search are Sam's only: bare has neither, so a run of them alone starts no bare server. Search
+// runs last, on a node and users of its own.
+const scenarioNames = ['capacity', 'fanout', 'logins', 'storm', 'handshakes', 'relay', 'two', 'reminders', 'search'];
 const only = optionValue('--only')?.split(',');
 if (only?.some((o) => !scenarioNames.includes(o))) {
   console.error(`--only takes a comma-separated list of: ${scenarioNames.join(', ')}`);
   process.exit(64);
 }
 const wanted = (name) => !only || only.includes(name) || (name === 'capacity' && ['fanout', 'logins', 'storm'].some((o) => only.includes(o)));
-if (only?.every((o) => o === 'reminders')) runBare = false;
+/** the phases over the main node's sockets (all but search, which has a node and users of its own) */
+const socketPhases = scenarioNames.filter((n) => n !== 'search').some(wanted);
+if (!scenarioNames.filter((n) => n !== 'search' && n !== 'reminders').some(wanted)) runBare = false;
 
 // cpuRate: the fixed rate at which CPU per connect and per update are set against bare's (both ramps include it).
 // warm*: the unmeasured warm-up before each phase (sockets connected, its length, relay streams).
 // retryBudgetMs: how long each server's retries of failed steps may take in all (the same for Sam and bare).
 // settleMaxMs: how long a phase waits at most for a quiet machine (shorter in quick runs, which must stay short).
+// search: the search phase's data (one user's conversations × messages and tasks; `users` more users with a little each)
+// and its loads (searches per second for ms; `common`: the 20 commonest words).
+const searchCfg = quick
+  ? { sizes: { heavy: { conversations: 250, perConversation: 40, tasks: 2_000 }, users: 100, light: { conversations: 5, perConversation: 20, tasks: 20 } }, loads: { typical: { rate: 20, ms: 5_000, seed: 1 }, common: { rate: 10, ms: 3_000, seed: 2 } } }
+  : { sizes: { heavy: { conversations: 2_500, perConversation: 40, tasks: 20_000 }, users: 1_000, light: { conversations: 5, perConversation: 20, tasks: 20 } }, loads: { typical: { rate: 20, ms: 30_000, seed: 1 }, common: { rate: 10, ms: 10_000, seed: 2 } } };
 // reminder*: phase 7's reminders, due evenly over reminderSpreadMs, set at reminderSetRate/s over reminderUsers
 // users (3 tabs each, over both nodes) before the window, which opens reminderLeadMs after setting should end;
 // a tab that has not received one reminderLostMs after its time lost it; the count stays open reminderQuietMs
@@ -124,7 +133,7 @@ async function main() {
 
   let pool;
   let chatPool;
-  if (runSam) {
+  if (runSam && socketPhases) {
     const opts = { upstreamUrl: upstream.url, profile };
     let a = await startSam(ident, { port: basePort, nodeId: 'sam-a', ...opts });
     const hash = await sharedPasswordHash(ident, a.url);
@@ -168,6 +177,11 @@ async function main() {
     results.bare = result;
   }
 
+  if (runSam && wanted('search')) {
+    log(`sam: search: one user with ${searchCfg.sizes.heavy.conversations * searchCfg.sizes.heavy.perConversation} messages and ${searchCfg.sizes.heavy.tasks} tasks, ${searchCfg.sizes.users} users with a little each`);
+    results.search = await searchPhase(ident, { port: basePort + 5, upstreamUrl: upstream.url, ...searchCfg, settleMaxMs: cfg.settleMaxMs, log });
+  }
+
   results.loadAverages = loadAverages;
   results.elapsedSeconds = Math.round((Date.now() - started) / 1000);
   const baseline = readBaseline();
@@ -178,7 +192,9 @@ async function main() {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${results.date.replace(/[:]/g, '-').replace(/\..+$/, '')}${quick ? '-quick' : ''}${only ? `-only-${only.join('-')}` : ''}.json`);
   fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`\n${report.markdown}\n`);
+  const searchLines = results.search ? searchReport(results.search, results.machine).join('\n') : '';
+  const markdown = !socketPhases ? searchLines : results.search ? `${report.markdown}\n\n${searchLines}` : report.markdown;
+  process.stdout.write(`\n${markdown}\n`);
   log(`results written to ${path.relative(root, file)}`);
 }
 

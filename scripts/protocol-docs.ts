@@ -34,7 +34,7 @@ function regionOfEvent(event: string): Region {
   if (['session:ready', 'session:revoked', 'auth:expired'].includes(event)) return 'connection';
   if (event.startsWith('task:')) return 'tasks';
   if (event.startsWith('reminder:') || event.startsWith('push:')) return 'reminders';
-  if (event.startsWith('chat:') || event.startsWith('conversation:')) return 'chat';
+  if (event.startsWith('chat:') || event.startsWith('conversation:') || event === 'search') return 'chat';
   if (event.startsWith('auth:') || event.startsWith('user:') || event.startsWith('session:')) return 'account';
   throw new Error(`scripts/protocol-docs.ts: the event "${event}" belongs to no section of docs/protocol.md; add it to regionOfEvent`);
 }

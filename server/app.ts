@@ -20,6 +20,7 @@ import { authHandlers } from './features/auth/auth.handlers.js';
 import { taskHandlers } from './features/tasks/tasks.handlers.js';
 import { accountHandlers } from './features/account/account.handlers.js';
 import { chatHandlers } from './features/chat/chat.handlers.js';
+import { searchHandlers } from './features/search/search.handlers.js';
 import { startStreamSweeper } from './features/chat/chat.service.js';
 import { startPurgeJob } from './jobs/purge.js';
 import { startReminderJob } from './jobs/reminders.js';
@@ -100,6 +101,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
       ...reminderHandlers(deps.reminders),
       ...pushHandlers(deps.push),
       ...chatHandlers(deps.chat),
+      ...searchHandlers(deps.search),
       ...accountHandlers(deps.account),
     } satisfies HandlerMap,
     hooks: options.hooks ?? deps.metrics.gatewayHooks,

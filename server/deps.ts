@@ -23,6 +23,8 @@ import { createChatViews } from './features/chat/views.js';
 import { streamScripts } from './features/chat/stream-buffer.js';
 import { createChatService, type ChatService } from './features/chat/chat.service.js';
 import { createChatRepository } from './features/chat/chat.repository.js';
+import { createSearchRepository } from './features/search/search.repository.js';
+import { createSearchService, type SearchService } from './features/search/search.service.js';
 import { createTasksRepository } from './features/tasks/tasks.repository.js';
 import { createSessionsRepository, type SessionsRepository } from './features/auth/sessions.repository.js';
 import { createSocketLimit, socketLimitScripts, type SocketLimit } from './realtime/socket-limit.js';
@@ -64,6 +66,8 @@ export interface Deps {
   offlineModel: AnthropicCompatibleServer | undefined;
   assistant: Assistant;
   chat: ChatService;
+  /** CHAT-11: the user's own tasks, messages and conversations by their words */
+  search: SearchService;
   metrics: Metrics;
   close(): Promise<void>;
 }
@@ -146,12 +150,14 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     timeout: config.upstreamIdleTimeoutMs,
   });
   const chatRepository = createChatRepository(sql);
+  const search = createSearchService({ search: createSearchRepository(sql) });
   const views = createChatViews({ chat: chatRepository, redis, broadcaster });
   const assistant = new Assistant({
     redis,
     anthropic,
     model: config.anthropic.model,
     tasks,
+    search,
     broadcaster,
     views,
     logger,
@@ -190,6 +196,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     offlineModel,
     assistant,
     chat,
+    search,
     metrics,
     async close() {
       metrics.stop();

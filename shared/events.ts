@@ -37,6 +37,7 @@ export const requestSchemas = {
   'chat:edit': chat.chatEdit,
   'chat:regenerate': chat.chatRegenerate,
   'chat:continue': chat.chatContinue,
+  search: chat.search,
   'conversation:list': chat.conversationList,
   'conversation:rename': chat.conversationRename,
   'conversation:delete': chat.conversationDelete,
@@ -84,6 +85,7 @@ export interface AckData {
   'chat:edit': { conversationId: string; userMessage: chat.Message; assistantMessageId: string };
   'chat:regenerate': { conversationId: string; assistantMessageId: string };
   'chat:continue': { conversationId: string; assistantMessageId: string };
+  search: { results: chat.SearchResult[] };
   'conversation:list': { conversations: chat.Conversation[] };
   'conversation:rename': { conversation: chat.Conversation };
   'conversation:delete': { id: string };

@@ -138,7 +138,7 @@ describe('the offline model through the socket', () => {
 });
 
 describe('the tools\' remindAt', () => {
-  const run = (userId: string, name: string, input: unknown) => runTool(a.deps.tasks, userId, name, input, a.deps.logger);
+  const run = (userId: string, name: string, input: unknown) => runTool(a.deps, userId, name, input, a.deps.logger);
 
   it('[REM-7] create_task and update_task refuse a remindAt more than 5 years ahead, or not an ISO 8601 time with an offset, as VALIDATION; nothing changes', async () => {
     const { user, tabA } = await twoTabs();

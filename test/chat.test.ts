@@ -298,7 +298,7 @@ describe('CHAT-8 the request Claude receives', () => {
     expect(body.stream).toBe(true);
     expect(body.max_tokens).toBeLessThanOrEqual(4096);
     expect(body.tools.map((t: any) => t.name).sort()).toEqual(
-      ['complete_task', 'create_task', 'delete_task', 'list_tasks', 'next_task', 'restore_task', 'update_task'].sort(),
+      ['complete_task', 'create_task', 'delete_task', 'list_tasks', 'next_task', 'restore_task', 'search_history', 'update_task'].sort(),
     );
     const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Pacific/Kiritimati' }).format(new Date());
     const system = systemOf(body);

@@ -18,6 +18,7 @@ import { requestEvents, requestSchemas, type RequestEvent } from '../shared/even
 import { ErrorCode, wireErrorSchema } from '../shared/errors.js';
 import { limits } from '../shared/limits.js';
 import { intensityClasses, openTaskStatuses, recurrenceTypes, taskViews } from '../shared/schemas/tasks.js';
+import { searchKinds } from '../shared/schemas/chat.js';
 
 /** Events whose feature is not built yet (they would be dropped unanswered): list them here to leave them out. */
 const notYetImplemented = new Set<RequestEvent>([]);
@@ -204,6 +205,13 @@ const shapes: Record<RequestEvent, () => fc.Arbitrary<Record<string, unknown>>> 
   'conversation:list': () => optional({ before: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), limit: fc.integer({ min: 0, max: 101 }) }),
   'conversation:rename': () => fc.record({ id: uuid, title: str }),
   'conversation:delete': () => fc.record({ id: uuid }),
+  // Text a tsquery parser would choke on, among random strings: any valid query answers results (CHAT-11).
+  search: () =>
+    optional({
+      query: fc.oneof(str, fc.constantFrom('"unclosed', 'a & | ! ( ) :* <->', "'", '\\', 'own', '-own', 'own or -one', '((((', 'ünïcødé 東京 🎉')),
+      kinds: fc.subarray([...searchKinds], { minLength: 1 }),
+      limit: fc.integer({ min: 0, max: 51 }),
+    }).map((p) => ({ query: 'own', ...p })),
   'auth:refresh': () =>
     fc.record({
       token: fc.oneof(
@@ -298,6 +306,15 @@ const victimTargets: Partial<Record<RequestEvent, () => fc.Arbitrary<{ payload: 
   'conversation:list': () => fc.constant({ payload: {}, expect: noVictimIn }),
   'conversation:rename': () => fc.constant({ payload: { id: ids.victimConversation, title: 'renamed by someone else' }, expect: refused(ErrorCode.NOT_FOUND) }),
   'conversation:delete': () => fc.constant({ payload: { id: ids.victimConversation }, expect: refused(ErrorCode.NOT_FOUND) }),
+  // The victim's words find nothing of theirs (CHAT-11); the attacker has no such words.
+  search: () =>
+    fc.constantFrom('victim', 'victim active', 'victim says hello', '"victim trashed"', 'victim or nothing', 'vic').map((query) => ({
+      payload: { query },
+      expect: (ack: Ack) => {
+        noVictimIn(ack);
+        expect(ack.ok && ack.data.results).toEqual([]);
+      },
+    })),
 };
 
 /** Every path to a value inside a JSON-like value (objects and arrays), root excluded. */
@@ -424,6 +441,8 @@ function checkAck(event: RequestEvent, c: Case, ack: Ack): void {
     expect(ack.error.issues?.length).toBeGreaterThan(0);
   }
   if (event === 'user:delete') expect(ack.ok).toBe(false);
+  // Whatever its text, a valid query is answered, never an error of PostgreSQL's parser (CHAT-11).
+  if (event === 'search' && schemaOk) expect(ack.ok, JSON.stringify(ack)).toBe(true);
 }
 
 /** The server is alive, clean and the victim untouched. */

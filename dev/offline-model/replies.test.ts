@@ -36,6 +36,8 @@ describe('the phrases it acts on', () => {
     ['remind me to call Bob tomorrow at 9', { tool: 'remind', title: 'call Bob', when: { kind: 'at', hour: 9, minute: 0, tomorrow: true } }],
     ['move my reminder for call Bob to tomorrow 7pm', { tool: 'move_reminder', title: 'call Bob', when: { kind: 'at', hour: 19, minute: 0, tomorrow: true } }],
     ['delete the reminder of call Bob', { tool: 'clear_reminder', title: 'call Bob' }],
+    ['search my history for "dentist appointment"', { tool: 'search_history', query: 'dentist appointment' }],
+    ['What did I say about the garden?', { tool: 'search_history', query: 'the garden' }],
     ['tell me a joke', undefined],
     ['add task:', undefined],
   ])('%s', (text, expected) => {

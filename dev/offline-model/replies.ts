@@ -110,7 +110,8 @@ export type Command =
   | { tool: 'list_tasks'; view?: string }
   | { tool: 'remind'; title: string; when: SpokenTime }
   | { tool: 'move_reminder'; title: string; when: SpokenTime }
-  | { tool: 'clear_reminder'; title: string };
+  | { tool: 'clear_reminder'; title: string }
+  | { tool: 'search_history'; query: string };
 
 /*
  * The reminder phrases are a closed list like the others, read with the same
@@ -215,7 +216,9 @@ export function parseCommand(raw: string): Command | undefined {
   if (/^what should i do next$/i.test(text)) return { tool: 'next_task' };
   m = new RegExp(`^(?:list|show) my(?: (${taskViews.join('|')}))? tasks$`, 'i').exec(text);
   if (m) return m[1] ? { tool: 'list_tasks', view: m[1].toLowerCase() } : { tool: 'list_tasks' };
-  return undefined;
+  m = /^(?:search|find in) (?:my )?(?:history|chats|conversations|messages|everything) for (.+)$/i.exec(text) ?? /^what did i (?:say|write) about (.+)$/i.exec(text);
+  const query = m?.[1] && unquote(m[1]);
+  return query ? { tool: 'search_history', query } : undefined;
 }
 
 function titled(tool: 'create_task' | 'complete_task' | 'delete_task', rest: string): Command | undefined {
@@ -316,6 +319,8 @@ function commandReply(text: string, tasks: TaskLine[], clock: PromptClock | unde
       const input = command.view ? { view: command.view } : {};
       return { kind: 'tool_use', name: 'list_tasks', input, text: 'Let me look at your tasks.' };
     }
+    case 'search_history':
+      return { kind: 'tool_use', name: 'search_history', input: { query: command.query }, text: `Let me look for "${command.query}".` };
   }
 }
 
@@ -332,6 +337,7 @@ function friendlyReply(text: string): string {
     '- `complete buy milk` marks it as done',
     '- `what should I do next?` picks your next task',
     '- `list my tasks` shows what is open',
+    '- `search my history for dentist` (or `what did I say about dentist?`) finds what you wrote',
     '- `remind me to call Bob in 20 minutes` (or `at 17:30`, `tomorrow at 9`) sets a reminder',
     '- `write a long story` stops at the length limit, and **Continue** goes on',
     '',
@@ -390,6 +396,8 @@ function summariseToolResult(block: WireBlock, calls: Map<string, ToolCall>, clo
       return listSummary(result?.['tasks']);
     case 'next_task':
       return taskTitle ? `I'd do **${taskTitle}** next.` : 'Nothing is waiting for you right now. Enjoy the break.';
+    case 'search_history':
+      return searchSummary(result?.['results'], stringField(call.input, 'query') ?? 'that');
     default:
       return 'Done.';
   }
@@ -400,6 +408,18 @@ function listSummary(tasks: unknown): string {
   if (titles.length === 0) return 'You have no tasks there.';
   const head = titles.length === 1 ? 'Here is your task:' : `Here are your ${titles.length} tasks:`;
   return [head, '', ...titles.map((t) => `- ${t}`)].join('\n');
+}
+
+/** Sam's `search_history` answers `{ results: { kind, title, snippet, status? }[] }`, best first. */
+function searchSummary(results: unknown, query: string): string {
+  const hits = (Array.isArray(results) ? results : []).map((r) => asRecord(r) ?? {});
+  if (hits.length === 0) return `I found nothing about "${query}" in your tasks and conversations.`;
+  const what = (kind: unknown) => (kind === 'task' ? 'task' : kind === 'conversation' ? 'conversation' : 'message');
+  const line = (h: Record<string, unknown>) => {
+    const trash = h['status'] === 'deleted' ? ', in the trash' : '';
+    return `- ${what(h['kind'])} in **${stringField(h, 'title') ?? 'untitled'}**${trash}: ${stringField(h, 'snippet') ?? ''}`;
+  };
+  return [`I found ${hits.length === 1 ? 'one match' : `${hits.length} matches`} for "${query}":`, '', ...hits.map(line)].join('\n');
 }
 
 function systemText(system: MessagesParams['system']): string {

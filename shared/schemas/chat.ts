@@ -40,6 +40,30 @@ export interface Usage {
   cacheCreationTokens: number;
 }
 
+export const searchKinds = ['task', 'message', 'conversation'] as const;
+export type SearchKind = (typeof searchKinds)[number];
+/** CHAT-11: full-text search over the user's own tasks, messages and conversation titles. */
+export const search = z.strictObject({
+  query: text(1, 500).refine((s) => s.trim().length > 0, 'Must not be blank'),
+  kinds: z.array(z.enum(searchKinds)).min(1).max(3).optional(),
+  limit: z.int().min(1).max(50).optional(),
+});
+export type SearchQuery = z.infer<typeof search>;
+
+export interface SearchResult {
+  kind: SearchKind;
+  id: string;
+  /** the conversation of a message or conversation hit; null for a task */
+  conversationId: string | null;
+  /** the task's or conversation's title; for a message, its conversation's title */
+  title: string;
+  /** a short excerpt with the matched words marked «…» */
+  snippet: string;
+  /** ISO timestamp: the task's or message's last change, the conversation's last message */
+  at: string;
+  rank: number;
+}
+
 import { messageStatuses } from '../constants.js';
 
 export { messageStatuses };

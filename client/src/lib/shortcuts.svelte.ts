@@ -58,6 +58,11 @@ export class Shortcuts {
     return this.#announcement;
   }
 
+  /** Selects a task as `j`/`k` would (the search palette's hit), so that `j`, `k` and `x` go on from it. */
+  selectTask(id: string): void {
+    this.#selectedId = id;
+  }
+
   openOverlay(): void {
     this.#overlayOpen = true;
   }

@@ -6,6 +6,7 @@ import { Migration20261206110000_RefreshGrace } from './Migration20261206110000_
 import { Migration20261206130000_Reminders } from './Migration20261206130000_Reminders.js';
 import { Migration20261206140000_PushSubscriptions } from './Migration20261206140000_PushSubscriptions.js';
 import { Migration20261206142528_StopReason } from './Migration20261206142528_StopReason.js';
+import { Migration20261207090000_Search } from './Migration20261207090000_Search.js';
 
 export const migrationsList = [
   { name: 'Migration20261129050406_Initial', class: Migration20261129050406_Initial },
@@ -15,4 +16,5 @@ export const migrationsList = [
   { name: 'Migration20261206130000_Reminders', class: Migration20261206130000_Reminders },
   { name: 'Migration20261206140000_PushSubscriptions', class: Migration20261206140000_PushSubscriptions },
   { name: 'Migration20261206142528_StopReason', class: Migration20261206142528_StopReason },
+  { name: 'Migration20261207090000_Search', class: Migration20261207090000_Search },
 ];

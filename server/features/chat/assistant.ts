@@ -15,6 +15,7 @@ import type { ChatHooks } from '../../hooks.js';
 import type { Redis } from '../../redis.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import type { TasksService } from '../tasks/tasks.service.js';
+import type { SearchService } from '../search/search.service.js';
 import { buildSystemPrompt, HISTORY_TOKEN_BUDGET, trimHistory, type HistoryMessage, type PromptUser } from './prompt.js';
 import { runTool, toolDefinitions } from './tools.js';
 import type { ChatViews } from './views.js';
@@ -80,6 +81,8 @@ export interface AssistantDeps {
   anthropic: Anthropic;
   model: string;
   tasks: TasksService;
+  /** what the `search_history` tool searches */
+  search: SearchService;
   broadcaster: Broadcaster;
   views: ChatViews;
   logger: Logger;
@@ -313,7 +316,7 @@ export class Assistant {
 
         const results: Anthropic.ToolResultBlockParam[] = [];
         for (const block of round.toolUses) {
-          const outcome = await runTool(this.deps.tasks, userId, block.name, block.input, logger);
+          const outcome = await runTool(this.deps, userId, block.name, block.input, logger);
           const toolCall: ToolCall = { id: block.id, name: block.name, input: block.input, status: outcome.ok ? 'ok' : 'error', result: outcome.result };
           toolCalls.push(toolCall);
           saveToolCalls(redis, messageId, toolCalls).catch(() => undefined);

@@ -1,5 +1,6 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { UserSchema } from '../auth/user.entity.js';
+import { searchIndex, tsvector } from '../search/search.entity.js';
 import type { ErrorCode } from '../../../shared/errors.js';
 import { stopReasons, type MessageStatus, type ToolCall, type Usage } from '../../../shared/schemas/chat.js';
 
@@ -13,8 +14,10 @@ export const ConversationSchema = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
     /** bumped with every message; lists are ordered by it */
     updatedAt: p.datetime().onCreate(() => new Date()),
+    /** (1.1) CHAT-11: the words of the title; computed by PostgreSQL, never written */
+    search: p.string().columnType('tsvector').generated(tsvector(['(title)::text', 'A'])).lazy().hidden(),
   },
-  indexes: [{ properties: ['user', 'updatedAt'] }],
+  indexes: [{ properties: ['user', 'updatedAt'] }, searchIndex('conversations')],
 });
 export type ConversationEntity = InferEntity<typeof ConversationSchema>;
 
@@ -47,8 +50,10 @@ export const MessageSchema = defineEntity({
       .datetime()
       .onCreate(() => new Date())
       .onUpdate(() => new Date()),
+    /** (1.1) CHAT-11: the words of the content; computed by PostgreSQL, never written */
+    search: p.string().columnType('tsvector').generated(tsvector(['content', 'B'])).lazy().hidden(),
   },
-  indexes: [{ properties: ['conversation', 'createdAt'] }, { properties: ['user', 'status'] }],
+  indexes: [{ properties: ['conversation', 'createdAt'] }, { properties: ['user', 'status'] }, searchIndex('messages')],
 });
 export type MessageEntity = InferEntity<typeof MessageSchema>;
 export type { MessageStatus };

@@ -1,15 +1,18 @@
 /**
- * The assistant's tools over the user's tasks (CHAT-4). Inputs are the shared
- * zod schemas, turned into JSON Schema for Claude; every call goes through the
- * tasks service as the user of the verified token, never an id from the model.
+ * The assistant's tools over the user's tasks (CHAT-4) and history (CHAT-11).
+ * Inputs are the shared zod schemas, turned into JSON Schema for Claude; every
+ * call goes through the tasks or search service as the user of the verified
+ * token, never an id from the model.
  */
 import { z } from 'zod';
 import type Anthropic from '@anthropic-ai/sdk';
 import { id } from '../../../shared/schemas/common.js';
+import { search } from '../../../shared/schemas/chat.js';
 import { taskById, taskComplete, taskCreate, taskList, taskNext, taskPatch, type Task } from '../../../shared/schemas/tasks.js';
 import { ErrorCode, toAppError, validationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { TasksService } from '../tasks/tasks.service.js';
+import type { SearchService } from '../search/search.service.js';
 
 /**
  * Reminders ride on `remindAt` of create_task and update_task, not on
@@ -30,7 +33,17 @@ const toolInputs = {
   restore_task: taskById,
   list_tasks: taskList,
   next_task: taskNext,
+  search_history: search,
 } as const;
+
+/** What the tools run through. */
+export interface ToolServices {
+  tasks: TasksService;
+  search: SearchService;
+}
+
+/** Hits a `search_history` call returns when it names no `limit`: enough to answer from, few enough to read. */
+const SEARCH_HISTORY_LIMIT = 10;
 
 export type ToolName = keyof typeof toolInputs;
 export const toolNames = Object.keys(toolInputs) as ToolName[];
@@ -45,6 +58,8 @@ const descriptions: Record<ToolName, string> = {
   restore_task: 'Bring a task back from the trash with the status it had.',
   list_tasks: 'List the user\'s tasks: view active (default), upcoming (due within `days`), waiting, completed or deleted; optionally one project.',
   next_task: 'Pick the task the user should do next, optionally limited to light, medium or heavy work.',
+  search_history:
+    'Search the user\'s own conversations, messages and tasks (the trash included) by their words, to find what was said or noted before. Words match whole, the last one also as a prefix; "a phrase" in quotes, -word excludes, `or` between words matches either. Results come best first, with the matched words marked «…» in `snippet`; optionally only some kinds.',
 };
 
 /** JSON Schema for Claude: no `$schema`, no long regex patterns (the formats say enough). */
@@ -93,7 +108,7 @@ export interface ToolOutcome {
  * Runs one tool call for `userId`; failures are results for the model, not exceptions. An unexpected one is
  * INTERNAL, logged with the `errorId` its result carries (GEN-1).
  */
-export async function runTool(tasks: TasksService, userId: string, name: string, input: unknown, logger: Logger): Promise<ToolOutcome> {
+export async function runTool(services: ToolServices, userId: string, name: string, input: unknown, logger: Logger): Promise<ToolOutcome> {
   if (!(name in toolInputs)) return { ok: false, result: { code: 'NOT_FOUND', message: `Unknown tool ${name}` } };
   const parsed = toolInputs[name as ToolName].safeParse(input ?? {});
   if (!parsed.success) {
@@ -101,7 +116,7 @@ export async function runTool(tasks: TasksService, userId: string, name: string,
     return { ok: false, result: { code: wire.code, message: wire.message, issues: wire.issues } };
   }
   try {
-    return { ok: true, result: await execute(tasks, userId, name as ToolName, parsed.data) };
+    return { ok: true, result: await execute(services, userId, name as ToolName, parsed.data) };
   } catch (err) {
     const appErr = toAppError(err);
     const wire = appErr.toWire();
@@ -112,7 +127,7 @@ export async function runTool(tasks: TasksService, userId: string, name: string,
   }
 }
 
-async function execute(tasks: TasksService, userId: string, name: ToolName, input: any): Promise<unknown> {
+async function execute({ tasks, search }: ToolServices, userId: string, name: ToolName, input: any): Promise<unknown> {
   switch (name) {
     case 'create_task':
       return { task: brief((await tasks.create(userId, input)).task) };
@@ -133,6 +148,12 @@ async function execute(tasks: TasksService, userId: string, name: ToolName, inpu
     case 'next_task': {
       const next = await tasks.next(userId, input);
       return { task: next.task ? brief(next.task) : null, score: next.score };
+    }
+    case 'search_history': {
+      const hits = await search.hits(userId, { ...input, limit: input.limit ?? SEARCH_HISTORY_LIMIT });
+      return {
+        results: hits.map(({ rank: _rank, taskStatus, ...hit }) => (taskStatus === null ? hit : { ...hit, status: taskStatus })),
+      };
     }
   }
 }

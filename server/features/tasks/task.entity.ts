@@ -1,6 +1,7 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { taskStatuses, type Recurrence, type TaskStatus } from '../../../shared/schemas/tasks.js';
 import { UserSchema } from '../auth/user.entity.js';
+import { searchIndex, tsvector } from '../search/search.entity.js';
 
 /**
  * A task (PROTOCOL §6.1). `version` is bumped by the service itself on every
@@ -46,8 +47,10 @@ export const TaskSchema = defineEntity({
     remindAt: p.datetime().nullable(),
     /** the id of the task's reminder while it has one, so that a change knows which one it replaces or clears */
     reminderId: p.uuid().nullable(),
+    /** (1.1) CHAT-11: the words of the title (weight A) and description (B); computed by PostgreSQL, never written */
+    search: p.string().columnType('tsvector').generated(tsvector(['title', 'A'], ['description', 'B'])).lazy().hidden(),
   },
-  indexes: [{ properties: ['user', 'seq'] }, { properties: ['user', 'status'] }],
+  indexes: [{ properties: ['user', 'seq'] }, { properties: ['user', 'status'] }, searchIndex('tasks')],
 });
 export type TaskEntity = InferEntity<typeof TaskSchema>;
 

@@ -146,6 +146,21 @@ export class TasksStore {
     }, highlightMs);
   }
 
+  /**
+   * Brings a task into the list (a search's hit): the view that holds it, every project unless its own is shown,
+   * and marks it for a moment. False when this tab does not have it (purged meanwhile).
+   */
+  reveal(id: string): boolean {
+    const task = this.#byId.get(id);
+    if (!task) return false;
+    if (this.#project !== null && task.project !== this.#project) this.#project = null;
+    if (!this.visible.some((t) => t.id === id)) {
+      this.#view = task.status === 'deleted' ? 'deleted' : task.status === 'completed' ? 'completed' : 'active';
+    }
+    this.highlight([id]);
+    return true;
+  }
+
   reset(): void {
     this.#byId = new Map();
     this.#seq = null;
