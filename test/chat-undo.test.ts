@@ -54,16 +54,16 @@ const doneOf = (tab: Tab, messageId: string) => tab.waitFor('chat:done', (d) => 
 /** Sends `content` from the first tab and waits for the answer in every tab; answers its one tool call. */
 async function ask(both: Tab[], content: string): Promise<{ message: Message; call: ToolCall; undo: ToolUndo | undefined }> {
   const sent = await both[0]!.call('chat:send', { content });
-  const [{ message }] = await Promise.all(both.map((t) => doneOf(t, sent.assistantMessageId)));
-  expect(message!.toolCalls).toHaveLength(1);
-  const call = message!.toolCalls[0]!;
+  const [{ message }] = (await Promise.all(both.map((t) => doneOf(t, sent.assistantMessageId)))) as [{ message: Message }];
+  expect(message.toolCalls).toHaveLength(1);
+  const call = message.toolCalls[0]!;
   expect(call.status).toBe('ok');
   // The same call, undo and all, reached every tab in chat:tool.
   for (const tab of both) {
-    const pushed = await tab.waitFor('chat:tool', (d) => d.messageId === message!.id);
+    const pushed = await tab.waitFor('chat:tool', (d) => d.messageId === message.id);
     expect(pushed.toolCall).toEqual(call);
   }
-  return { message: message!, call, undo: call.undo };
+  return { message, call, undo: call.undo };
 }
 
 /** Sends an undo's steps from `tab`, one after another, stopping at the first refusal. */
