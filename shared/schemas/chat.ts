@@ -67,15 +67,25 @@ export const undoWindowMs = 30_000;
  * overwritten.
  */
 export interface ToolUndo {
-  /** when the tool's change was made (the server's clock); clients offer the Undo for `undoWindowMs` after it */
+  /** when the tool's change was made (the server's clock); clients offer the Undo for 30 s (`undoWindowMs`) after it */
   at: string;
   steps: UndoStep[];
 }
 
 /** One task event of an undo, with its payload as it is sent. */
-export type UndoStep =
-  | { event: 'task:update'; payload: { id: string; expectedVersion: number; patch: TaskPatch } }
-  | { event: 'task:complete' | 'task:delete' | 'task:restore' | 'task:purge'; payload: { id: string; expectedVersion: number } };
+export type UndoStep = UndoUpdate | UndoById;
+
+/** An undo's `task:update`: the fields the tool changed, with their values before it. */
+export interface UndoUpdate {
+  event: 'task:update';
+  payload: { id: string; expectedVersion: number; patch: TaskPatch };
+}
+
+/** An undo's `task:complete`, `task:delete`, `task:restore` or `task:purge`. */
+export interface UndoById {
+  event: 'task:complete' | 'task:delete' | 'task:restore' | 'task:purge';
+  payload: { id: string; expectedVersion: number };
+}
 
 export interface Message {
   id: string;
