@@ -65,8 +65,15 @@ describe('undoState [CHAT-15]', () => {
     expect(undoState(updated, store(task({ version: 3, title: 'Other', remindAt: '2026-12-06T12:00:00.000Z' })))).toBe('changed');
     // The task reopened, but the next occurrence was edited and stays.
     expect(undoState(completed, store(task({ version: 3, status: 'in_progress' }), task({ id: next, version: 2 })))).toBe('changed');
-    // The task was deleted in the trash rather than purged.
-    expect(undoState(created, store(task({ version: 2, status: 'deleted' })))).toBe('changed');
+    // Edited twice, or purged when it should have been updated.
+    expect(undoState(updated, store(task({ version: 4, title: 'Write the report', remindAt: '2026-12-06T12:00:00.000Z' })))).toBe('changed');
+    expect(undoState(updated, store())).toBe('changed');
+  });
+
+  it('is undoing while some steps are done and the rest can follow, so no tab says "changed" in between', () => {
+    expect(undoState(created, store(task({ version: 2, status: 'deleted' })))).toBe('undoing');
+    expect(undoState(completed, store(task({ version: 3, status: 'in_progress' }), task({ id: next })))).toBe('undoing');
+    expect(undoState(completed, store(task({ version: 3, status: 'in_progress' }), task({ id: next, version: 2, status: 'deleted' })))).toBe('undoing');
   });
 
   it('waits while this tab has not heard of the tool change yet', () => {

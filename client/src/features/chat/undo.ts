@@ -9,11 +9,15 @@ import type { Task, TaskPatch } from '$shared/schemas/tasks';
 
 /**
  * - `offer`: every task is at the version the tool left it: the undo would apply;
+ * - `undoing`: some of its steps are done and the rest can follow (a tab is sending them);
  * - `undone`: the tasks are as the undo leaves them (it ran, in this tab or another);
- * - `changed`: something changed them since: the undo would be CONFLICT;
+ * - `changed`: something else changed them since: the undo would be CONFLICT;
  * - `pending`: this tab has not heard of the tool's change yet.
  */
-export type UndoState = 'offer' | 'undone' | 'changed' | 'pending';
+export type UndoState = 'offer' | 'undoing' | 'undone' | 'changed' | 'pending';
+
+/** How far one task is along its steps: none done, some, all, off the undo's path, or not yet at its start. */
+type Progress = 'start' | 'mid' | 'end' | 'off' | 'behind';
 
 function byTask(steps: readonly UndoStep[]): Map<string, UndoStep[]> {
   const out = new Map<string, UndoStep[]>();
@@ -34,40 +38,46 @@ function holds(task: Task, patch: TaskPatch): boolean {
   });
 }
 
-/** Whether each task is as the undo's steps leave it. */
-function reverted(tasks: Map<string, UndoStep[]>, get: (id: string) => Task | undefined): boolean {
-  for (const [id, steps] of tasks) {
-    const task = get(id);
-    if (steps.at(-1)!.event === 'task:purge') {
-      if (task) return false;
-      continue;
-    }
-    if (!task) return false;
-    for (const step of steps) {
-      const ok =
-        step.event === 'task:update' ? holds(task, step.payload.patch)
-        : step.event === 'task:delete' ? task.status === 'deleted'
-        : step.event === 'task:restore' ? task.status !== 'deleted'
-        : step.event === 'task:complete' ? task.status === 'completed'
-        : true;
-      if (!ok) return false;
-    }
+/** Whether `task` is as `step` leaves it (and the steps after it on the same task keep). */
+function done(task: Task, step: UndoStep): boolean {
+  switch (step.event) {
+    case 'task:update':
+      return holds(task, step.payload.patch);
+    case 'task:delete':
+      return task.status === 'deleted';
+    case 'task:restore':
+      return task.status !== 'deleted';
+    case 'task:complete':
+      return task.status === 'completed';
+    case 'task:purge':
+      return false;
   }
-  return true;
+}
+
+/**
+ * One task's progress: each step moves its version on by one, so the version
+ * says how many are done, and the task must then be as those steps leave it.
+ * A task that is gone is at the end of steps ending in a purge.
+ */
+function progress(steps: UndoStep[], task: Task | undefined): Progress {
+  const purged = steps.at(-1)!.event === 'task:purge';
+  if (!task) return purged ? 'end' : 'off';
+  const applied = task.version - steps[0]!.payload.expectedVersion;
+  if (applied < 0) return 'behind';
+  if (applied === 0) return 'start';
+  if (applied > steps.length - (purged ? 1 : 0)) return 'off';
+  if (!steps.slice(0, applied).every((step) => done(task, step))) return 'off';
+  return applied === steps.length ? 'end' : 'mid';
 }
 
 /** Where `undo` stands, given this tab's tasks (`get` answers undefined for a task it does not hold). */
 export function undoState(undo: ToolUndo, get: (id: string) => Task | undefined): UndoState {
-  const tasks = byTask(undo.steps);
-  let fresh = true;
-  for (const [id, steps] of tasks) {
-    const version = get(id)?.version;
-    const expected = steps[0]!.payload.expectedVersion;
-    if (version !== undefined && version < expected) return 'pending';
-    if (version !== expected) fresh = false;
-  }
-  if (fresh) return 'offer';
-  return reverted(tasks, get) ? 'undone' : 'changed';
+  const all = [...byTask(undo.steps)].map(([id, steps]) => progress(steps, get(id)));
+  if (all.includes('behind')) return 'pending';
+  if (all.includes('off')) return 'changed';
+  if (all.every((p) => p === 'start')) return 'offer';
+  if (all.every((p) => p === 'end')) return 'undone';
+  return 'undoing';
 }
 
 /** Ms left of the window in which the Undo is offered, on the server's clock (negative once it is over). */
