@@ -174,15 +174,17 @@ const taskFields = {
   recurrence,
 };
 const anyTaskId = () => fc.oneof(uuid, fc.constantFrom(...ids.ownTasks));
+/** an `expectedVersion` (CHAT-15), on and over its edges */
+const version = fc.oneof(fc.integer({ min: -1, max: 5 }), fc.constantFrom(Number.MAX_SAFE_INTEGER, 2 ** 53, 1.5));
 
 /** Valid-shaped payloads of every event (mostly schema-valid; a few values sit on the edges on purpose). */
 const shapes: Record<RequestEvent, () => fc.Arbitrary<Record<string, unknown>>> = {
   'task:create': () => optional({ id: anyTaskId(), ...taskFields }).map((t) => ({ title: 'a task', ...t })),
   'task:update': () => fc.record({ id: anyTaskId(), expectedVersion: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined }), patch: optional(taskFields) }),
-  'task:complete': () => optional({ id: anyTaskId(), notes: str }).map((p) => ({ id: randomUUID(), ...p })),
-  'task:delete': () => fc.record({ id: anyTaskId() }),
-  'task:restore': () => fc.record({ id: anyTaskId() }),
-  'task:purge': () => fc.record({ id: anyTaskId() }),
+  'task:complete': () => optional({ id: anyTaskId(), notes: str, expectedVersion: version }).map((p) => ({ id: randomUUID(), ...p })),
+  'task:delete': () => optional({ id: anyTaskId(), expectedVersion: version }).map((p) => ({ id: randomUUID(), ...p })),
+  'task:restore': () => optional({ id: anyTaskId(), expectedVersion: version }).map((p) => ({ id: randomUUID(), ...p })),
+  'task:purge': () => optional({ id: anyTaskId(), expectedVersion: version }).map((p) => ({ id: randomUUID(), ...p })),
   'task:list': () => optional({ view: fc.constantFrom(...taskViews), days: fc.integer({ min: 0, max: 400 }), project: str }),
   'task:next': () => optional({ intensity: fc.constantFrom(...intensityClasses) }),
   'task:sync': () => fc.record({ since: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)) }),
@@ -246,6 +248,12 @@ const noVictimIn = (ack: Ack) => {
   }
 };
 
+const victimById = () =>
+  fc.tuple(fc.constantFrom(...ids.victimTasks), fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined })).map(([id, expectedVersion]) => ({
+    payload: expectedVersion === undefined ? { id } : { id, expectedVersion },
+    expect: refused(ErrorCode.NOT_FOUND),
+  }));
+
 /** Valid-shaped payloads naming the victim's task ids, session ids, token and password, with what must come back. */
 const victimTargets: Partial<Record<RequestEvent, () => fc.Arbitrary<{ payload: unknown; expect: Expect }>>> = {
   'task:create': () =>
@@ -262,10 +270,15 @@ const victimTargets: Partial<Record<RequestEvent, () => fc.Arbitrary<{ payload: 
         expect: refused(ErrorCode.VALIDATION),
       })),
     ),
-  'task:complete': () => fc.tuple(fc.constantFrom(...ids.victimTasks), fc.option(str, { nil: undefined })).map(([id, notes]) => ({ payload: notes === undefined ? { id } : { id, notes }, expect: refused(ErrorCode.NOT_FOUND) })),
-  'task:delete': () => fc.constantFrom(...ids.victimTasks).map((id) => ({ payload: { id }, expect: refused(ErrorCode.NOT_FOUND) })),
-  'task:restore': () => fc.constantFrom(...ids.victimTasks).map((id) => ({ payload: { id }, expect: refused(ErrorCode.NOT_FOUND) })),
-  'task:purge': () => fc.constantFrom(...ids.victimTasks).map((id) => ({ payload: { id }, expect: refused(ErrorCode.NOT_FOUND) })),
+  'task:complete': () =>
+    fc.tuple(fc.constantFrom(...ids.victimTasks), fc.option(str, { nil: undefined }), fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined })).map(([id, notes, expectedVersion]) => ({
+      payload: { id, ...(notes !== undefined && { notes }), ...(expectedVersion !== undefined && { expectedVersion }) },
+      expect: refused(ErrorCode.NOT_FOUND),
+    })),
+  // With the victim's task's version or not (CHAT-15): another user's task is NOT_FOUND, never a CONFLICT that shows it.
+  'task:delete': () => victimById(),
+  'task:restore': () => victimById(),
+  'task:purge': () => victimById(),
   'task:list': () =>
     fc.tuple(fc.constantFrom(...taskViews), fc.option(fc.integer({ min: 1, max: 365 }), { nil: undefined })).map(([view, days]) => ({
       payload: days === undefined ? { view, project: ids.victimProject } : { view, days, project: ids.victimProject },

@@ -316,7 +316,7 @@ describe('tasks service', () => {
       expect(first.next).not.toBeNull();
       events.clear();
       const second = await service.complete(userId, { id: task.id, notes: 'twice' });
-      expect(second).toEqual({ task: first.task, next: null });
+      expect(second).toEqual({ task: first.task, next: null, previous: first.task });
       expect(events.log).toEqual([]);
       expect(await service.currentSeq(userId)).toBe(3);
       expect((await service.list(userId, { view: 'active' })).tasks).toHaveLength(1);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { limits } from '../limits.js';
 import type { ErrorCode } from '../errors.js';
 import { id, pageLimit, text, timestamp } from './common.js';
+import type { TaskPatch } from './tasks.js';
 
 export const chatSend = z.strictObject({
   conversationId: id.optional(),
@@ -75,6 +76,39 @@ export interface ToolCall {
   input: unknown;
   status: 'ok' | 'error';
   result: unknown;
+  /** (1.1, CHAT-15) how to revert the task change this call made; absent when it changed no task */
+  undo?: ToolUndo;
+}
+
+/** CHAT-15: how long after a tool's change clients offer its Undo, in ms. */
+export const undoWindowMs = 30_000;
+
+/**
+ * CHAT-15: the ordinary task events that revert one tool call's task change,
+ * sent one after another, each waiting for the previous one's ack. Every
+ * payload carries the `expectedVersion` the task has after the tool's change
+ * (and the steps before it), so a change made since is CONFLICT, never
+ * overwritten.
+ */
+export interface ToolUndo {
+  /** when the tool's change was made (the server's clock); clients offer the Undo for 30 s (`undoWindowMs`) after it */
+  at: string;
+  steps: UndoStep[];
+}
+
+/** One task event of an undo, with its payload as it is sent. */
+export type UndoStep = UndoUpdate | UndoById;
+
+/** An undo's `task:update`: the fields the tool changed, with their values before it. */
+export interface UndoUpdate {
+  event: 'task:update';
+  payload: { id: string; expectedVersion: number; patch: TaskPatch };
+}
+
+/** An undo's `task:complete`, `task:delete`, `task:restore` or `task:purge`. */
+export interface UndoById {
+  event: 'task:complete' | 'task:delete' | 'task:restore' | 'task:purge';
+  payload: { id: string; expectedVersion: number };
 }
 
 export interface Message {

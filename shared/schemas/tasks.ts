@@ -46,16 +46,23 @@ export type TaskPatch = z.infer<typeof taskPatch>;
 export const taskCreate = taskPatch.extend({ id: id.optional(), title });
 export type TaskCreate = z.infer<typeof taskCreate>;
 
+/** TASK-2: a change refused with CONFLICT (and the current task in `details.task`) unless the task is at this version. */
+const expectedVersion = z.int().min(1).optional();
+
 export const taskUpdate = z.strictObject({
   id,
-  expectedVersion: z.int().min(1).optional(),
+  expectedVersion,
   patch: taskPatch,
 });
 export type TaskUpdate = z.infer<typeof taskUpdate>;
 
-export const taskComplete = z.strictObject({ id, notes: text(0, 2000).optional() });
+/** `expectedVersion` (1.1, CHAT-15): optional, as in `task:update`. */
+export const taskComplete = z.strictObject({ id, notes: text(0, 2000).optional(), expectedVersion });
 export type TaskComplete = z.infer<typeof taskComplete>;
 export const taskById = z.strictObject({ id });
+/** `task:delete`, `task:restore`, `task:purge`; `expectedVersion` (1.1, CHAT-15): optional, as in `task:update`. */
+export const taskByIdAt = z.strictObject({ id, expectedVersion });
+export type TaskByIdAt = z.infer<typeof taskByIdAt>;
 export const taskList = z.strictObject({
   view: z.enum(taskViews).optional(),
   days: z.int().min(1).max(365).optional(),

@@ -86,6 +86,10 @@ export class Session {
   get signOutReason(): SignOutReason | null {
     return this.#signOutReason;
   }
+  /** Now on the server's clock (ms since epoch), as the last `session:ready` told it: for times the server stamped. */
+  serverNow(): number {
+    return Date.now() + this.#skewMs;
+  }
   /** The current access token, for the socket handshake and REST logout. Never stored. */
   get token(): string | null {
     return this.#token;

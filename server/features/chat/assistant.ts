@@ -318,6 +318,7 @@ export class Assistant {
         for (const block of round.toolUses) {
           const outcome = await runTool(this.deps, userId, block.name, block.input, logger);
           const toolCall: ToolCall = { id: block.id, name: block.name, input: block.input, status: outcome.ok ? 'ok' : 'error', result: outcome.result };
+          if (outcome.undo) toolCall.undo = outcome.undo;
           toolCalls.push(toolCall);
           saveToolCalls(redis, messageId, toolCalls).catch(() => undefined);
           broadcaster.toUser(userId, 'chat:tool', { conversationId, messageId, toolCall });

@@ -13,6 +13,8 @@ import { ErrorCode, toAppError, validationError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { TasksService } from '../tasks/tasks.service.js';
 import type { SearchService } from '../search/search.service.js';
+import type { ToolUndo } from '../../../shared/schemas/chat.js';
+import { undoComplete, undoCreate, undoDelete, undoRestore, undoUpdate } from './undo.js';
 
 /**
  * Reminders ride on `remindAt` of create_task and update_task, not on
@@ -28,7 +30,7 @@ const remindAtInput = taskPatch.shape.remindAt.describe(
 const toolInputs = {
   create_task: taskCreate.omit({ id: true }).extend({ remindAt: remindAtInput }),
   update_task: taskPatch.extend({ id, expectedVersion: z.int().min(1).optional(), remindAt: remindAtInput }),
-  complete_task: taskComplete,
+  complete_task: taskComplete.omit({ expectedVersion: true }),
   delete_task: taskById,
   restore_task: taskById,
   list_tasks: taskList,
@@ -101,7 +103,10 @@ const brief = (t: Task) => ({
 
 export interface ToolOutcome {
   ok: boolean;
+  /** what the model is told */
   result: unknown;
+  /** CHAT-15: how to revert the task change the call made, for the user's tabs only (the model is not told) */
+  undo?: ToolUndo | undefined;
 }
 
 /**
@@ -116,7 +121,7 @@ export async function runTool(services: ToolServices, userId: string, name: stri
     return { ok: false, result: { code: wire.code, message: wire.message, issues: wire.issues } };
   }
   try {
-    return { ok: true, result: await execute(services, userId, name as ToolName, parsed.data) };
+    return { ok: true, ...(await execute(services, userId, name as ToolName, parsed.data)) };
   } catch (err) {
     const appErr = toAppError(err);
     const wire = appErr.toWire();
@@ -127,32 +132,39 @@ export async function runTool(services: ToolServices, userId: string, name: stri
   }
 }
 
-async function execute({ tasks, search }: ToolServices, userId: string, name: ToolName, input: any): Promise<unknown> {
+async function execute({ tasks, search }: ToolServices, userId: string, name: ToolName, input: any): Promise<Omit<ToolOutcome, 'ok'>> {
   switch (name) {
-    case 'create_task':
-      return { task: brief((await tasks.create(userId, input)).task) };
+    case 'create_task': {
+      const { task, created } = await tasks.create(userId, input);
+      return { result: { task: brief(task) }, undo: created ? undoCreate(task) : undefined };
+    }
     case 'update_task': {
       const { id: taskId, expectedVersion, ...patch } = input as z.output<(typeof toolInputs)['update_task']>;
-      return { task: brief((await tasks.update(userId, { id: taskId, expectedVersion, patch })).task) };
+      const { task, previous } = await tasks.update(userId, { id: taskId, expectedVersion, patch });
+      return { result: { task: brief(task) }, undo: undoUpdate(previous, task) };
     }
     case 'complete_task': {
-      const done = await tasks.complete(userId, input);
-      return { task: brief(done.task), next: done.next ? brief(done.next) : null };
+      const { task, next, previous } = await tasks.complete(userId, input);
+      return { result: { task: brief(task), next: next ? brief(next) : null }, undo: undoComplete(previous, task, next) };
     }
-    case 'delete_task':
-      return { task: brief((await tasks.remove(userId, input.id)).task) };
-    case 'restore_task':
-      return { task: brief((await tasks.restore(userId, input.id)).task) };
+    case 'delete_task': {
+      const { task, previous } = await tasks.remove(userId, input.id);
+      return { result: { task: brief(task) }, undo: undoDelete(previous, task) };
+    }
+    case 'restore_task': {
+      const { task, previous } = await tasks.restore(userId, input.id);
+      return { result: { task: brief(task) }, undo: undoRestore(previous, task) };
+    }
     case 'list_tasks':
-      return { tasks: (await tasks.list(userId, input)).tasks.slice(0, 50).map(brief) };
+      return { result: { tasks: (await tasks.list(userId, input)).tasks.slice(0, 50).map(brief) } };
     case 'next_task': {
       const next = await tasks.next(userId, input);
-      return { task: next.task ? brief(next.task) : null, score: next.score };
+      return { result: { task: next.task ? brief(next.task) : null, score: next.score } };
     }
     case 'search_history': {
       const hits = await search.hits(userId, { ...input, limit: input.limit ?? SEARCH_HISTORY_LIMIT });
       return {
-        results: hits.map(({ rank: _rank, taskStatus, ...hit }) => (taskStatus === null ? hit : { ...hit, status: taskStatus })),
+        result: { results: hits.map(({ rank: _rank, taskStatus, ...hit }) => (taskStatus === null ? hit : { ...hit, status: taskStatus })) },
       };
     }
   }

@@ -181,6 +181,8 @@ export interface ChangeNeeds {
   graphFrom?: readonly string[] | undefined;
   /** the open dependencies of this task */
   openDependenciesOf?: string | undefined;
+  /** whether the next occurrence this task made (TASK-3) still exists */
+  nextOccurrenceOf?: string | undefined;
 }
 
 export interface ChangeState {
@@ -192,6 +194,8 @@ export interface ChangeState {
   /** the user's tasks reachable from `graphFrom`, each with its dependencies */
   graph?: Map<string, string[]> | undefined;
   openDependencies?: string[];
+  /** with `nextOccurrenceOf`: its next occurrence is still stored (not purged) */
+  nextOccurrenceExists?: boolean;
 }
 
 interface OwnerRow {
@@ -409,12 +413,12 @@ export function createTasksRepository(sql: Sql) {
      * exist. The common case, the owner and one task, is a single statement.
      */
     async readForChange(userId: string, needs: ChangeNeeds): Promise<ChangeState | undefined> {
-      const { taskId = null, anyId, graphFrom, openDependenciesOf } = needs;
-      if (anyId === undefined && !graphFrom?.length && openDependenciesOf === undefined) {
+      const { taskId = null, anyId, graphFrom, openDependenciesOf, nextOccurrenceOf } = needs;
+      if (anyId === undefined && !graphFrom?.length && openDependenciesOf === undefined && nextOccurrenceOf === undefined) {
         const state = await readOwnerAndTask({ userId, taskId });
         return state && graphFrom ? { ...state, graph: new Map() } : state;
       }
-      const [owners, tasks, others, edges, open] = await snapshot(
+      const [owners, tasks, others, edges, open, next] = await snapshot(
         sql,
         (q) =>
           [
@@ -432,6 +436,10 @@ export function createTasksRepository(sql: Sql) {
               select d.id from tasks d
                where d.user_id = ${userId} and d.status <> 'completed'
                  and d.id = any(select unnest(t.dependencies) from tasks t where t.id = ${openDependenciesOf ?? null}::uuid and t.user_id = ${userId})`,
+            q<{ id: string }[]>`
+              select n.id from tasks n
+               where n.user_id = ${userId}
+                 and n.id = (select t.next_occurrence_id from tasks t where t.id = ${nextOccurrenceOf ?? null}::uuid and t.user_id = ${userId})`,
           ] as const,
       );
       const owner = owners[0];
@@ -442,6 +450,7 @@ export function createTasksRepository(sql: Sql) {
         anyTask: others[0],
         graph: graphFrom ? new Map(edges.map((r) => [r.id, r.dependencies])) : undefined,
         openDependencies: open.map((r) => r.id),
+        ...(nextOccurrenceOf !== undefined && { nextOccurrenceExists: next.length > 0 }),
       };
     },
 

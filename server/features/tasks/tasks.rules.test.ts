@@ -156,6 +156,63 @@ describe('trash, restore and purge [TASK-4]', () => {
   });
 });
 
+describe('expectedVersion on complete, delete, restore and purge [TASK-2] [CHAT-15]', () => {
+  const stale = (task: ReturnType<typeof record>, run: () => unknown) =>
+    expect(refusal(run, ErrorCode.CONFLICT).details).toEqual({ task: toWireTask(task) });
+
+  it('the version the task has is accepted; without one, as before', () => {
+    const task = record({ version: 4 });
+    expect(completeTask(task, undefined, [], context(), { expectedVersion: 4 })!.task).toMatchObject({ status: 'completed', version: 5 });
+    expect(trashTask(task, context(), 4)).toMatchObject({ status: 'deleted', version: 5 });
+    const trashed = record({ status: 'deleted', statusBeforeDelete: 'in_progress', version: 6 });
+    expect(restoreTask(trashed, context(), 6)).toMatchObject({ status: 'in_progress', version: 7 });
+    expect(() => assertPurgeable(trashed, 6)).not.toThrow();
+    expect(() => assertPurgeable(trashed)).not.toThrow();
+  });
+
+  it('another version is CONFLICT carrying the current task, and takes no seq', () => {
+    const task = record({ version: 4 });
+    const trashed = record({ status: 'deleted', version: 6 });
+    const ctx = context(20);
+    stale(task, () => completeTask(task, 'notes', [], ctx, { expectedVersion: 3 }));
+    stale(task, () => completeTask(task, undefined, [], ctx, { expectedVersion: 5 }));
+    stale(task, () => trashTask(task, ctx, 3));
+    stale(trashed, () => restoreTask(trashed, ctx, 5));
+    stale(trashed, () => assertPurgeable(trashed, 7));
+    expect(ctx.last()).toBe(20);
+  });
+
+  it('is checked before "nothing to change": a repeated request names a version that has moved on, and is CONFLICT', () => {
+    const done = record({ status: 'completed', completedAt: now, version: 2 });
+    expect(completeTask(done, undefined, [], context())).toBeNull();
+    stale(done, () => completeTask(done, undefined, [], context(), { expectedVersion: 1 }));
+    expect(completeTask(done, undefined, [], context(), { expectedVersion: 2 })).toBeNull();
+    const trashed = record({ status: 'deleted', version: 2 });
+    expect(trashTask(trashed, context())).toBeNull();
+    stale(trashed, () => trashTask(trashed, context(), 1));
+  });
+
+  it('before the other refusals: a stale version wins over "not in the trash" and "blocked"', () => {
+    const open = record({ version: 2, dependencies: ['d1'] });
+    stale(open, () => restoreTask(open, context(), 1));
+    stale(open, () => assertPurgeable(open, 1));
+    stale(open, () => completeTask(open, undefined, ['d1'], context(), { expectedVersion: 1 }));
+  });
+});
+
+describe('a purged next occurrence is made again [TASK-3] [CHAT-15]', () => {
+  it('a task whose next occurrence is gone makes a new one when completed again; one whose occurrence exists does not', () => {
+    const monthly = record({ deadline: '2027-01-31', recurrence: { type: 'monthly', interval: 1, endDate: null }, seriesDay: 31 });
+    const first = completeTask(monthly, undefined, [], context(40))!;
+    const reopened = patchTask(first.task, { status: 'not_started' }, undefined, undefined, context(50))!;
+    expect(completeTask(reopened, undefined, [], context(60), { nextOccurrenceExists: true })!.next).toBeNull();
+    const again = completeTask(reopened, undefined, [], context(60), { nextOccurrenceExists: false })!;
+    expect(again.next).toMatchObject({ deadline: '2027-02-28', seriesDay: 31, version: 1, seq: 62 });
+    expect(again.next!.id).not.toBe(first.next!.id);
+    expect(again.task.nextOccurrenceId).toBe(again.next!.id);
+  });
+});
+
 describe('reminders follow their task [REM-5] [REM-6] [REM-7]', () => {
   const at = (iso: string) => new Date(iso);
 

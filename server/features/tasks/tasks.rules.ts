@@ -172,6 +172,18 @@ export function createTask(userId: string, id: string, input: TaskCreate, depend
   }, ctx);
 }
 
+/**
+ * TASK-2: a request that names the version it was made from is refused when
+ * the task has changed since, with the task as it is (`task:update`, and in
+ * 1.1 `task:complete`, `task:delete`, `task:restore`, `task:purge`: CHAT-15).
+ * It is checked before anything else, so a repeated request is refused too.
+ */
+export function assertVersion(task: TaskRecord, expectedVersion: number | undefined): void {
+  if (expectedVersion !== undefined && expectedVersion !== task.version) {
+    throw conflict('The task has changed since you last saw it', { task: toWireTask(task) });
+  }
+}
+
 /** Bumps version and seq of a changed record (TASK-2, SYNC-1). */
 function changed(task: TaskRecord, fields: Partial<TaskRecord>, ctx: ChangeContext): TaskRecord {
   return { ...task, ...fields, version: task.version + 1, seq: ctx.nextSeq(), updatedAt: ctx.now };
@@ -182,9 +194,7 @@ function changed(task: TaskRecord, fields: Partial<TaskRecord>, ctx: ChangeConte
  * has any). A patch that changes nothing is no change: `null`.
  */
 export function patchTask(task: TaskRecord, patch: TaskPatch, expectedVersion: number | undefined, dependencies: string[] | undefined, ctx: ChangeContext): TaskRecord | null {
-  if (expectedVersion !== undefined && expectedVersion !== task.version) {
-    throw conflict('The task has changed since you last saw it', { task: toWireTask(task) });
-  }
+  assertVersion(task, expectedVersion);
   if (task.status === 'deleted') throw conflict('The task is in the trash; restore it first');
   const fields: Partial<TaskRecord> = {};
   if (patch.title !== undefined && patch.title.trim() !== task.title) fields.title = patch.title.trim();
@@ -214,9 +224,20 @@ export function patchTask(task: TaskRecord, patch: TaskPatch, expectedVersion: n
 /**
  * `task:complete` (TASK-3): `openDependencies` are the task's dependencies not
  * yet completed. A recurring task with a deadline gets exactly one next
- * occurrence. Completing a completed task changes nothing: `null`.
+ * occurrence: none when the occurrence an earlier completion made still
+ * exists (`nextOccurrenceExists`, default: whenever it made one), so a task
+ * reopened and completed again makes no second one, while one whose
+ * occurrence was purged (an undo, CHAT-15) makes it again. Completing a
+ * completed task changes nothing: `null`.
  */
-export function completeTask(task: TaskRecord, notes: string | undefined, openDependencies: readonly string[], ctx: ChangeContext): { task: TaskRecord; next: TaskRecord | null } | null {
+export function completeTask(
+  task: TaskRecord,
+  notes: string | undefined,
+  openDependencies: readonly string[],
+  ctx: ChangeContext,
+  options: { expectedVersion?: number | undefined; nextOccurrenceExists?: boolean | undefined } = {},
+): { task: TaskRecord; next: TaskRecord | null } | null {
+  assertVersion(task, options.expectedVersion);
   if (task.status === 'completed') return null;
   if (task.status === 'deleted') throw conflict('The task is in the trash; restore it first');
   if (openDependencies.length > 0) {
@@ -228,7 +249,8 @@ export function completeTask(task: TaskRecord, notes: string | undefined, openDe
   const fields: Partial<TaskRecord> = { status: 'completed', completedAt: ctx.now, ...noReminder };
   if (trimmed) fields.description = `${task.description}\n\nCompleted: ${trimmed}`;
   const seriesDay = task.seriesDay ?? (task.deadline ? dayOfMonth(task.deadline) : null);
-  const nextDue = task.recurrence && task.deadline && !task.nextOccurrenceId ? nextDeadline(task.deadline, task.recurrence, seriesDay!) : null;
+  const hasNext = task.nextOccurrenceId !== null && (options.nextOccurrenceExists ?? true);
+  const nextDue = task.recurrence && task.deadline && !hasNext ? nextDeadline(task.deadline, task.recurrence, seriesDay!) : null;
   const nextId = nextDue ? randomUUID() : null;
   if (nextId) fields.nextOccurrenceId = nextId;
   const completed = changed(task, fields, ctx);
@@ -254,21 +276,24 @@ export function completeTask(task: TaskRecord, notes: string | undefined, openDe
 }
 
 /** `task:delete`: to the trash. Deleting what is already there changes nothing: `null`. */
-export function trashTask(task: TaskRecord, ctx: ChangeContext): TaskRecord | null {
+export function trashTask(task: TaskRecord, ctx: ChangeContext, expectedVersion?: number): TaskRecord | null {
+  assertVersion(task, expectedVersion);
   if (task.status === 'deleted') return null;
   // REM-5: the reminder goes with it, and restoring does not bring it back.
   return changed(task, { status: 'deleted', statusBeforeDelete: task.status, deletedAt: ctx.now, ...noReminder }, ctx);
 }
 
 /** `task:restore` (TASK-4): back with the status it had before, even `completed`. */
-export function restoreTask(task: TaskRecord, ctx: ChangeContext): TaskRecord {
+export function restoreTask(task: TaskRecord, ctx: ChangeContext, expectedVersion?: number): TaskRecord {
+  assertVersion(task, expectedVersion);
   if (task.status !== 'deleted') throw conflict('The task is not in the trash');
   const previous: TaskStatus = task.statusBeforeDelete && task.statusBeforeDelete !== 'deleted' ? task.statusBeforeDelete : 'not_started';
   return changed(task, { status: previous, statusBeforeDelete: null, deletedAt: null }, ctx);
 }
 
 /** `task:purge` (TASK-4): only from the trash. */
-export function assertPurgeable(task: TaskRecord): void {
+export function assertPurgeable(task: TaskRecord, expectedVersion?: number): void {
+  assertVersion(task, expectedVersion);
   if (task.status !== 'deleted') throw conflict('Only a task in the trash can be purged');
 }
 

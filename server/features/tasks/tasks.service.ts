@@ -61,12 +61,18 @@ export interface TaskEvents {
 export interface TasksService {
   /** TASK-1: a known id of the user returns that task with `created: false` and changes nothing. */
   create(userId: string, input: TaskCreate): Promise<{ task: Task; created: boolean }>;
-  update(userId: string, input: TaskUpdate): Promise<{ task: Task }>;
-  complete(userId: string, input: TaskComplete): Promise<{ task: Task; next: Task | null }>;
+  /*
+   * The changes of one task also answer `previous`, the task as the change
+   * found it (the very record the rule decided on; the same as `task` when
+   * nothing changed), from which the assistant's tools work out their undo
+   * (CHAT-15). With `expectedVersion`, a task at another version is CONFLICT (TASK-2).
+   */
+  update(userId: string, input: TaskUpdate): Promise<{ task: Task; previous: Task }>;
+  complete(userId: string, input: TaskComplete): Promise<{ task: Task; next: Task | null; previous: Task }>;
   /** `task:delete`: moves the task to the trash. */
-  remove(userId: string, id: string): Promise<{ task: Task }>;
-  restore(userId: string, id: string): Promise<{ task: Task }>;
-  purge(userId: string, id: string): Promise<{ id: string }>;
+  remove(userId: string, id: string, expectedVersion?: number): Promise<{ task: Task; previous: Task }>;
+  restore(userId: string, id: string, expectedVersion?: number): Promise<{ task: Task; previous: Task }>;
+  purge(userId: string, id: string, expectedVersion?: number): Promise<{ id: string }>;
   list(userId: string, query: TaskListQuery): Promise<{ tasks: Task[]; seq: number }>;
   /** The user's open tasks (the `active` view) without the seq: what the assistant's prompt lists. */
   openTasks(userId: string): Promise<Task[]>;
@@ -199,7 +205,7 @@ export function createTasksService(deps: {
     }
     const lower = (id: string | undefined) => id?.toLowerCase();
     const taskId = lower(needs.taskId);
-    if (needs.anyId === undefined && needs.graphFrom === undefined && needs.openDependenciesOf === undefined) {
+    if (needs.anyId === undefined && needs.graphFrom === undefined && needs.openDependenciesOf === undefined && needs.nextOccurrenceOf === undefined) {
       const cached = cache.get(userId, taskId);
       if (cached) return { ...cached, cached: true };
     }
@@ -248,7 +254,8 @@ export function createTasksService(deps: {
         ({ task, graph }, ctx) => {
           const dependencies = graph && input.patch.dependencies ? checkDependencies(graph, task.id, input.patch.dependencies, 'patch.dependencies') : undefined;
           const updated = patchTask(task, input.patch, input.expectedVersion, dependencies, ctx);
-          return updated ? { result: { task: toWireTask(updated) }, updated: [updated] } : { result: { task: toWireTask(task) } };
+          const previous = toWireTask(task);
+          return updated ? { result: { task: toWireTask(updated), previous }, updated: [updated] } : { result: { task: previous, previous } };
         },
       );
     },
@@ -256,12 +263,13 @@ export function createTasksService(deps: {
     complete(userId, input) {
       return change(
         userId,
-        () => readTask(userId, input.id, { openDependenciesOf: input.id }),
-        ({ task, openDependencies = [] }, ctx) => {
-          const done = completeTask(task, input.notes, openDependencies, ctx);
-          if (!done) return { result: { task: toWireTask(task), next: null } };
+        () => readTask(userId, input.id, { openDependenciesOf: input.id, nextOccurrenceOf: input.id }),
+        ({ task, openDependencies = [], nextOccurrenceExists }, ctx) => {
+          const done = completeTask(task, input.notes, openDependencies, ctx, { expectedVersion: input.expectedVersion, nextOccurrenceExists });
+          const previous = toWireTask(task);
+          if (!done) return { result: { task: previous, next: null, previous } };
           return {
-            result: { task: toWireTask(done.task), next: done.next ? toWireTask(done.next) : null },
+            result: { task: toWireTask(done.task), next: done.next ? toWireTask(done.next) : null, previous },
             updated: [done.task],
             inserted: done.next ? [done.next] : [],
           };
@@ -269,34 +277,35 @@ export function createTasksService(deps: {
       );
     },
 
-    remove(userId, id) {
+    remove(userId, id, expectedVersion) {
       return change(
         userId,
         () => readTask(userId, id),
         ({ task }, ctx) => {
-          const trashed = trashTask(task, ctx);
-          return trashed ? { result: { task: toWireTask(trashed) }, updated: [trashed] } : { result: { task: toWireTask(task) } };
+          const trashed = trashTask(task, ctx, expectedVersion);
+          const previous = toWireTask(task);
+          return trashed ? { result: { task: toWireTask(trashed), previous }, updated: [trashed] } : { result: { task: previous, previous } };
         },
       );
     },
 
-    restore(userId, id) {
+    restore(userId, id, expectedVersion) {
       return change(
         userId,
         () => readTask(userId, id),
         ({ task }, ctx) => {
-          const restored = restoreTask(task, ctx);
-          return { result: { task: toWireTask(restored) }, updated: [restored] };
+          const restored = restoreTask(task, ctx, expectedVersion);
+          return { result: { task: toWireTask(restored), previous: toWireTask(task) }, updated: [restored] };
         },
       );
     },
 
-    purge(userId, id) {
+    purge(userId, id, expectedVersion) {
       return change(
         userId,
         () => readTask(userId, id),
         ({ task }, ctx) => {
-          assertPurgeable(task);
+          assertPurgeable(task, expectedVersion);
           return { result: { id: task.id }, purged: [{ id: task.id, seq: ctx.nextSeq() }] };
         },
       );
