@@ -33,7 +33,9 @@ beforeAll(async () => {
     ANTHROPIC_BASE_URL: upstream.url,
     ANTHROPIC_MODEL: 'claude-test-model',
     RATE_LIMIT_PER_MINUTE: '10000',
-    UPSTREAM_TIMEOUT_SECONDS: '1',
+    // Short for the stalled-stream test, yet long enough that ~50 streams starting at once on a busy 2-core CI
+    // machine (both nodes and the upstream in one process) do not see their first event late and time out.
+    UPSTREAM_TIMEOUT_SECONDS: '3',
   };
   a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'chat-a' }));
   b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'chat-b' }));
@@ -104,6 +106,8 @@ describe('CHAT-2 / CHAT-3 streams visible to every tab', () => {
     const done = await Promise.all(sent.flat().map((s, i) => doneOf(users[Math.floor(i / 2)]!.tabB, s.assistantMessageId)));
     clearInterval(watch);
     expect(mostAtOnce).toBeGreaterThan(FLUSH_SLICE);
+    // Every answer complete first (an answer cut by the upstream timeout would explain missing deltas).
+    expect(done.map(({ message }) => [message.status, message.error?.message ?? null])).toEqual(done.map(() => ['complete', null]));
 
     users.forEach(({ tabA, tabB }, u) => {
       const mine = new Set(sent[u]!.map((s) => s.assistantMessageId));
