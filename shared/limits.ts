@@ -24,6 +24,10 @@ export const limits = {
   purgeAfterDays: 7,
   /** a second refresh with a just-rotated token inside this window succeeds */
   refreshGraceMs: 5_000,
+  /** REM-7: a reminder may be set at most this far ahead (5 years) */
+  remindAtMaxAheadMs: 5 * 366 * 86_400_000,
+  /** CHAT-15: how long after a tool's change a client offers its Undo */
+  undoWindowMs: 30_000,
 } as const;
 
 /** The characters AUTH-1 accepts as "special". */

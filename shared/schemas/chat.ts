@@ -80,8 +80,8 @@ export interface ToolCall {
   undo?: ToolUndo;
 }
 
-/** CHAT-15: how long after a tool's change clients offer its Undo, in ms. */
-export const undoWindowMs = 30_000;
+/** CHAT-15: how long after a tool's change clients offer its Undo, in ms (in `limits`, which the client imports without zod). */
+export const undoWindowMs = limits.undoWindowMs;
 
 /**
  * CHAT-15: the ordinary task events that revert one tool call's task change,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { id, text, timestamp } from './common.js';
+import { limits } from '../limits.js';
 
 /** Reminders (docs/protocol.md §6.1b, REM-1…REM-7). */
 export const reminderStates = ['pending', 'due', 'dismissed'] as const;
@@ -8,7 +9,7 @@ export type ReminderState = (typeof reminderStates)[number];
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
 /** REM-7: a reminder may be set at most this far ahead. */
-export const reminderMaxAheadMs = 5 * 366 * DAY_MS;
+export const reminderMaxAheadMs = limits.remindAtMaxAheadMs;
 /** `reminder:snooze`'s `until`: from one minute to 30 days ahead (a few seconds of clock skew forgiven). */
 export const snoozeMinAheadMs = MINUTE_MS;
 export const snoozeMaxAheadMs = 30 * DAY_MS;

@@ -46,8 +46,8 @@ export interface QuickAddOptions {
 /** Longer input is taken as a plain title: parsing it on every keystroke would stall the page. */
 export const quickAddMaxLength = 1_000;
 
-/** REM-7's bound (shared/schemas/reminders.ts), restated: importing it would bring zod into the bundle. */
-const reminderMaxAheadMs = 5 * 366 * 86_400_000;
+/** REM-7's bound. */
+const reminderMaxAheadMs = limits.remindAtMaxAheadMs;
 
 type Unit = 'day' | 'week' | 'month' | 'year';
 const typeOfUnit: Record<Unit, Recurrence['type']> = { day: 'daily', week: 'weekly', month: 'monthly', year: 'yearly' };
