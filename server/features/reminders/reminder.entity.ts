@@ -6,6 +6,8 @@ import { TaskSchema } from '../tasks/task.entity.js';
 export const storedReminderStates = ['pending', 'firing', 'due', 'dismissed'] as const;
 export type StoredReminderState = (typeof storedReminderStates)[number];
 
+const partial = (name: string, columnsAndWhere: string) => ({ name, expression: `create index "${name}" on "reminders" ${columnsAndWhere}` });
+
 /**
  * A task's reminder (PROTOCOL §6.1b). Written with its task, in the task's
  * change (`tasks.repository.ts`); fired by the claim loop
@@ -29,5 +31,12 @@ export const ReminderSchema = defineEntity({
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
   },
+  // Partial indexes, as the migration made them (so that the schema diff of scripts/gen-migration.ts keeps them): the
+  // claim loop's two questions, what fell due and whose lease ran out, and a user's due reminders.
+  indexes: [
+    partial('reminders_pending_fires_at_index', '("fires_at") where "state" = \'pending\''),
+    partial('reminders_firing_claimed_until_index', '("claimed_until") where "state" = \'firing\''),
+    partial('reminders_due_user_id_index', '("user_id", "fires_at") where "state" in (\'firing\', \'due\')'),
+  ],
 });
 export type ReminderEntity = InferEntity<typeof ReminderSchema>;
