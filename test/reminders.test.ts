@@ -162,8 +162,12 @@ describe('REM-2 / REM-3 / REM-7 late and missed reminders', () => {
     // A node claims it (with a short lease) and dies before telling anyone: nothing reaches the tabs.
     const sql = createPostgres(testDatabaseUrl(), { max: 1 });
     try {
-      await sql`update reminders set fires_at = now() where task_id = ${task.id}`;
-      const claimed = await createRemindersRepository(sql).claimDue(10_000, 1_000, 5_000);
+      // Made due and claimed in one transaction: the row stays locked until the claim commits, so the running
+      // nodes' claims skip it (SKIP LOCKED) instead of firing it first.
+      const claimed = await sql.begin(async (tx) => {
+        await tx`update reminders set fires_at = now() where task_id = ${task.id}`;
+        return createRemindersRepository(tx as unknown as typeof sql).claimDue(10_000, 1_000, 5_000);
+      });
       expect(claimed.map((r) => r.taskId)).toContain(task.id);
     } finally {
       await sql.end();
