@@ -3,12 +3,9 @@
  * CHAT-4): its tools through the real tasks service, and the offline model's
  * default answers through the real SDK, on two production-mode nodes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
-import { signUp } from './support/users.js';
-import { connectReady, type Tab } from './support/sockets.js';
-import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from '../dev/offline-model/server.js';
+import { describe, expect, it } from 'vitest';
+import { useChatCluster } from './support/chat-cluster.js';
+import type { Tab } from './support/sockets.js';
 import { runTool } from '../server/features/chat/tools.js';
 import { ErrorCode } from '../shared/errors.js';
 import { reminderMaxAheadMs } from '../shared/schemas/reminders.js';
@@ -19,38 +16,9 @@ import type { Task } from '../shared/schemas/tasks.js';
 const MINUTE = 60_000;
 const TZ = 'Asia/Tokyo';
 
-let upstream: AnthropicCompatibleServer;
-let a: TestApp;
-let b: TestApp;
-const tabs: Tab[] = [];
-const track = <T extends Tab>(t: T) => (tabs.push(t), t);
+const cluster = useChatCluster('remind');
+const twoTabs = () => cluster.twoTabs({ timezone: TZ });
 
-beforeAll(async () => {
-  // No script: every answer is the offline model's own, read from the request Sam sends.
-  upstream = await createAnthropicCompatibleServer({ deltaDelayMs: 0 });
-  const shared = {
-    REDIS_PREFIX: uniquePrefix(),
-    SECRET_KEY: randomSecret(),
-    ANTHROPIC_BASE_URL: upstream.url,
-    ANTHROPIC_MODEL: 'claude-test-model',
-    RATE_LIMIT_PER_MINUTE: '10000',
-  };
-  a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'remind-a' }));
-  b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'remind-b' }));
-});
-afterAll(async () => {
-  for (const t of tabs) t.close();
-  await a?.close();
-  await b?.close();
-  await upstream?.close();
-});
-
-async function twoTabs() {
-  const user = await signUp(a.url, { timezone: TZ });
-  const tabA = track(await connectReady(a.url, user.auth.accessToken));
-  const tabB = track(await connectReady(b.url, user.auth.accessToken));
-  return { user, tabA, tabB };
-}
 
 /** Sends `content` from tab A and waits until both tabs have the finished answer. */
 async function ask(tabA: Tab, tabB: Tab, content: string): Promise<Message> {
@@ -71,7 +39,7 @@ const hhmm = (instant: Date) => {
 
 /** The task's stored remind_at and its reminder row, times in ms since epoch (null when absent). */
 async function storedReminder(taskId: string) {
-  const rows = await a.deps.orm.em
+  const rows = await cluster.a.deps.orm.em
     .getConnection()
     .execute('select t.remind_at, r.fires_at, r.state from tasks t left join reminders r on r.task_id = t.id where t.id = ?', [taskId]);
   const row = rows[0] as { remind_at: string | Date | null; fires_at: string | Date | null; state: string | null };
@@ -138,7 +106,7 @@ describe('the offline model through the socket', () => {
 });
 
 describe('the tools\' remindAt', () => {
-  const run = (userId: string, name: string, input: unknown) => runTool(a.deps, userId, name, input, a.deps.logger);
+  const run = (userId: string, name: string, input: unknown) => runTool(cluster.a.deps, userId, name, input, cluster.a.deps.logger);
 
   it('[REM-7] create_task and update_task refuse a remindAt more than 5 years ahead, or not an ISO 8601 time with an offset, as VALIDATION; nothing changes', async () => {
     const { user, tabA } = await twoTabs();

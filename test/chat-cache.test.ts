@@ -5,30 +5,13 @@
  * same bytes up to its last breakpoint as the first, and its stored usage
  * counts the cache read.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
-import { signUp } from './support/users.js';
-import { connectReady, tabTracker } from './support/sockets.js';
-import { createAnthropicCompatibleServer, type AnthropicCompatibleServer, type RecordedRequest } from '../dev/offline-model/server.js';
+import { describe, expect, it } from 'vitest';
+import { randomSecret } from './support/env.js';
+import { useChatCluster } from './support/chat-cluster.js';
+import type { RecordedRequest } from '../dev/offline-model/server.js';
 
-let upstream: AnthropicCompatibleServer;
-let a: TestApp;
-let b: TestApp;
-const tabs = tabTracker();
+const cluster = useChatCluster('cache');
 
-beforeAll(async () => {
-  upstream = await createAnthropicCompatibleServer({ deltaDelayMs: 0 });
-  const shared = { REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), ANTHROPIC_BASE_URL: upstream.url, RATE_LIMIT_PER_MINUTE: '10000' };
-  a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'cache-a' }));
-  b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'cache-b' }));
-});
-afterAll(async () => {
-  tabs.closeAll();
-  await a?.close();
-  await b?.close();
-  await upstream?.close();
-});
 
 /** The request's bytes, in the API's order, up to and including its last `cache_control` block. */
 function bytesToLastBreakpoint(request: RecordedRequest): string {
@@ -44,9 +27,7 @@ function bytesToLastBreakpoint(request: RecordedRequest): string {
 
 describe('CHAT-12 prompt caching', () => {
   it('[CHAT-12] the second turn sends the same bytes up to the last breakpoint, reads them from the cache, and stores the counts', async () => {
-    const user = await signUp(a.url, { fullName: `Cache ${randomSecret(4)}`, timezone: 'Europe/Lisbon' });
-    const onA = tabs.track(await connectReady(a.url, user.auth.accessToken));
-    const onB = tabs.track(await connectReady(b.url, user.auth.accessToken));
+    const { tabA: onA, tabB: onB } = await cluster.twoTabs({ fullName: `Cache ${randomSecret(4)}`, timezone: 'Europe/Lisbon' });
 
     const first = await onA.call('chat:send', { content: 'Hello Sam, first turn' });
     const firstDone = await onB.waitFor('chat:done', (d) => d.message.id === first.assistantMessageId, 15_000);
@@ -56,7 +37,7 @@ describe('CHAT-12 prompt caching', () => {
     const secondDone = await onA.waitFor('chat:done', (d) => d.message.id === second.assistantMessageId, 15_000);
 
     const [r1, r2] = ['Hello Sam, first turn', 'And a second turn'].map(
-      (text) => upstream.requests.filter((r) => JSON.stringify(r.body).includes(text) && (r.body as { system?: unknown }).system).at(-1)!,
+      (text) => cluster.upstream.requests.filter((r) => JSON.stringify(r.body).includes(text) && (r.body as { system?: unknown }).system).at(-1)!,
     );
     expect(bytesToLastBreakpoint(r2!)).toBe(bytesToLastBreakpoint(r1!));
     // What changes from turn to turn comes after the breakpoint: the clock and the open tasks.
@@ -74,10 +55,10 @@ describe('CHAT-12 prompt caching', () => {
     expect(history.messages.find((m) => m.id === second.assistantMessageId)!.usage).toEqual(secondDone.message.usage);
 
     // The operators see the hit ratio: node b ran the second answer, which read most of its prompt from the cache.
-    const live = b.deps.metrics.live();
+    const live = cluster.b.deps.metrics.live();
     expect(live.cacheReadTokens).toBeGreaterThanOrEqual(secondDone.message.usage.cacheReadTokens);
     expect(live.cacheHitRatio).toBeGreaterThan(0.5);
-    const metrics = await b.deps.metrics.registry.getSingleMetric('sam_assistant_prompt_tokens_total')!.get();
+    const metrics = await cluster.b.deps.metrics.registry.getSingleMetric('sam_assistant_prompt_tokens_total')!.get();
     expect(metrics.values.find((v) => v.labels.source === 'cache_read')!.value).toBeGreaterThan(0);
   });
 });

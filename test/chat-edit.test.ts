@@ -3,67 +3,37 @@
  * CHAT-10, CHAT-13, CHAT-14), through the real Anthropic SDK against the
  * project's own scriptable endpoint, on two production-mode nodes.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
+import { describe, expect, it } from 'vitest';
+import { productionEnv, uniquePrefix } from './support/env.js';
+import { startTestApp } from './support/app.js';
 import { signUp } from './support/users.js';
+import { useChatCluster, doneOf } from './support/chat-cluster.js';
 import { connectReady, type Tab } from './support/sockets.js';
-import { createAnthropicCompatibleServer, type AnthropicCompatibleServer, type RecordedRequest } from '../dev/offline-model/server.js';
+import type { RecordedRequest } from '../dev/offline-model/server.js';
 import { LONG_STORY } from '../dev/offline-model/replies.js';
 import { ErrorCode } from '../shared/errors.js';
 import { MAX_OUTPUT_TOKENS, MAX_TOOL_ROUNDS } from '../server/features/chat/assistant.js';
 import type { Message } from '../shared/schemas/chat.js';
 
-let upstream: AnthropicCompatibleServer;
-let a: TestApp;
-let b: TestApp;
-let shared: Record<string, string>;
-const tabs: Tab[] = [];
-const track = <T extends Tab>(t: T) => (tabs.push(t), t);
+const cluster = useChatCluster('edit', { UPSTREAM_TIMEOUT_SECONDS: '2' });
+const { track } = cluster;
+const twoTabs = () => cluster.twoTabs();
 
 const SLOW = Array.from({ length: 40 }, (_, i) => `slow${i}`).join(' ') + '.';
 
-beforeAll(async () => {
-  upstream = await createAnthropicCompatibleServer({ deltaDelayMs: 0 });
-  shared = {
-    REDIS_PREFIX: uniquePrefix(),
-    SECRET_KEY: randomSecret(),
-    ANTHROPIC_BASE_URL: upstream.url,
-    ANTHROPIC_MODEL: 'claude-test-model',
-    RATE_LIMIT_PER_MINUTE: '10000',
-    UPSTREAM_TIMEOUT_SECONDS: '2',
-  };
-  a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'edit-a' }));
-  b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'edit-b' }));
-});
-beforeEach(() => upstream.setScript(undefined));
-afterAll(async () => {
-  for (const t of tabs) t.close();
-  await a?.close();
-  await b?.close();
-  await upstream?.close();
-});
 
-async function twoTabs() {
-  const user = await signUp(a.url);
-  const tabA = track(await connectReady(a.url, user.auth.accessToken));
-  const tabB = track(await connectReady(b.url, user.auth.accessToken));
-  return { user, tabA, tabB };
-}
-
-const doneOf = (tab: Tab, messageId: string) => tab.waitFor('chat:done', (d) => d.message.id === messageId, 15_000) as Promise<{ message: Message }>;
 const deltasOf = (tab: Tab, messageId: string) => tab.received.filter((r) => r.event === 'chat:delta' && r.data.messageId === messageId).map((r) => r.data);
 const indexOf = (tab: Tab, event: string, match: (d: any) => boolean) => tab.received.findIndex((r) => r.event === event && match(r.data));
-const requestsWith = (text: string) => upstream.requests.filter((r) => JSON.stringify(r.body).includes(text));
+const requestsWith = (text: string) => cluster.upstream.requests.filter((r) => JSON.stringify(r.body).includes(text));
 const bodyOf = (r: RecordedRequest) => r.body as { messages: { role: string; content: unknown }[]; tools: unknown[]; system: unknown };
 const rows = (conversationId: string) =>
-  a.deps.orm.em
+  cluster.a.deps.orm.em
     .getConnection()
     .execute('select id, role, content, status, stop_reason, usage from messages where conversation_id = ? order by created_at, id', [conversationId]);
 
 /** Sends `content` (in a new conversation unless given one) and waits for its answer, scripted as `reply`. */
 async function exchange(tab: Tab, content: string, reply: string, conversationId?: string) {
-  upstream.enqueue({ kind: 'text', text: reply });
+  cluster.upstream.enqueue({ kind: 'text', text: reply });
   const sent = await tab.call('chat:send', conversationId ? { conversationId, content } : { content });
   const { message } = await doneOf(tab, sent.assistantMessageId);
   return { ...sent, answer: message };
@@ -75,7 +45,7 @@ describe('CHAT-10 edit and regenerate', () => {
     const one = await exchange(tabA, 'first question', 'First answer.');
     const two = await exchange(tabA, 'second question', 'Second answer.', one.conversationId);
 
-    upstream.enqueue({ kind: 'text', text: SLOW, chunkSize: 5, delayMs: 15 });
+    cluster.upstream.enqueue({ kind: 'text', text: SLOW, chunkSize: 5, delayMs: 15 });
     const edited = await tabA.call('chat:edit', { messageId: one.userMessage.id, content: 'first question, reworded' });
     expect(edited.conversationId).toBe(one.conversationId);
     expect(edited.userMessage).toMatchObject({ id: one.userMessage.id, role: 'user', content: 'first question, reworded', status: 'complete', stopReason: null });
@@ -83,7 +53,7 @@ describe('CHAT-10 edit and regenerate', () => {
     expect([one.assistantMessageId, two.assistantMessageId]).not.toContain(id);
 
     await tabB.waitFor('chat:delta', (d) => d.messageId === id && d.seq >= 3);
-    const late = track(await connectReady(b.url, user.auth.accessToken));
+    const late = track(await connectReady(cluster.b.url, user.auth.accessToken));
     const midway = await late.call('chat:history', { conversationId: one.conversationId });
     expect(midway.messages.map((m) => [m.id, m.content.slice(0, 24), m.status])).toEqual([
       [one.userMessage.id, 'first question, reworded', 'complete'],
@@ -121,7 +91,7 @@ describe('CHAT-10 edit and regenerate', () => {
     const one = await exchange(tabA, 'what is two plus two', 'Four.');
     const two = await exchange(tabA, 'and three plus three', 'Seven.', one.conversationId);
 
-    upstream.enqueue({ kind: 'text', text: 'Six.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Six.' });
     const again = await tabB.call('chat:regenerate', { messageId: two.assistantMessageId });
     expect(again.conversationId).toBe(one.conversationId);
     const { message } = await doneOf(tabA, again.assistantMessageId);
@@ -131,7 +101,7 @@ describe('CHAT-10 edit and regenerate', () => {
     }
     const history = await tabA.call('chat:history', { conversationId: one.conversationId });
     expect(history.messages.map((m) => m.content)).toEqual(['what is two plus two', 'Four.', 'and three plus three', 'Six.']);
-    expect(bodyOf(upstream.requests.at(-1)!).messages).toEqual([
+    expect(bodyOf(cluster.upstream.requests.at(-1)!).messages).toEqual([
       { role: 'user', content: 'what is two plus two' },
       { role: 'assistant', content: 'Four.' },
       { role: 'user', content: 'and three plus three' },
@@ -149,7 +119,7 @@ describe('CHAT-10 edit and regenerate', () => {
     for (const [res, code] of refusals) expect(res).toMatchObject({ ok: false, error: { code } });
     expect((refusals[2][0] as { error: { issues: unknown[] } }).error.issues).toEqual([{ path: 'messageId', message: expect.any(String) }]);
 
-    const stranger = track(await connectReady(b.url, (await signUp(b.url)).auth.accessToken));
+    const stranger = track(await connectReady(cluster.b.url, (await signUp(cluster.b.url)).auth.accessToken));
     for (const res of [
       await stranger.request('chat:edit', { messageId: one.userMessage.id, content: 'hijacked' }),
       await stranger.request('chat:regenerate', { messageId: again.assistantMessageId }),
@@ -165,7 +135,7 @@ describe('CHAT-10 edit and regenerate', () => {
   it('[CHAT-10] edit, regenerate and continue are CONFLICT while an answer is generated in the conversation, which stays as it was', async () => {
     const { tabA, tabB } = await twoTabs();
     const one = await exchange(tabA, 'hello there', 'Hi.');
-    upstream.enqueue({ kind: 'text', text: SLOW, delayMs: 20 });
+    cluster.upstream.enqueue({ kind: 'text', text: SLOW, delayMs: 20 });
     const two = await tabA.call('chat:send', { conversationId: one.conversationId, content: 'talk for a while' });
     await tabB.waitFor('chat:delta', (d) => d.messageId === two.assistantMessageId);
     for (const res of [
@@ -188,7 +158,7 @@ describe('CHAT-10 edit and regenerate', () => {
     const winners: string[] = [];
     for (let round = 0; round < 4; round++) {
       const one = await exchange(tabA, `question ${round}`, 'An answer.');
-      upstream.setScript(() => ({ kind: 'text', text: 'A fresh answer, slowly.', chunkSize: 4, delayMs: 10 }));
+      cluster.upstream.setScript(() => ({ kind: 'text', text: 'A fresh answer, slowly.', chunkSize: 4, delayMs: 10 }));
       const [edit, regenerate] = await Promise.all([
         tabA.request('chat:edit', { messageId: one.userMessage.id, content: `question ${round}, edited` }),
         tabB.request('chat:regenerate', { messageId: one.assistantMessageId }),
@@ -212,30 +182,30 @@ describe('CHAT-10 edit and regenerate', () => {
       for (const tab of [tabA, tabB]) {
         expect(tab.received.filter((r) => r.event === 'chat:truncated' && r.data.conversationId === one.conversationId)).toHaveLength(1);
       }
-      upstream.setScript(undefined);
+      cluster.upstream.setScript(undefined);
     }
     expect(winners).toHaveLength(4);
     // Either order, decided: the edit first leaves the regenerate its answer gone, the regenerate first leaves the edit an answer generating.
     const one = await exchange(tabA, 'in order', 'An answer.');
-    upstream.enqueue({ kind: 'text', text: 'Edited answer.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Edited answer.' });
     const edit = await tabA.call('chat:edit', { messageId: one.userMessage.id, content: 'in order, edited' });
     await doneOf(tabB, edit.assistantMessageId);
     expect(await tabB.request('chat:regenerate', { messageId: one.assistantMessageId })).toMatchObject({ ok: false, error: { code: ErrorCode.CONFLICT, message: 'This message was replaced in another tab' } });
-    upstream.enqueue({ kind: 'text', text: SLOW, delayMs: 10 });
+    cluster.upstream.enqueue({ kind: 'text', text: SLOW, delayMs: 10 });
     const again = await tabB.call('chat:regenerate', { messageId: edit.assistantMessageId });
     expect(await tabA.request('chat:edit', { messageId: one.userMessage.id, content: 'too late' })).toMatchObject({ ok: false, error: { code: ErrorCode.CONFLICT } });
     await doneOf(tabA, again.assistantMessageId);
   });
 
   it('[RT-6] chat:edit, chat:regenerate and chat:continue count against CHAT_MESSAGES_PER_MINUTE like chat:send', async () => {
-    await using node = await startTestApp(productionEnv({ ...shared, REDIS_PREFIX: uniquePrefix(), CHAT_MESSAGES_PER_MINUTE: '3' }));
+    await using node = await startTestApp(productionEnv({ ...cluster.shared, REDIS_PREFIX: uniquePrefix(), CHAT_MESSAGES_PER_MINUTE: '3' }));
     const user = await signUp(node.url);
     const tab = track(await connectReady(node.url, user.auth.accessToken));
     const first = await exchange(tab, 'one', 'Uno.');
-    upstream.enqueue({ kind: 'text', text: 'Ein.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Ein.' });
     const edited = await tab.call('chat:edit', { messageId: first.userMessage.id, content: 'one again' });
     await doneOf(tab, edited.assistantMessageId);
-    upstream.enqueue({ kind: 'text', text: 'Un.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Un.' });
     const again = await tab.call('chat:regenerate', { messageId: edited.assistantMessageId });
     await doneOf(tab, again.assistantMessageId);
     for (const res of [
@@ -252,7 +222,7 @@ describe('CHAT-10 edit and regenerate', () => {
 describe('CHAT-13 stop reasons', () => {
   it('[CHAT-13] pause_turn is continued by the server: the paused turn goes back as it came, with no user message, into the same answer', async () => {
     const { tabA, tabB } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: 'Part one.', stopReason: 'pause_turn' }, { kind: 'text', text: ' Part two.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Part one.', stopReason: 'pause_turn' }, { kind: 'text', text: ' Part two.' });
     const sent = await tabA.call('chat:send', { content: 'a long turn please' });
     const { message } = await doneOf(tabB, sent.assistantMessageId);
     expect(message).toMatchObject({ status: 'complete', content: 'Part one. Part two.', stopReason: 'end_turn' });
@@ -280,7 +250,7 @@ describe('CHAT-13 stop reasons', () => {
     // (the first chat:message of this id started it empty)
     const restarted = await tabA.waitFor('chat:message', (d) => d.message.id === cut.id && d.message.status === 'streaming' && d.message.content !== '');
     expect(restarted.message).toMatchObject({ content: cut.content, lastSeq: cut.lastSeq, stopReason: null });
-    const late = track(await connectReady(a.url, user.auth.accessToken));
+    const late = track(await connectReady(cluster.a.url, user.auth.accessToken));
     const midway = (await late.call('chat:history', { conversationId: sent.conversationId })).messages[1]!;
     expect(midway.id).toBe(cut.id);
     expect(midway.content.startsWith(cut.content)).toBe(true);
@@ -300,7 +270,7 @@ describe('CHAT-13 stop reasons', () => {
     const lateDeltas = deltasOf(late, cut.id).filter((d) => d.seq > midway.lastSeq!);
     expect(midway.content + lateDeltas.map((d) => d.text).join('')).toBe(LONG_STORY);
     // Claude was sent the cut-off answer to go on from.
-    expect(bodyOf(upstream.requests.at(-1)!).messages.at(-1)).toEqual({ role: 'assistant', content: cut.content });
+    expect(bodyOf(cluster.upstream.requests.at(-1)!).messages.at(-1)).toEqual({ role: 'assistant', content: cut.content });
     expect(await tabA.request('chat:continue', { messageId: cut.id })).toMatchObject({ ok: false, error: { code: ErrorCode.CONFLICT } });
     expect(await rows(sent.conversationId)).toHaveLength(2);
   });
@@ -308,13 +278,13 @@ describe('CHAT-13 stop reasons', () => {
   it('[CHAT-13] a refusal ends the answer complete with stopReason refusal, and the next turn works without the refused one', async () => {
     const { tabA, tabB } = await twoTabs();
     const one = await exchange(tabA, 'hello', 'Hi there.');
-    upstream.enqueue({ kind: 'text', text: 'I will not', stopReason: 'refusal' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'I will not', stopReason: 'refusal' });
     const refused = await tabA.call('chat:send', { conversationId: one.conversationId, content: 'something refused' });
     const { message } = await doneOf(tabB, refused.assistantMessageId);
     expect(message).toMatchObject({ status: 'complete', stopReason: 'refusal', content: 'I will not', error: null });
     const next = await exchange(tabB, 'something fine', 'Gladly.', one.conversationId);
     expect(next.answer).toMatchObject({ status: 'complete', content: 'Gladly.', stopReason: 'end_turn' });
-    expect(bodyOf(upstream.requests.at(-1)!).messages).toEqual([
+    expect(bodyOf(cluster.upstream.requests.at(-1)!).messages).toEqual([
       { role: 'user', content: 'hello' },
       { role: 'assistant', content: 'Hi there.' },
       { role: 'user', content: 'something fine' },
@@ -332,10 +302,10 @@ describe('CHAT-13 stop reasons', () => {
 
   it('[CHAT-13] stop_sequence and tool_use are recorded as they came', async () => {
     const { tabA } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: 'Up to the stop.', stopReason: 'stop_sequence' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Up to the stop.', stopReason: 'stop_sequence' });
     const stopped = await exchange(tabA, 'stop somewhere', 'unused');
     expect(stopped.answer).toMatchObject({ stopReason: 'stop_sequence', status: 'complete', content: 'Up to the stop.' });
-    upstream.setScript(() => ({ kind: 'tool_use', name: 'list_tasks', input: {}, text: 'Looking.' }));
+    cluster.upstream.setScript(() => ({ kind: 'tool_use', name: 'list_tasks', input: {}, text: 'Looking.' }));
     const sent = await tabA.call('chat:send', { content: 'keep looking' });
     const { message } = await doneOf(tabA, sent.assistantMessageId);
     expect(message).toMatchObject({ status: 'complete', stopReason: 'tool_use' });
@@ -361,13 +331,13 @@ describe('CHAT-14 an over-long context', () => {
     const last = await longConversation(tabA, 6);
     // The same request again, in a model whose window it now overflows by a little.
     const window = last.inputTokens - 100;
-    upstream.setScript(() => ({ kind: 'text', text: 'Fits now.', contextWindow: window }));
-    const before = upstream.requests.length;
+    cluster.upstream.setScript(() => ({ kind: 'text', text: 'Fits now.', contextWindow: window }));
+    const before = cluster.upstream.requests.length;
     const again = await tabB.call('chat:regenerate', { messageId: last.assistantMessageId });
     const { message } = await doneOf(tabA, again.assistantMessageId);
     expect(message).toMatchObject({ status: 'complete', content: 'Fits now.', stopReason: 'end_turn', error: null });
-    const [tooLong, retry] = upstream.requests.slice(before);
-    expect(upstream.requests.length - before).toBe(2);
+    const [tooLong, retry] = cluster.upstream.requests.slice(before);
+    expect(cluster.upstream.requests.length - before).toBe(2);
     expect(tooLong!.completed).toBe(true);
     const full = bodyOf(tooLong!).messages;
     const trimmed = bodyOf(retry!).messages;
@@ -384,16 +354,16 @@ describe('CHAT-14 an over-long context', () => {
     const text = 'abcdefghij'.repeat(30);
     // The request fits the window, its answer does not: 20 tokens of it do.
     const window = last.inputTokens + 20;
-    upstream.setScript(() => ({ kind: 'text', text, chunkSize: 10, contextWindow: window }));
-    const before = upstream.requests.length;
+    cluster.upstream.setScript(() => ({ kind: 'text', text, chunkSize: 10, contextWindow: window }));
+    const before = cluster.upstream.requests.length;
     const again = await tabB.call('chat:regenerate', { messageId: last.assistantMessageId });
     const { message } = await doneOf(tabA, again.assistantMessageId);
     expect(message).toMatchObject({ status: 'complete', content: text, stopReason: 'end_turn' });
     const deltas = deltasOf(tabA, again.assistantMessageId);
     expect(deltas.map((d) => d.seq)).toEqual(deltas.map((_, i) => i));
     expect(deltas.map((d) => d.text).join('')).toBe(text);
-    const [exceeded, retry] = upstream.requests.slice(before).map(bodyOf);
-    expect(upstream.requests.length - before).toBe(2);
+    const [exceeded, retry] = cluster.upstream.requests.slice(before).map(bodyOf);
+    expect(cluster.upstream.requests.length - before).toBe(2);
     expect(retry!.messages.at(-1)).toEqual({ role: 'assistant', content: [{ type: 'text', text: text.slice(0, 80) }] });
     expect(retry!.messages.length).toBeLessThan(exceeded!.messages.length);
   });
@@ -404,19 +374,19 @@ describe('CHAT-14 an over-long context', () => {
     const usage = first.answer.usage!;
     // One message: the retry cannot shrink the history, and the text so far makes it longer still.
     const window = usage.inputTokens + usage.cacheReadTokens + usage.cacheCreationTokens + 5;
-    upstream.setScript(() => ({ kind: 'text', text: 'x'.repeat(400), contextWindow: window }));
-    const before = upstream.requests.length;
+    cluster.upstream.setScript(() => ({ kind: 'text', text: 'x'.repeat(400), contextWindow: window }));
+    const before = cluster.upstream.requests.length;
     const again = await tabA.call('chat:regenerate', { messageId: first.assistantMessageId });
     const { message } = await doneOf(tabA, again.assistantMessageId);
     expect(message).toMatchObject({ status: 'error', content: 'x'.repeat(20), error: { code: ErrorCode.UPSTREAM, message: expect.stringMatching(/too long/) } });
-    expect(upstream.requests.length - before).toBe(2);
+    expect(cluster.upstream.requests.length - before).toBe(2);
 
     // A prompt over the window from the first request on: two tries, then the error.
-    upstream.setScript(() => ({ kind: 'text', text: 'never', contextWindow: 10 }));
-    const count = upstream.requests.length;
+    cluster.upstream.setScript(() => ({ kind: 'text', text: 'never', contextWindow: 10 }));
+    const count = cluster.upstream.requests.length;
     const last = await tabA.call('chat:regenerate', { messageId: again.assistantMessageId });
     const { message: failed } = await doneOf(tabA, last.assistantMessageId);
     expect(failed).toMatchObject({ status: 'error', content: '', stopReason: null, error: { code: ErrorCode.UPSTREAM, message: expect.stringMatching(/too long/) } });
-    expect(upstream.requests.length - count).toBe(2);
+    expect(cluster.upstream.requests.length - count).toBe(2);
   });
 });

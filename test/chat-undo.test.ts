@@ -6,50 +6,17 @@
  * events from a tab on the other node, brings the task back as it was, and a
  * change made since is CONFLICT and stays.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
-import { startTestApp, type TestApp } from './support/app.js';
-import { signUp } from './support/users.js';
-import { connectReady, type Tab } from './support/sockets.js';
-import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from '../dev/offline-model/server.js';
+import { describe, expect, it } from 'vitest';
+import { useChatCluster, doneOf } from './support/chat-cluster.js';
+import type { Tab } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 import type { Message, ToolCall, ToolUndo } from '../shared/schemas/chat.js';
 import type { Task } from '../shared/schemas/tasks.js';
 
-let upstream: AnthropicCompatibleServer;
-let a: TestApp;
-let b: TestApp;
-const tabs: Tab[] = [];
-const track = <T extends Tab>(t: T) => (tabs.push(t), t);
+const cluster = useChatCluster('undo');
+const twoTabs = () => cluster.twoTabs({ timezone: 'Europe/Paris' });
 
-beforeAll(async () => {
-  upstream = await createAnthropicCompatibleServer({ deltaDelayMs: 0 });
-  const shared = {
-    REDIS_PREFIX: uniquePrefix(),
-    SECRET_KEY: randomSecret(),
-    ANTHROPIC_BASE_URL: upstream.url,
-    ANTHROPIC_MODEL: 'claude-test-model',
-    RATE_LIMIT_PER_MINUTE: '10000',
-  };
-  a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'undo-a' }));
-  b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'undo-b' }));
-});
-beforeEach(() => upstream.setScript(undefined));
-afterAll(async () => {
-  for (const t of tabs) t.close();
-  await a?.close();
-  await b?.close();
-  await upstream?.close();
-});
 
-async function twoTabs() {
-  const user = await signUp(a.url, { timezone: 'Europe/Paris' });
-  const tabA = track(await connectReady(a.url, user.auth.accessToken));
-  const tabB = track(await connectReady(b.url, user.auth.accessToken));
-  return { user, tabA, tabB, both: [tabA, tabB] };
-}
-
-const doneOf = (tab: Tab, messageId: string) => tab.waitFor('chat:done', (d) => d.message.id === messageId, 15_000) as Promise<{ message: Message }>;
 
 /** Sends `content` from the first tab and waits for the answer in every tab; answers its one tool call. */
 async function ask(both: Tab[], content: string): Promise<{ message: Message; call: ToolCall; undo: ToolUndo | undefined }> {
@@ -124,7 +91,7 @@ describe('CHAT-15 undo of each tool kind', () => {
     const { messages } = await tabB.call('chat:history', { conversationId: message.conversationId });
     expect(messages.at(-1)!.toolCalls[0]!.undo).toEqual(undo);
     // Claude was told the result, not the undo.
-    const followUp = upstream.requests.filter((r) => JSON.stringify(r.body).includes('tool_result')).at(-1)!;
+    const followUp = cluster.upstream.requests.filter((r) => JSON.stringify(r.body).includes('tool_result')).at(-1)!;
     const told = JSON.stringify((followUp.body as { messages: unknown }).messages);
     expect(told).toContain('Buy oat milk');
     expect(told).not.toContain('task:purge');
@@ -165,7 +132,7 @@ describe('CHAT-15 undo of each tool kind', () => {
         remindAt: inAnHour(),
       })
     ).task;
-    upstream.enqueue(
+    cluster.upstream.enqueue(
       {
         kind: 'tool_use',
         name: 'update_task',
@@ -257,7 +224,7 @@ describe('CHAT-15 undo of each tool kind', () => {
         remindAt: inAnHour(),
       })
     ).task;
-    upstream.enqueue({ kind: 'tool_use', name: 'complete_task', input: { id: before.id, notes: 'paid by transfer' } }, { kind: 'text', text: 'Done.' });
+    cluster.upstream.enqueue({ kind: 'tool_use', name: 'complete_task', input: { id: before.id, notes: 'paid by transfer' } }, { kind: 'text', text: 'Done.' });
     const seqBefore = await seqOf(tabA);
     const { undo } = await ask(both, 'I paid the rent');
     const all = await tasksOf(tabA);
@@ -311,7 +278,7 @@ describe('CHAT-15 undo of each tool kind', () => {
 
     // restore_task (scripted: the offline model has no phrase for it).
     const trashed = (await tabA.call('task:delete', { id: before.id })).task;
-    upstream.enqueue({ kind: 'tool_use', name: 'restore_task', input: { id: before.id } }, { kind: 'text', text: 'Restored.' });
+    cluster.upstream.enqueue({ kind: 'tool_use', name: 'restore_task', input: { id: before.id } }, { kind: 'text', text: 'Restored.' });
     const { undo: restored } = await ask(both, 'bring back the plants');
     expect((await taskOf(tabA, before.id))!).toMatchObject({ status: 'waiting_on', version: trashed.version + 1 });
     expect(restored!.steps).toEqual([{ event: 'task:delete', payload: { id: before.id, expectedVersion: trashed.version + 1 } }]);
