@@ -1,28 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { buildSystemPrompt, systemText, taskAlerts, trimHistory } from './prompt.js';
 import type { Task } from '../../../shared/schemas/tasks.js';
+import { wireTask } from '../../../shared/schemas/task.fixture.js';
 
 const now = new Date('2026-11-29T10:00:00.000Z');
-const task = (over: Partial<Task>): Task => ({
-  remindAt: null,
-  id: '00000000-0000-4000-8000-000000000001',
-  title: 'A task',
-  description: '',
-  deadline: null,
-  intensity: 3,
-  status: 'not_started',
-  project: null,
-  waitingOn: null,
-  dependencies: [],
-  recurrence: null,
-  version: 1,
-  seq: 1,
-  createdAt: now.toISOString(),
-  updatedAt: now.toISOString(),
-  completedAt: null,
-  deletedAt: null,
-  ...over,
-});
+const task = (over: Partial<Task>): Task =>
+  wireTask({ id: '00000000-0000-4000-8000-000000000001', title: 'A task', description: '', seq: 1, createdAt: now.toISOString(), updatedAt: now.toISOString(), ...over });
 
 describe('the system prompt (CHAT-8)', () => {
   it('[CHAT-8] introduces Sam, gives the date in the user\'s time zone and lists the open tasks', () => {

@@ -1,34 +1,14 @@
 /** The undo of a tool's task change (CHAT-15), from the task before and after it: no database. */
 import { describe, expect, it } from 'vitest';
 import type { Task } from '../../../shared/schemas/tasks.js';
+import { wireTask } from '../../../shared/schemas/task.fixture.js';
 import { revertPatch, undoComplete, undoCreate, undoDelete, undoRestore, undoUpdate } from './undo.js';
 
 const at = '2026-12-06T10:00:00.000Z';
 const later = '2026-12-06T12:00:00.000Z';
 const earlier = '2026-12-06T09:00:00.000Z';
 
-function task(fields: Partial<Task> = {}): Task {
-  return {
-    id: '00000000-0000-4000-8000-00000000000a',
-    title: 'Write the report',
-    description: 'Quarterly',
-    deadline: null,
-    intensity: 3,
-    status: 'not_started',
-    project: null,
-    waitingOn: null,
-    dependencies: [],
-    recurrence: null,
-    version: 1,
-    seq: 5,
-    createdAt: '2026-12-01T09:00:00.000Z',
-    updatedAt: '2026-12-01T09:00:00.000Z',
-    completedAt: null,
-    deletedAt: null,
-    remindAt: null,
-    ...fields,
-  };
-}
+const task = wireTask;
 /** `before` as a change at `at` left it: version and seq one higher, the fields given. */
 const changed = (before: Task, fields: Partial<Task>): Task => ({ ...before, ...fields, version: before.version + 1, seq: before.seq + 1, updatedAt: at });
 

@@ -1,34 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { ToolUndo } from '$shared/schemas/chat';
 import type { Task } from '$shared/schemas/tasks';
+import { wireTask } from '$shared/schemas/task.fixture';
 import { undoState, undoTimeLeft } from './undo';
 
 const id = '00000000-0000-4000-8000-00000000000a';
 const next = '00000000-0000-4000-8000-00000000000b';
 const at = '2026-12-06T10:00:00.000Z';
 
-function task(fields: Partial<Task> = {}): Task {
-  return {
-    id,
-    title: 'Write the report',
-    description: 'Quarterly',
-    deadline: null,
-    intensity: 3,
-    status: 'not_started',
-    project: null,
-    waitingOn: null,
-    dependencies: [],
-    recurrence: null,
-    version: 1,
-    seq: 1,
-    createdAt: at,
-    updatedAt: at,
-    completedAt: null,
-    deletedAt: null,
-    remindAt: null,
-    ...fields,
-  };
-}
+const task = (fields: Partial<Task> = {}): Task => wireTask({ id, seq: 1, createdAt: at, updatedAt: at, ...fields });
 const store = (...tasks: Task[]) => (key: string) => tasks.find((t) => t.id === key);
 
 const created: ToolUndo = {
