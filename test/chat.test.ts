@@ -2,72 +2,39 @@
  * The assistant (PROTOCOL §6.2) through the real Anthropic SDK against the
  * project's own scriptable endpoint, on two production-mode nodes.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { testDatabaseUrl, productionEnv, randomSecret, uniquePrefix } from './support/env.js';
-import { startNodeProcess, startTestApp, type TestApp } from './support/app.js';
+import { testDatabaseUrl, productionEnv, uniquePrefix } from './support/env.js';
+import { startNodeProcess, startTestApp } from './support/app.js';
 import { signUp } from './support/users.js';
+import { useChatCluster, doneOf } from './support/chat-cluster.js';
 import { connectReady, type Tab } from './support/sockets.js';
-import { createAnthropicCompatibleServer, type AnthropicCompatibleServer } from '../dev/offline-model/server.js';
 import { ErrorCode } from '../shared/errors.js';
 import { FLUSH_SLICE } from '../server/features/chat/assistant.js';
-import type { Message } from '../shared/schemas/chat.js';
 
-let upstream: AnthropicCompatibleServer;
-let a: TestApp;
-let b: TestApp;
-let shared: Record<string, string>;
-const tabs: Tab[] = [];
-const track = <T extends Tab>(t: T) => (tabs.push(t), t);
+// The upstream's idle timeout: short for the stalled-stream test, yet long enough that ~50 streams starting at once
+// on a busy 2-core CI machine (both nodes and the upstream in one process) do not see their first event late.
+const cluster = useChatCluster('chat', { UPSTREAM_TIMEOUT_SECONDS: '3' });
+const { track } = cluster;
+const twoTabs = () => cluster.twoTabs({ timezone: 'America/Los_Angeles' });
 
 /** The system prompt's text: its blocks, the cached one first (CHAT-12). */
 const systemOf = (body: { system: { text: string }[] }) => body.system.map((block) => block.text).join('\n\n');
 
 const LONG = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ') + '.';
 
-beforeAll(async () => {
-  upstream = await createAnthropicCompatibleServer({ deltaDelayMs: 0 });
-  shared = {
-    REDIS_PREFIX: uniquePrefix(),
-    SECRET_KEY: randomSecret(),
-    ANTHROPIC_BASE_URL: upstream.url,
-    ANTHROPIC_MODEL: 'claude-test-model',
-    RATE_LIMIT_PER_MINUTE: '10000',
-    // Short for the stalled-stream test, yet long enough that ~50 streams starting at once on a busy 2-core CI
-    // machine (both nodes and the upstream in one process) do not see their first event late and time out.
-    UPSTREAM_TIMEOUT_SECONDS: '3',
-  };
-  a = await startTestApp(productionEnv({ ...shared, NODE_ID: 'chat-a' }));
-  b = await startTestApp(productionEnv({ ...shared, NODE_ID: 'chat-b' }));
-});
-beforeEach(() => upstream.setScript(undefined));
-afterAll(async () => {
-  for (const t of tabs) t.close();
-  await a?.close();
-  await b?.close();
-  await upstream?.close();
-});
-
-async function twoTabs() {
-  const user = await signUp(a.url, { timezone: 'America/Los_Angeles' });
-  const tabA = track(await connectReady(a.url, user.auth.accessToken));
-  const tabB = track(await connectReady(b.url, user.auth.accessToken));
-  return { user, tabA, tabB };
-}
-
 const deltasOf = (tab: Tab, messageId: string) =>
   tab.received.filter((r) => r.event === 'chat:delta' && r.data.messageId === messageId).map((r) => r.data);
-const doneOf = (tab: Tab, messageId: string) => tab.waitFor('chat:done', (d) => d.message.id === messageId, 15_000) as Promise<{ message: Message }>;
 
 describe('CHAT-2 / CHAT-3 streams visible to every tab', () => {
   it('[CHAT-2][CHAT-3] both tabs on two nodes get every delta in order; a tab joining mid-stream gets the text so far, then exactly the rest', async () => {
     const { user, tabA, tabB } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 6, delayMs: 15 });
+    cluster.upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 6, delayMs: 15 });
     const sent = await tabA.call('chat:send', { content: 'Tell me a long story' });
     const id = sent.assistantMessageId;
     await tabB.waitFor('chat:delta', (d) => d.messageId === id && d.seq >= 5);
     // A third tab opens mid-answer, on the other node.
-    const late = track(await connectReady(b.url, user.auth.accessToken));
+    const late = track(await connectReady(cluster.b.url, user.auth.accessToken));
     const history = await late.call('chat:history', { conversationId: sent.conversationId });
     const streaming = history.messages.find((m) => m.id === id)!;
     expect(streaming.status).toBe('streaming');
@@ -89,7 +56,7 @@ describe('CHAT-2 / CHAT-3 streams visible to every tab', () => {
     expect(streaming.content + rest.map((d) => d.text).join('')).toBe(message.content);
     // Deltas are coalesced, not one emit per upstream token.
     expect(deltasOf(tabA, id).length).toBeLessThan(Math.ceil(LONG.length / 6));
-    const stored = await a.deps.orm.em.getConnection().execute('select content, status, usage, model from messages where id = ?', [id]);
+    const stored = await cluster.a.deps.orm.em.getConnection().execute('select content, status, usage, model from messages where id = ?', [id]);
     expect(stored[0]).toMatchObject({ content: LONG, status: 'complete', model: 'claude-test-model' });
     expect(stored[0]!.usage.outputTokens).toBeGreaterThan(0);
   });
@@ -97,9 +64,9 @@ describe('CHAT-2 / CHAT-3 streams visible to every tab', () => {
     // Two answers per user (CHAT-1's limit), all generated on node a: more streams than FLUSH_SLICE wait at each tick.
     const users = await Promise.all(Array.from({ length: Math.ceil(FLUSH_SLICE / 2) + 2 }, () => twoTabs()));
     const streams = users.length * 2;
-    upstream.enqueue(...Array.from({ length: streams }, () => ({ kind: 'text' as const, text: LONG, chunkSize: 6, delayMs: 15 })));
+    cluster.upstream.enqueue(...Array.from({ length: streams }, () => ({ kind: 'text' as const, text: LONG, chunkSize: 6, delayMs: 15 })));
     let mostAtOnce = 0;
-    const watch = setInterval(() => (mostAtOnce = Math.max(mostAtOnce, a.deps.assistant.active)), 5);
+    const watch = setInterval(() => (mostAtOnce = Math.max(mostAtOnce, cluster.a.deps.assistant.active)), 5);
     const sent = await Promise.all(
       users.map(async ({ tabA }) => [await tabA.call('chat:send', { content: 'one' }), await tabA.call('chat:send', { content: 'two' })]),
     );
@@ -127,8 +94,8 @@ describe('CHAT-2 / CHAT-3 streams visible to every tab', () => {
 describe('CHAT-4 tools change tasks live', () => {
   it('[CHAT-4] a scripted create_task: both tabs get task:changed before chat:done; the task is the user\'s with the next seq', async () => {
     const { user, tabA, tabB } = await twoTabs();
-    upstream.enqueue({ kind: 'tool_use', name: 'create_task', input: { title: 'Book the dentist', deadline: '2031-03-01' }, text: 'On it.' });
-    upstream.enqueue({ kind: 'text', text: 'Booked it as a task.' });
+    cluster.upstream.enqueue({ kind: 'tool_use', name: 'create_task', input: { title: 'Book the dentist', deadline: '2031-03-01' }, text: 'On it.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Booked it as a task.' });
     const sent = await tabA.call('chat:send', { content: 'remind me to book the dentist' });
     const id = sent.assistantMessageId;
     const { message } = await doneOf(tabB, id);
@@ -148,26 +115,26 @@ describe('CHAT-4 tools change tasks live', () => {
     const list = await tabB.call('task:list', {});
     expect(list.seq).toBe(1);
     expect(list.tasks.map((t) => t.title)).toEqual(['Book the dentist']);
-    const owner = await a.deps.orm.em.getConnection().execute('select user_id from tasks where title = ?', ['Book the dentist']);
+    const owner = await cluster.a.deps.orm.em.getConnection().execute('select user_id from tasks where title = ?', ['Book the dentist']);
     expect(owner.map((r) => r.user_id)).toContain(user.auth.user.id);
     // The tool result went back to Claude.
-    const followUp = upstream.requests.filter((r) => JSON.stringify(r.body).includes('tool_result')).at(-1)!;
+    const followUp = cluster.upstream.requests.filter((r) => JSON.stringify(r.body).includes('tool_result')).at(-1)!;
     expect(JSON.stringify(followUp.body)).toContain('Book the dentist');
   });
 
   it('[CHAT-4][TASK-6] a tool input naming another user\'s task fails as NOT_FOUND inside the loop', async () => {
-    const victim = await signUp(a.url);
-    const victimTab = track(await connectReady(a.url, victim.auth.accessToken));
+    const victim = await signUp(cluster.a.url);
+    const victimTab = track(await connectReady(cluster.a.url, victim.auth.accessToken));
     const { task } = await victimTab.call('task:create', { title: 'private' });
     const { tabA } = await twoTabs();
-    upstream.enqueue({ kind: 'tool_use', name: 'complete_task', input: { id: task.id } });
-    upstream.enqueue({ kind: 'text', text: 'That did not work.' });
+    cluster.upstream.enqueue({ kind: 'tool_use', name: 'complete_task', input: { id: task.id } });
+    cluster.upstream.enqueue({ kind: 'text', text: 'That did not work.' });
     const sent = await tabA.call('chat:send', { content: 'complete private' });
     const { message } = await doneOf(tabA, sent.assistantMessageId);
     expect(message.toolCalls[0]).toMatchObject({ name: 'complete_task', status: 'error', result: { code: ErrorCode.NOT_FOUND } });
     expect(message.status).toBe('complete');
     expect((await victimTab.call('task:list', {})).tasks[0]!.status).toBe('not_started');
-    const followUp = upstream.requests.at(-1)!;
+    const followUp = cluster.upstream.requests.at(-1)!;
     expect(JSON.stringify(followUp.body)).toContain('"is_error":true');
   });
 });
@@ -175,17 +142,17 @@ describe('CHAT-4 tools change tasks live', () => {
 describe('CHAT-5 cancel', () => {
   it('[CHAT-5] cancel mid-stream aborts the upstream request, keeps the partial text as cancelled, and every tab gets chat:done', async () => {
     const { tabA, tabB } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 4, delayMs: 40 });
+    cluster.upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 4, delayMs: 40 });
     const sent = await tabA.call('chat:send', { content: 'go on and on' });
     const id = sent.assistantMessageId;
-    const request = await upstream.waitForRequest((r) => JSON.stringify(r.body).includes('go on and on'));
+    const request = await cluster.upstream.waitForRequest((r) => JSON.stringify(r.body).includes('go on and on'));
     await tabA.waitFor('chat:delta', (d) => d.messageId === id && d.seq >= 2);
     // Cancelled from the tab on the other node.
     const { message } = await tabB.call('chat:cancel', { messageId: id });
     expect(message.status).toBe('cancelled');
     expect(message.content.length).toBeGreaterThan(0);
     expect(LONG.startsWith(message.content)).toBe(true);
-    await upstream.waitForAbort(request.id);
+    await cluster.upstream.waitForAbort(request.id);
     for (const tab of [tabA, tabB]) expect((await doneOf(tab, id)).message.status).toBe('cancelled');
     const deltas = deltasOf(tabA, id);
     expect(deltas.map((d) => d.text).join('')).toBe(message.content);
@@ -195,7 +162,7 @@ describe('CHAT-5 cancel', () => {
 
   it('[CHAT-5] closing a tab does not cancel the answer', async () => {
     const { tabA, tabB } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: 'one two three four five six seven', delayMs: 20 });
+    cluster.upstream.enqueue({ kind: 'text', text: 'one two three four five six seven', delayMs: 20 });
     const sent = await tabA.call('chat:send', { content: 'count' });
     tabA.close();
     const { message } = await doneOf(tabB, sent.assistantMessageId);
@@ -214,7 +181,7 @@ describe('CHAT-6 upstream failures', () => {
   for (const [name, script, fragment] of failures) {
     it(`[CHAT-6] ${name} ends the message as error/UPSTREAM keeping the partial text, and the next message works`, async () => {
       const { tabA, tabB } = await twoTabs();
-      upstream.enqueue(script as never);
+      cluster.upstream.enqueue(script as never);
       const sent = await tabA.call('chat:send', { content: `fail with ${name}` });
       const { message } = await doneOf(tabB, sent.assistantMessageId);
       expect(message.status).toBe('error');
@@ -225,7 +192,7 @@ describe('CHAT-6 upstream failures', () => {
         expect(message.content.length).toBeGreaterThan(0);
         expect(deltasOf(tabA, message.id).map((d) => d.text).join('')).toBe(message.content);
       }
-      upstream.enqueue({ kind: 'text', text: 'All good now.' });
+      cluster.upstream.enqueue({ kind: 'text', text: 'All good now.' });
       const next = await tabA.call('chat:send', { conversationId: sent.conversationId, content: 'try again' });
       expect((await doneOf(tabB, next.assistantMessageId)).message).toMatchObject({ status: 'complete', content: 'All good now.' });
     });
@@ -235,7 +202,7 @@ describe('CHAT-6 upstream failures', () => {
 describe('CHAT-1 one generation at a time, safe retries', () => {
   it('[CHAT-1] chat:send during a generation is CONFLICT; a retried id returns the first result; the id with other content is CONFLICT', async () => {
     const { tabA, tabB } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: LONG, delayMs: 10 });
+    cluster.upstream.enqueue({ kind: 'text', text: LONG, delayMs: 10 });
     const id = randomUUID();
     const first = await tabA.call('chat:send', { id, content: 'first' });
     const retry = await tabB.call('chat:send', { id, content: 'first' });
@@ -251,7 +218,7 @@ describe('CHAT-1 one generation at a time, safe retries', () => {
 
   it('[CHAT-1] at most two generations at once per user', async () => {
     const { tabA } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: LONG, delayMs: 10 }, { kind: 'text', text: LONG, delayMs: 10 });
+    cluster.upstream.enqueue({ kind: 'text', text: LONG, delayMs: 10 }, { kind: 'text', text: LONG, delayMs: 10 });
     const one = await tabA.call('chat:send', { content: 'one' });
     const two = await tabA.call('chat:send', { content: 'two' });
     expect(await tabA.request('chat:send', { content: 'three' })).toMatchObject({ ok: false, error: { code: ErrorCode.CONFLICT } });
@@ -259,7 +226,7 @@ describe('CHAT-1 one generation at a time, safe retries', () => {
   });
 
   it('[RT-6] chat:send beyond CHAT_MESSAGES_PER_MINUTE is RATE_LIMITED', async () => {
-    await using node = await startTestApp(productionEnv({ ...shared, REDIS_PREFIX: uniquePrefix(), CHAT_MESSAGES_PER_MINUTE: '2' }));
+    await using node = await startTestApp(productionEnv({ ...cluster.shared, REDIS_PREFIX: uniquePrefix(), CHAT_MESSAGES_PER_MINUTE: '2' }));
     const user = await signUp(node.url);
     const tab = track(await connectReady(node.url, user.auth.accessToken));
     const results = [];
@@ -273,7 +240,7 @@ describe('CHAT-1 one generation at a time, safe retries', () => {
   });
 
   it('[RT-6] a chat:send counts against SOCKET_EVENTS_PER_MINUTE too', async () => {
-    await using node = await startTestApp(productionEnv({ ...shared, REDIS_PREFIX: uniquePrefix(), SOCKET_EVENTS_PER_MINUTE: '3', CHAT_MESSAGES_PER_MINUTE: '100' }));
+    await using node = await startTestApp(productionEnv({ ...cluster.shared, REDIS_PREFIX: uniquePrefix(), SOCKET_EVENTS_PER_MINUTE: '3', CHAT_MESSAGES_PER_MINUTE: '100' }));
     const user = await signUp(node.url);
     const tab = track(await connectReady(node.url, user.auth.accessToken));
     const first = await tab.request('chat:send', { content: 'one' });
@@ -289,14 +256,14 @@ describe('CHAT-1 one generation at a time, safe retries', () => {
 
 describe('CHAT-8 the request Claude receives', () => {
   it('[CHAT-8] carries the model, stream: true, the tools and a system prompt with the user\'s tasks and the date in their time zone', async () => {
-    const user = await signUp(a.url, { timezone: 'Pacific/Kiritimati', fullName: 'Kiri' });
-    const tab = track(await connectReady(a.url, user.auth.accessToken));
+    const user = await signUp(cluster.a.url, { timezone: 'Pacific/Kiritimati', fullName: 'Kiri' });
+    const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
     await tab.call('task:create', { title: 'Water the plants', deadline: '2020-01-01' });
     await tab.call('task:create', { title: 'Call the bank' });
-    upstream.enqueue({ kind: 'text', text: 'Sure.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Sure.' });
     const sent = await tab.call('chat:send', { content: 'What is on my plate?' });
     await doneOf(tab, sent.assistantMessageId);
-    const req = upstream.requests.filter((r) => JSON.stringify(r.body).includes('What is on my plate?')).at(-1)!;
+    const req = cluster.upstream.requests.filter((r) => JSON.stringify(r.body).includes('What is on my plate?')).at(-1)!;
     const body = req.body as any;
     expect(body.model).toBe('claude-test-model');
     expect(body.stream).toBe(true);
@@ -315,19 +282,19 @@ describe('CHAT-8 the request Claude receives', () => {
   });
 
   it('[CHAT-8] a follow-up carries the conversation so far, oldest first, and only the open tasks of that moment', async () => {
-    const user = await signUp(a.url);
-    const tab = track(await connectReady(a.url, user.auth.accessToken));
+    const user = await signUp(cluster.a.url);
+    const tab = track(await connectReady(cluster.a.url, user.auth.accessToken));
     const done = await tab.call('task:create', { title: 'File the taxes' });
-    upstream.enqueue({ kind: 'text', text: 'Paris.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'Paris.' });
     const first = await tab.call('chat:send', { content: 'Capital of France?' });
     await doneOf(tab, first.assistantMessageId);
     await tab.call('task:complete', { id: done.task.id });
     await tab.call('task:create', { title: 'Book the train' });
-    upstream.enqueue({ kind: 'text', text: 'About two million.' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'About two million.' });
     const second = await tab.call('chat:send', { conversationId: first.conversationId, content: 'And its population?' });
     expect(second.conversationId).toBe(first.conversationId);
     await doneOf(tab, second.assistantMessageId);
-    const body = upstream.requests.filter((r) => JSON.stringify(r.body).includes('And its population?')).at(-1)!.body as any;
+    const body = cluster.upstream.requests.filter((r) => JSON.stringify(r.body).includes('And its population?')).at(-1)!.body as any;
     expect(body.messages).toEqual([
       { role: 'user', content: 'Capital of France?' },
       { role: 'assistant', content: 'Paris.' },
@@ -341,11 +308,11 @@ describe('CHAT-8 the request Claude receives', () => {
 describe('CHAT-9 and conversations', () => {
   it('[CHAT-9] another user\'s conversation or message is NOT_FOUND everywhere', async () => {
     const { tabA } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: 'mine' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'mine' });
     const sent = await tabA.call('chat:send', { content: 'secret talk' });
     await doneOf(tabA, sent.assistantMessageId);
-    const stranger = await signUp(b.url);
-    const s = track(await connectReady(b.url, stranger.auth.accessToken));
+    const stranger = await signUp(cluster.b.url);
+    const s = track(await connectReady(cluster.b.url, stranger.auth.accessToken));
     for (const res of [
       await s.request('chat:history', { conversationId: sent.conversationId }),
       await s.request('conversation:rename', { id: sent.conversationId, title: 'hijacked' }),
@@ -360,7 +327,7 @@ describe('CHAT-9 and conversations', () => {
 
   it('an answer that ends, or is cancelled, tells every tab its conversation is no longer generating, bumped to its end', async () => {
     const { tabA, tabB } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: 'done soon' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'done soon' });
     const sent = await tabA.call('chat:send', { content: 'quick one' });
     const started = (await tabB.waitFor('conversation:changed', (d) => d.conversation.id === sent.conversationId && d.conversation.generating)).conversation;
     const { message } = await doneOf(tabB, sent.assistantMessageId);
@@ -369,7 +336,7 @@ describe('CHAT-9 and conversations', () => {
     expect(after.updatedAt >= message.createdAt).toBe(true);
     expect((await tabA.call('conversation:list', {})).conversations[0]).toEqual(after);
 
-    upstream.enqueue({ kind: 'text', text: LONG, delayMs: 20 });
+    cluster.upstream.enqueue({ kind: 'text', text: LONG, delayMs: 20 });
     const second = await tabA.call('chat:send', { conversationId: sent.conversationId, content: 'a long one' });
     const sending = (await tabA.call('conversation:list', {})).conversations[0]!;
     expect(sending.generating).toBe(true);
@@ -381,10 +348,10 @@ describe('CHAT-9 and conversations', () => {
 
   it('lists newest first with a generating flag, renames and deletes with broadcasts', async () => {
     const { tabA, tabB } = await twoTabs();
-    upstream.enqueue({ kind: 'text', text: 'first answer' });
+    cluster.upstream.enqueue({ kind: 'text', text: 'first answer' });
     const one = await tabA.call('chat:send', { content: 'The very first question about my weekend plans and more' });
     await doneOf(tabA, one.assistantMessageId);
-    upstream.enqueue({ kind: 'text', text: LONG, delayMs: 15 });
+    cluster.upstream.enqueue({ kind: 'text', text: LONG, delayMs: 15 });
     const two = await tabA.call('chat:send', { content: 'second' });
     const listed = await tabB.call('conversation:list', {});
     expect(listed.conversations.map((c) => c.id)).toEqual([two.conversationId, one.conversationId]);
@@ -405,13 +372,13 @@ describe('CHAT-9 and conversations', () => {
 
 describe('CHAT-7 a node dies mid-stream', () => {
   it('[CHAT-7] the message becomes interrupted and the other node\'s tabs are told within 60 s', async () => {
-    const env = productionEnv({ ...shared, NODE_ID: 'chat-doomed', DATABASE_URL: testDatabaseUrl() });
+    const env = productionEnv({ ...cluster.shared, NODE_ID: 'chat-doomed', DATABASE_URL: testDatabaseUrl() });
     const doomed = await startNodeProcess(env);
     try {
       const user = await signUp(doomed.url);
-      const watcher = track(await connectReady(a.url, user.auth.accessToken));
+      const watcher = track(await connectReady(cluster.a.url, user.auth.accessToken));
       const speaker = track(await connectReady(doomed.url, user.auth.accessToken));
-      upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 2, delayMs: 200 });
+      cluster.upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 2, delayMs: 200 });
       const sent = await speaker.call('chat:send', { content: 'a slow answer please' });
       await watcher.waitFor('chat:delta', (d) => d.messageId === sent.assistantMessageId && d.seq >= 1);
       await doomed.kill();
@@ -429,12 +396,12 @@ describe('CHAT-7 a node dies mid-stream', () => {
 
 describe('graceful shutdown mid-stream', () => {
   it('[CHAT-7] SIGTERM ends the node\'s answers as interrupted, tells the other node\'s tabs at once, and exits 0', async () => {
-    const node = await startNodeProcess(productionEnv({ ...shared, NODE_ID: 'chat-leaving', DATABASE_URL: testDatabaseUrl() }));
+    const node = await startNodeProcess(productionEnv({ ...cluster.shared, NODE_ID: 'chat-leaving', DATABASE_URL: testDatabaseUrl() }));
     try {
       const user = await signUp(node.url);
-      const watcher = track(await connectReady(a.url, user.auth.accessToken));
+      const watcher = track(await connectReady(cluster.a.url, user.auth.accessToken));
       const speaker = track(await connectReady(node.url, user.auth.accessToken));
-      upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 2, delayMs: 200 });
+      cluster.upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 2, delayMs: 200 });
       const sent = await speaker.call('chat:send', { content: 'keep talking while I deploy' });
       await watcher.waitFor('chat:delta', (d) => d.messageId === sent.assistantMessageId && d.seq >= 1);
       const started = Date.now();
