@@ -209,7 +209,7 @@ async function restore(repo: BackupRepository, databaseUrl: string, file: string
   const after = await repo.contents();
   const differences = compare(manifest, after);
   if (differences.length > 0) {
-    throw new Error(`the restored database differs from the manifest: ${differences.slice(0, 3).join('; ')}${differences.length > 3 ? `; and ${differences.length - 3} more` : ''}`);
+    throw new Error(`the database was restored but differs from the manifest, do not use it: ${differences.slice(0, 3).join('; ')}${differences.length > 3 ? `; and ${differences.length - 3} more` : ''}`);
   }
   await repo.analyze();
   output.out(`restored ${file} into ${database} and verified it: ${describe(manifest)}, as of ${manifest.createdAt}`);
