@@ -150,6 +150,10 @@ describe('the restore drill', () => {
     expect(manifest.tables['public.messages']).toBe(before.alice.messages.flat().length + before.bob.messages.flat().length);
     expect(manifest.tables['public.task_tombstones']).toBe(1);
 
+    // A change after the backup: a restore forgets it, and a tab that saw it is ahead of the restored seq.
+    const lost = await otherTab.call('task:create', { title: 'made after the backup' });
+    expect(lost.task.seq).toBe(before.alice.seq + 1);
+
     // The disaster: the server gone, the database dropped, Redis empty.
     tabs.closeAll();
     await app.close();
@@ -182,6 +186,9 @@ describe('the restore drill', () => {
     expect(resumed.ready.taskSeq).toBe(before.alice.seq);
     const caughtUp = await resumed.call('task:sync', { since: oldSeq });
     expect({ ...caughtUp, tasks: byId(caughtUp.tasks) }).toEqual({ ...catchUp, tasks: byId(catchUp.tasks) });
+    // A tab that saw the change made after the backup is ahead of the database: it gets everything, to replace its copy.
+    const ahead = await resumed.call('task:sync', { since: lost.task.seq });
+    expect({ ...ahead, tasks: byId(ahead.tasks) }).toEqual({ seq: before.alice.seq, tasks: before.alice.tasks, removed: [], reset: true });
     // And the sequence goes on from where it was: the other tab hears the next change.
     const next = await resumed.call('task:create', { title: 'after the restore' });
     expect(next.task.seq).toBe(before.alice.seq + 1);
