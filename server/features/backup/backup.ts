@@ -123,12 +123,15 @@ async function backup(repo: BackupRepository, databaseUrl: string, out: string, 
   const connection = libpqConnection(databaseUrl);
   try {
     const { at, contents } = await repo.withExportedSnapshot(async (snapshot) => {
-      const [dumped, contents] = await Promise.all([
+      // Both settle before the transaction ends: pg_dump is never left writing after a failed count.
+      const [dumped, contents] = await Promise.allSettled([
         run(pgDump.path, ['--format=custom', `--snapshot=${snapshot.id}`, `--file=${partial}`, '--no-password', `--dbname=${connection.dbname}`]),
         snapshot.contents(),
       ]);
-      if (dumped.code !== 0) throw new Error(failureLine('pg_dump', dumped));
-      return { at: snapshot.at, contents };
+      if (dumped.status === 'rejected') throw dumped.reason;
+      if (dumped.value.code !== 0) throw new Error(failureLine('pg_dump', dumped.value));
+      if (contents.status === 'rejected') throw contents.reason;
+      return { at: snapshot.at, contents: contents.value };
     });
     if (contents.schemaVersion === null) throw new Error('the database has no applied migrations (no mikro_orm_migrations rows): it is not a Sam database');
     const { bytes, sha256 } = await digest(partial);
