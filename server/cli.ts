@@ -1,20 +1,22 @@
 /**
  * The operators' command line (PROTOCOL §3a): `npm run admin -- <command>` in a
  * checkout, `node dist/server/cli.js admin <command>` in a built deployment
- * (no dev tools needed). It reads the server's configuration, so the same
- * environment as the nodes', and talks to PostgreSQL only.
+ * (no dev tools needed); `backup` and `restore` likewise (`features/backup/backup.ts`).
+ * It reads the server's configuration, so the same environment as the nodes',
+ * and talks to PostgreSQL only.
  */
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createPostgres } from './db/postgres.js';
 import { createUsersRepository } from './features/auth/users.repository.js';
-import { adminUsage, runAdminCommand } from './features/auth/admins.js';
+import { adminUsage, runAdminCommand, type CommandOutput } from './features/auth/admins.js';
+import { backupUsage, runBackupCommand, runRestoreCommand } from './features/backup/backup.js';
 
 async function main(argv: string[]): Promise<number> {
   const [group, ...args] = argv;
-  if (group !== 'admin') {
-    process.stderr.write(`${adminUsage}\n`);
+  if (group !== 'admin' && group !== 'backup' && group !== 'restore') {
+    process.stderr.write(`${adminUsage}\n${backupUsage}\n`);
     return 2;
   }
   let config;
@@ -27,6 +29,9 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  const output: CommandOutput = { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) };
+  if (group === 'backup') return runBackupCommand(args, { databaseUrl: config.databaseUrl, output });
+  if (group === 'restore') return runRestoreCommand(args, { databaseUrl: config.databaseUrl, output });
   // The security log goes to stderr, so that stdout holds only the command's result (`list`).
   const logger = createLogger({ level: config.logLevel, nodeId: `${config.nodeId}:cli`, destination: pino.destination({ dest: 2, sync: true }) });
   const sql = createPostgres(config.databaseUrl, { max: 1, applicationName: 'sam:cli' });
@@ -34,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
     return await runAdminCommand(args, {
       users: createUsersRepository(sql),
       logger,
-      output: { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) },
+      output,
     });
   } finally {
     await sql.end({ timeout: 5 });

@@ -170,6 +170,9 @@ export function createRevocationStore(options: {
     if (!up) distrust();
     else void rebuild();
   });
+  // At startup too, before any check asks: Redis may have lost the blacklist (a flush, a restart, a restore of
+  // PostgreSQL from a backup onto a fresh Redis), and checks go to PostgreSQL until it is whole again.
+  if (redisWatch.isUp) void rebuild();
 
   return {
     events,
