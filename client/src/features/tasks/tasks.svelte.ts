@@ -64,6 +64,8 @@ export class TasksStore {
   #mine = new Map<string, number>();
   #syncing: Promise<void> | null = null;
   #resync = false;
+  /** ids pushed or answered while a sync request was out: newer than its snapshot, unlike the rest of the copy */
+  #touchedDuringSync = new Set<string>();
 
   #all = $derived([...this.#byId.values()]);
   #inProject = $derived(this.#project === null ? this.#all : this.#all.filter((t) => t.project === this.#project));
@@ -284,11 +286,13 @@ export class TasksStore {
       this.#resync = true;
       return this.#syncing;
     }
-    if (this.#seq !== null && this.#seq >= serverSeq && this.#loaded) return Promise.resolve();
+    // A server behind this tab (its database restored from a backup) answers the sync with a reset.
+    if (this.#seq !== null && this.#seq === serverSeq && this.#loaded) return Promise.resolve();
     this.#syncing = (async () => {
       let rounds = 0;
       do {
         this.#resync = false;
+        this.#touchedDuringSync.clear();
         const since = this.#seq ?? 0;
         const res = await this.deps.connection.request('task:sync', { since }, 20_000);
         if (!res.ok) {
@@ -299,6 +303,7 @@ export class TasksStore {
       } while (++rounds < 5 && (this.#resync || (this.#seq !== null && this.#seq < this.#highestSeen)));
     })().finally(() => {
       this.#syncing = null;
+      this.#touchedDuringSync.clear();
     });
     return this.#syncing;
   }
@@ -308,12 +313,17 @@ export class TasksStore {
     if (result.reset || first) {
       const next = new Map<string, Task>();
       for (const task of result.tasks) next.set(task.id, task);
-      // pushes that arrived during the request may be newer than the snapshot
+      // Pushes that arrived during the request may be newer than the snapshot. Anything else the copy holds
+      // beyond the snapshot's seq is from a history the server no longer has (a restore): the snapshot wins.
       for (const task of this.#byId.values()) {
         const known = next.get(task.id);
-        if (task.seq > result.seq && (!known || known.seq < task.seq)) next.set(task.id, task);
+        if (task.seq > result.seq && this.#touchedDuringSync.has(task.id) && (!known || known.seq < task.seq)) next.set(task.id, task);
       }
-      for (const [id, seq] of this.#tombstones) if (seq > result.seq) next.delete(id);
+      for (const [id, seq] of this.#tombstones) {
+        if (seq <= result.seq) continue;
+        if (this.#touchedDuringSync.has(id)) next.delete(id);
+        else this.#tombstones.delete(id);
+      }
       this.#byId = next;
     } else {
       const next = new Map(this.#byId);
@@ -330,6 +340,7 @@ export class TasksStore {
   }
 
   #upsert(task: Task, source: 'push' | 'ack'): void {
+    if (this.#syncing) this.#touchedDuringSync.add(task.id);
     const known = this.#byId.get(task.id);
     if (known && known.seq >= task.seq) return;
     if ((this.#tombstones.get(task.id) ?? -1) > task.seq) return;
@@ -343,6 +354,7 @@ export class TasksStore {
   }
 
   #remove(id: string, seq: number): void {
+    if (this.#syncing) this.#touchedDuringSync.add(id);
     this.#tombstones.set(id, Math.max(seq, this.#tombstones.get(id) ?? 0));
     if (!this.#byId.has(id)) return;
     const next = new Map(this.#byId);
