@@ -36,7 +36,6 @@ function substitute(text: string, from: string | RegExp, to: string): string {
 interface Prometheus {
   url: string;
   child: ChildProcess;
-  output: () => string;
 }
 
 let nodes: NodeProcess[] = [];
@@ -97,9 +96,10 @@ beforeAll(async () => {
   );
   child.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  prometheus = { url: `http://127.0.0.1:${port}`, child, output: () => output };
+  const url = `http://127.0.0.1:${port}`;
+  prometheus = { url, child };
   await until(
-    () => fetch(`${prometheus.url}/-/ready`).then((r) => r.status, () => 0),
+    () => fetch(`${url}/-/ready`).then((r) => r.status, () => 0),
     (status) => status === 200 || child.exitCode !== null,
     30_000,
     'Prometheus ready',
