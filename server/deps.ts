@@ -82,6 +82,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   }
   const redis = createCommandClient(config, `sam:${config.nodeId}:cmd`, { ...streamScripts, ...limiterScripts, ...socketLimitScripts });
   const redisWatch = new RedisWatch(redis, logger);
+  metrics.watchRedis(() => redisWatch.isUp);
   if (!(await connectRedis(redis))) logger.warn({ event: 'redis', state: 'down' }, 'redis unreachable at startup; serving degraded');
 
   const tokens = createTokenService({ secretKey: config.secretKey, accessTtlSeconds: config.accessTokenTtlSeconds });
@@ -102,6 +103,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     lockout,
     tokens,
     revocation,
+    hooks: metrics.authHooks,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     sessionMaxSeconds: config.sessionMaxSeconds,
   });

@@ -32,6 +32,15 @@ export interface ReminderHooks {
   onClaimFailed(): void;
 }
 
+/** The sign-in security events (their log types, PROTOCOL §7) that sam_auth_events_total counts. */
+export const authEventTypes = ['login_succeeded', 'login_failed', 'account_locked', 'refresh_reuse_detected'] as const;
+export type AuthEventType = (typeof authEventTypes)[number];
+
+/** Hooks for sign-ins: each of the events above, as the security log writes it. */
+export interface AuthHooks {
+  onAuthEvent(type: AuthEventType): void;
+}
+
 /** Hooks for the assistant's generations. */
 export interface ChatHooks {
   onGenerationStart(): void;

@@ -17,6 +17,7 @@ import type { Lockout } from './lockout.js';
 import type { BlacklistRead, RevocationStore } from './revocation.js';
 import { revokeSessions } from './sessions.repository.js';
 import type { RevocationReason } from '../../../shared/constants.js';
+import type { AuthHooks } from '../../hooks.js';
 import { hashRefreshToken, newRefreshToken, type AccessClaims, type TokenService } from './tokens.js';
 
 export interface ClientContext {
@@ -80,10 +81,11 @@ export function createAuthService(deps: {
   lockout: Lockout;
   tokens: TokenService;
   revocation: RevocationStore;
+  hooks: AuthHooks;
   refreshTokenTtlSeconds: number;
   sessionMaxSeconds: number;
 }): AuthService {
-  const { orm, logger, hasher, policy, lockout, tokens, revocation } = deps;
+  const { orm, logger, hasher, policy, lockout, tokens, revocation, hooks } = deps;
 
   /**
    * Verifies `password` against `passwordHash` (or spends the same time when there is no account), counted
@@ -97,6 +99,7 @@ export function createAuthService(deps: {
     } catch (err) {
       if (err instanceof AppError && err.code === ErrorCode.ACCOUNT_LOCKED) {
         securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'locked', ...(ctx.context ? { context: ctx.context } : {}) });
+        hooks.onAuthEvent('login_failed');
       }
       throw err;
     }
@@ -113,7 +116,11 @@ export function createAuthService(deps: {
     }
     const locked = await attempt.failed();
     securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'invalid_credentials', ...(ctx.context ? { context: ctx.context } : {}) });
-    if (locked) securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
+    hooks.onAuthEvent('login_failed');
+    if (locked) {
+      securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
+      hooks.onAuthEvent('account_locked');
+    }
     return false;
   }
 
@@ -201,6 +208,7 @@ export function createAuthService(deps: {
       user.lastLoginAt = new Date();
       const issued = await openSession(em, user, ctx);
       securityLog(logger, 'login_succeeded', { userId: user.id, sessionId: issued.sessionId, ip: ctx.ip });
+      hooks.onAuthEvent('login_succeeded');
       return issued;
     },
 
@@ -245,6 +253,7 @@ export function createAuthService(deps: {
           throw appError(ErrorCode.TOKEN_REVOKED);
         case 'reuse':
           securityLog(logger, 'refresh_reuse_detected', { userId: outcome.userId, sessionId: outcome.sessionId, ip: ctx.ip });
+          hooks.onAuthEvent('refresh_reuse_detected');
           await revocation.blacklist([outcome.sessionId], 'refresh_reuse');
           throw appError(ErrorCode.TOKEN_REVOKED);
         case 'rotated': {

@@ -9,7 +9,7 @@ import client from 'prom-client';
 import type { RequestHandler } from 'express';
 import { errorCodes } from '../../../shared/errors.js';
 import { opsRequestEvents, requestEvents } from '../../../shared/events.js';
-import type { ChatHooks, GatewayHooks, ReminderHooks } from '../../hooks.js';
+import { authEventTypes, type AuthHooks, type ChatHooks, type GatewayHooks, type ReminderHooks } from '../../hooks.js';
 import { appError, ErrorCode } from '../../errors.js';
 import { bearerToken } from '../auth/tokens.js';
 import type { NodeSnapshot } from '../../../shared/schemas/ops.js';
@@ -88,12 +88,15 @@ export interface Metrics {
   gatewayHooks: GatewayHooks;
   chatHooks: ChatHooks;
   reminderHooks: ReminderHooks;
+  authHooks: AuthHooks;
   /** counts REST requests by route and status */
   httpMiddleware: RequestHandler;
   /** GET /metrics, guarded by METRICS_TOKEN when it is set */
   route(token: string | undefined): RequestHandler;
   countBroadcast(): void;
   countRestRateLimited(): void;
+  /** sam_redis_up reads `isUp` at each scrape */
+  watchRedis(isUp: () => boolean): void;
   live(): LiveFigures;
   stop(): void;
 }
@@ -121,6 +124,7 @@ export function createMetrics(): Metrics {
   const rateLimited = counter('sam_rate_limited_total', 'Requests and events refused by a rate limit, by scope', ['scope']);
   const broadcasts = counter('sam_broadcasts_total', 'Broadcasts sent to user and session rooms');
   const generationsActive = gauge('sam_generations_active', 'Assistant answers being generated on this node');
+  const generations = counter('sam_generations_total', 'Assistant answers started on this node');
   const ttft = new client.Histogram({
     name: 'sam_assistant_ttft_seconds',
     help: 'Time from the start of a generation to its first token',
@@ -143,6 +147,28 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   const reminderClaimFailures = counter('sam_reminder_claim_failures_total', 'Rounds of the reminders claim loop that failed (PostgreSQL unreachable)');
+  const authEvents = counter('sam_auth_events_total', 'Sign-in security events, by their log type (login_failed counts refusals while locked too)', ['type']);
+  let redisIsUp: () => boolean = () => false;
+  new client.Gauge({
+    name: 'sam_redis_up',
+    help: "1 when this node's Redis connection is ready; 0: the revocation blacklist is unavailable, token checks go to PostgreSQL and rate limits are per process (AUTH-10)",
+    registers: [registry],
+    collect() {
+      this.set(redisIsUp() ? 1 : 0);
+    },
+  });
+
+  // Label sets from closed lists start at zero, so that a rate sees the first one and a panel shows 0, not nothing.
+  const zero = (metric: client.Counter, label: string, values: readonly string[]) => {
+    for (const value of values) metric.inc({ [label]: value }, 0);
+  };
+  zero(handshakeFailures, 'reason', ['UNAUTHENTICATED', 'TOKEN_EXPIRED', 'TOKEN_REVOKED', 'FORBIDDEN', 'RATE_LIMITED', 'UNAVAILABLE']);
+  zero(dropped, 'reason', ['unknown_event', 'no_ack']);
+  zero(rateLimited, 'scope', ['rest', 'socket', 'chat']);
+  zero(promptTokens, 'source', ['input', 'cache_read', 'cache_creation']);
+  zero(upstreamErrors, 'kind', ['overloaded', 'rate_limited', 'status_5xx', 'status_4xx', 'timeout', 'connection', 'stream', 'context_window']);
+  zero(remindersFired, 'late', ['true', 'false']);
+  zero(authEvents, 'type', authEventTypes);
 
   const lag = monitorEventLoopDelay({ resolution: 20 });
   lag.enable();
@@ -204,6 +230,7 @@ export function createMetrics(): Metrics {
     onGenerationStart() {
       active++;
       generationsActive.inc();
+      generations.inc();
     },
     onGenerationEnd() {
       active--;
@@ -232,6 +259,10 @@ export function createMetrics(): Metrics {
     onClaimFailed: () => reminderClaimFailures.inc(),
   };
 
+  const authHooks: AuthHooks = {
+    onAuthEvent: (type) => authEvents.inc({ type }),
+  };
+
   const httpMiddleware: RequestHandler = (req, res, next) => {
     res.on('finish', () => {
       const route = req.route?.path
@@ -251,6 +282,7 @@ export function createMetrics(): Metrics {
     gatewayHooks,
     chatHooks,
     reminderHooks,
+    authHooks,
     httpMiddleware,
     route(token) {
       const expected = token ? Buffer.from(token) : undefined;
@@ -271,6 +303,9 @@ export function createMetrics(): Metrics {
     countRestRateLimited() {
       limited++;
       rateLimited.inc({ scope: 'rest' });
+    },
+    watchRedis(isUp) {
+      redisIsUp = isUp;
     },
     live() {
       const q = recent.quantiles();
