@@ -27,6 +27,7 @@ import { startReminderJob } from './jobs/reminders.js';
 import { reminderHandlers } from './features/reminders/reminders.handlers.js';
 import { pushHandlers } from './features/reminders/push.handlers.js';
 import { attachOps } from './features/ops/ops-namespace.js';
+import { securityHandlers } from './features/security/security.handlers.js';
 
 export interface App {
   app: express.Express;
@@ -103,6 +104,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
       ...chatHandlers(deps.chat),
       ...searchHandlers(deps.search),
       ...accountHandlers(deps.account),
+      ...securityHandlers(),
     } satisfies HandlerMap,
     hooks: options.hooks ?? deps.metrics.gatewayHooks,
     runtime: { limiter: deps.eventLimiter, logger },

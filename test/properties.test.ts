@@ -177,6 +177,10 @@ const anyTaskId = () => fc.oneof(uuid, fc.constantFrom(...ids.ownTasks));
 /** an `expectedVersion` (CHAT-15), on and over its edges */
 const version = fc.oneof(fc.integer({ min: -1, max: 5 }), fc.constantFrom(Number.MAX_SAFE_INTEGER, 2 ** 53, 1.5));
 
+const wrongPassword = () => fc.oneof(str, fc.constant(`${attacker.password}x`), fc.constant(attacker.password.toUpperCase()));
+/** TOTP-shaped, recovery-code-shaped and broken codes (AUTH-13) */
+const mfaCode = fc.oneof(str, fc.stringMatching(/^\d{6}$/), fc.constantFrom('123 456', '12345', 'abcde-fghij', '0000000', ''));
+
 /** Valid-shaped payloads of every event (mostly schema-valid; a few values sit on the edges on purpose). */
 const shapes: Record<RequestEvent, () => fc.Arbitrary<Record<string, unknown>>> = {
   'task:create': () => optional({ id: anyTaskId(), ...taskFields }).map((t) => ({ title: 'a task', ...t })),
@@ -235,7 +239,17 @@ const shapes: Record<RequestEvent, () => fc.Arbitrary<Record<string, unknown>>> 
   'session:list': () => fc.constant({}),
   // Random ids only: the attacker's own session ids would log it out.
   'session:revoke': () => fc.record({ id: uuid }),
+  // Never the right current password: the attacker's password must not change, nor its two-factor state.
+  'user:password': () => fc.record({ currentPassword: wrongPassword(), newPassword: fc.oneof(str, fc.constant('Another-strong-Passw0rd!')) }),
+  'mfa:setup': () => fc.constant({}),
+  'mfa:enable': () => fc.record({ password: wrongPassword(), code: mfaCode }),
+  'mfa:disable': () => fc.record({ password: wrongPassword(), code: mfaCode }),
+  'mfa:recovery-codes': () => fc.record({ password: wrongPassword(), code: mfaCode }),
+  'security:log': () => optional({ before: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), limit: fc.integer({ min: 0, max: 101 }) }),
 };
+
+/** Events that check the password (argon2, slow): fewer runs, and never a success. */
+const passwordChecked = new Set<RequestEvent>(['user:delete', 'user:password', 'mfa:enable', 'mfa:disable', 'mfa:recovery-codes']);
 
 type Expect = (ack: Ack) => void;
 type Ack = { ok: true; data: any } | { ok: false; error: z.infer<typeof wireErrorSchema> };
@@ -453,7 +467,7 @@ function checkAck(event: RequestEvent, c: Case, ack: Ack): void {
   if (!ack.ok && ack.error.code === ErrorCode.VALIDATION && !schemaOk) {
     expect(ack.error.issues?.length).toBeGreaterThan(0);
   }
-  if (event === 'user:delete') expect(ack.ok).toBe(false);
+  if (passwordChecked.has(event)) expect(ack.ok).toBe(false);
   // Whatever its text, a valid query is answered, never an error of PostgreSQL's parser (CHAT-11).
   if (event === 'search' && schemaOk) expect(ack.ok, JSON.stringify(ack)).toBe(true);
 }
@@ -485,7 +499,7 @@ describe('RT-3 / §1 every event refuses bad input and touches only its own user
 
   for (const event of events) {
     it(`[RT-3][TASK-6] ${event}: malformed, oversize, extra-key, __proto__, U+0000, >2^53 and other-user payloads get a wire error, never a crash`, async () => {
-      const runs = event === 'user:delete' ? 25 : RUNS;
+      const runs = passwordChecked.has(event) ? 25 : RUNS;
       const logsFrom = app.logs.records().length;
       await fc.assert(
         fc.asyncProperty(cases(event), async (c) => {

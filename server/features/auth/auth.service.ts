@@ -61,7 +61,7 @@ export interface AuthService {
 }
 
 /** The wire user, from an entity or a plain row with the same property names (`createdAt` as text or Date). */
-export function toUserView(user: Pick<User, 'id' | 'email' | 'fullName' | 'timezone' | 'role'> & { createdAt: Date | string }): UserView {
+export function toUserView(user: Pick<User, 'id' | 'email' | 'fullName' | 'timezone' | 'role' | 'mfaEnabledAt'> & { createdAt: Date | string }): UserView {
   return {
     id: user.id,
     email: user.email,
@@ -69,6 +69,7 @@ export function toUserView(user: Pick<User, 'id' | 'email' | 'fullName' | 'timez
     timezone: user.timezone,
     role: user.role,
     createdAt: new Date(user.createdAt).toISOString(),
+    mfaEnabled: Boolean(user.mfaEnabledAt),
   };
 }
 
