@@ -10,6 +10,7 @@ import { startTestApp } from './support/app.js';
 import { RestClient } from './support/http.js';
 import { signUp } from './support/users.js';
 import { freePort, resetTokenIn, startSmtp } from './support/smtp.js';
+import { ConfigError, loadConfig } from '../server/config.js';
 
 const APP_URL = 'https://sam.example.test';
 const post = (url: string, path: string, body: unknown) => new RestClient(url).post(`/api/v1/auth${path}`, body);
@@ -50,4 +51,25 @@ describe('AUTH-16 mail delivery faults', () => {
       expect(String(mail.text)).toMatch(new RegExp(`^${APP_URL.replace(/\./g, '\\.')}/reset-password#token=[A-Za-z0-9_-]{43}$`, 'm'));
     }
   }, 60_000);
+});
+
+describe('CFG-1 mail configuration', () => {
+  it('[CFG-1] SMTP_URL must be smtp: or smtps:, APP_URL http: or https:; production starts without SMTP_URL; APP_URL defaults to the own origin', () => {
+    const problems = (() => {
+      try {
+        loadConfig(productionEnv({ SMTP_URL: 'http://mail.example.test', APP_URL: 'ftp://sam.example.test' }));
+        return '';
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+    })();
+    expect(problems).toMatch(/SMTP_URL: must be a smtp or smtps URL/);
+    expect(problems).toMatch(/APP_URL: must be a http or https URL/);
+    const config = loadConfig(productionEnv({ PORT: '4321' }));
+    expect(config.smtpUrl).toBeUndefined();
+    expect(config.appUrl).toBe('http://localhost:4321');
+    expect(config.mailFrom).toBe('Sam <no-reply@localhost>');
+    expect(loadConfig(productionEnv({ APP_URL: 'https://sam.example.test/', SMTP_URL: 'smtps://mail.example.test:465' })).appUrl).toBe('https://sam.example.test');
+  });
 });
