@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { opsRequestSchemas, requestSchemas } from '../shared/events.js';
 import { errorCodes, httpStatusOf } from '../shared/errors.js';
 import { loginBody, signupBody } from '../shared/schemas/auth.js';
+import { loginMfaBody, passwordForgotBody, passwordResetBody } from '../shared/schemas/security.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const docPath = path.join(root, 'docs', 'protocol.md');
@@ -36,6 +37,7 @@ function regionOfEvent(event: string): Region {
   if (event.startsWith('reminder:') || event.startsWith('push:')) return 'reminders';
   if (event.startsWith('chat:') || event.startsWith('conversation:') || event === 'search') return 'chat';
   if (event.startsWith('auth:') || event.startsWith('user:') || event.startsWith('session:')) return 'account';
+  if (event.startsWith('mfa:') || event.startsWith('security:')) return 'account';
   throw new Error(`scripts/protocol-docs.ts: the event "${event}" belongs to no section of docs/protocol.md; add it to regionOfEvent`);
 }
 
@@ -43,11 +45,15 @@ function regionOfEvent(event: string): Region {
 const restBodies: [string, z.ZodType][] = [
   ['POST /signup', signupBody],
   ['POST /login', loginBody],
+  ['POST /login/mfa', loginMfaBody],
+  ['POST /password/forgot', passwordForgotBody],
+  ['POST /password/reset', passwordResetBody],
 ];
 /** REST answers: exported types of shared/schemas/auth.ts. */
 const restAnswers: [string, string][] = [
   ['POST /signup', 'AuthResult'],
   ['POST /login', 'AuthResult'],
+  ['POST /login/mfa', 'AuthResult'],
   ['POST /refresh', 'RefreshResult'],
 ];
 

@@ -12,6 +12,7 @@ import { createPostgres } from './db/postgres.js';
 import { createUsersRepository } from './features/auth/users.repository.js';
 import { adminUsage, runAdminCommand, type CommandOutput } from './features/auth/admins.js';
 import { backupUsage, runBackupCommand, runRestoreCommand } from './features/backup/backup.js';
+import { createSecurityRepository } from './features/security/security.repository.js';
 
 async function main(argv: string[]): Promise<number> {
   const [group, ...args] = argv;
@@ -38,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await runAdminCommand(args, {
       users: createUsersRepository(sql),
+      security: createSecurityRepository(sql),
       logger,
       output,
     });

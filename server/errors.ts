@@ -59,6 +59,7 @@ export const defaultMessages: Record<ErrorCode, string> = {
   UPSTREAM: 'The assistant service failed',
   UNAVAILABLE: 'The service is temporarily unavailable',
   INTERNAL: 'Something went wrong',
+  MFA_REQUIRED: 'A two-factor code is needed to finish signing in',
 };
 
 export const appError = (code: ErrorCode, options?: AppErrorOptions & { message?: string }) =>

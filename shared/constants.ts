@@ -31,3 +31,28 @@ export const revocationReasons = [
   'role_changed',
 ] as const;
 export type RevocationReason = (typeof revocationReasons)[number];
+
+/**
+ * AUTH-18: the kinds of entry of the durable security log, a closed list. The
+ * client shows them; the server writes them.
+ */
+export const securityLogTypes = [
+  'login_succeeded',
+  'login_failed',
+  'account_locked',
+  'mfa_enabled',
+  'mfa_disabled',
+  'recovery_codes_regenerated',
+  'recovery_code_used',
+  'password_changed',
+  'password_reset_requested',
+  'password_reset',
+  'session_revoked',
+  'refresh_reuse_detected',
+  'admin_granted',
+  'admin_revoked',
+] as const;
+export type SecurityLogType = (typeof securityLogTypes)[number];
+
+/** AUTH-16: the client's page a password-reset link opens; the token follows in the fragment (`#token=`). */
+export const resetPasswordPath = '/reset-password';

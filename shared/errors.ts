@@ -18,6 +18,8 @@ export const ErrorCode = {
   UPSTREAM: 'UPSTREAM',
   UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL',
+  /** (1.1) the password was right; `POST /login/mfa` with `details.challenge` finishes the login */
+  MFA_REQUIRED: 'MFA_REQUIRED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -31,6 +33,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   TOKEN_EXPIRED: 401,
   TOKEN_REVOKED: 401,
   INVALID_CREDENTIALS: 401,
+  MFA_REQUIRED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,

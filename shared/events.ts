@@ -12,6 +12,7 @@ import * as chat from './schemas/chat.js';
 import * as account from './schemas/account.js';
 import * as ops from './schemas/ops.js';
 import * as reminders from './schemas/reminders.js';
+import * as security from './schemas/security.js';
 import type { UserView } from './schemas/auth.js';
 import type { RevocationReason } from './constants.js';
 
@@ -48,6 +49,12 @@ export const requestSchemas = {
   'user:delete': account.userDelete,
   'session:list': emptyPayload,
   'session:revoke': account.sessionRevoke,
+  'user:password': security.userPassword,
+  'mfa:setup': emptyPayload,
+  'mfa:enable': security.mfaConfirm,
+  'mfa:disable': security.mfaConfirm,
+  'mfa:recovery-codes': security.mfaConfirm,
+  'security:log': security.securityLogPage,
 } as const;
 
 /** Events of the admin-only `/ops` namespace. */
@@ -96,6 +103,15 @@ export interface AckData {
   'user:delete': Record<string, never>;
   'session:list': { sessions: account.SessionView[] };
   'session:revoke': Record<string, never>;
+  /** AUTH-15: every other session is revoked */
+  'user:password': Record<string, never>;
+  'mfa:setup': security.MfaSetup;
+  /** AUTH-14: shown once; every other session is revoked */
+  'mfa:enable': { recoveryCodes: string[] };
+  'mfa:disable': Record<string, never>;
+  /** AUTH-14: the old codes stop working */
+  'mfa:recovery-codes': { recoveryCodes: string[] };
+  'security:log': { events: security.SecurityLogEntry[]; hasMore: boolean };
 }
 
 export interface OpsAckData {
@@ -136,6 +152,8 @@ export interface ServerToClientEvents {
   'chat:done': (data: { conversationId: string; message: chat.Message }) => void;
   /** CHAT-10: every message of the conversation after `afterMessageId` is gone */
   'chat:truncated': (data: { conversationId: string; afterMessageId: string }) => void;
+  /** §6.3b: a sign-in from a device and network the account had not used, to the user's other tabs */
+  'security:new-device': (data: { session: security.NewDeviceSession }) => void;
 }
 
 export interface OpsServerToClientEvents {

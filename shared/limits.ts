@@ -28,6 +28,16 @@ export const limits = {
   remindAtMaxAheadMs: 5 * 366 * 86_400_000,
   /** CHAT-15: how long after a tool's change a client offers its Undo */
   undoWindowMs: 30_000,
+  /** AUTH-14: recovery codes given at a time */
+  recoveryCodes: 10,
+  /** AUTH-13: how long an `MFA_REQUIRED` challenge lives */
+  mfaChallengeMs: 5 * 60_000,
+  /** AUTH-16: how long a password-reset link works */
+  resetTokenMs: 30 * 60_000,
+  /** AUTH-16: reset links per email per hour */
+  resetLinksPerHour: 3,
+  /** longest reset token parsed at all */
+  resetTokenMax: 256,
 } as const;
 
 /** The characters AUTH-1 accepts as "special". */

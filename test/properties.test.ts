@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { z } from 'zod';
-import { productionEnv } from './support/env.js';
+import { productionEnv, strongPassword } from './support/env.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { logIn, signUp, type SignedUp } from './support/users.js';
 import { connectReady, type Tab } from './support/sockets.js';
@@ -177,6 +177,10 @@ const anyTaskId = () => fc.oneof(uuid, fc.constantFrom(...ids.ownTasks));
 /** an `expectedVersion` (CHAT-15), on and over its edges */
 const version = fc.oneof(fc.integer({ min: -1, max: 5 }), fc.constantFrom(Number.MAX_SAFE_INTEGER, 2 ** 53, 1.5));
 
+const wrongPassword = () => fc.oneof(str, fc.constant(`${attacker.password}x`), fc.constant(attacker.password.toUpperCase()));
+/** TOTP-shaped, recovery-code-shaped and broken codes (AUTH-13) */
+const mfaCode = fc.oneof(str, fc.stringMatching(/^\d{6}$/), fc.constantFrom('123 456', '12345', 'abcde-fghij', '0000000', ''));
+
 /** Valid-shaped payloads of every event (mostly schema-valid; a few values sit on the edges on purpose). */
 const shapes: Record<RequestEvent, () => fc.Arbitrary<Record<string, unknown>>> = {
   'task:create': () => optional({ id: anyTaskId(), ...taskFields }).map((t) => ({ title: 'a task', ...t })),
@@ -235,11 +239,25 @@ const shapes: Record<RequestEvent, () => fc.Arbitrary<Record<string, unknown>>> 
   'session:list': () => fc.constant({}),
   // Random ids only: the attacker's own session ids would log it out.
   'session:revoke': () => fc.record({ id: uuid }),
+  // Never the right current password: the attacker's password must not change, nor its two-factor state.
+  'user:password': () => fc.record({ currentPassword: wrongPassword(), newPassword: fc.oneof(str, fc.constant('Another-strong-Passw0rd!')) }),
+  'mfa:setup': () => fc.constant({}),
+  'mfa:enable': () => fc.record({ password: wrongPassword(), code: mfaCode }),
+  'mfa:disable': () => fc.record({ password: wrongPassword(), code: mfaCode }),
+  'mfa:recovery-codes': () => fc.record({ password: wrongPassword(), code: mfaCode }),
+  'security:log': () => optional({ before: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), limit: fc.integer({ min: 0, max: 101 }) }),
 };
+
+/** Events that check the password (argon2, slow): fewer runs, and never a success. */
+const passwordChecked = new Set<RequestEvent>(['user:delete', 'user:password', 'mfa:enable', 'mfa:disable', 'mfa:recovery-codes']);
 
 type Expect = (ack: Ack) => void;
 type Ack = { ok: true; data: any } | { ok: false; error: z.infer<typeof wireErrorSchema> };
 const refused = (code: ErrorCode): Expect => (ack) => expect(ack).toMatchObject({ ok: false, error: { code } });
+const refusedOneOf = (...codes: ErrorCode[]): Expect => (ack) => {
+  expect(ack.ok).toBe(false);
+  expect(codes).toContain(ack.ok ? undefined : ack.error.code);
+};
 const noVictimIn = (ack: Ack) => {
   expect(ack.ok).toBe(true);
   const text = JSON.stringify(ack).toLowerCase();
@@ -302,6 +320,11 @@ const victimTargets: Partial<Record<RequestEvent, () => fc.Arbitrary<{ payload: 
   'user:delete': () => fc.constant({ payload: { password: victim.password }, expect: refused(ErrorCode.INVALID_CREDENTIALS) }),
   'session:list': () => fc.constant({ payload: {}, expect: noVictimIn }),
   'session:revoke': () => fc.constantFrom(...ids.victimSessions).map((id) => ({ payload: { id }, expect: refused(ErrorCode.NOT_FOUND) })),
+  // The victim's password is no key to the attacker's own account (AUTH-14, AUTH-15).
+  'user:password': () => fc.constant({ payload: { currentPassword: victim.password, newPassword: strongPassword() }, expect: refused(ErrorCode.INVALID_CREDENTIALS) }),
+  'mfa:disable': () => fc.constant({ payload: { password: victim.password, code: '123456' }, expect: refusedOneOf(ErrorCode.INVALID_CREDENTIALS, ErrorCode.CONFLICT) }),
+  'mfa:recovery-codes': () => fc.constant({ payload: { password: victim.password, code: '123456' }, expect: refusedOneOf(ErrorCode.INVALID_CREDENTIALS, ErrorCode.CONFLICT) }),
+  'security:log': () => fc.constant({ payload: {}, expect: noVictimIn }),
   'chat:send': () =>
     fc.oneof(
       fc.constant({ payload: { conversationId: ids.victimConversation, content: 'into their conversation' }, expect: refused(ErrorCode.NOT_FOUND) }),
@@ -453,7 +476,7 @@ function checkAck(event: RequestEvent, c: Case, ack: Ack): void {
   if (!ack.ok && ack.error.code === ErrorCode.VALIDATION && !schemaOk) {
     expect(ack.error.issues?.length).toBeGreaterThan(0);
   }
-  if (event === 'user:delete') expect(ack.ok).toBe(false);
+  if (passwordChecked.has(event)) expect(ack.ok).toBe(false);
   // Whatever its text, a valid query is answered, never an error of PostgreSQL's parser (CHAT-11).
   if (event === 'search' && schemaOk) expect(ack.ok, JSON.stringify(ack)).toBe(true);
 }
@@ -485,7 +508,7 @@ describe('RT-3 / §1 every event refuses bad input and touches only its own user
 
   for (const event of events) {
     it(`[RT-3][TASK-6] ${event}: malformed, oversize, extra-key, __proto__, U+0000, >2^53 and other-user payloads get a wire error, never a crash`, async () => {
-      const runs = event === 'user:delete' ? 25 : RUNS;
+      const runs = passwordChecked.has(event) ? 25 : RUNS;
       const logsFrom = app.logs.records().length;
       await fc.assert(
         fc.asyncProperty(cases(event), async (c) => {

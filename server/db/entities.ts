@@ -5,5 +5,6 @@ import { TaskSchema, TaskTombstoneSchema } from '../features/tasks/task.entity.j
 import { ConversationSchema, MessageSchema } from '../features/chat/chat.entity.js';
 import { ReminderSchema } from '../features/reminders/reminder.entity.js';
 import { PushSubscriptionSchema } from '../features/reminders/push-subscription.entity.js';
+import { MailOutboxSchema, MfaChallengeSchema, PasswordResetTokenSchema, RecoveryCodeSchema, SecurityEventSchema } from '../features/security/security.entity.js';
 
-export const entities = [UserSchema, SessionSchema, RefreshTokenSchema, TaskSchema, TaskTombstoneSchema, ConversationSchema, MessageSchema, ReminderSchema, PushSubscriptionSchema];
+export const entities = [UserSchema, SessionSchema, RefreshTokenSchema, TaskSchema, TaskTombstoneSchema, ConversationSchema, MessageSchema, ReminderSchema, PushSubscriptionSchema, RecoveryCodeSchema, MfaChallengeSchema, PasswordResetTokenSchema, SecurityEventSchema, MailOutboxSchema];

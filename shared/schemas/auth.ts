@@ -36,6 +36,8 @@ export interface UserView {
   role: Role;
   /** ISO timestamp */
   createdAt: string;
+  /** (1.1) two-factor sign-in is on (AUTH-13) */
+  mfaEnabled: boolean;
 }
 
 /** `POST /signup` and `POST /login` answer this (and set the refresh cookie). */

@@ -7,6 +7,7 @@ import { Migration20261206130000_Reminders } from './Migration20261206130000_Rem
 import { Migration20261206140000_PushSubscriptions } from './Migration20261206140000_PushSubscriptions.js';
 import { Migration20261206142528_StopReason } from './Migration20261206142528_StopReason.js';
 import { Migration20261207090000_Search } from './Migration20261207090000_Search.js';
+import { Migration20261207100000_AccountSecurity } from './Migration20261207100000_AccountSecurity.js';
 
 export const migrationsList = [
   { name: 'Migration20261129050406_Initial', class: Migration20261129050406_Initial },
@@ -17,4 +18,5 @@ export const migrationsList = [
   { name: 'Migration20261206140000_PushSubscriptions', class: Migration20261206140000_PushSubscriptions },
   { name: 'Migration20261206142528_StopReason', class: Migration20261206142528_StopReason },
   { name: 'Migration20261207090000_Search', class: Migration20261207090000_Search },
+  { name: 'Migration20261207100000_AccountSecurity', class: Migration20261207100000_AccountSecurity },
 ];

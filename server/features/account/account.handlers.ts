@@ -16,5 +16,5 @@ export function accountHandlers(account: AccountService) {
       await account.revokeSession(ctx.userId, id);
       return {};
     }),
-  } satisfies HandlersOf<EventsOf<'user' | 'session'>>;
+  } satisfies HandlersOf<Exclude<EventsOf<'user' | 'session'>, 'user:password'>>;
 }

@@ -20,6 +20,14 @@ export const UserSchema = defineEntity({
     taskSeq: p.integer().default(0),
     /** the highest `seq` of pruned task tombstones: `task:sync` from below it answers a reset (SYNC-1) */
     tombstoneFloorSeq: p.integer().default(0),
+    /** AUTH-14: the TOTP secret, AES-256-GCM encrypted (`security/secret-box.ts`); null while two-factor is off */
+    mfaSecret: p.text().nullable(),
+    /** a secret set up (`mfa:setup`) and not yet confirmed, encrypted likewise; a new setup replaces it */
+    mfaPendingSecret: p.text().nullable(),
+    /** when two-factor sign-in was turned on; null when off */
+    mfaEnabledAt: p.datetime().nullable(),
+    /** AUTH-13: the last TOTP time step accepted, so that a code is accepted at most once */
+    mfaLastStep: p.integer().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()

@@ -13,6 +13,8 @@ export interface ReadyUserRow {
   timezone: string;
   role: Role;
   createdAt: Date;
+  /** when two-factor sign-in was turned on, null when off */
+  mfaEnabledAt: Date | null;
   taskSeq: number;
   /** REM-3: reminders due and not dismissed */
   dueReminders: number;
@@ -25,7 +27,7 @@ export function createUsersRepository(sql: Sql) {
     /** The users of `ids` in that order (undefined for an unknown id), in one statement. */
     async readyRows(ids: readonly string[]): Promise<(ReadyUserRow | undefined)[]> {
       const rows = await sql<ReadyUserRow[]>`
-        select id, email, full_name, timezone, role, created_at, task_seq,
+        select id, email, full_name, timezone, role, created_at, mfa_enabled_at, task_seq,
                (select count(*) from reminders r where r.user_id = users.id and r.state in ('firing', 'due'))::int as due_reminders
           from users where id = any(${ids as string[]}::uuid[])`;
       const byId = new Map(rows.map((row) => [row.id, row]));
