@@ -126,6 +126,13 @@ export class Session {
     return res;
   }
 
+  /** Finishes a login that answered `MFA_REQUIRED`, with its challenge and a TOTP or recovery code. */
+  async loginMfa(challenge: string, code: string): Promise<ApiResult<AuthResult>> {
+    const res = await this.api.loginMfa({ challenge, code });
+    if (res.ok) this.#signedIn(res.data);
+    return res;
+  }
+
   async signup(fields: { email: string; password: string; fullName?: string; timezone?: string }): Promise<ApiResult<AuthResult>> {
     const res = await this.api.signup(fields);
     if (res.ok) this.#signedIn(res.data);
