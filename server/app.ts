@@ -28,6 +28,7 @@ import { reminderHandlers } from './features/reminders/reminders.handlers.js';
 import { pushHandlers } from './features/reminders/push.handlers.js';
 import { attachOps } from './features/ops/ops-namespace.js';
 import { securityHandlers } from './features/security/security.handlers.js';
+import { securityRoutes } from './features/security/security.routes.js';
 
 export interface App {
   app: express.Express;
@@ -71,6 +72,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
   app.use('/api', express.json({ limit: limits.httpBodyBytes, strict: true }));
   app.use('/api', cookieParser());
   app.use(authBasePath, authRoutes({ auth: deps.auth, secureCookies: config.isProduction }));
+  app.use(authBasePath, securityRoutes({ accountSecurity: deps.accountSecurity, redis: deps.redis, logger }));
   app.use('/api', notFound);
 
   const staticDir = clientDir();
@@ -104,7 +106,7 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
       ...chatHandlers(deps.chat),
       ...searchHandlers(deps.search),
       ...accountHandlers(deps.account),
-      ...securityHandlers(),
+      ...securityHandlers(deps.accountSecurity),
     } satisfies HandlerMap,
     hooks: options.hooks ?? deps.metrics.gatewayHooks,
     runtime: { limiter: deps.eventLimiter, logger },
@@ -118,13 +120,15 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
       ? async () => undefined
       : (() => {
           const stopSweeper = startStreamSweeper(deps.chat, logger);
-          const stopPurge = startPurgeJob({ redis: deps.redis, tasks: deps.tasks, logger });
+          const stopPurge = startPurgeJob({ redis: deps.redis, tasks: deps.tasks, security: deps.securityRepository, logger });
+          const stopMailer = deps.mailer.start();
           const reminderJob = startReminderJob({ reminders: deps.reminders, logger, hooks: deps.metrics.reminderHooks });
           const stopWaking = deps.onReminderScheduled((at) => reminderJob.wake(at));
           return async () => {
             stopSweeper();
             stopPurge();
             stopWaking();
+            await stopMailer();
             await reminderJob.stop();
           };
         })();

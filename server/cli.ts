@@ -10,6 +10,7 @@ import { createLogger } from './logger.js';
 import { createPostgres } from './db/postgres.js';
 import { createUsersRepository } from './features/auth/users.repository.js';
 import { adminUsage, runAdminCommand } from './features/auth/admins.js';
+import { createSecurityRepository } from './features/security/security.repository.js';
 
 async function main(argv: string[]): Promise<number> {
   const [group, ...args] = argv;
@@ -33,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await runAdminCommand(args, {
       users: createUsersRepository(sql),
+      security: createSecurityRepository(sql),
       logger,
       output: { out: (line) => process.stdout.write(`${line}\n`), err: (line) => process.stderr.write(`${line}\n`) },
     });

@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { ECDH, createECDH, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { limits } from '../shared/limits.js';
 
 const environments = ['development', 'test', 'production'] as const;
 export type Environment = (typeof environments)[number];
@@ -120,6 +121,10 @@ const envSchema = z.object({
   AUTO_MIGRATE: z.enum(['true', 'false']).optional(),
   SHUTDOWN_TIMEOUT_MS: int(100, 60_000).default(8_000),
   UPSTREAM_TIMEOUT_SECONDS: positiveDecimal.default(60),
+  APP_URL: url(['http:', 'https:']).optional(),
+  SMTP_URL: url(['smtp:', 'smtps:']).optional(),
+  MAIL_FROM: z.string().trim().min(3).max(320).default('Sam <no-reply@localhost>'),
+  MFA_CHALLENGE_TTL_SECONDS: int(1, 3600).optional(),
 });
 
 export interface Config {
@@ -169,6 +174,13 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** an answer whose upstream sends nothing for this long ends as an UPSTREAM error */
   upstreamIdleTimeoutMs: number;
+  /** public base URL of the client, for links sent by email (AUTH-16), no trailing slash */
+  appUrl: string;
+  /** outgoing mail over SMTP; undefined: the development mailbox (the log) outside production, none in production */
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  /** AUTH-13: how long an MFA_REQUIRED challenge lives (5 minutes; shorter only in tests) */
+  mfaChallengeMs: number;
 }
 
 export interface VapidConfig {
@@ -213,6 +225,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
   problems.push(...vapidProblems(raw, parsed.success ? parsed.data : undefined));
+  // AUTH-13 fixes the challenge at 5 minutes; tests of its expiry shorten it, and only they may.
+  if (raw.MFA_CHALLENGE_TTL_SECONDS !== undefined && raw.ENVIRONMENT !== 'test') {
+    problems.push('MFA_CHALLENGE_TTL_SECONDS: is for tests only (ENVIRONMENT=test); the two-factor challenge lives 5 minutes');
+  }
   if (!parsed.success || problems.length > 0) throw new ConfigError(dedupe(problems));
   const e = parsed.data;
   const production = e.ENVIRONMENT === 'production';
@@ -263,6 +279,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     autoMigrate: e.AUTO_MIGRATE === undefined ? !production : e.AUTO_MIGRATE === 'true',
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     upstreamIdleTimeoutMs: Math.max(100, Math.round(e.UPSTREAM_TIMEOUT_SECONDS * 1000)),
+    appUrl: (e.APP_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM,
+    mfaChallengeMs: e.MFA_CHALLENGE_TTL_SECONDS === undefined ? limits.mfaChallengeMs : e.MFA_CHALLENGE_TTL_SECONDS * 1000,
   });
 }
 

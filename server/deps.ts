@@ -34,6 +34,12 @@ import { createRemindersRepository } from './features/reminders/reminders.reposi
 import { createRemindersService, type RemindersService } from './features/reminders/reminders.service.js';
 import { createPushRepository } from './features/reminders/push.repository.js';
 import { createPushNotifier, type PushNotifier } from './features/reminders/push.js';
+import { createSecurityRepository, type SecurityRepository } from './features/security/security.repository.js';
+import { createKeyedHash, createSecretBox } from './features/security/secret-box.js';
+import { createSecondFactor } from './features/security/second-factor.js';
+import { createSecurityLog, type SecurityLog } from './features/security/security-log.js';
+import { createMailer, type Mailer } from './features/security/mailer.js';
+import { createAccountSecurity, type AccountSecurity } from './features/security/security.service.js';
 
 export interface Deps {
   config: Readonly<Config>;
@@ -61,6 +67,13 @@ export interface Deps {
   /** Tells the claim loop (`jobs/reminders.ts`) when a reminder was set; returns the unsubscribe. */
   onReminderScheduled(fn: (firesAt: Date) => void): () => void;
   account: AccountService;
+  /** two-factor sign-in, password change and reset, the security log (PROTOCOL §3b) */
+  accountSecurity: AccountSecurity;
+  securityRepository: SecurityRepository;
+  /** AUTH-18: the durable security log */
+  securityLog: SecurityLog;
+  /** outgoing mail through the PostgreSQL outbox; `start()` runs this node's delivery loop */
+  mailer: Mailer;
   anthropic: Anthropic;
   /** the embedded offline model, when it serves (no API key outside production) */
   offlineModel: AnthropicCompatibleServer | undefined;
@@ -94,6 +107,27 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   const sessions = createSessionsRepository(sql);
   const revocation = createRevocationStore({ sessions, redis, redisWatch, logger, accessTtlSeconds: config.accessTokenTtlSeconds });
   const sockets = createSocketLimit({ redis, redisWatch, nodeId: config.nodeId, max: config.maxSocketsPerUser });
+  const broadcaster = new Broadcaster(() => redisWatch.isUp);
+  const securityRepository = createSecurityRepository(sql);
+  // Each use of SECRET_KEY has its own HKDF label (AUTH-14).
+  const secondFactor = createSecondFactor({
+    repository: securityRepository,
+    box: createSecretBox(config.secretKey, 'totp-secret'),
+    codeHash: createKeyedHash(config.secretKey, 'recovery-code'),
+  });
+  const securityLog = createSecurityLog({
+    repository: securityRepository,
+    logger,
+    onNewDevice: (userId, session) => broadcaster.toUser(userId, 'security:new-device', { session }),
+  });
+  const mailer = createMailer({
+    repository: securityRepository,
+    box: createSecretBox(config.secretKey, 'mail-outbox'),
+    logger,
+    smtpUrl: config.smtpUrl,
+    from: config.mailFrom,
+    isProduction: config.isProduction,
+  });
   const auth = createAuthService({
     orm,
     logger,
@@ -104,9 +138,13 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     revocation,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     sessionMaxSeconds: config.sessionMaxSeconds,
+    security: securityRepository,
+    secondFactor,
+    securityLog,
+    mfaChallengeMs: config.mfaChallengeMs,
   });
+  const accountSecurity = createAccountSecurity({ auth, repository: securityRepository, secondFactor, hasher, policy, mailer, securityLog, logger, appUrl: config.appUrl });
 
-  const broadcaster = new Broadcaster(() => redisWatch.isUp);
   broadcaster.onBroadcast(metrics.countBroadcast);
   const eventLimiter = createEventLimiter({
     redis,
@@ -166,7 +204,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
   });
   const chat = createChatService({ chat: chatRepository, tasks, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
-  const account = createAccountService({ orm, auth, tasks, broadcaster, logger, contributors: [chat] });
+  const account = createAccountService({ orm, auth, tasks, broadcaster, logger, securityLog, contributors: [chat] });
 
   return {
     config,
@@ -192,6 +230,10 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       return () => scheduledListeners.delete(fn);
     },
     account,
+    accountSecurity,
+    securityRepository,
+    securityLog,
+    mailer,
     anthropic,
     offlineModel,
     assistant,
@@ -202,6 +244,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       metrics.stop();
       await assistant.shutdown();
       await push.drain();
+      await accountSecurity.drain();
+      await securityLog.flush();
       await offlineModel?.close();
       revocation.close();
       await sockets.close();

@@ -23,6 +23,15 @@ export const securityEventTypes = [
   'admin_action',
   'admin_granted',
   'admin_revoked',
+  'mfa_challenged',
+  'mfa_enabled',
+  'mfa_disabled',
+  'recovery_codes_regenerated',
+  'recovery_code_used',
+  'password_changed',
+  'password_reset_requested',
+  'password_reset',
+  'mail_unavailable',
 ] as const;
 export type SecurityEventType = (typeof securityEventTypes)[number];
 

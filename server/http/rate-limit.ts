@@ -64,14 +64,19 @@ export function rateLimitKey(ip: string | undefined): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) return mapped[1]!;
   if (isIPv4(ip) || !isIPv6(ip)) return ip;
+  return ipv6Prefix(ip, 4);
+}
+
+/** The first `groups` 16-bit groups of an IPv6 address as a prefix: `ipv6Prefix('2001:db8::1', 3)` is `2001:db8:0::/48`. */
+export function ipv6Prefix(ip: string, groups: number): string {
   const bare = ip.toLowerCase().split('%')[0]!;
   const [head = '', tail] = bare.split('::');
   const groupsOf = (part: string) => (part ? part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])) : []);
   const left = groupsOf(head);
   const right = tail === undefined ? [] : groupsOf(tail);
-  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${groups
-    .slice(0, 4)
+  const all = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${all
+    .slice(0, groups)
     .map((g) => Number.parseInt(g, 16).toString(16))
-    .join(':')}::/64`;
+    .join(':')}::/${groups * 16}`;
 }

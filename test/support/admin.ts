@@ -14,6 +14,7 @@ export async function adminCommand(app: TestApp, ...args: string[]): Promise<Com
   const err: string[] = [];
   const code = await runAdminCommand(args, {
     users: app.deps.users,
+    security: app.deps.securityRepository,
     logger: app.deps.logger,
     output: { out: (line) => out.push(line), err: (line) => err.push(line) },
   });

@@ -9,6 +9,7 @@ import { UserSchema } from '../auth/user.entity.js';
 import { SessionSchema } from '../auth/session.entity.js';
 import type { TasksService } from '../tasks/tasks.service.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
+import type { SecurityLog } from '../security/security-log.js';
 
 /** What other features contribute to an export (the assistant adds conversations and messages), and do before a deletion. */
 export interface ExportContributor {
@@ -32,6 +33,8 @@ export function createAccountService(deps: {
   tasks: TasksService;
   broadcaster: Broadcaster;
   logger: Logger;
+  /** AUTH-18: the durable security log */
+  securityLog: Pick<SecurityLog, 'record'>;
   contributors?: ExportContributor[];
 }): AccountService {
   const { orm, auth, tasks, broadcaster, logger } = deps;
@@ -113,6 +116,7 @@ export function createAccountService(deps: {
       if (!session) throw appError(ErrorCode.NOT_FOUND, { message: 'Session not found' });
       await auth.revokeSessions(userId, [sessionId], 'session_revoked');
       securityLog(logger, 'session_revoked_by_user', { userId, sessionId });
+      deps.securityLog.record('session_revoked', { userId, details: { sessionId } });
     },
   };
 }

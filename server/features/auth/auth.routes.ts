@@ -4,7 +4,8 @@ import { AppError, appError, ErrorCode, httpStatusOf } from '../../errors.js';
 import { parseBody } from '../../http/validate.js';
 import { authBasePath, loginBody, refreshCookieName, signupBody } from '../../../shared/schemas/auth.js';
 import type { AuthResult, RefreshResult } from '../../../shared/schemas/auth.js';
-import type { AuthService, ClientContext } from './auth.service.js';
+import { loginMfaBody } from '../../../shared/schemas/security.js';
+import type { AuthService, ClientContext, IssuedSession } from './auth.service.js';
 import { bearerToken } from './tokens.js';
 
 export function authRoutes(deps: { auth: AuthService; secureCookies: boolean }): Router {
@@ -33,12 +34,15 @@ export function authRoutes(deps: { auth: AuthService; secureCookies: boolean }):
     res.status(201).json(body);
   });
 
-  router.post('/login', async (req, res) => {
-    const issued = await auth.login(parseBody(loginBody, req.body), context(req));
+  const signedIn = (res: Response, issued: IssuedSession) => {
     setRefreshCookie(res, issued.refreshToken, issued.refreshExpiresAt);
     const body: AuthResult = { user: issued.user, accessToken: issued.accessToken, expiresAt: issued.expiresAt.toISOString() };
     res.status(200).json(body);
-  });
+  };
+
+  // With two-factor on, a right password answers 401 MFA_REQUIRED with a challenge (AUTH-13).
+  router.post('/login', async (req, res) => signedIn(res, await auth.login(parseBody(loginBody, req.body), context(req))));
+  router.post('/login/mfa', async (req, res) => signedIn(res, await auth.loginMfa(parseBody(loginMfaBody, req.body), context(req))));
 
   router.post('/refresh', async (req, res) => {
     try {

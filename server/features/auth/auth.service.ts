@@ -3,7 +3,7 @@
  * replay detection, logout, logout-all. Takes typed, validated values; knows
  * nothing of HTTP.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/postgresql';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { AppError, appError, ErrorCode } from '../../errors.js';
@@ -18,6 +18,10 @@ import type { BlacklistRead, RevocationStore } from './revocation.js';
 import { revokeSessions } from './sessions.repository.js';
 import type { RevocationReason } from '../../../shared/constants.js';
 import { hashRefreshToken, newRefreshToken, type AccessClaims, type TokenService } from './tokens.js';
+import type { LoginMfaBody, MfaChallenge } from '../../../shared/schemas/security.js';
+import type { SecurityRepository } from '../security/security.repository.js';
+import type { SecondFactor, SecondFactorKind } from '../security/second-factor.js';
+import type { SecurityLog } from '../security/security-log.js';
 
 export interface ClientContext {
   ip: string | undefined;
@@ -36,7 +40,10 @@ export interface IssuedSession {
 
 export interface AuthService {
   signup(input: SignupBody, ctx: ClientContext): Promise<IssuedSession>;
+  /** With two-factor on, a right password throws MFA_REQUIRED with a challenge in `details` (AUTH-13). */
   login(input: LoginBody, ctx: ClientContext): Promise<IssuedSession>;
+  /** Finishes a login with its challenge and a TOTP or recovery code (AUTH-13, AUTH-14). */
+  loginMfa(input: LoginMfaBody, ctx: ClientContext): Promise<IssuedSession>;
   refresh(refreshToken: string | undefined, ctx: ClientContext): Promise<Omit<IssuedSession, 'user'>>;
   /** Verifies an access token, including revocation (Bearer, `auth:refresh`). */
   authenticate(token: unknown): Promise<AccessClaims>;
@@ -52,12 +59,20 @@ export interface AuthService {
    * signature is genuine and the refresh cookie of the same session comes with it; no Bearer, the cookie's.
    */
   logoutTarget(bearer: string | undefined, refreshToken: string | undefined): Promise<{ sessionId: string; userId: string }>;
-  revokeSessions(userId: string, sessionIds: string[] | 'all', reason: RevocationReason): Promise<string[]>;
+  /** `{ except }`: every session of the user but that one (a password or two-factor change, AUTH-14/15). */
+  revokeSessions(userId: string, sessionIds: string[] | 'all' | { except: string }, reason: RevocationReason): Promise<string[]>;
   /**
-   * Checks a user's password outside a login (account deletion): counted toward the email's lockout like a
-   * login (AUTH-4), so ACCOUNT_LOCKED when locked; false when wrong or the user is gone.
+   * Checks a user's password outside a login (account deletion, password and two-factor changes): counted
+   * toward the email's lockout like a login (AUTH-4), so ACCOUNT_LOCKED when locked; false when wrong or the
+   * user is gone.
    */
-  verifyPassword(userId: string, password: string): Promise<boolean>;
+  verifyPassword(userId: string, password: string, ctx?: Partial<ClientContext>): Promise<boolean>;
+  /** Checks (and spends) a second-factor code of a user with two-factor on, counted toward the lockout alike. */
+  verifySecondFactor(userId: string, code: string, ctx?: Partial<ClientContext>): Promise<SecondFactorKind | null>;
+  /** Any other check of a code (enabling: a code of the new secret) inside the email's lockout; null when it failed. */
+  countedCheck<T>(email: string, userId: string, ctx: Partial<ClientContext>, check: () => Promise<T | null>): Promise<T | null>;
+  /** AUTH-17: a password reset clears the email's lockout. */
+  clearLockout(email: string): Promise<void>;
 }
 
 /** The wire user, from an entity or a plain row with the same property names (`createdAt` as text or Date). */
@@ -73,6 +88,10 @@ export function toUserView(user: Pick<User, 'id' | 'email' | 'fullName' | 'timez
   };
 }
 
+/** What a password or code check needs of the account, when there is one. */
+type CheckedUser = Pick<User, 'id'> & Partial<Pick<User, 'passwordHash'>>;
+type CheckContext = Partial<ClientContext> & { context?: string; keepCount?: boolean };
+
 export function createAuthService(deps: {
   orm: MikroORM;
   logger: Logger;
@@ -83,39 +102,79 @@ export function createAuthService(deps: {
   revocation: RevocationStore;
   refreshTokenTtlSeconds: number;
   sessionMaxSeconds: number;
+  security: SecurityRepository;
+  secondFactor: SecondFactor;
+  securityLog: SecurityLog;
+  /** AUTH-13: how long an MFA_REQUIRED challenge lives */
+  mfaChallengeMs: number;
 }): AuthService {
-  const { orm, logger, hasher, policy, lockout, tokens, revocation } = deps;
+  const { orm, logger, hasher, policy, lockout, tokens, revocation, security, secondFactor } = deps;
+  const audit = deps.securityLog;
 
   /**
    * Verifies `password` against `passwordHash` (or spends the same time when there is no account), counted
    * toward the email's lockout before the hash is computed (AUTH-4). Throws ACCOUNT_LOCKED, or RATE_LIMITED
    * when the hashing line is full (the attempt is then given back).
    */
-  async function checkPassword(email: string, passwordHash: string | undefined, password: string, ctx: Partial<ClientContext> & { context?: string }): Promise<boolean> {
+  async function checkPassword(email: string, user: CheckedUser | undefined, password: string, ctx: CheckContext): Promise<boolean> {
+    const ok = await counted(email, user, ctx, 'invalid_credentials', async () => {
+      if (user?.passwordHash === undefined) {
+        await hasher.verifyDummy(password);
+        return false;
+      }
+      return hasher.verify(user.passwordHash, password);
+    });
+    return ok === true;
+  }
+
+  /**
+   * Runs one check of an email's password or second factor inside its lockout (AUTH-4), logging failures
+   * to stdout and to the durable security log (AUTH-18). With two-factor on, a right password does not
+   * reset the count (only a right code does), so that knowing the password buys no fresh code guesses.
+   */
+  async function counted<T>(email: string, user: CheckedUser | undefined, ctx: CheckContext, failure: string, check: () => Promise<T | false | null>): Promise<T | false | null> {
+    const context = ctx.context ? { context: ctx.context } : {};
+    const durable = { userId: user?.id ?? null, email, ip: ctx.ip, userAgent: ctx.userAgent };
     let attempt;
     try {
       attempt = await lockout.begin(email);
     } catch (err) {
       if (err instanceof AppError && err.code === ErrorCode.ACCOUNT_LOCKED) {
-        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'locked', ...(ctx.context ? { context: ctx.context } : {}) });
+        securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'locked', ...context });
+        audit.record('login_failed', { ...durable, details: { reason: 'locked', ...context } });
       }
       throw err;
     }
-    let ok: boolean;
+    let result: T | false | null;
     try {
-      ok = passwordHash === undefined ? (await hasher.verifyDummy(password), false) : await hasher.verify(passwordHash, password);
+      result = await check();
     } catch (err) {
       await attempt.abandoned().catch(() => undefined);
       throw err;
     }
-    if (ok) {
-      await attempt.succeeded();
-      return true;
+    if (result !== false && result !== null) {
+      if (ctx.keepCount) await attempt.abandoned();
+      else await attempt.succeeded();
+      return result;
     }
     const locked = await attempt.failed();
-    securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: 'invalid_credentials', ...(ctx.context ? { context: ctx.context } : {}) });
-    if (locked) securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
-    return false;
+    securityLog(logger, 'login_failed', { email: maskEmail(email), ip: ctx.ip, reason: failure, ...context });
+    audit.record('login_failed', { ...durable, details: { reason: failure, ...context } });
+    if (locked) {
+      securityLog(logger, 'account_locked', { email: maskEmail(email), ip: ctx.ip });
+      audit.record('account_locked', durable);
+    }
+    return result;
+  }
+
+  /** AUTH-13: a right password of an account with two-factor on: a challenge instead of a session. */
+  async function challenge(user: User, ctx: ClientContext): Promise<never> {
+    const token = randomBytes(32).toString('base64url');
+    const expiresAt = new Date(Date.now() + deps.mfaChallengeMs);
+    await security.createChallenge(hashRefreshToken(token), user.id, expiresAt);
+    securityLog(logger, 'mfa_challenged', { userId: user.id, ip: ctx.ip });
+    const details: MfaChallenge = { challenge: token, expiresAt: expiresAt.toISOString() };
+    throw appError(ErrorCode.MFA_REQUIRED, { details: { ...details } });
   }
 
   function refreshExpiry(session: Session, now: Date): Date {
@@ -154,6 +213,16 @@ export function createAuthService(deps: {
     };
   }
 
+  /** A login that passed every check: the session, logged to stdout and to the security log (with its new-device notice). */
+  async function signIn(em: EntityManager, user: User, ctx: ClientContext, details?: Record<string, unknown>): Promise<IssuedSession> {
+    const now = new Date();
+    user.lastLoginAt = now;
+    const issued = await openSession(em, user, ctx);
+    securityLog(logger, 'login_succeeded', { userId: user.id, sessionId: issued.sessionId, ip: ctx.ip });
+    audit.signedIn({ userId: user.id, sessionId: issued.sessionId, createdAt: now, ...ctx, details });
+    return issued;
+  }
+
   /** The live session a refresh token belongs to, if it is its current token. */
   async function sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string } | undefined> {
     if (refreshToken.length > 256) return undefined;
@@ -187,6 +256,7 @@ export function createAuthService(deps: {
       try {
         const issued = await openSession(em, user, ctx);
         securityLog(logger, 'signup', { userId: user.id, email: maskEmail(user.email), ip: ctx.ip });
+        audit.signedIn({ userId: user.id, sessionId: issued.sessionId, createdAt: now, ...ctx, first: true, details: { signup: true } });
         return issued;
       } catch (err) {
         if (err instanceof UniqueConstraintViolationException) throw appError(ErrorCode.EMAIL_TAKEN);
@@ -198,11 +268,28 @@ export function createAuthService(deps: {
       const email = input.email;
       const em = orm.em.fork();
       const user = await em.findOne(UserSchema, { email });
-      if (!(await checkPassword(email, user?.passwordHash, input.password, ctx)) || !user) throw appError(ErrorCode.INVALID_CREDENTIALS);
-      user.lastLoginAt = new Date();
-      const issued = await openSession(em, user, ctx);
-      securityLog(logger, 'login_succeeded', { userId: user.id, sessionId: issued.sessionId, ip: ctx.ip });
-      return issued;
+      const mfa = Boolean(user?.mfaEnabledAt && user.mfaSecret);
+      if (!(await checkPassword(email, user ?? undefined, input.password, { ...ctx, keepCount: mfa })) || !user) throw appError(ErrorCode.INVALID_CREDENTIALS);
+      if (mfa) return challenge(user, ctx);
+      return signIn(em, user, ctx);
+    },
+
+    async loginMfa(input, ctx) {
+      const challengeHash = hashRefreshToken(input.challenge);
+      const open = await security.openChallenge(challengeHash);
+      if (!open) throw appError(ErrorCode.UNAUTHENTICATED, { message: 'The sign-in has expired or was already finished; sign in again' });
+      const em = orm.em.fork();
+      const user = await em.findOne(UserSchema, open.userId);
+      const secret = user?.mfaEnabledAt ? user.mfaSecret : null;
+      if (!user || !secret) throw appError(ErrorCode.UNAUTHENTICATED, { message: 'The sign-in has expired or was already finished; sign in again' });
+      const kind = await counted(user.email, user, { ...ctx, context: 'mfa_login' }, 'invalid_code', () => secondFactor.check(user.id, secret, input.code));
+      if (!kind) throw appError(ErrorCode.INVALID_CREDENTIALS, { message: 'The code is not right' });
+      if (!(await security.consumeChallenge(challengeHash))) throw appError(ErrorCode.UNAUTHENTICATED, { message: 'The sign-in has expired or was already finished; sign in again' });
+      if (kind === 'recovery') {
+        securityLog(logger, 'recovery_code_used', { userId: user.id, ip: ctx.ip });
+        audit.record('recovery_code_used', { userId: user.id, ...ctx });
+      }
+      return signIn(em, user, ctx, { mfa: kind });
     },
 
     async refresh(refreshToken, ctx) {
@@ -246,6 +333,7 @@ export function createAuthService(deps: {
           throw appError(ErrorCode.TOKEN_REVOKED);
         case 'reuse':
           securityLog(logger, 'refresh_reuse_detected', { userId: outcome.userId, sessionId: outcome.sessionId, ip: ctx.ip });
+          audit.record('refresh_reuse_detected', { userId: outcome.userId, ...ctx, details: { sessionId: outcome.sessionId } });
           await revocation.blacklist([outcome.sessionId], 'refresh_reuse');
           throw appError(ErrorCode.TOKEN_REVOKED);
         case 'rotated': {
@@ -305,11 +393,29 @@ export function createAuthService(deps: {
       return ids;
     },
 
-    async verifyPassword(userId, password) {
+    async verifyPassword(userId, password, ctx = {}) {
       const em = orm.em.fork();
       const user = await em.findOne(UserSchema, userId);
       if (!user) return false;
-      return checkPassword(user.email, user.passwordHash, password, { context: 'password_check' });
+      return checkPassword(user.email, user, password, { ...ctx, context: 'password_check', keepCount: Boolean(user.mfaEnabledAt) });
+    },
+
+    async verifySecondFactor(userId, code, ctx = {}) {
+      const em = orm.em.fork();
+      const user = await em.findOne(UserSchema, userId);
+      const secret = user?.mfaEnabledAt ? user.mfaSecret : null;
+      if (!user || !secret) return null;
+      const kind = await counted(user.email, user, { ...ctx, context: 'code_check' }, 'invalid_code', () => secondFactor.check(userId, secret, code));
+      return kind || null;
+    },
+
+    async countedCheck(email, userId, ctx, check) {
+      const result = await counted(email, { id: userId }, { ...ctx, context: 'code_check' }, 'invalid_code', check);
+      return result === false ? null : result;
+    },
+
+    clearLockout(email) {
+      return lockout.clear(email);
     },
   };
 }

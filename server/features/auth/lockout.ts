@@ -31,6 +31,8 @@ export interface Lockout {
    * attempts already counted fill its allowance.
    */
   begin(email: string): Promise<LockoutAttempt>;
+  /** Forgets the email's failures and lock (a password reset, AUTH-17). */
+  clear(email: string): Promise<void>;
 }
 
 export function createLockout(options: { redis: Redis; maxFailures: number; lockoutSeconds: number }): Lockout {
@@ -65,6 +67,9 @@ export function createLockout(options: { redis: Redis; maxFailures: number; lock
           await limiter.reward(email, 1);
         },
       };
+    },
+    async clear(email) {
+      await limiter.delete(email);
     },
   };
 }

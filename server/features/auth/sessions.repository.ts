@@ -57,11 +57,16 @@ export function createSessionsRepository(sql: Sql) {
 /**
  * Marks sessions of the user revoked and retires their refresh tokens, in
  * `em`'s transaction; `'all'` also invalidates every access token issued
- * before now. Returns the ids of the sessions this call revoked.
+ * before now, `{ except }` leaves that one session alone. Returns the ids of the sessions this call revoked.
  */
-export async function revokeSessions(em: EntityManager, userId: string, sessionIds: readonly string[] | 'all', reason: RevocationReason): Promise<string[]> {
+export async function revokeSessions(em: EntityManager, userId: string, sessionIds: readonly string[] | 'all' | { except: string }, reason: RevocationReason): Promise<string[]> {
   const now = new Date();
-  const open = sessionIds === 'all' ? { user: userId, revokedAt: null } : { user: userId, id: { $in: [...sessionIds] }, revokedAt: null };
+  const open =
+    sessionIds === 'all'
+      ? { user: userId, revokedAt: null }
+      : 'except' in sessionIds
+        ? { user: userId, id: { $ne: sessionIds.except }, revokedAt: null }
+        : { user: userId, id: { $in: [...sessionIds] }, revokedAt: null };
   const sessions = await em.find(SessionSchema, open, { fields: ['id'], disableIdentityMap: true });
   const ids = sessions.map((s) => s.id);
   if (ids.length > 0) {

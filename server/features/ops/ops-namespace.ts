@@ -141,6 +141,7 @@ export function attachOps(gateway: Gateway, deps: Deps, runtime: HandlerRuntime,
     'ops:revoke-user': defineOpsHandler('ops:revoke-user', async (ctx, { userId }) => {
       const revoked = await auth.revokeSessions(userId, 'all', 'admin_revoked');
       securityLog(logger, 'admin_action', { action: 'revoke_user', adminId: ctx.userId, userId, sessions: revoked.length });
+      deps.securityLog.record('session_revoked', { userId, details: { by: 'admin', adminId: ctx.userId, sessions: revoked.length } });
       return { sessions: revoked.length };
     }),
   } satisfies OpsHandlerMap;
