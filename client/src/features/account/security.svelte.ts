@@ -32,6 +32,12 @@ export const securityLogWords: Record<SecurityLogType, string> = {
   admin_revoked: 'No longer an operator',
 };
 
+/** Where a sign-in came from, for people: an IPv4 address as written, not in its IPv6-mapped form (`::ffff:…`). */
+export function describeIp(ip: string | null): string {
+  if (!ip) return 'an unknown address';
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? ip.slice(7) : ip;
+}
+
 /** A sentence for a refused password-and-code confirmation. */
 export function describeConfirmError(error: WireError): string {
   return error.code === 'INVALID_CREDENTIALS' ? 'The password or the code is not right.' : describeError(error);
