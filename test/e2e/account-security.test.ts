@@ -277,8 +277,10 @@ describe('account security: two-factor, password change and reset, new-device no
     await submitPassword(page, user.password);
     await waitLive(page);
 
-    // The same link again: used.
+    // The same link again, signed in this time (the sign-in screen's own reset of the address does not apply): used.
     await page.goto(link);
+    await reset.waitFor();
+    expect(page.url()).toBe(`${appUrl}/reset-password`);
     const again = strongPassword();
     await reset.getByTestId('reset-new').fill(again);
     await reset.getByTestId('reset-repeat').fill(again);
