@@ -124,6 +124,7 @@ describe('account security: two-factor, password change and reset, new-device no
     expect(await section.getByTestId('password-changed').textContent()).toMatch(/other session was signed out/);
     user.password = newPassword;
     await other.getByTestId('auth-screen').waitFor({ timeout: 5_000 });
+    expect(await other.getByTestId('signed-out-reason').textContent()).toMatch(/password was changed/);
     // This tab's session stays.
     await connectionState(page, 'live').waitFor();
   });

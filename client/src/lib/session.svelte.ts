@@ -12,7 +12,7 @@ import type { AuthResult } from '$shared/schemas/auth';
 
 export type SessionStatus = 'loading' | 'anonymous' | 'authenticated';
 /** Why the user was signed out, shown on the login screen. */
-export type SignOutReason = 'logout' | 'revoked' | 'expired' | 'deleted';
+export type SignOutReason = 'logout' | 'revoked' | 'expired' | 'deleted' | 'password' | 'mfa';
 
 type TabMessage =
   | { type: 'token'; accessToken: string; expiresAt: string; user?: UserView }
