@@ -143,7 +143,6 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     securityLog,
     mfaChallengeMs: config.mfaChallengeMs,
   });
-  const accountSecurity = createAccountSecurity({ auth, repository: securityRepository, secondFactor, hasher, policy, mailer, securityLog, logger, appUrl: config.appUrl });
 
   broadcaster.onBroadcast(metrics.countBroadcast);
   const eventLimiter = createEventLimiter({
@@ -205,6 +204,19 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   });
   const chat = createChatService({ chat: chatRepository, tasks, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
   const account = createAccountService({ orm, auth, tasks, broadcaster, logger, securityLog, contributors: [chat] });
+  const accountSecurity = createAccountSecurity({
+    auth,
+    repository: securityRepository,
+    secondFactor,
+    hasher,
+    policy,
+    mailer,
+    securityLog,
+    logger,
+    appUrl: config.appUrl,
+    // Every tab of the user hears that two-factor went on or off (`mfaEnabled`).
+    userChanged: async (userId) => broadcaster.toUser(userId, 'user:changed', { user: await account.me(userId) }),
+  });
 
   return {
     config,

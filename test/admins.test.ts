@@ -114,6 +114,12 @@ describe('§3a admins by operator grant', () => {
     const unknown = await runCli(env, 'admin', 'grant', uniqueEmail('nobody'));
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/no account/);
+    // [AUTH-18] the durable security log, for operators: the grant and the revoke are in it.
+    const log = await runCli(env, 'admin', 'security-log', '--email', user.email);
+    expect(log.code, log.stderr).toBe(0);
+    const types = log.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+    expect(types.slice(0, 2)).toEqual(['admin_revoked', 'admin_granted']);
+    expect((await runCli(env, 'admin', 'security-log', '--limit', '0')).code).toBe(2);
   }, 90_000);
 
   it('[§3a][AUTH-7][RT-5][AUTH-12] a revoke closes the account\'s /ops sockets on both nodes within 2 s (role_changed); its app sockets stay; its next refresh says "user"', async () => {

@@ -147,7 +147,7 @@ describe('AUTH-2 emails', () => {
     const client = new RestClient(app.url);
     const res = await client.post('/api/v1/auth/signup', { email: uniqueEmail(), password: strongPassword(), fullName: 'Ada', timezone: 'Europe/Paris' });
     expect(res.status).toBe(201);
-    expect(Object.keys(res.body.user).sort()).toEqual(['createdAt', 'email', 'fullName', 'id', 'role', 'timezone']);
+    expect(Object.keys(res.body.user).sort()).toEqual(['createdAt', 'email', 'fullName', 'id', 'mfaEnabled', 'role', 'timezone']);
     expect(res.body.user).toMatchObject({ fullName: 'Ada', timezone: 'Europe/Paris', role: 'user' });
     expect(new Date(res.body.expiresAt).getTime()).toBeGreaterThan(Date.now());
     const cookie = res.setCookie!;

@@ -117,6 +117,8 @@ describe('AUTH-14 enrolment', () => {
     expect((await other.client.post('/api/v1/auth/refresh')).status).toBe(401);
     expect(tab.socket.connected).toBe(true);
     expect((await tab.call('user:me', {})).user.mfaEnabled).toBe(true);
+    // Every tab of the session hears it.
+    expect((await tab.waitFor('user:changed')).user.mfaEnabled).toBe(true);
   });
 });
 
@@ -266,6 +268,7 @@ describe('AUTH-14 recovery codes, turning off', () => {
     await closing;
     expect(otherTab.received.find((r) => r.event === 'session:revoked')?.data).toEqual({ reason: 'mfa_changed' });
     expect((await tab.call('user:me', {})).user.mfaEnabled).toBe(false);
+    expect((await tab.waitFor('user:changed', (d) => d.user.mfaEnabled === false)).user.id).toBe(user.auth.user.id);
     const login = await post(a().url, '/login', { email: user.email, password: user.password });
     expect(login.status).toBe(200);
     expect(login.body.user.mfaEnabled).toBe(false);

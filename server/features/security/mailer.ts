@@ -35,7 +35,7 @@ export interface Mailer {
   readonly canSend: boolean;
   /** Queues the message durably and wakes the sender. */
   send(mail: Mail): Promise<void>;
-  /** Starts this node's delivery loop; returns its stop. */
+  /** Starts this node's delivery loop (none when nothing could send); returns its stop. */
   start(): () => Promise<void>;
 }
 
@@ -96,6 +96,8 @@ export function createMailer(deps: {
     },
 
     start() {
+      // A node that cannot send leaves the outbox to those that can.
+      if (!transport && !devMailbox) return async () => undefined;
       let stopped = false;
       let timer: NodeJS.Timeout | undefined;
       let running: Promise<void> = Promise.resolve();

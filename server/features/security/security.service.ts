@@ -52,6 +52,8 @@ export function createAccountSecurity(deps: {
   securityLog: SecurityLog;
   logger: Logger;
   appUrl: string;
+  /** broadcasts `user:changed` (the user's `mfaEnabled` changed) */
+  userChanged: (userId: string) => Promise<void>;
 }): AccountSecurity {
   const { auth, repository, secondFactor, hasher, policy, mailer, logger } = deps;
   const audit = deps.securityLog;
@@ -150,6 +152,7 @@ export function createAccountSecurity(deps: {
       await auth.revokeSessions(userId, { except: sessionId }, 'mfa_changed');
       securityLog(logger, 'mfa_enabled', { userId, ip: ctx.ip });
       audit.record('mfa_enabled', { userId, ...ctx });
+      await deps.userChanged(userId);
       return codes;
     },
 
@@ -159,6 +162,7 @@ export function createAccountSecurity(deps: {
       await auth.revokeSessions(userId, { except: sessionId }, 'mfa_changed');
       securityLog(logger, 'mfa_disabled', { userId, ip: ctx.ip });
       audit.record('mfa_disabled', { userId, ...ctx });
+      await deps.userChanged(userId);
     },
 
     async regenerateRecoveryCodes(userId, sessionId, input, ctx) {
