@@ -44,6 +44,7 @@ describe('account security: two-factor, password change and reset, new-device no
   let otherWatch: Watch;
   let page: Page;
   let other: Page;
+  let newPage: () => Promise<Page>;
   let app: ReturnType<typeof authenticator>;
   let recoveryCodes: string[] = [];
   const user = { email: uniqueEmail('e2e-security'), password: strongPassword(), fullName: 'Ada Secure' };
@@ -54,7 +55,7 @@ describe('account security: two-factor, password change and reset, new-device no
     appUrl = `http://127.0.0.1:${port}`;
     [server, browser] = await startServerAndBrowser(productionEnv({ AUTO_MIGRATE: 'false', PORT: String(port), APP_URL: appUrl, SMTP_URL: mailbox.url }));
     const a = await watchedContext(browser, server.url);
-    ({ context, watch } = a);
+    ({ context, watch, newPage } = a);
     page = await a.newPage();
     const b = await watchedContext(browser, server.url);
     ({ context: otherContext, watch: otherWatch } = b);
@@ -130,6 +131,12 @@ describe('account security: two-factor, password change and reset, new-device no
   });
 
   it('[AUTH-13][AUTH-14] enrols two-factor from the account screen and shows the recovery codes once', { timeout: 60_000 }, async () => {
+    // A second tab of the same session, on the account screen too: it hears the change (user:changed).
+    const sameSession = await newPage();
+    await sameSession.goto('/');
+    await waitLive(sameSession);
+    await openAccount(sameSession);
+    expect(await sameSession.getByTestId('mfa-section').getAttribute('data-enabled')).toBe('false');
     await openAccount(page);
     const section = page.getByTestId('mfa-section');
     expect(await section.getAttribute('data-enabled')).toBe('false');
@@ -157,6 +164,10 @@ describe('account security: two-factor, password change and reset, new-device no
     expect(new Set(recoveryCodes).size).toBe(10);
     await screenshot(page, 'account-recovery-codes.png');
     expect(await section.getAttribute('data-enabled')).toBe('true');
+    await expect.poll(() => sameSession.getByTestId('mfa-section').getAttribute('data-enabled')).toBe('true');
+    // Recovery codes show only in the tab that made them.
+    expect(await sameSession.getByTestId('recovery-codes').count()).toBe(0);
+    await sameSession.close();
     // Downloadable as a text file holding every code.
     const [download] = await Promise.all([page.waitForEvent('download'), codes.getByRole('button', { name: 'Download as .txt' }).click()]);
     expect(download.suggestedFilename()).toBe('sam-recovery-codes.txt');

@@ -41,12 +41,6 @@ export class AccountStore {
     });
   }
 
-  /** Reads the user again: a two-factor change in another tab of this session is not pushed to this one. */
-  async refreshUser(): Promise<void> {
-    const res = await this.connection.request('user:me', {});
-    if (res.ok) this.session.setUser(res.data.user);
-  }
-
   async loadSessions(): Promise<void> {
     this.#sessionsState = 'loading';
     const res = await this.connection.request('session:list', {});
