@@ -22,7 +22,7 @@ export const securityLogWords: Record<SecurityLogType, string> = {
   mfa_enabled: 'Two-factor turned on',
   mfa_disabled: 'Two-factor turned off',
   recovery_codes_regenerated: 'New recovery codes made',
-  recovery_code_used: 'Signed in with a recovery code',
+  recovery_code_used: 'Recovery code used',
   password_changed: 'Password changed',
   password_reset_requested: 'Password reset link requested',
   password_reset: 'Password reset by email link',
