@@ -19,6 +19,7 @@ import { connectionState, e2eHooks, freePort, screenshot, signUpInUi, startServe
 
 /** A user agent of another device, for the new-device notice. */
 const otherDeviceAgent = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0';
+const phoneAgent = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
 
 /** An authenticator app for one secret: each code of a later time step than the last (a code is accepted once, AUTH-13). */
 function authenticator(secret: string) {
@@ -105,6 +106,15 @@ describe('account security: two-factor, password change and reset, new-device no
     await notice.waitFor({ state: 'detached' });
     await other.getByTestId('auth-screen').waitFor({ timeout: 5_000 });
     expect(await other.getByTestId('signed-out-reason').textContent()).toMatch(/signed out/);
+
+    // Another new device, which the user recognises: the notice goes and that session stays.
+    const phone = new RestClient(server.url);
+    const signedIn = await phone.post('/api/v1/auth/login', { email: user.email, password: user.password }, { headers: { 'user-agent': phoneAgent } });
+    expect(signedIn.status).toBe(200);
+    await expect.poll(() => notice.textContent(), { timeout: 15_000 }).toMatch(/Safari.*iOS/);
+    await notice.getByTestId('new-device-yes').click();
+    await notice.waitFor({ state: 'detached' });
+    expect((await phone.post('/api/v1/auth/refresh')).status).toBe(200);
   });
 
   it('[AUTH-15] changing the password checks the current one and signs every other session out', { timeout: 60_000 }, async () => {
