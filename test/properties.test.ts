@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { z } from 'zod';
-import { productionEnv } from './support/env.js';
+import { productionEnv, strongPassword } from './support/env.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { logIn, signUp, type SignedUp } from './support/users.js';
 import { connectReady, type Tab } from './support/sockets.js';
@@ -254,6 +254,10 @@ const passwordChecked = new Set<RequestEvent>(['user:delete', 'user:password', '
 type Expect = (ack: Ack) => void;
 type Ack = { ok: true; data: any } | { ok: false; error: z.infer<typeof wireErrorSchema> };
 const refused = (code: ErrorCode): Expect => (ack) => expect(ack).toMatchObject({ ok: false, error: { code } });
+const refusedOneOf = (...codes: ErrorCode[]): Expect => (ack) => {
+  expect(ack.ok).toBe(false);
+  expect(codes).toContain(ack.ok ? undefined : ack.error.code);
+};
 const noVictimIn = (ack: Ack) => {
   expect(ack.ok).toBe(true);
   const text = JSON.stringify(ack).toLowerCase();
@@ -316,6 +320,11 @@ const victimTargets: Partial<Record<RequestEvent, () => fc.Arbitrary<{ payload: 
   'user:delete': () => fc.constant({ payload: { password: victim.password }, expect: refused(ErrorCode.INVALID_CREDENTIALS) }),
   'session:list': () => fc.constant({ payload: {}, expect: noVictimIn }),
   'session:revoke': () => fc.constantFrom(...ids.victimSessions).map((id) => ({ payload: { id }, expect: refused(ErrorCode.NOT_FOUND) })),
+  // The victim's password is no key to the attacker's own account (AUTH-14, AUTH-15).
+  'user:password': () => fc.constant({ payload: { currentPassword: victim.password, newPassword: strongPassword() }, expect: refused(ErrorCode.INVALID_CREDENTIALS) }),
+  'mfa:disable': () => fc.constant({ payload: { password: victim.password, code: '123456' }, expect: refusedOneOf(ErrorCode.INVALID_CREDENTIALS, ErrorCode.CONFLICT) }),
+  'mfa:recovery-codes': () => fc.constant({ payload: { password: victim.password, code: '123456' }, expect: refusedOneOf(ErrorCode.INVALID_CREDENTIALS, ErrorCode.CONFLICT) }),
+  'security:log': () => fc.constant({ payload: {}, expect: noVictimIn }),
   'chat:send': () =>
     fc.oneof(
       fc.constant({ payload: { conversationId: ids.victimConversation, content: 'into their conversation' }, expect: refused(ErrorCode.NOT_FOUND) }),

@@ -18,8 +18,8 @@ import type { SecurityRepository } from './security.repository.js';
 
 /** How long a claimed message is hidden from other nodes while this one sends it. */
 const LEASE_SECONDS = 60;
-/** 1 s, 2 s, 4 s … capped at 5 minutes: about 35 minutes in all, past the life of a reset link. */
-const MAX_ATTEMPTS = 12;
+/** Retries 1 s, 2 s, 4 s … apart, at most 5 minutes: the 14th attempt comes about half an hour in, when a reset link dies. */
+const MAX_ATTEMPTS = 14;
 const MAX_BACKOFF_SECONDS = 300;
 const POLL_MS = 5_000;
 const BATCH = 10;

@@ -46,6 +46,15 @@ export function createSecurityLog(deps: {
 }): SecurityLog {
   const { repository, logger } = deps;
   const pending = new Set<Promise<void>>();
+  /**
+   * Times strictly increase within a node, so that two entries of one flow (a failure and the lock it
+   * causes) never share the millisecond that `security:log` pages by (`before`).
+   */
+  let lastMs = 0;
+  const stamp = (at: Date) => {
+    lastMs = Math.max(at.getTime(), lastMs + 1);
+    return new Date(lastMs);
+  };
 
   const track = (work: Promise<void>, type: SecurityLogType) => {
     const p = work.catch((err: unknown) => logger.error({ err, securityType: type }, 'security log write failed'));
@@ -56,7 +65,7 @@ export function createSecurityLog(deps: {
   const row = (type: SecurityLogType, entry: SecurityEntry, at = new Date()) => {
     const userAgent = entry.userAgent?.slice(0, 512) ?? null;
     return {
-      at,
+      at: stamp(at),
       userId: entry.userId ?? null,
       email: entry.email ?? null,
       type,

@@ -202,7 +202,8 @@ export function createAccountSecurity(deps: {
       const user = await repository.resetPassword(tokenHash, await hasher.hash(input.password));
       if (!user) throw refused();
       await auth.revokeSessions(user.id, 'all', 'password_reset');
-      await auth.clearLockout(user.email);
+      // The password is set and the sessions are gone: a lockout that Redis could not clear now ends on its own.
+      await auth.clearLockout(user.email).catch((err: unknown) => logger.warn({ err, event: 'lockout' }, 'could not clear the lockout after a password reset'));
       securityLog(logger, 'password_reset', { userId: user.id, ip: ctx.ip });
       audit.record('password_reset', { userId: user.id, ...ctx });
     },
