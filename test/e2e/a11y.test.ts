@@ -278,6 +278,18 @@ describe('accessibility: axe-core finds no WCAG 2.1 A/AA violation on any screen
     await visitor.getByRole('button', { name: 'Log in', exact: true }).click();
     await visitor.getByTestId('auth-error').waitFor();
     await expectAccessible(visitor, 'login with an error');
+
+    // The forgotten-password form (issue 22).
+    await visitor.getByTestId('forgot-link').click();
+    await visitor.getByTestId('forgot-form').waitFor();
+    await expectAccessible(visitor, 'forgotten password');
+    await visitor.getByRole('button', { name: 'Back to log in' }).click();
+    // The page a reset link opens, its rules half met.
+    await visitor.goto('/reset-password#token=a11y-scan');
+    await visitor.getByTestId('reset-new').fill('short');
+    await expectAccessible(visitor, 'password reset');
+    await visitor.goto('/');
+    await visitor.getByTestId('auth-screen').waitFor();
   });
 
   it('the sign-up tab, with the password rules half met', { timeout: 60_000 }, async () => {
@@ -440,6 +452,11 @@ describe('accessibility: axe-core finds no WCAG 2.1 A/AA violation on any screen
     await page.getByTestId('account-screen').waitFor();
     await expect.poll(() => page.getByTestId('session-list').locator('li').count()).toBeGreaterThanOrEqual(1);
     await expectAccessible(page, 'account');
+    // Two-factor enrolment with its QR code, key and form (issue 22).
+    await page.getByTestId('mfa-start').click();
+    await page.getByTestId('mfa-setup').waitFor();
+    await expectAccessible(page, 'account, two-factor setup');
+    await page.getByTestId('mfa-enable').getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('button', { name: 'Back to Sam' }).click();
     await waitLive(page);
   });

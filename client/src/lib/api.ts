@@ -48,5 +48,10 @@ export const api = {
   refresh: () => post<RefreshResult>('/refresh'),
   logout: (token: string | null) => post<void>('/logout', { token }),
   logoutAll: (token: string | null) => post<void>('/logout-all', { token }),
+  /** The second step of a login with two-factor on (§3b): the challenge of the `MFA_REQUIRED` answer and a code. */
+  loginMfa: (body: { challenge: string; code: string }) => post<AuthResult>('/login/mfa', { body }),
+  /** Answers 202 whether or not the email has an account (AUTH-16). */
+  forgotPassword: (body: { email: string }) => post<Record<string, never>>('/password/forgot', { body }),
+  resetPassword: (body: { token: string; password: string }) => post<void>('/password/reset', { body }),
 };
 export type Api = typeof api;

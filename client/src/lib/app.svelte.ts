@@ -9,6 +9,8 @@ import { TasksStore } from '../features/tasks/tasks.svelte';
 import { ChatStore } from '../features/chat/chat.svelte';
 import { AccountStore } from '../features/account/account.svelte';
 import { RemindersStore } from '../features/reminders/reminders.svelte';
+import { SecurityStore } from '../features/account/security.svelte';
+import { takeResetToken } from '../features/auth/reset-password.svelte';
 
 export type Screen = 'main' | 'account' | 'ops';
 /** The screens with an address of their own; the others live at `/`. */
@@ -26,7 +28,10 @@ export class SamApp {
   readonly tasks: TasksStore;
   readonly account: AccountStore;
   readonly reminders: RemindersStore;
+  readonly security: SecurityStore;
 
+  /** the token of a password-reset link while its page shows, taken from the address at load */
+  #resetToken = $state<string | null>(takeResetToken());
   #screen = $state<Screen>(screenAt(location.pathname));
   #pane = $state<Pane>('chat');
 
@@ -48,6 +53,7 @@ export class SamApp {
       toasts: this.toasts,
       timeZone: () => this.session.user?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
     });
+    this.security = new SecurityStore(this.connection, this.session, this.toasts);
     this.session.onBeforeLogout(() => this.reminders.beforeSignOut());
     this.session.onStatus((status) => {
       if (status === 'authenticated') this.connection.start();
@@ -56,6 +62,7 @@ export class SamApp {
         this.tasks.reset();
         this.reminders.reset();
         this.chat.reset();
+        this.security.reset();
         this.#screen = 'main';
         if (location.pathname !== '/') history.replaceState(null, '', '/');
       }
@@ -70,6 +77,14 @@ export class SamApp {
     this.#screen = screen;
     const path = screenPaths[screen] ?? '/';
     if (location.pathname !== path) history.pushState(null, '', path);
+  }
+  get resetToken(): string | null {
+    return this.#resetToken;
+  }
+  /** Leaves the password-reset page for the sign-in screen (or the app, when this browser is signed in). */
+  leaveReset(): void {
+    this.#resetToken = null;
+    if (location.pathname !== '/') history.replaceState(null, '', '/');
   }
   get pane(): Pane {
     return this.#pane;

@@ -8,7 +8,8 @@ import type { Ack } from '$shared/errors';
 import type { AckData, RequestEvent, RequestPayload, ServerToClientEvents } from '$shared/events';
 import type { SessionReady } from '$shared/schemas/account';
 import { createSocket, request, type AppSocket, type PushEvent } from './socket';
-import type { Session } from './session.svelte';
+import type { Session, SignOutReason } from './session.svelte';
+import type { RevocationReason } from '$shared/constants';
 
 export type ConnectionStatus = 'idle' | 'connecting' | 'live' | 'reconnecting' | 'offline';
 
@@ -109,9 +110,9 @@ export class Connection {
       if (socket.active) return; // the manager retries with backoff
       void this.#handshakeRefused(err.message);
     });
-    socket.on('session:revoked', () => {
+    socket.on('session:revoked', ({ reason }) => {
       if (this.#socket !== socket) return;
-      this.session.end('revoked', { announce: false });
+      this.session.end(signOutReasonOf(reason), { announce: false });
     });
     socket.on('auth:expired', () => {
       if (this.#socket !== socket) return;
@@ -180,4 +181,11 @@ export class Connection {
       this.#scheduleReconnect(0);
     }
   }
+}
+
+/** What the sign-in screen tells a user whose session the server revoked (RT-5). */
+function signOutReasonOf(reason: RevocationReason): SignOutReason {
+  if (reason === 'password_changed' || reason === 'password_reset') return 'password';
+  if (reason === 'mfa_changed') return 'mfa';
+  return 'revoked';
 }

@@ -12,7 +12,7 @@ import type { AuthResult } from '$shared/schemas/auth';
 
 export type SessionStatus = 'loading' | 'anonymous' | 'authenticated';
 /** Why the user was signed out, shown on the login screen. */
-export type SignOutReason = 'logout' | 'revoked' | 'expired' | 'deleted';
+export type SignOutReason = 'logout' | 'revoked' | 'expired' | 'deleted' | 'password' | 'mfa';
 
 type TabMessage =
   | { type: 'token'; accessToken: string; expiresAt: string; user?: UserView }
@@ -122,6 +122,13 @@ export class Session {
 
   async login(email: string, password: string): Promise<ApiResult<AuthResult>> {
     const res = await this.api.login({ email, password });
+    if (res.ok) this.#signedIn(res.data);
+    return res;
+  }
+
+  /** Finishes a login that answered `MFA_REQUIRED`, with its challenge and a TOTP or recovery code. */
+  async loginMfa(challenge: string, code: string): Promise<ApiResult<AuthResult>> {
+    const res = await this.api.loginMfa({ challenge, code });
     if (res.ok) this.#signedIn(res.data);
     return res;
   }

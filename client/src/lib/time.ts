@@ -29,9 +29,14 @@ export function formatDay(day: string, today: string): string {
   return d.toLocaleDateString(undefined, { timeZone: 'UTC', month: 'short', day: 'numeric', year: diff > 300 ? 'numeric' : undefined });
 }
 
-export function formatTime(iso: string): string {
+/** Date and time of `iso`, on the wall clock of `timeZone` (an IANA name) when given, else the browser's. */
+export function formatTime(iso: string, timeZone?: string): string {
   const d = new Date(iso);
-  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  try {
+    return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short', timeZone });
+  } catch {
+    return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }); // an unknown zone: the browser's
+  }
 }
 
 /** A v4 UUID; `randomUUID` exists only in secure contexts, so plain-HTTP development gets the fallback. */

@@ -5,6 +5,7 @@ import type { Connection } from '../../lib/connection.svelte';
 import type { Session } from '../../lib/session.svelte';
 import type { Toasts } from '../../lib/toasts.svelte';
 import { describeError } from '../../lib/errors';
+import { downloadFile } from '../../lib/download';
 
 export class AccountStore {
   #sessions = $state.raw<SessionView[]>([]);
@@ -73,16 +74,7 @@ export class AccountStore {
         this.toasts.show(`Export failed: ${describeError(res.error)}`, 'error');
         return null;
       }
-      const blob = new Blob([JSON.stringify(res.data, null, 2)], { type: 'application/json' });
-      const url = URL.createObjectURL(blob);
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = `sam-export-${new Date().toISOString().slice(0, 10)}.json`;
-      a.hidden = true;
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      downloadFile(`sam-export-${new Date().toISOString().slice(0, 10)}.json`, JSON.stringify(res.data, null, 2), 'application/json');
       return null;
     });
   }

@@ -1,32 +1,38 @@
-/** The sign-up / log-in form: fields, the live password rules, and the server's answer. */
+/**
+ * The sign-up / log-in form: fields, the live password rules, the second step
+ * of a login with two-factor on (PROTOCOL §3b), the forgotten-password request,
+ * and the server's answers.
+ */
 import type { WireError } from '$shared/errors';
-import {
-  failedPasswordRules,
-  nistLengthMessage,
-  passwordRuleMessages,
-  type PasswordPolicyName,
-  type PasswordRule,
-} from '$shared/password-policy';
+import type { Api } from '../../lib/api';
 import type { Session } from '../../lib/session.svelte';
 import { describeError } from '../../lib/errors';
+import { PasswordChecklist } from './password-checklist.svelte';
 
-export type AuthMode = 'login' | 'signup';
-
-const ruleOrder: PasswordRule[] = ['length', 'upper', 'lower', 'digit', 'special'];
+export type AuthMode = 'login' | 'signup' | 'forgot';
 
 export class AuthForm {
   mode = $state<AuthMode>('login');
   email = $state('');
   password = $state('');
   fullName = $state('');
+  /** the second step's TOTP or recovery code */
+  code = $state('');
+  /** the second step asks for a recovery code instead of the app's code */
+  useRecovery = $state(false);
+  readonly checklist = new PasswordChecklist(() => this.password);
   #error = $state.raw<WireError | null>(null);
+  #errorText = $state<string | null>(null);
+  /** what the server did that is not an error (a reset link sent) */
+  #notice = $state<string | null>(null);
   #busy = $state(false);
-  /** `seed` unless the server's answer shows it runs the `nist` policy (the contract does not say which). */
-  #policy = $state<PasswordPolicyName>('seed');
+  /** the `MFA_REQUIRED` answer's challenge while the second step shows */
+  #challenge = $state<string | null>(null);
 
-  #failed = $derived(failedPasswordRules(this.password, this.#policy));
-
-  constructor(private readonly session: Session) {}
+  constructor(
+    private readonly session: Session,
+    private readonly api: Pick<Api, 'forgotPassword'>,
+  ) {}
 
   get busy(): boolean {
     return this.#busy;
@@ -35,34 +41,53 @@ export class AuthForm {
     return this.#error;
   }
   get errorText(): string | null {
-    return this.#error ? describeError(this.#error) : null;
+    return this.#errorText;
   }
-  /** Each rule with whether the password meets it, for the live checklist. */
-  get rules(): { rule: PasswordRule; text: string; met: boolean }[] {
-    const rules = this.#policy === 'nist' ? (['length'] as PasswordRule[]) : ruleOrder;
-    return rules.map((rule) => ({
-      rule,
-      text: rule === 'length' && this.#policy === 'nist' ? nistLengthMessage : passwordRuleMessages[rule],
-      met: !this.#failed.includes(rule),
-    }));
+  get notice(): string | null {
+    return this.#notice;
   }
-  get passwordOk(): boolean {
-    return this.#failed.length === 0;
+  /** `code` while a login waits for its second factor. */
+  get step(): 'password' | 'code' {
+    return this.#challenge === null ? 'password' : 'code';
   }
   get canSubmit(): boolean {
-    if (this.#busy || this.email.trim() === '' || this.password === '') return false;
-    return this.mode === 'login' || this.passwordOk;
+    if (this.#busy) return false;
+    if (this.mode === 'forgot') return this.email.trim() !== '';
+    if (this.step === 'code') return this.code.trim() !== '';
+    if (this.email.trim() === '' || this.password === '') return false;
+    return this.mode === 'login' || this.checklist.ok;
   }
 
   switchTo(mode: AuthMode): void {
     this.mode = mode;
-    this.#error = null;
+    this.#challenge = null;
+    this.code = '';
+    this.useRecovery = false;
+    this.#notice = null;
+    this.#fail(null);
+  }
+
+  toggleRecovery(): void {
+    this.useRecovery = !this.useRecovery;
+    this.code = '';
+    this.#fail(null);
   }
 
   async submit(): Promise<void> {
     if (!this.canSubmit) return;
     this.#busy = true;
-    this.#error = null;
+    this.#fail(null);
+    this.#notice = null;
+    try {
+      if (this.mode === 'forgot') await this.#forgot();
+      else if (this.step === 'code') await this.#secondFactor(this.#challenge!);
+      else await this.#first();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #first(): Promise<void> {
     const email = this.email.trim();
     const res =
       this.mode === 'login'
@@ -73,12 +98,53 @@ export class AuthForm {
             fullName: this.fullName.trim() || undefined,
             timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
           });
-    this.#busy = false;
-    if (!res.ok) {
-      if (res.error.code === 'WEAK_PASSWORD' && res.error.message === nistLengthMessage) this.#policy = 'nist';
-      this.#error = res.error;
-    } else {
+    if (res.ok) {
       this.password = '';
+      return;
     }
+    const challenge = res.error.details?.challenge;
+    if (res.error.code === 'MFA_REQUIRED' && typeof challenge === 'string') {
+      // The password was right; it is not needed again unless the challenge expires.
+      this.password = '';
+      this.code = '';
+      this.useRecovery = false;
+      this.#challenge = challenge;
+      return;
+    }
+    this.checklist.learn(res.error);
+    this.#fail(res.error);
+  }
+
+  async #secondFactor(challenge: string): Promise<void> {
+    // An app's code is often shown as "123 456"; a recovery code is sent as typed.
+    const code = this.useRecovery ? this.code.trim() : this.code.replace(/\s+/g, '');
+    const res = await this.session.loginMfa(challenge, code);
+    if (res.ok) {
+      this.#challenge = null;
+      this.code = '';
+      return;
+    }
+    if (res.error.code === 'INVALID_CREDENTIALS') {
+      this.code = '';
+      this.#fail(res.error, this.useRecovery ? 'That recovery code is not right, or it was used before.' : 'That code is not right. Check your app and enter the newest code.');
+    } else if (res.error.code === 'UNAUTHENTICATED') {
+      this.#challenge = null;
+      this.code = '';
+      this.#fail(res.error, 'That sign-in expired. Start again with your password.');
+    } else {
+      this.#fail(res.error);
+    }
+  }
+
+  async #forgot(): Promise<void> {
+    const email = this.email.trim();
+    const res = await this.api.forgotPassword({ email });
+    if (res.ok) this.#notice = `If an account exists for ${email}, we sent it a link to choose a new password. The link works for 30 minutes.`;
+    else this.#fail(res.error);
+  }
+
+  #fail(error: WireError | null, text?: string): void {
+    this.#error = error;
+    this.#errorText = error ? (text ?? describeError(error)) : null;
   }
 }
