@@ -117,6 +117,10 @@ describe('AUTH-18 the security log', () => {
     expect(chromeSignIn).toMatchObject({ ip: '203.0.113.9', device: 'Chrome on Linux' });
     expect(log.find((e) => e.type === 'login_failed')).toMatchObject({ ip: '203.0.113.9', userAgent: CHROME });
     expect(log.find((e) => e.type === 'password_reset')).toMatchObject({ ip: '203.0.113.9', userAgent: CHROME, device: 'Chrome on Linux' });
+    // Changes made over the socket carry the user agent its session signed in with (a socket keeps no headers).
+    for (const type of ['mfa_enabled', 'recovery_codes_regenerated', 'mfa_disabled', 'session_revoked', 'password_changed'] as const) {
+      expect(log.find((e) => e.type === type), type).toMatchObject({ userAgent: CHROME, device: 'Chrome on Linux', ip: expect.any(String) });
+    }
     expect(log.filter((e) => e.type === 'recovery_code_used')).toHaveLength(3);
 
     // Operators read all of it, by email too.

@@ -4,7 +4,7 @@ import { appError, ErrorCode } from '../../errors.js';
 import type { UserUpdate, SessionView, UserExport } from '../../../shared/schemas/account.js';
 import type { UserView } from '../../../shared/schemas/auth.js';
 import { securityLog, type Logger } from '../../logger.js';
-import { toUserView, type AuthService } from '../auth/auth.service.js';
+import { toUserView, type AuthService, type ClientContext } from '../auth/auth.service.js';
 import { UserSchema } from '../auth/user.entity.js';
 import { SessionSchema } from '../auth/session.entity.js';
 import type { TasksService } from '../tasks/tasks.service.js';
@@ -24,7 +24,7 @@ export interface AccountService {
   exportData(userId: string): Promise<UserExport>;
   deleteAccount(userId: string, password: string): Promise<void>;
   listSessions(userId: string, currentSessionId: string): Promise<SessionView[]>;
-  revokeSession(userId: string, sessionId: string): Promise<void>;
+  revokeSession(userId: string, sessionId: string, client: ClientContext): Promise<void>;
 }
 
 export function createAccountService(deps: {
@@ -110,13 +110,13 @@ export function createAccountService(deps: {
       }));
     },
 
-    async revokeSession(userId, sessionId) {
+    async revokeSession(userId, sessionId, client) {
       const em = orm.em.fork();
       const session = await em.findOne(SessionSchema, { id: sessionId, user: userId });
       if (!session) throw appError(ErrorCode.NOT_FOUND, { message: 'Session not found' });
       await auth.revokeSessions(userId, [sessionId], 'session_revoked');
       securityLog(logger, 'session_revoked_by_user', { userId, sessionId });
-      deps.securityLog.record('session_revoked', { userId, details: { sessionId } });
+      deps.securityLog.record('session_revoked', { userId, ...client, details: { sessionId } });
     },
   };
 }

@@ -40,6 +40,12 @@ export function createSessionsRepository(sql: Sql) {
          where s.id = any(${sessionIds as string[]}::uuid[])`;
     },
 
+    /** The user agent a session signed in with (a socket keeps no HTTP headers after its handshake). */
+    async userAgent(sessionId: string): Promise<string | undefined> {
+      const [row] = await sql<{ userAgent: string | null }[]>`select user_agent from sessions where id = ${sessionId}`;
+      return row?.userAgent ?? undefined;
+    },
+
     /** Sessions revoked within the last `seconds`, with when. */
     revokedWithin(seconds: number) {
       return sql<{ id: string; revokedAt: Date }[]>`select id, revoked_at from sessions where revoked_at > now() - make_interval(secs => ${seconds})`;
