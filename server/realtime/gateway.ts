@@ -21,6 +21,7 @@ import { createDispatcher, type HandlerMap, type HandlerRuntime } from './define
 import type { GatewayHooks } from '../hooks.js';
 import { sessionRoom, userRoom } from './rooms.js';
 import { whenIdle } from './in-flight.js';
+import { startCatchUp } from './catch-up.js';
 import { ErrorCode } from '../errors.js';
 import type { AppServer, AppSocket } from './types.js';
 
@@ -100,6 +101,7 @@ export function createGateway(options: {
   sub.on('error', () => undefined);
   io.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
   broadcaster.attach(io);
+  const stopCatchUp = startCatchUp({ io, sub, redisWatch: deps.redisWatch, broadcaster, logger });
 
   // Memory: the HTTP request of the upgrade is not needed after the handshake.
   io.engine.on('connection', (rawSocket: { request: unknown }) => {
@@ -169,6 +171,7 @@ export function createGateway(options: {
       );
     },
     async close() {
+      stopCatchUp();
       broadcaster.detach();
       revocation.events.off('revoked', onRevoked);
       revocation.events.off('recovered', onRecovered);
