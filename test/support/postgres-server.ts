@@ -26,7 +26,8 @@ function asPostgres(tool: string, args: string[]): void {
 export interface OwnPostgres extends AsyncDisposable {
   /** admin URL (database `postgres`) */
   url(database?: string): string;
-  restart(): Promise<void>;
+  /** `fast` (the default) ends sessions and checkpoints; `immediate` is a crash: recovery replays the WAL at start. */
+  restart(mode?: 'fast' | 'immediate'): Promise<void>;
   /** Stops the server for a while (`up()` starts it again); its data stays. */
   down(): Promise<void>;
   up(): Promise<void>;
@@ -41,7 +42,7 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   const port = await freePort();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
   const start = () => asPostgres('pg_ctl', ['-D', data, '-o', options, '-w', '-t', '30', '-l', path.join(dir, 'log'), 'start']);
-  const stop = () => asPostgres('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+  const stop = (mode: 'fast' | 'immediate' = 'fast') => asPostgres('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
   start();
   let stopped = false;
   const stopForGood = async () => {
@@ -52,8 +53,8 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   };
   return {
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
-    async restart() {
-      stop();
+    async restart(mode = 'fast') {
+      stop(mode);
       start();
     },
     async down() {
