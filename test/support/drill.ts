@@ -833,10 +833,11 @@ export class Drill {
     let movedMs: number | null = null;
     switch (name) {
       case 'postgres-fast':
-        await this.pg.restart('fast');
-        break;
       case 'postgres-immediate':
-        await this.pg.restart('immediate');
+        // Down for 2 s, long enough for writes to meet it.
+        await this.pg.down(name === 'postgres-fast' ? 'fast' : 'immediate');
+        await sleep(2_000);
+        await this.pg.up();
         break;
       case 'redis-restart':
         await this.redis.stop();
