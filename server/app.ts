@@ -29,8 +29,12 @@ import { reminderHandlers } from './features/reminders/reminders.handlers.js';
 import { pushHandlers } from './features/reminders/push.handlers.js';
 import { attachOps } from './features/ops/ops-namespace.js';
 
-/** how long a drain waits for a socket's events in flight before it closes the socket anyway */
-const IN_FLIGHT_MAX_MS = 5_000;
+/**
+ * How long a drain waits for a socket's events in flight before it closes the socket anyway. An event takes
+ * milliseconds; one stuck on a database connection would otherwise hold its client on a leaving node, and a
+ * write closed before its ack is retried by id or caught up by `task:sync`.
+ */
+const IN_FLIGHT_MAX_MS = 2_000;
 
 export interface App {
   app: express.Express;
@@ -161,9 +165,11 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
       draining = true;
       void closeHttp();
       await stopJobs();
-      const socketsClosed = gateway.drain(IN_FLIGHT_MAX_MS);
+      const started = Date.now();
+      const socketsClosed = gateway.drain(IN_FLIGHT_MAX_MS).then(() => logger.info({ ms: Date.now() - started }, 'drain: sockets closed'));
       await deps.assistant.settle(deadline);
       await socketsClosed;
+      logger.info({ ms: Date.now() - started, streams: deps.assistant.active }, 'drain: answers done or out of time');
     },
     async close() {
       await stopJobs();
