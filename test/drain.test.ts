@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { productionEnv } from './support/env.js';
 import { startNodeProcess, type NodeProcess } from './support/app.js';
 import { signUp } from './support/users.js';
@@ -143,6 +144,31 @@ describe('graceful drain on SIGTERM', () => {
       expect(tab.socket.connected).toBe(false);
       await expect(new RestClient(node.url).get('/health')).rejects.toThrow();
     } finally {
+      await node.kill();
+    }
+  }, 30_000);
+
+  it('a request that reaches a draining node is 503 UNAVAILABLE with Retry-After, on its own connection', async () => {
+    const node = await leavingNode(20_000, 'http');
+    const socket = net.connect(node.port, '127.0.0.1');
+    try {
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      let reply = '';
+      socket.on('data', (d: Buffer) => (reply += d.toString('utf8')));
+      // A request under way when the signal comes: its headers end after it.
+      socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      await new Promise((r) => setTimeout(r, 200));
+      const { exit } = stopAndMeasure(node);
+      await node.logs.waitFor((r) => r.msg === 'draining');
+      socket.write('\r\n');
+      await until(async () => reply, (r) => r.includes('\r\n\r\n{'), 5_000, 'the answer');
+      expect(reply).toMatch(/^HTTP\/1\.1 503/);
+      expect(reply.toLowerCase()).toContain('retry-after: 1');
+      expect(reply.toLowerCase()).toContain('connection: close');
+      expect(reply).toContain('"code":"UNAVAILABLE"');
+      expect(await exit).toBe(0);
+    } finally {
+      socket.destroy();
       await node.kill();
     }
   }, 30_000);
