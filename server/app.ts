@@ -10,6 +10,7 @@ import { limits } from '../shared/limits.js';
 import { authBasePath } from '../shared/schemas/auth.js';
 import { corsPolicy, originGuard, securityHeaders } from './http/security.js';
 import { errorHandler, notFound } from './http/errors.js';
+import { appError, ErrorCode } from './errors.js';
 import { restRateLimit } from './http/rate-limit.js';
 import { authRoutes } from './features/auth/auth.routes.js';
 import { healthCheck, healthRoute } from './features/ops/health.js';
@@ -30,10 +31,23 @@ import { attachOps } from './features/ops/ops-namespace.js';
 import { securityHandlers } from './features/security/security.handlers.js';
 import { securityRoutes } from './features/security/security.routes.js';
 
+/**
+ * How long a drain waits for a socket's events in flight before it closes the socket anyway. An event takes
+ * milliseconds; one stuck on a database connection would otherwise hold its client on a leaving node, and a
+ * write closed before its ack is retried by id or caught up by `task:sync`.
+ */
+const IN_FLIGHT_MAX_MS = 2_000;
+
 export interface App {
   app: express.Express;
   server: http.Server;
   gateway: Gateway;
+  /**
+   * SIGTERM's first step: stops listening, answers new requests `503 UNAVAILABLE` and refuses handshakes, closes
+   * this node's sockets once their events in flight are answered (clients reconnect to another node), and waits
+   * for the answers it is generating until `deadline` (epoch ms). `close()` then ends what still runs.
+   */
+  drain(deadline: number): Promise<void>;
   /** Stops accepting, lets in-flight requests finish, then resolves. */
   close(): Promise<void>;
 }
@@ -53,6 +67,13 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
   app.set('etag', false);
 
   app.use(securityHeaders(config));
+  let draining = false;
+  app.use((_req, res, next) => {
+    if (!draining) return next();
+    // Another node answers the retry; this connection is not kept for it.
+    res.setHeader('Connection', 'close');
+    next(appError(ErrorCode.UNAVAILABLE, { message: 'This server is shutting down', retryAfterMs: 1_000 }));
+  });
   app.use(deps.metrics.httpMiddleware);
   app.get('/health', healthRoute(healthCheck(deps)));
   app.get('/metrics', deps.metrics.route(config.metricsToken));
@@ -124,31 +145,47 @@ export function createApp(deps: Deps, options: { hooks?: GatewayHooks; jobs?: bo
           const stopMailer = deps.mailer.start();
           const reminderJob = startReminderJob({ reminders: deps.reminders, logger, hooks: deps.metrics.reminderHooks });
           const stopWaking = deps.onReminderScheduled((at) => reminderJob.wake(at));
-          return async () => {
+          let stopped: Promise<void> | undefined;
+          return () => (stopped ??= (async () => {
             stopSweeper();
             stopPurge();
             stopWaking();
             await stopMailer();
+            // The round in progress delivers what it claimed; a claim it could not mark lapses for another node.
             await reminderJob.stop();
-          };
+          })());
         })();
+
+  let httpClosed: Promise<void> | undefined;
+  const closeHttp = () =>
+    (httpClosed ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    }));
 
   return {
     app,
     server,
     gateway,
+    async drain(deadline) {
+      draining = true;
+      void closeHttp();
+      await stopJobs();
+      const started = Date.now();
+      const socketsClosed = gateway.drain(IN_FLIGHT_MAX_MS).then(() => logger.info({ ms: Date.now() - started }, 'drain: sockets closed'));
+      await deps.assistant.settle(deadline);
+      await socketsClosed;
+      logger.info({ ms: Date.now() - started, streams: deps.assistant.active }, 'drain: answers done or out of time');
+    },
     async close() {
       await stopJobs();
       ops.close();
       // Stop accepting, let in-flight requests finish, then close this node's sockets.
-      const httpClosed = new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      const httpDone = closeHttp();
       // Answers this node was streaming end as interrupted and every tab is told (CHAT-7) while the adapter still runs.
       await deps.assistant.shutdown();
       await gateway.close();
-      await httpClosed;
+      await httpDone;
     },
   };
 }

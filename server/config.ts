@@ -120,6 +120,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUTO_MIGRATE: z.enum(['true', 'false']).optional(),
   SHUTDOWN_TIMEOUT_MS: int(100, 60_000).default(8_000),
+  DRAIN_TIMEOUT_MS: int(0, 600_000).default(20_000),
   UPSTREAM_TIMEOUT_SECONDS: positiveDecimal.default(60),
   APP_URL: url(['http:', 'https:']).optional(),
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
@@ -172,6 +173,8 @@ export interface Config {
   /** apply pending migrations at startup (default outside production) */
   autoMigrate: boolean;
   shutdownTimeoutMs: number;
+  /** on SIGTERM, how long running answers may go on before they end as `interrupted` */
+  drainTimeoutMs: number;
   /** an answer whose upstream sends nothing for this long ends as an UPSTREAM error */
   upstreamIdleTimeoutMs: number;
   /** public base URL of the client, for links sent by email (AUTH-16), no trailing slash */
@@ -278,6 +281,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     autoMigrate: e.AUTO_MIGRATE === undefined ? !production : e.AUTO_MIGRATE === 'true',
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
     upstreamIdleTimeoutMs: Math.max(100, Math.round(e.UPSTREAM_TIMEOUT_SECONDS * 1000)),
     appUrl: (e.APP_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     smtpUrl: e.SMTP_URL,

@@ -74,11 +74,13 @@ export function validationError(error: ZodError): AppError {
 }
 
 /**
- * Wraps anything thrown into an AppError. Unknown errors become INTERNAL with an
+ * Wraps anything thrown into an AppError. An unreachable backing service is UNAVAILABLE. Unknown errors become INTERNAL with an
  * `errorId` (also logged by the caller) and keep the original as `cause`.
  */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  // A database or Redis that cannot be reached is the client's to retry, not a bug: every path answers it alike.
+  if (isUnavailableError(err)) return new AppError(ErrorCode.UNAVAILABLE, defaultMessages.UNAVAILABLE, { cause: err });
   const errorId = randomUUID();
   return new AppError(ErrorCode.INTERNAL, defaultMessages.INTERNAL, { cause: err, details: { errorId } });
 }

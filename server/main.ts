@@ -29,16 +29,19 @@ async function main(): Promise<void> {
   logger.info({ port, environment: config.environment, nodeId: config.nodeId }, `Sam listening on http://localhost:${port}`);
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  /** SIGTERM drains: running answers get `drainMs` to finish. SIGINT (a developer's Ctrl-C) gives them none. */
+  const shutdown = async (signal: string, drainMs: number) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, drainMs }, 'draining');
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs);
+    }, drainMs + config.shutdownTimeoutMs);
     force.unref();
     try {
+      await app.drain(Date.now() + drainMs);
+      logger.info({ signal }, 'shutting down');
       await app.close();
       await deps.close();
       logger.info('shutdown complete');
@@ -48,8 +51,8 @@ async function main(): Promise<void> {
       process.exit(1);
     }
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM', config.drainTimeoutMs));
+  process.on('SIGINT', () => void shutdown('SIGINT', 0));
 }
 
 main().catch((err: unknown) => {

@@ -396,7 +396,8 @@ describe('CHAT-7 a node dies mid-stream', () => {
 
 describe('graceful shutdown mid-stream', () => {
   it('[CHAT-7] SIGTERM ends the node\'s answers as interrupted, tells the other node\'s tabs at once, and exits 0', async () => {
-    const node = await startNodeProcess(productionEnv({ ...cluster.shared, NODE_ID: 'chat-leaving', DATABASE_URL: testDatabaseUrl() }));
+    // No drain time: the answer ends at the signal (test/drain.test.ts covers the drain).
+    const node = await startNodeProcess(productionEnv({ ...cluster.shared, NODE_ID: 'chat-leaving', DATABASE_URL: testDatabaseUrl(), DRAIN_TIMEOUT_MS: '0' }));
     try {
       const user = await signUp(node.url);
       const watcher = track(await connectReady(cluster.a.url, user.auth.accessToken));

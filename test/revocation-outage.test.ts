@@ -36,7 +36,8 @@ describe('AUTH-7 revocations made while Redis is down', () => {
       await gone;
       expect(Date.now() - back).toBeLessThan(10_000);
       expect(onB.received.some((r) => r.event === 'session:revoked')).toBe(true);
-      expect(otherOnB.socket.connected).toBe(true);
+      // The bystander is not revoked (its socket may still be closed to catch up: server/realtime/catch-up.ts).
+      expect(otherOnB.received.some((r) => r.event === 'session:revoked')).toBe(false);
     } finally {
       closeAll();
     }

@@ -20,6 +20,9 @@ import type { ReadyUserRow } from '../features/auth/users.repository.js';
 import { createDispatcher, type HandlerMap, type HandlerRuntime } from './define-handler.js';
 import type { GatewayHooks } from '../hooks.js';
 import { sessionRoom, userRoom } from './rooms.js';
+import { whenIdle } from './in-flight.js';
+import { startCatchUp } from './catch-up.js';
+import { ErrorCode } from '../errors.js';
 import type { AppServer, AppSocket } from './types.js';
 
 export interface Gateway {
@@ -29,6 +32,12 @@ export interface Gateway {
    * is shared with the other handshakes of its batch, whatever their namespace).
    */
   handshake(options: { role?: 'admin'; namespace?: string }): ReturnType<typeof handshakeAuth>;
+  /**
+   * The start of a drain (SIGTERM): handshakes in every namespace are refused with `UNAVAILABLE` from now on,
+   * and each app socket of this node is closed once the events it is handling are answered (at most
+   * `inFlightMs` later), so that its client reconnects to another node. Resolves when they are closed.
+   */
+  drain(inFlightMs: number): Promise<void>;
   /** Stops accepting and closes every socket of this node. */
   close(): Promise<void>;
 }
@@ -50,8 +59,16 @@ export function createGateway(options: {
    */
   const userById = batched((ids: string[]) => deps.users.readyRows(ids), { windowMs: 5 });
   const failures = new HandshakeFailureLog(logger);
-  const handshake = (options: { role?: 'admin'; namespace?: string }) =>
-    handshakeAuth({ auth, loadUser: userById, sockets: deps.sockets, failures, onFailure: hooks.onHandshakeFailure, ...options });
+  let draining = false;
+  const handshake = (options: { role?: 'admin'; namespace?: string }): ReturnType<typeof handshakeAuth> => {
+    const check = handshakeAuth({ auth, loadUser: userById, sockets: deps.sockets, failures, onFailure: hooks.onHandshakeFailure, ...options });
+    return async (socket, next) => {
+      if (!draining) return check(socket, next);
+      // A draining node takes no new sockets: the client retries, and the load balancer sends it elsewhere.
+      hooks.onHandshakeFailure(ErrorCode.UNAVAILABLE);
+      next(Object.assign(new Error(ErrorCode.UNAVAILABLE), { data: { code: ErrorCode.UNAVAILABLE } }));
+    };
+  };
 
   const io: AppServer = new Server(server, {
     path: '/socket.io',
@@ -84,6 +101,7 @@ export function createGateway(options: {
   sub.on('error', () => undefined);
   io.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
   broadcaster.attach(io);
+  const stopCatchUp = startCatchUp({ io, sub, redisWatch: deps.redisWatch, broadcaster, logger });
 
   // Memory: the HTTP request of the upgrade is not needed after the handshake.
   io.engine.on('connection', (rawSocket: { request: unknown }) => {
@@ -142,7 +160,18 @@ export function createGateway(options: {
   return {
     io,
     handshake,
+    async drain(inFlightMs) {
+      draining = true;
+      // A server-side disconnect: clients reconnect (PROTOCOL §8), the events in flight answered first.
+      await Promise.all(
+        [...io.sockets.sockets.values()].map(async (socket) => {
+          await whenIdle(socket, inFlightMs);
+          socket.disconnect(true);
+        }),
+      );
+    },
     async close() {
+      stopCatchUp();
       broadcaster.detach();
       revocation.events.off('revoked', onRevoked);
       revocation.events.off('recovered', onRecovered);

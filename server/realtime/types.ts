@@ -8,6 +8,8 @@ export interface InterServerEvents {
   'chat:cancel': (messageId: string) => void;
   /** the broadcasts of one loop turn of the sending node, for each node to deliver to its own sockets (`Broadcaster`) */
   'rooms:emit': (items: RoomPayload[]) => void;
+  /** the sending node's Redis link is back: what it sent meanwhile reached its own sockets only (`catch-up.ts`) */
+  'sockets:catch-up': () => void;
 }
 
 /** One broadcast: an event and its arguments for the sockets in a room. */

@@ -2,7 +2,7 @@
  * A PostgreSQL server of the test's own (initdb in a temporary folder, its own
  * port), which the test may restart without disturbing anything else.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,19 +16,33 @@ const binDir = () => {
   return path.join(root, version, 'bin');
 };
 
-/** Runs a PostgreSQL tool as the `postgres` user (the server refuses to run as root). */
+/** `su`'s arguments that run a PostgreSQL tool as the `postgres` user (the server refuses to run as root). */
+const suArgs = (tool: string, args: string[]) => ['postgres', '-s', '/bin/sh', '-c', [path.join(binDir(), tool), ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')];
+
 function asPostgres(tool: string, args: string[]): void {
-  const command = [path.join(binDir(), tool), ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const res = spawnSync('su', ['postgres', '-s', '/bin/sh', '-c', command], { encoding: 'utf8' });
+  const res = spawnSync('su', suArgs(tool, args), { encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`${tool} failed: ${res.stderr || res.stdout}`);
+}
+
+/** The same, without blocking the event loop: the test's own clients go on meanwhile (a drill's load). */
+function asPostgresAsync(tool: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('su', suArgs(tool, args), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString('utf8')));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${tool} failed: ${output}`))));
+  });
 }
 
 export interface OwnPostgres extends AsyncDisposable {
   /** admin URL (database `postgres`) */
   url(database?: string): string;
-  restart(): Promise<void>;
+  /** `fast` (the default) ends sessions and checkpoints; `immediate` is a crash: recovery replays the WAL at start. */
+  restart(mode?: 'fast' | 'immediate'): Promise<void>;
   /** Stops the server for a while (`up()` starts it again); its data stays. */
-  down(): Promise<void>;
+  down(mode?: 'fast' | 'immediate'): Promise<void>;
   up(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -40,27 +54,29 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   asPostgres('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   const port = await freePort();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
-  const start = () => asPostgres('pg_ctl', ['-D', data, '-o', options, '-w', '-t', '30', '-l', path.join(dir, 'log'), 'start']);
-  const stop = () => asPostgres('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
-  start();
+  const startArgs = ['-D', data, '-o', options, '-w', '-t', '30', '-l', path.join(dir, 'log'), 'start'];
+  const stopArgs = (mode: 'fast' | 'immediate') => ['-D', data, '-m', mode, '-w', 'stop'];
+  const start = () => asPostgresAsync('pg_ctl', startArgs);
+  const stop = (mode: 'fast' | 'immediate' = 'fast') => asPostgresAsync('pg_ctl', stopArgs(mode));
+  asPostgres('pg_ctl', startArgs);
   let stopped = false;
   const stopForGood = async () => {
     if (stopped) return;
     stopped = true;
-    stop();
+    await stop();
     fs.rmSync(dir, { recursive: true, force: true });
   };
   return {
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
-    async restart() {
-      stop();
-      start();
+    async restart(mode = 'fast') {
+      await stop(mode);
+      await start();
     },
-    async down() {
-      stop();
+    async down(mode = 'fast') {
+      await stop(mode);
     },
     async up() {
-      start();
+      await start();
     },
     stop: stopForGood,
     [Symbol.asyncDispose]: stopForGood,

@@ -137,6 +137,23 @@ export class Assistant {
     return true;
   }
 
+  /**
+   * A drain: resolves once no generation runs on this node, or at `deadline` (epoch ms), whichever comes first.
+   * Generations started meanwhile (a `chat:send` that was in flight) are waited for too.
+   */
+  async settle(deadline: number): Promise<void> {
+    while (this.running.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...this.running.values()].map((entry) => entry.done)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, left))),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+
   /** Graceful shutdown: every generation of this node ends as `interrupted`. */
   async shutdown(): Promise<void> {
     await Promise.all([...this.running.keys()].map((id) => this.stop(id, 'shutdown')));
