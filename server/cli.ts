@@ -3,7 +3,8 @@
  * checkout, `node dist/server/cli.js admin <command>` in a built deployment
  * (no dev tools needed); `backup` and `restore` likewise (`features/backup/backup.ts`).
  * It reads the server's configuration, so the same environment as the nodes',
- * and talks to PostgreSQL only.
+ * and talks to PostgreSQL; `sign-out` and `disconnect` also to Redis, and
+ * through it to every node (`features/auth/operator-sessions.ts`).
  */
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.js';
@@ -13,6 +14,8 @@ import { createUsersRepository } from './features/auth/users.repository.js';
 import { adminUsage, runAdminCommand, type CommandOutput } from './features/auth/admins.js';
 import { backupUsage, runBackupCommand, runRestoreCommand } from './features/backup/backup.js';
 import { createSecurityRepository } from './features/security/security.repository.js';
+import { createSessionsRepository } from './features/auth/sessions.repository.js';
+import { openOperatorSessions, type OperatorSessions } from './features/auth/operator-sessions.js';
 
 async function main(argv: string[]): Promise<number> {
   const [group, ...args] = argv;
@@ -36,14 +39,19 @@ async function main(argv: string[]): Promise<number> {
   // The security log goes to stderr, so that stdout holds only the command's result (`list`).
   const logger = createLogger({ level: config.logLevel, nodeId: `${config.nodeId}:cli`, destination: pino.destination({ dest: 2, sync: true }) });
   const sql = createPostgres(config.databaseUrl, { max: 1, applicationName: 'sam:cli' });
+  const sessions = createSessionsRepository(sql);
+  let operatorSessions: Promise<OperatorSessions> | undefined;
   try {
     return await runAdminCommand(args, {
       users: createUsersRepository(sql),
       security: createSecurityRepository(sql),
+      sessions,
+      operatorSessions: () => (operatorSessions ??= openOperatorSessions(config, { sessions, logger })),
       logger,
       output,
     });
   } finally {
+    await operatorSessions?.then((opened) => opened.close()).catch(() => undefined);
     await sql.end({ timeout: 5 });
   }
 }

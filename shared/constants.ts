@@ -16,7 +16,7 @@ export const messageStatuses = ['complete', 'streaming', 'cancelled', 'error', '
 /**
  * Why a session was revoked: the `reason` of `session:revoked` (RT-5), a
  * closed list. `session_revoked` is a user ending one of their sessions,
- * `admin_revoked` an admin's `ops:revoke-user`.
+ * `admin_revoked` an admin's `ops:revoke-user` or an operator's `admin sign-out`.
  */
 export const revocationReasons = [
   'logout',

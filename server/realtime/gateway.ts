@@ -6,14 +6,12 @@
  */
 import type http from 'node:http';
 import { Server } from 'socket.io';
-import { createAdapter } from '@socket.io/redis-adapter';
-import { Redis } from 'ioredis';
 import type { Deps } from '../deps.js';
 import { limits } from '../../shared/limits.js';
 import { isAllowedOrigin } from '../http/security.js';
 import { clearExpiry, handshakeAuth, HandshakeFailureLog, scheduleExpiry, takeAdmitted } from './handshake-auth.js';
 import { toUserView } from '../features/auth/auth.service.js';
-import { redisOptions } from '../redis.js';
+import { createRedisAdapter } from './adapter.js';
 import { batched } from '../batch.js';
 import type { RevokedEvent } from '../features/auth/revocation.js';
 import type { ReadyUserRow } from '../features/auth/users.repository.js';
@@ -92,14 +90,9 @@ export function createGateway(options: {
     },
   });
 
-  // Each broadcast is a PUBLISH. The adapter does not await its publishes, so while Redis is away they wait in
-  // the offline queue instead of failing (`maxRetriesPerRequest: null`), and the broadcaster sends to this
-  // node's sockets only meanwhile.
-  const pub = new Redis(config.redisUrl, redisOptions(config, { connectionName: `sam:${config.nodeId}:pub`, lazyConnect: false, maxRetriesPerRequest: null }));
-  const sub = pub.duplicate({ connectionName: `sam:${config.nodeId}:sub` });
-  pub.on('error', () => undefined);
-  sub.on('error', () => undefined);
-  io.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
+  // While Redis is away, the broadcaster sends to this node's sockets only.
+  const redisAdapter = createRedisAdapter(config, config.nodeId);
+  io.adapter(redisAdapter.adapter);
   broadcaster.attach(io);
   const stopCatchUp = startCatchUp({ io, sub, redisWatch: deps.redisWatch, broadcaster, logger });
 
@@ -142,7 +135,7 @@ export function createGateway(options: {
   }
 
   // RT-5 / AUTH-7: a revocation on this node closes the session's sockets on every node.
-  const onRevoked = ({ sessionIds, reason }: RevokedEvent) => broadcaster.disconnectSessions(sessionIds, reason);
+  const onRevoked = ({ sessionIds, reason }: RevokedEvent) => void broadcaster.disconnectSessions(sessionIds, reason);
   revocation.events.on('revoked', onRevoked);
 
   // Revocations made while this node distrusted Redis (a failed write, an outage) may not have crossed the
@@ -180,8 +173,7 @@ export function createGateway(options: {
         io.close(() => resolve());
         // io.close also closes the http.Server; Express's close() is then a no-op.
       });
-      // QUIT queues behind the adapter's pending unsubscribes, so none of them is left rejected.
-      await Promise.allSettled([pub.quit(), sub.quit()]);
+      await redisAdapter.close();
     },
   };
 }

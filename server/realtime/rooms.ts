@@ -107,25 +107,62 @@ export class Broadcaster {
 
   /**
    * Closes the sockets of these sessions, in every namespace: on this node at once, and on the others through
-   * the adapter (a no-op for them while Redis is away; they catch up from PostgreSQL when it returns).
+   * the adapter (a no-op for them while Redis is away; they catch up from PostgreSQL when it returns). Resolves
+   * once they were told to close (the operators' command line waits for it before it exits).
    */
-  disconnectSessions(sessionIds: string[], reason: RevocationReason): void {
+  disconnectSessions(sessionIds: string[], reason: RevocationReason): Promise<void> {
     const io = this.io;
-    if (!io || sessionIds.length === 0) return;
+    if (!io || sessionIds.length === 0) return Promise.resolve();
     const rooms = sessionIds.map(sessionRoom);
     // While Redis is away, the local part is done here; other nodes re-read PostgreSQL when it returns.
     const everywhere = this.reachable();
     if (everywhere) this.flush();
     for (const namespace of this.everyNamespace(io)) (everywhere ? namespace : namespace.local).to(rooms).emit('session:revoked', { reason });
-    // A moment's delay lets the ack of the event that caused this (session:revoke, user:delete) go out first; a
-    // socket of this node still handling an event is closed once that event is answered (at most a second later).
-    setTimeout(() => {
-      if (this.io !== io) return;
+    // A socket of this node still handling an event is closed once that event is answered (at most a second later).
+    return this.inAMoment(io, () => {
       const busy = this.disconnectSessionsHere(sessionIds, reason, { notify: false });
       if (everywhere && this.reachable()) {
         for (const namespace of this.everyNamespace(io)) namespace.in(rooms).except(busy).disconnectSockets(true);
       }
-    }, 50).unref();
+    });
+  }
+
+  /**
+   * Tells every socket of every node, in every namespace, that its session was revoked, then closes them all:
+   * an operator's `sign-out --all`, once every session is revoked. Resolves once they were told to close.
+   */
+  disconnectEveryone(reason: RevocationReason): Promise<void> {
+    const io = this.io;
+    if (!io) return Promise.resolve();
+    this.flush();
+    for (const namespace of this.everyNamespace(io)) namespace.emit('session:revoked', { reason });
+    return this.inAMoment(io, () => {
+      for (const namespace of this.everyNamespace(io)) namespace.disconnectSockets(true);
+    });
+  }
+
+  /**
+   * Closes the user's sockets on every node, in every namespace, revoking nothing: the tabs reconnect with their
+   * tokens (an operator's `disconnect`, for a misbehaving client).
+   */
+  disconnectUser(userId: string): void {
+    const io = this.io;
+    if (!io) return;
+    this.flush();
+    for (const namespace of this.everyNamespace(io)) namespace.in(userRoom(userId)).disconnectSockets(true);
+  }
+
+  /**
+   * Runs `close` a moment later, unless the server closed meanwhile: the moment lets the ack of the event that
+   * caused a revocation (session:revoke, user:delete) and the `session:revoked` event go out first.
+   */
+  private inAMoment(io: AppServer, close: () => void): Promise<void> {
+    return new Promise((resolve) => {
+      setTimeout(() => {
+        if (this.io === io) close();
+        resolve();
+      }, 50).unref();
+    });
   }
 
   /**

@@ -1,6 +1,7 @@
 /** The operators' `admin` command for tests: in this process against a test app, or as the built command line. */
 import path from 'node:path';
 import { runAdminCommand } from '../../server/features/auth/admins.js';
+import { openOperatorSessions, type OperatorSessions } from '../../server/features/auth/operator-sessions.js';
 import type { TestApp } from './app.js';
 import { signUp, type SignedUp } from './users.js';
 import { runProcess, type CommandResult } from './process.js';
@@ -12,12 +13,16 @@ export async function adminCommand(app: TestApp, ...args: string[]): Promise<Com
   const started = Date.now();
   const out: string[] = [];
   const err: string[] = [];
+  let opened: Promise<OperatorSessions> | undefined;
   const code = await runAdminCommand(args, {
     users: app.deps.users,
     security: app.deps.securityRepository,
+    sessions: app.deps.sessions,
+    operatorSessions: () => (opened ??= openOperatorSessions(app.deps.config, { sessions: app.deps.sessions, logger: app.deps.logger })),
     logger: app.deps.logger,
     output: { out: (line) => out.push(line), err: (line) => err.push(line) },
   });
+  await (await opened)?.close();
   return { code, stdout: out.map((l) => `${l}\n`).join(''), stderr: err.map((l) => `${l}\n`).join(''), ms: Date.now() - started };
 }
 

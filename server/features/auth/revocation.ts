@@ -26,6 +26,8 @@ import type { RevocationReason } from '../../../shared/constants.js';
 /** The marker: the blacklist holds every session revoked within an access token's lifetime. */
 export const BLACKLIST_READY_KEY = 'bl:ready';
 export const blacklistKey = (sid: string) => `bl:sid:${sid}`;
+/** How long a blacklist entry lives: as long as an access token issued just before the revocation may (and a margin). */
+export const blacklistTtlSeconds = (accessTtlSeconds: number) => accessTtlSeconds + 5;
 /** how often a node that distrusts the blacklist tries to rebuild it */
 const RETRY_MS = 1_000;
 
@@ -72,7 +74,7 @@ export function createRevocationStore(options: {
   accessTtlSeconds: number;
 }): RevocationStore {
   const { sessions, redis, redisWatch, logger, accessTtlSeconds } = options;
-  const ttl = accessTtlSeconds + 5;
+  const ttl = blacklistTtlSeconds(accessTtlSeconds);
   const events = new EventEmitter<{ revoked: [RevokedEvent]; recovered: [{ since: Date }] }>();
   /** Not until this node has rebuilt the blacklist from PostgreSQL itself (at startup too). */
   let trusted = false;
@@ -182,9 +184,7 @@ export function createRevocationStore(options: {
     async blacklist(sessionIds, reason) {
       if (sessionIds.length === 0) return;
       try {
-        const pipeline = redis.multi();
-        for (const sid of sessionIds) pipeline.set(blacklistKey(sid), reason, 'EX', ttl);
-        await execOrThrow(pipeline);
+        await writeBlacklist(redis, sessionIds, reason, ttl);
       } catch (err) {
         logger.warn({ err: (err as Error).message, sessionIds }, 'blacklist write failed; checks go to PostgreSQL until it is rebuilt');
         redisWatch.reportFallback('revocation write');
@@ -225,6 +225,16 @@ export function createRevocationStore(options: {
       offWatch();
     },
   };
+}
+
+/**
+ * Writes the blacklist entries of these sessions in one MULTI, throwing when it failed. The nodes' store, and
+ * the operators' `sign-out` (`operator-sessions.ts`), which has no store of its own.
+ */
+export async function writeBlacklist(redis: Redis, sessionIds: readonly string[], reason: RevocationReason, ttlSeconds: number): Promise<void> {
+  const pipeline = redis.multi();
+  for (const sid of sessionIds) pipeline.set(blacklistKey(sid), reason, 'EX', ttlSeconds);
+  await execOrThrow(pipeline);
 }
 
 /** Runs a MULTI, throwing when it or any of its commands failed (EXEC reports a command's error in its reply). */

@@ -57,6 +57,31 @@ export function createSessionsRepository(sql: Sql) {
       const known = new Set<string>(revocationReasons);
       return rows.map((r) => ({ id: r.id, reason: r.revokedReason !== null && known.has(r.revokedReason) ? (r.revokedReason as RevocationReason) : 'session_revoked' }));
     },
+
+    /** How many sessions are open (not revoked), and of how many users: what an operator's `sign-out --all` would end. */
+    async openCount(): Promise<{ sessions: number; users: number }> {
+      const [row] = await sql<{ sessions: number; users: number }[]>`
+        select count(*)::int as sessions, count(distinct user_id)::int as users from sessions where revoked_at is null`;
+      return row ?? { sessions: 0, users: 0 };
+    },
+
+    /**
+     * `revokeSessions(…, 'all', reason)` for every user at once, in one statement (an operator's `sign-out --all`,
+     * after a restore from a backup brought back sessions revoked since): every open session revoked, its refresh
+     * tokens retired, every access token issued before now invalid. Returns the sessions this call revoked, with
+     * their user.
+     */
+    revokeEverySession(reason: RevocationReason) {
+      return sql<{ id: string; userId: string; email: string }[]>`
+        with revoked as (
+          update sessions set revoked_at = now(), revoked_reason = ${reason} where revoked_at is null returning id, user_id
+        ), retired as (
+          update refresh_tokens set retired_at = now() where retired_at is null and session_id in (select id from revoked)
+        ), invalidated as (
+          update users set tokens_valid_after = now()
+        )
+        select r.id, r.user_id, u.email from revoked r join users u on u.id = r.user_id`;
+    },
   };
 }
 

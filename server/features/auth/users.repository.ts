@@ -44,6 +44,12 @@ export function createUsersRepository(sql: Sql) {
       return row;
     },
 
+    /** The id of the account with `email`, or undefined when there is none (the operators' `sign-out`, `disconnect`). */
+    async idByEmail(email: string): Promise<string | undefined> {
+      const [row] = await sql<{ id: string }[]>`select id from users where email = ${email}`;
+      return row?.id;
+    },
+
     /** The admins' emails, in order. */
     async adminEmails(): Promise<string[]> {
       const rows = await sql<{ email: string }[]>`select email from users where role = 'admin' order by email`;

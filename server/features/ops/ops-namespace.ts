@@ -28,6 +28,8 @@ import { clearExpiry, scheduleExpiry, takeAdmitted } from '../../realtime/handsh
 import { cacheHitRatio } from './metrics.js';
 
 const nodeKey = (id: string) => `ops:node:${id}`;
+/** the admins' namespace; its sockets join the same rooms as the app's */
+export const OPS_NAMESPACE = '/ops';
 /** a node whose last report is older than this is left out of the view */
 export const NODE_STALE_MS = 5_000;
 
@@ -75,9 +77,9 @@ export function attachOps(gateway: Gateway, deps: Deps, runtime: HandlerRuntime,
   const io = gateway.io;
   const intervalMs = options.intervalMs ?? 1_000;
   const startedAt = new Date().toISOString();
-  const ops = (io as unknown as Server).of('/ops') as unknown as OpsNamespace;
+  const ops = (io as unknown as Server).of(OPS_NAMESPACE) as unknown as OpsNamespace;
 
-  ops.use(gateway.handshake({ role: 'admin', namespace: '/ops' }));
+  ops.use(gateway.handshake({ role: 'admin', namespace: OPS_NAMESPACE }));
   broadcaster.addNamespace(ops as unknown as Namespace);
 
   /** Tells the socket why and closes it. */
