@@ -10,6 +10,8 @@ import { redisOptions } from '../redis.js';
 
 export interface RedisAdapter {
   adapter: ReturnType<typeof createAdapter>;
+  /** the subscribing connection: a node watches it to catch its sockets up after it was away (`catch-up.ts`) */
+  subscriber: Redis;
   /** Resolves whether the publishing connection is up, waiting at most `timeoutMs` for it. */
   connected(timeoutMs: number): Promise<boolean>;
   /** Closes both connections once what waits to be published is sent. */
@@ -26,6 +28,7 @@ export function createRedisAdapter(config: Pick<Config, 'redisUrl' | 'redisPrefi
   sub.on('error', () => undefined);
   return {
     adapter: createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }),
+    subscriber: sub,
     connected(timeoutMs) {
       if (pub.status === 'ready') return Promise.resolve(true);
       return new Promise((resolve) => {

@@ -94,7 +94,7 @@ export function createGateway(options: {
   const redisAdapter = createRedisAdapter(config, config.nodeId);
   io.adapter(redisAdapter.adapter);
   broadcaster.attach(io);
-  const stopCatchUp = startCatchUp({ io, sub, redisWatch: deps.redisWatch, broadcaster, logger });
+  const stopCatchUp = startCatchUp({ io, sub: redisAdapter.subscriber, redisWatch: deps.redisWatch, broadcaster, logger });
 
   // Memory: the HTTP request of the upgrade is not needed after the handshake.
   io.engine.on('connection', (rawSocket: { request: unknown }) => {
