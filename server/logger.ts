@@ -5,32 +5,22 @@
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
 import { DriverException } from '@mikro-orm/core';
+import { securityLogTypes } from '../shared/constants.js';
 
 export type { Logger };
 
+/** The JSON log's security events (PROTOCOL §7): the durable security log's (AUTH-18), and those only logged. */
 export const securityEventTypes = [
+  ...securityLogTypes,
   'signup',
-  'login_succeeded',
-  'login_failed',
-  'account_locked',
   'rate_limited',
   'token_revoked',
-  'refresh_reuse_detected',
   'socket_auth_failed',
   'blacklist_unavailable',
   'session_revoked_by_user',
   'account_deleted',
   'admin_action',
-  'admin_granted',
-  'admin_revoked',
   'mfa_challenged',
-  'mfa_enabled',
-  'mfa_disabled',
-  'recovery_codes_regenerated',
-  'recovery_code_used',
-  'password_changed',
-  'password_reset_requested',
-  'password_reset',
   'mail_unavailable',
 ] as const;
 export type SecurityEventType = (typeof securityEventTypes)[number];

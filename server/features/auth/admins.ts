@@ -67,12 +67,8 @@ export async function runAdminCommand(
     output.err(adminUsage);
     return 2;
   }
-  const parsed = emailSchema.safeParse(address);
-  if (!parsed.success) {
-    output.err(`not an email address: ${address}`);
-    return 2;
-  }
-  const email = parsed.data;
+  const email = emailArgument(address, output);
+  if (email === undefined) return 2;
   const role = command === 'grant' ? 'admin' : 'user';
   const changed = await users.setRole(email, role);
   if (!changed) {
@@ -135,12 +131,8 @@ async function sessionsCommand(
     output.err(adminUsage);
     return 2;
   }
-  const parsed = emailSchema.safeParse(address);
-  if (!parsed.success) {
-    output.err(`not an email address: ${address}`);
-    return 2;
-  }
-  const email = parsed.data;
+  const email = emailArgument(address, output);
+  if (email === undefined) return 2;
   const userId = await deps.users.idByEmail(email);
   if (!userId) {
     output.err(`no account has the email ${email}`);
@@ -172,12 +164,8 @@ async function securityLogCommand(args: readonly string[], deps: { security: Pic
   for (let i = 0; i < args.length; i += 2) {
     const [flag, value] = [args[i], args[i + 1]];
     if (flag === '--email' && value !== undefined) {
-      const parsed = emailSchema.safeParse(value);
-      if (!parsed.success) {
-        deps.output.err(`not an email address: ${value}`);
-        return 2;
-      }
-      email = parsed.data;
+      email = emailArgument(value, deps.output);
+      if (email === undefined) return 2;
     } else if (flag === '--limit' && value !== undefined && /^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 10_000) {
       limit = Number(value);
     } else {
@@ -189,6 +177,13 @@ async function securityLogCommand(args: readonly string[], deps: { security: Pic
     deps.output.out(JSON.stringify({ at: row.at.toISOString(), type: row.type, email: row.email, userId: row.userId, ip: row.ip, device: row.device, userAgent: row.userAgent, details: row.details }));
   }
   return 0;
+}
+
+/** An email address given on the command line, normalised as at sign-up; undefined (said on stderr) when it is not one. */
+function emailArgument(value: string, output: CommandOutput): string | undefined {
+  const parsed = emailSchema.safeParse(value);
+  if (!parsed.success) output.err(`not an email address: ${value}`);
+  return parsed.data;
 }
 
 /** Who ran the command, as the operating system knows them (for the audit record). */
