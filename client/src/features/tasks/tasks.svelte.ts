@@ -47,6 +47,9 @@ export interface TasksDeps {
   assistantActive: () => boolean;
 }
 
+const SYNC_RETRY_FIRST_MS = 1_000;
+const SYNC_RETRY_MAX_MS = 15_000;
+
 export class TasksStore {
   #byId = $state.raw(new Map<string, Task>());
   #seq = $state<number | null>(null);
@@ -66,6 +69,8 @@ export class TasksStore {
   #resync = false;
   /** ids pushed or answered while a sync request was out: newer than its snapshot, unlike the rest of the copy */
   #touchedDuringSync = new Set<string>();
+  #syncRetry: ReturnType<typeof setTimeout> | null = null;
+  #syncRetryMs = SYNC_RETRY_FIRST_MS;
 
   #all = $derived([...this.#byId.values()]);
   #inProject = $derived(this.#project === null ? this.#all : this.#all.filter((t) => t.project === this.#project));
@@ -164,6 +169,9 @@ export class TasksStore {
   }
 
   reset(): void {
+    if (this.#syncRetry !== null) clearTimeout(this.#syncRetry);
+    this.#syncRetry = null;
+    this.#syncRetryMs = SYNC_RETRY_FIRST_MS;
     this.#byId = new Map();
     this.#seq = null;
     this.#loaded = false;
@@ -296,9 +304,11 @@ export class TasksStore {
         const since = this.#seq ?? 0;
         const res = await this.deps.connection.request('task:sync', { since }, 20_000);
         if (!res.ok) {
-          if (res.error.code !== 'UNAVAILABLE') this.deps.toasts.show(`Could not load tasks: ${describeError(res.error)}`, 'error');
+          if (res.error.code === 'UNAVAILABLE') this.#retrySyncLater();
+          else this.deps.toasts.show(`Could not load tasks: ${describeError(res.error)}`, 'error');
           return;
         }
+        this.#syncRetryMs = SYNC_RETRY_FIRST_MS;
         this.#applySync(res.data, since === 0 && this.#seq === null);
       } while (++rounds < 5 && (this.#resync || (this.#seq !== null && this.#seq < this.#highestSeen)));
     })().finally(() => {
@@ -306,6 +316,20 @@ export class TasksStore {
       this.#touchedDuringSync.clear();
     });
     return this.#syncing;
+  }
+
+  /**
+   * The server could not answer (its database restarting, say) while the socket stayed up: no push may come to
+   * reveal what this tab missed, so it asks again, less often each time. A reconnect syncs by itself.
+   */
+  #retrySyncLater(): void {
+    if (this.#syncRetry !== null) return;
+    const delay = this.#syncRetryMs;
+    this.#syncRetryMs = Math.min(this.#syncRetryMs * 2, SYNC_RETRY_MAX_MS);
+    this.#syncRetry = setTimeout(() => {
+      this.#syncRetry = null;
+      if (this.deps.connection.live) void this.#sync(this.#highestSeen);
+    }, delay);
   }
 
   #applySync(result: TaskSyncResult, first: boolean): void {
