@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabaseUrl } from './support/env.js';
 import { createPostgres, isUniqueViolation, snapshot, transaction, type Sql } from '../server/db/postgres.js';
+import { isUnavailableError } from '../server/errors.js';
 
 let sql: Sql;
 const table = `pg_client_test_${process.pid}`;
@@ -63,6 +64,23 @@ describe('transaction', () => {
       }),
     ).rejects.toMatchObject({ code: '22012' });
     expect(await rows([5])).toEqual([]);
+  });
+
+  it('fails as unavailable when PostgreSQL ends its connection midway, and the pool serves the next one', async () => {
+    // postgres.js 3.4.x wrote to such a reserved connection from a setImmediate and killed the process (porsager/postgres#1208).
+    const other = createPostgres(testDatabaseUrl(), { max: 1 });
+    try {
+      const attempt = transaction(sql, async (tx) => {
+        const [backend] = await tx.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+        await other`select pg_terminate_backend(${backend!.pid}::int)`;
+        await Promise.all([tx.sql`select 1`, tx.sql`select 2`]);
+      });
+      const err = await attempt.catch((e: unknown) => e);
+      expect(isUnavailableError(err)).toBe(true);
+      expect(await rows([1])).toEqual([{ id: 1, note: 'one' }]);
+    } finally {
+      await other.end();
+    }
   });
 });
 

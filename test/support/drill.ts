@@ -639,19 +639,16 @@ export class Drill {
   }
 
   /**
-   * Restarts the nodes that exited on their own, as the platform would, and sends their tabs back. One cause is
-   * known and not ours: postgres.js 3.4.x writes to a connection that PostgreSQL just closed, from a
-   * `setImmediate`, and the process dies (porsager/postgres#1154, #1208; the guard in PR #1209 is not released).
-   * That one is counted; any other crash is a broken invariant.
+   * Restarts the nodes that exited on their own, as the platform would, and sends their tabs back. Each crash is
+   * counted and is a broken invariant.
    */
   private async restartCrashed(): Promise<number> {
     let crashes = 0;
     for (const node of this.nodes) {
       if (!node.crashed) continue;
       crashes++;
-      const known = /at Immediate\.nextWrite \(\S*\/postgres\/src\/connection\.js/.test(node.stderrTail);
-      this.options.log(`${node.nodeId} crashed${known ? ' (postgres.js nextWrite on a closed connection, porsager/postgres#1208)' : ''}; restarting it`);
-      if (!known) this.problem(`${node.nodeId} crashed: ${node.stderrTail.slice(-600)}`);
+      this.options.log(`${node.nodeId} crashed; restarting it`);
+      this.problem(`${node.nodeId} crashed: ${node.stderrTail.slice(-600)}`);
       await this.waitLive(30_000);
       await node.start();
       for (const tab of this.liveTabs()) tab.goHome();

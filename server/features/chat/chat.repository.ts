@@ -6,7 +6,7 @@
  */
 import type { ErrorCode } from '../../../shared/errors.js';
 import type { Conversation, Message, StopReason } from '../../../shared/schemas/chat.js';
-import { snapshot, transaction, type Sql } from '../../db/postgres.js';
+import { snapshot, transaction, type ISql, type Sql } from '../../db/postgres.js';
 
 export interface MessageRow {
   id: string;
@@ -132,7 +132,7 @@ export function createChatRepository(sql: Sql) {
   /** A conversation's columns and its `generating` flag; `c` is the conversations table. */
   const conversationColumns = sql.unsafe(`c.id, c.title, c.created_at, c.updated_at,
     exists (select 1 from messages m where m.conversation_id = c.id and m.status = 'streaming') as generating`);
-  const replayQuery = (q: Sql, id: string) => q<SentMessageRow[]>`
+  const replayQuery = (q: ISql, id: string) => q<SentMessageRow[]>`
     select ${messageColumns}, (select r.id from messages r where r.conversation_id = messages.conversation_id and r.reply_to = messages.id limit 1) as reply_id
       from messages where id = ${id}`;
 

@@ -11,7 +11,7 @@
  * one that does not changes nothing and the service reads again.
  */
 import type { Recurrence, TaskListView, TaskStatus } from '../../../shared/schemas/tasks.js';
-import { postgres, snapshot, type Sql } from '../../db/postgres.js';
+import { postgres, snapshot, type ISql, type Sql } from '../../db/postgres.js';
 import { batched } from '../../batch.js';
 
 /** A task as stored: the wire fields and the ones only the server sees. */
@@ -223,11 +223,11 @@ export function createTasksRepository(sql: Sql) {
     tombstoneFloorSeq: row.tombstoneFloorSeq,
     timezone: row.timezone,
   });
-  const ownerQuery = (q: Sql, userId: string) =>
+  const ownerQuery = (q: ISql, userId: string) =>
     q<OwnerRow[]>`select task_seq, tombstone_floor_seq, timezone from users where id = ${userId}`;
 
   /** A view's read: the owner and the tasks on one snapshot, so that `seq` matches the tasks. */
-  async function view(userId: string, tasks: (q: Sql) => postgres.PendingQuery<TaskRecord[]>) {
+  async function view(userId: string, tasks: (q: ISql) => postgres.PendingQuery<TaskRecord[]>) {
     const [owners, rows] = await snapshot(sql, (q) => [ownerQuery(q, userId), tasks(q)] as const);
     const owner = owners[0];
     return owner ? { owner: ownerOf(owner), tasks: rows as TaskRecord[] } : undefined;
