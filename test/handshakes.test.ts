@@ -107,8 +107,10 @@ describe('RT-1 refused handshakes are logged at a bounded rate', () => {
     expect(lines).toBeLessThan(60);
     await new Promise((r) => setTimeout(r, 1_100));
     expect(await handshake(app.url, 'garbage-after')).toBe(ErrorCode.UNAUTHENTICATED);
-    const last = app.logs.records().filter((r) => r.type === 'socket_auth_failed').at(-1)!;
-    expect(last.suppressed).toBe(60 - lines);
+    // The lines after the burst's first say how many were left out before them: all 60 are accounted for, however
+    // many one-second windows a loaded machine spread the burst over.
+    const logged = app.logs.records().filter((r) => r.type === 'socket_auth_failed').slice(before);
+    expect(logged.reduce((n, r) => n + Number(r.suppressed ?? 0), 0)).toBe(60 - lines);
     const metrics = await new RestClient(app.url).get('/metrics', { authorization: `Bearer ${metricsToken}` });
     const line = (metrics.body as string).split('\n').find((l) => l.startsWith('sam_handshake_failures_total{reason="UNAUTHENTICATED"}'));
     expect(Number(line?.split(' ')[1])).toBeGreaterThanOrEqual(61);
