@@ -5,28 +5,20 @@
  * does for "all" and the tabs on both nodes hear `session:revoked` (RT-5); a
  * disconnect revokes nothing and the tabs may come back with the same token.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { productionEnv, randomSecret, uniqueEmail, uniquePrefix } from './support/env.js';
-import { startCluster, type Cluster, type TestApp } from './support/app.js';
+import { useTwoNodes, type TestApp } from './support/app.js';
 import { signUp, logIn, type SignedUp } from './support/users.js';
 import { adminCommand, runCli } from './support/admin.js';
-import { closed, connectError, connectReady, tabTracker, type Tab } from './support/sockets.js';
+import { closed, connectError, connectReady, type Tab } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
 
-let cluster: Cluster;
-let env: Record<string, string | undefined>;
-const { track, closeAll } = tabTracker();
-const a = (): TestApp => cluster.nodes[0]!;
-const b = (): TestApp => cluster.nodes[1]!;
-
-beforeAll(async () => {
-  env = productionEnv({ REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), RATE_LIMIT_PER_MINUTE: '10000' });
-  cluster = await startCluster(2, env);
-});
-afterAll(async () => {
-  closeAll();
-  await cluster?.close();
-});
+/** The nodes' environment, which the command line runs with too. */
+const env = productionEnv({ REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), RATE_LIMIT_PER_MINUTE: '10000' });
+const nodes = useTwoNodes(() => env);
+const { track } = nodes;
+const a = (): TestApp => nodes.a;
+const b = (): TestApp => nodes.b;
 
 /** A user with two sessions, a tab of the first on node A and one of the second on node B. */
 async function twoTabs(tag: string): Promise<{ first: SignedUp; second: SignedUp; onA: Tab; onB: Tab }> {

@@ -3,29 +3,21 @@
  * nodes (real PostgreSQL and Redis). Codes come from the `otpauth` library
  * with the secret `mfa:setup` returned, as an authenticator app makes them.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { productionEnv, randomSecret, uniquePrefix, serverEnvBase } from './support/env.js';
-import { startCluster, startTestApp, type Cluster, type TestApp } from './support/app.js';
+import { startTestApp, useTwoNodes, type TestApp } from './support/app.js';
 import { RestClient } from './support/http.js';
 import { logIn, signUp, type SignedUp } from './support/users.js';
-import { closedWithin, connectReady, tabTracker, type Tab } from './support/sockets.js';
+import { closedWithin, connectReady, type Tab } from './support/sockets.js';
 import { codeAt, freshCode, stepAt } from './support/totp.js';
 import { loadConfig, ConfigError } from '../server/config.js';
 import { ErrorCode } from '../shared/errors.js';
 
-let cluster: Cluster;
-const { track, closeAll } = tabTracker();
-const a = (): TestApp => cluster.nodes[0]!;
-const b = (): TestApp => cluster.nodes[1]!;
-
-beforeAll(async () => {
-  cluster = await startCluster(2, productionEnv({ REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), RATE_LIMIT_PER_MINUTE: '100000' }));
-});
-afterAll(async () => {
-  closeAll();
-  await cluster?.close();
-});
+const nodes = useTwoNodes(() => productionEnv({ REDIS_PREFIX: uniquePrefix(), SECRET_KEY: randomSecret(), RATE_LIMIT_PER_MINUTE: '100000' }));
+const { track } = nodes;
+const a = (): TestApp => nodes.a;
+const b = (): TestApp => nodes.b;
 
 const post = (url: string, path: string, body: unknown) => new RestClient(url).post(`/api/v1/auth${path}`, body);
 
