@@ -212,6 +212,11 @@ class DrillTab {
   closing = false;
   readonly name = `t${tabCounter++}`;
   tasks = new Map<string, { version: number; status: Task['status']; seq: number }>();
+  /**
+   * Purged ids with the seq of their removal, as the web client keeps them: a push that left another node before
+   * the purge can arrive after it (Redis held it: a pause, a restart's offline queue), and must not bring the task back.
+   */
+  private readonly tombstones = new Map<string, number>();
   seq: number | null = null;
   private syncing = false;
   private resync = false;
@@ -258,7 +263,7 @@ class DrillTab {
     });
     socket.on('task:removed', ({ seq, id }) => {
       this.heardTasks.add(id);
-      this.tasks.delete(id);
+      this.remove(id, seq);
       this.pushed(seq);
     });
     socket.on('chat:delta', (d) => {
@@ -320,7 +325,13 @@ class DrillTab {
     this.socket?.disconnect();
   }
 
+  private remove(id: string, seq: number): void {
+    this.tombstones.set(id, Math.max(seq, this.tombstones.get(id) ?? 0));
+    this.tasks.delete(id);
+  }
+
   private upsert(task: Task): void {
+    if ((this.tombstones.get(task.id) ?? -1) > task.seq) return;
     const known = this.tasks.get(task.id);
     if (known && known.version >= task.version) return;
     this.tasks.set(task.id, { version: task.version, status: task.status, seq: task.seq });
@@ -366,7 +377,7 @@ class DrillTab {
   private apply(result: TaskSyncResult): void {
     if (result.reset) this.tasks.clear();
     for (const task of result.tasks) this.upsert(task);
-    for (const id of result.removed) this.tasks.delete(id);
+    for (const id of result.removed) this.remove(id, result.seq);
     this.seq = result.reset ? result.seq : Math.max(this.seq ?? 0, result.seq);
   }
 
@@ -830,7 +841,15 @@ export class Drill {
       }
       if (differing.length === 0) return Date.now() - since;
       if (Date.now() > deadline) {
-        this.problem(`${differing.length} tabs did not converge: ${differing.slice(0, 5).join(', ')}`);
+        // What the first of them holds wrongly (task: the tab's version / PostgreSQL's, '-' for none), to tell a
+        // stale or resurrected task from a missing one.
+        const first = this.liveTabs().find((t) => t.name === differing[0])!;
+        const truth = byUser.get(first.user.id) ?? new Map<string, number>();
+        const wrong = [...new Set([...truth.keys(), ...first.tasks.keys()])]
+          .filter((id) => first.tasks.get(id)?.version !== truth.get(id))
+          .slice(0, 3)
+          .map((id) => `${id.slice(0, 8)} ${first.tasks.get(id)?.version ?? '-'}/${truth.get(id) ?? '-'}`);
+        this.problem(`${differing.length} tabs did not converge: ${differing.slice(0, 5).join(', ')} (${first.name}: ${wrong.join(', ')}; live ${first.live})`);
         return null;
       }
       await sleep(250);
