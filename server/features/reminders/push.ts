@@ -7,6 +7,7 @@
  * Without VAPID configuration every method is a no-op and `publicKey()` is
  * null, so clients do not offer push at all.
  */
+import { backgroundWork } from '../../background.js';
 import { ECDH } from 'node:crypto';
 import type https from 'node:https';
 import type { Config } from '../../config.js';
@@ -75,7 +76,7 @@ export function createPushNotifier({ repository, config, logger, agent }: PushNo
   const library = import('web-push').then((m) => m.default);
   library.catch(() => undefined);
   const slots = semaphore(MAX_PUSHES_IN_FLIGHT);
-  const pending = new Set<Promise<unknown>>();
+  const background = backgroundWork();
 
   type Result = 'sent' | 'gone' | 'failed';
   const send = async (userId: string, reminderId: string, sub: PushSubscriptionRow, payload: string): Promise<Result> => {
@@ -145,15 +146,10 @@ export function createPushNotifier({ repository, config, logger, agent }: PushNo
     },
 
     notify(userId, reminder) {
-      const work = notifyAll(userId, reminder);
-      pending.add(work);
-      void work.finally(() => pending.delete(work));
-      return work;
+      return background.add(notifyAll(userId, reminder));
     },
 
-    async drain() {
-      while (pending.size > 0) await Promise.allSettled([...pending]);
-    },
+    drain: () => background.drain(),
   };
 }
 

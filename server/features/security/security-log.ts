@@ -6,6 +6,7 @@
  * A sign-in also tells the user's other tabs when it comes from a device and
  * network the account has not used before (§6.3b).
  */
+import { backgroundWork } from '../../background.js';
 import type { SecurityLogType } from '../../../shared/constants.js';
 import type { NewDeviceSession } from '../../../shared/schemas/security.js';
 import type { Logger } from '../../logger.js';
@@ -52,7 +53,7 @@ export function createSecurityLog(deps: {
   const count = (type: SecurityLogType) => {
     if (counted.has(type)) deps.hooks.onAuthEvent(type as AuthEventType);
   };
-  const pending = new Set<Promise<void>>();
+  const background = backgroundWork();
   /**
    * Times strictly increase within a node, so that two entries of one flow (a failure and the lock it
    * causes) never share the millisecond that `security:log` pages by (`before`).
@@ -64,9 +65,7 @@ export function createSecurityLog(deps: {
   };
 
   const track = (work: Promise<void>, type: SecurityLogType) => {
-    const p = work.catch((err: unknown) => logger.error({ err, securityType: type }, 'security log write failed'));
-    pending.add(p);
-    void p.finally(() => pending.delete(p));
+    void background.add(work.catch((err: unknown) => logger.error({ err, securityType: type }, 'security log write failed')));
   };
 
   const row = (type: SecurityLogType, entry: SecurityEntry, at = new Date()) => {
@@ -112,8 +111,6 @@ export function createSecurityLog(deps: {
       );
     },
 
-    async flush() {
-      while (pending.size > 0) await Promise.all([...pending]);
-    },
+    flush: () => background.drain(),
   };
 }

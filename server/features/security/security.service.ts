@@ -6,6 +6,7 @@
  * lockout (AUTH-4) through the auth service; every revocation goes the AUTH-7
  * way (durable, blacklisted, live sockets closed on every node).
  */
+import { backgroundWork } from '../../background.js';
 import { randomBytes } from 'node:crypto';
 import { appError, ErrorCode } from '../../errors.js';
 import { limits } from '../../../shared/limits.js';
@@ -116,7 +117,7 @@ export function createAccountSecurity(deps: {
     }
   }
 
-  const pending = new Set<Promise<void>>();
+  const background = backgroundWork();
 
   return {
     async changePassword(userId, sessionId, input, ctx) {
@@ -184,14 +185,10 @@ export function createAccountSecurity(deps: {
     },
 
     requestReset(email, ctx) {
-      const work = sendResetLink(email, ctx);
-      pending.add(work);
-      void work.finally(() => pending.delete(work));
+      void background.add(sendResetLink(email, ctx));
     },
 
-    async drain() {
-      while (pending.size > 0) await Promise.all([...pending]);
-    },
+    drain: () => background.drain(),
 
     async resetPassword(input, ctx) {
       const tokenHash = hashRefreshToken(input.token);
