@@ -258,7 +258,7 @@ export async function searchPhase(ident, { port, upstreamUrl, sizes, loads, sett
   const node = await startSam(ident, { port, nodeId: 'sam-search', upstreamUrl });
   const tabs = [];
   try {
-    const users = await seedUsers(ident, 1 + sizes.users, '!no-login');
+    const users = await seedUsers(ident, 1 + sizes.users, '!no-login', { emailPrefix: 'bench-search-' });
     const [one, ...many] = users;
     const seeded = await seedSearch(dbUrl, { heavy: sizes.heavy, light: sizes.light }, { one, many }, log);
     const typical = queryMaker(seeded.words, 7);

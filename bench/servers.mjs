@@ -372,7 +372,7 @@ export async function sharedPasswordHash(ident, url) {
 }
 
 /** Inserts `count` users (one session and one task each) and mints their access tokens. */
-export async function seedUsers(ident, count, passwordHash) {
+export async function seedUsers(ident, count, passwordHash, { emailPrefix = 'bench-' } = {}) {
   const client = new pg.Client({ connectionString: dbUrl(ident) });
   await client.connect();
   const key = createSecretKey(Buffer.from(ident.secretKey, 'utf8'));
@@ -392,8 +392,8 @@ export async function seedUsers(ident, count, passwordHash) {
       await client.query('begin');
       await client.query(
         `insert into users (id, email, password_hash, full_name, timezone, role, task_seq, created_at, updated_at)
-         select u, 'bench-' || i || '@bench.invalid', $3, '', 'UTC', 'user', 1, now(), now() from unnest($1::uuid[], $2::int[]) as t(u, i)`,
-        [ids, idx, passwordHash],
+         select u, $4 || i || '@bench.invalid', $3, '', 'UTC', 'user', 1, now(), now() from unnest($1::uuid[], $2::int[]) as t(u, i)`,
+        [ids, idx, passwordHash, emailPrefix],
       );
       await client.query(
         `insert into sessions (id, user_id, created_at, last_used_at, absolute_expires_at, rotations)
