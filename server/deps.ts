@@ -263,6 +263,9 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       await offlineModel?.close();
       revocation.close();
       await sockets.close();
+      // The counts of the last moments go to Redis, so the other nodes still see them.
+      await eventLimiter.sync().catch(() => undefined);
+      eventLimiter.close();
       redisWatch.close();
       redis.disconnect();
       await Promise.all([orm.close(true), sql.end({ timeout: 5 })]);

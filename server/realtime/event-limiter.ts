@@ -1,24 +1,32 @@
 /**
- * RT-6: the per-user event limits, counted in Redis so that they hold across
- * nodes, in fixed windows of a minute (as rate-limiter-flexible counts them for
- * the HTTP limits). Every socket event takes a count, so the counts of the
- * events that arrive in one loop turn, or while a count is out, go to Redis in
- * one script call rather than one command each: each command is a write to
- * Redis and a wake-up of Redis, which under load cost more than the count
- * itself (bench/README.md, "Redis commands"). While Redis is away, the same
- * limits are counted per process (rate-limiter-flexible's memory limiter).
+ * RT-6: the per-user event limits, in fixed windows of a minute (as
+ * rate-limiter-flexible counts them for the HTTP limits), held across nodes
+ * through counters in Redis.
+ *
+ * Every socket event takes a count, so a count must not cost a round trip:
+ * each write to Redis is a syscall and a wake-up of Redis, which under load
+ * cost more than the event's own work (bench/README.md, "Redis commands").
+ * So a node decides on its own counts and syncs them: it counts each event
+ * at once against what it last learnt of the user's window (the other nodes'
+ * events included) plus its own events since, and sends what it counted to
+ * Redis in one script call for all its users, at most `syncMs` later (sooner
+ * for a user who sent `syncAfter` events since the last sync), learning the
+ * totals back. On one node the limits are exact; across nodes a user can get
+ * past a limit by at most the events the other nodes took before their next
+ * sync. While Redis is away, each node counts alone.
  */
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { appError, ErrorCode } from '../errors.js';
-import { batched } from '../batch.js';
 import type { LimitScope } from '../hooks.js';
 import type { Redis } from '../redis.js';
 
-/** KEYS: the counters; ARGV[1]: the window (ms). Returns, per key, the count and the ms left in its window. */
+/**
+ * KEYS: the counters; ARGV: the window (ms), then one increment per key. Returns, per key, the count and the ms
+ * left in its window.
+ */
 const countScript = `
 local out = {}
 for i = 1, #KEYS do
-  local n = redis.call('INCR', KEYS[i])
+  local n = redis.call('INCRBY', KEYS[i], ARGV[i + 1])
   local ttl = redis.call('PTTL', KEYS[i])
   if ttl < 0 then
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
@@ -40,55 +48,134 @@ export interface EventLimiter {
    * order given, that is over its limit (`details.flooding` when the socket should be dropped).
    */
   consume(userId: string, scopes: readonly LimitScope[]): Promise<void>;
+  /** Sends the counts not yet synced (tests; the server lets the timer do it). */
+  sync(): Promise<void>;
+  /** Stops the sync timer. */
+  close(): void;
 }
 
-interface Count {
-  consumed: number;
-  msLeft: number;
+/** One user's counter of one scope, as this node knows it. */
+interface Counter {
+  /** the window's count when this node last synced (every node's events) */
+  known: number;
+  /** this node's events since, not yet sent */
+  pending: number;
+  /** this node's events in a sync that has not answered yet */
+  sending: number;
+  /** when the window ends (`performance.now()` clock) */
+  endsAt: number;
 }
 
-const WINDOW_SECONDS = 60;
+const WINDOW_MS = 60_000;
 
-export function createEventLimiter(options: { redis: Redis; eventsPerMinute: number; chatPerMinute: number }): EventLimiter {
+export function createEventLimiter(options: {
+  redis: Redis;
+  eventsPerMinute: number;
+  chatPerMinute: number;
+  /** the longest a count waits before it is synced (default 100 ms) */
+  syncMs?: number;
+  /** a user's events since the last sync that make the next sync go at once (default 20) */
+  syncAfter?: number;
+}): EventLimiter {
   const redis = options.redis as WithCount;
+  const { syncMs = 100, syncAfter = 20 } = options;
   const points: Record<LimitScope, number> = { socket: options.eventsPerMinute, chat: options.chatPerMinute };
   const keyPrefixes: Record<LimitScope, string> = { socket: 'rl:sock', chat: 'rl:chat' };
-  const inMemory = (scope: LimitScope) => new RateLimiterMemory({ keyPrefix: keyPrefixes[scope], points: points[scope], duration: WINDOW_SECONDS });
-  const memory: Record<LimitScope, RateLimiterMemory> = { socket: inMemory('socket'), chat: inMemory('chat') };
+  const counters = new Map<string, Counter>();
+  /** the counters with events not yet sent */
+  const dirty = new Map<string, Counter>();
+  // Counters of windows that ended go once a window (not on every sync, which sees only the dirty ones).
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const [key, c] of counters) if (now >= c.endsAt && c.pending === 0 && c.sending === 0) counters.delete(key);
+  }, WINDOW_MS);
+  sweeper.unref();
+  let timer: NodeJS.Timeout | undefined;
+  let soon: NodeJS.Immediate | undefined;
+  let syncing: Promise<void> | undefined;
 
-  // A lone event while busy waits up to 2 ms for company, as the handshake's revocation lookup does (batch.ts).
-  const countInRedis = batched(
-    async (keys: string[]): Promise<Count[]> => {
-      const flat = await redis.samCountEvents(keys.length, ...keys, WINDOW_SECONDS * 1000);
-      return keys.map((_, i) => ({ consumed: Number(flat[2 * i]), msLeft: Number(flat[2 * i + 1]) }));
-    },
-    { windowMs: 2 },
-  );
+  function schedule(now: boolean): void {
+    if (now && !soon && !syncing) {
+      soon = setImmediate(() => void sync());
+    } else if (!timer) {
+      timer = setTimeout(() => void sync(), syncMs);
+      timer.unref();
+    }
+  }
 
-  const countInMemory = (scope: LimitScope, userId: string): Promise<Count> =>
-    memory[scope].consume(userId).then(
-      (res) => ({ consumed: res.consumedPoints, msLeft: res.msBeforeNext }),
-      (rejection: unknown) => {
-        if (rejection instanceof RateLimiterRes) return { consumed: rejection.consumedPoints, msLeft: rejection.msBeforeNext };
-        throw rejection;
+  function sync(): Promise<void> {
+    if (syncing) return syncing.then(() => sync());
+    clearTimeout(timer);
+    timer = undefined;
+    if (soon) clearImmediate(soon);
+    soon = undefined;
+    const batch: [string, Counter, number][] = [];
+    for (const [key, c] of dirty) {
+      batch.push([key, c, c.pending]);
+      c.sending += c.pending;
+      c.pending = 0;
+    }
+    dirty.clear();
+    if (batch.length === 0) return Promise.resolve();
+    // While Redis is away, each node counts alone; the counts are dropped, not replayed, when it returns.
+    const sent = redis.status === 'ready' ? redis.samCountEvents(batch.length, ...batch.map(([key]) => key), WINDOW_MS, ...batch.map(([, , n]) => n)) : Promise.reject(new Error('Redis is away'));
+    syncing = sent.then(
+      (flat) => {
+        const at = performance.now();
+        batch.forEach(([, c, n], i) => {
+          c.sending -= n;
+          c.known = Number(flat[2 * i]);
+          c.endsAt = at + Number(flat[2 * i + 1]);
+        });
+      },
+      () => {
+        for (const [, c, n] of batch) {
+          c.sending -= n;
+          c.known += n;
+        }
       },
     );
+    return syncing.finally(() => {
+      syncing = undefined;
+      if (dirty.size > 0) schedule(false);
+    });
+  }
 
-  const count = (scope: LimitScope, userId: string): Promise<Count> =>
-    redis.status === 'ready' ? countInRedis(`${keyPrefixes[scope]}:${userId}`).catch(() => countInMemory(scope, userId)) : countInMemory(scope, userId);
+  /** Counts one event of `scope`; returns the window's count with it, and the ms left in the window. */
+  function count(scope: LimitScope, userId: string): { consumed: number; msLeft: number } {
+    const key = `${keyPrefixes[scope]}:${userId}`;
+    const now = performance.now();
+    let c = counters.get(key);
+    if (!c || (now >= c.endsAt && c.sending === 0)) {
+      c = { known: 0, pending: 0, sending: 0, endsAt: now + WINDOW_MS };
+      counters.set(key, c);
+    }
+    c.pending++;
+    dirty.set(key, c);
+    schedule(c.pending >= syncAfter);
+    return { consumed: c.known + c.sending + c.pending, msLeft: c.endsAt - now };
+  }
 
   return {
     async consume(userId, scopes) {
       // A chat:send counts against both scopes (RT-6) whatever either says, so both are counted.
-      const counts = await Promise.all(scopes.map((scope) => count(scope, userId)));
+      const counts = scopes.map((scope) => count(scope, userId));
       counts.forEach(({ consumed, msLeft }, i) => {
         const scope = scopes[i]!;
         if (consumed <= points[scope]) return;
         throw appError(ErrorCode.RATE_LIMITED, {
-          retryAfterMs: Math.max(0, msLeft),
+          retryAfterMs: Math.max(0, Math.round(msLeft)),
           details: { scope, flooding: consumed > 2 * points[scope] },
         });
       });
+    },
+    sync,
+    close() {
+      clearInterval(sweeper);
+      clearTimeout(timer);
+      if (soon) clearImmediate(soon);
+      timer = undefined;
+      soon = undefined;
     },
   };
 }
