@@ -9,6 +9,7 @@ import type { ServerToClientEvents } from '../../shared/events.js';
 import type { RevocationReason } from '../../shared/constants.js';
 import type { AppServer, InterServerEvents, RoomPayload } from './types.js';
 import { isBusy, whenIdle } from './in-flight.js';
+import { flushScheduler } from '../batch.js';
 
 export const userRoom = (userId: string) => `user:${userId}`;
 export const sessionRoom = (sessionId: string) => `session:${sessionId}`;
@@ -18,7 +19,7 @@ type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClient
 /**
  * Emits to rooms once the Socket.IO server exists; features depend on this, not on Socket.IO.
  *
- * The other nodes get the broadcasts of one event-loop turn in one adapter message (`rooms:emit`), not one
+ * The other nodes get the broadcasts of one event-loop turn (or of a short window, while busy) in one adapter message (`rooms:emit`), not one
  * PUBLISH each: each PUBLISH is a write to Redis, a wake-up of Redis and a message that every node, this one
  * included, receives and decodes; under load those cost more than the local delivery (bench/README.md, "Redis
  * commands"). Redis keeps the order of one publisher's messages, and every message that goes through the
@@ -34,7 +35,12 @@ export class Broadcaster {
   private readonly nodeHandlers: { event: keyof InterServerEvents; fn: (...args: any[]) => void }[] = [];
   /** this turn's broadcasts, for the other nodes */
   private outbox: RoomPayload[] = [];
-  private flushScheduled = false;
+  /**
+   * The outbox goes at the end of the turn; while busy, a lone broadcast waits up to 2 ms for company, as a
+   * batched lookup does (`batch.ts`): at steady rates a turn holds about one broadcast, and each message costs
+   * every node a receipt.
+   */
+  private readonly scheduler = flushScheduler(() => this.flush(), () => this.outbox.length, { windowMs: 2 });
 
   /**
    * `reachable` tells whether Redis, and through it the other nodes, can be
@@ -202,12 +208,7 @@ export class Broadcaster {
     // PostgreSQL (SYNC-1).
     if (!this.reachable()) return;
     this.outbox.push({ room, event, args });
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
+    this.scheduler.schedule();
   }
 
   private emitHere(items: readonly RoomPayload[]): void {
@@ -219,6 +220,7 @@ export class Broadcaster {
   /** Sends the waiting broadcasts to the other nodes, in one message. */
   private flush(): void {
     if (this.outbox.length === 0) return;
+    this.scheduler.flushing();
     const items = this.outbox;
     this.outbox = [];
     if (this.reachable()) this.io?.serverSideEmit('rooms:emit', items);
