@@ -138,21 +138,56 @@ interface ExpiringSocket {
   disconnect(close?: boolean): unknown;
 }
 
-const expiryTimers = new WeakMap<ExpiringSocket, NodeJS.Timeout>();
+/**
+ * The sockets by the second their token expires, and one timer for them all: a timer per socket cost a timer
+ * list per socket (each socket's delay differs) on the connect path, and memory per socket.
+ */
+const expiring = new Map<number, Set<ExpiringSocket>>();
+const expiresAt = new WeakMap<ExpiringSocket, number>();
+/** How late, at most, after its token's expiry a socket is told and closed. */
+const EXPIRY_TICK_MS = 250;
+let ticker: NodeJS.Timeout | undefined;
 
-/** (Re)arms the timer that emits `auth:expired` and closes the socket at `socket.data.exp`. */
+function expireDue(): void {
+  const now = Date.now() / 1000;
+  for (const [second, sockets] of expiring) {
+    if (second > now) continue;
+    expiring.delete(second);
+    for (const socket of sockets) {
+      expiresAt.delete(socket);
+      if (!socket.connected) continue;
+      socket.emit('auth:expired', { expiredAt: new Date(socket.data.exp * 1000).toISOString() });
+      socket.disconnect(true);
+    }
+  }
+  if (expiring.size === 0) {
+    clearInterval(ticker);
+    ticker = undefined;
+  }
+}
+
+/** (Re)arms the emission of `auth:expired`, and the close, at `socket.data.exp`. */
 export function scheduleExpiry(socket: ExpiringSocket): void {
-  clearTimeout(expiryTimers.get(socket));
-  const timer = setTimeout(() => {
-    if (!socket.connected) return;
-    socket.emit('auth:expired', { expiredAt: new Date(socket.data.exp * 1000).toISOString() });
-    socket.disconnect(true);
-  }, Math.max(0, socket.data.exp * 1000 - Date.now()));
-  timer.unref();
-  expiryTimers.set(socket, timer);
+  clearExpiry(socket);
+  const second = socket.data.exp;
+  let sockets = expiring.get(second);
+  if (!sockets) {
+    sockets = new Set();
+    expiring.set(second, sockets);
+  }
+  sockets.add(socket);
+  expiresAt.set(socket, second);
+  if (!ticker) {
+    ticker = setInterval(expireDue, EXPIRY_TICK_MS);
+    ticker.unref();
+  }
 }
 
 export function clearExpiry(socket: ExpiringSocket): void {
-  clearTimeout(expiryTimers.get(socket));
-  expiryTimers.delete(socket);
+  const second = expiresAt.get(socket);
+  if (second === undefined) return;
+  expiresAt.delete(socket);
+  const sockets = expiring.get(second);
+  sockets?.delete(socket);
+  if (sockets?.size === 0) expiring.delete(second);
 }
