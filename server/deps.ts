@@ -264,7 +264,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       revocation.close();
       await sockets.close();
       // The counts of the last moments go to Redis, so the other nodes still see them.
-      await eventLimiter.sync().catch(() => undefined);
+      await eventLimiter.sync();
       eventLimiter.close();
       redisWatch.close();
       redis.disconnect();

@@ -93,10 +93,12 @@ export function createDispatcher(handlers: HandlerMap | OpsHandlerMap, runtime: 
   /** RT-8: a dropped event still counts against the user's event limit, and flooding with them disconnects. */
   const countDropped = (socket: AppSocket, reason: 'unknown_event' | 'no_ack') => {
     hooks.onDropped(reason);
-    limiter.consume(socket.data.userId, limitScopes.socket).catch((err: unknown) => {
+    try {
+      limiter.consume(socket.data.userId, limitScopes.socket);
+    } catch (err) {
       const appErr = toAppError(err);
       if (appErr.code === ErrorCode.RATE_LIMITED) onRateLimited(socket, appErr, reason, runtime);
-    });
+    }
   };
   return (socket) => {
     socket.onAny((event: unknown, ...args: unknown[]) => {
@@ -123,7 +125,7 @@ async function runEvent(socket: AppSocket, handler: Handler, payload: unknown, a
   const { userId, sessionId, role } = socket.data;
   let response: Ack<unknown>;
   try {
-    await limiter.consume(userId, limitScopes[handler.alsoLimitedBy ?? 'socket']);
+    limiter.consume(userId, limitScopes[handler.alsoLimitedBy ?? 'socket']);
     if (runtime.authorize) await runtime.authorize(socket);
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       throw appError(ErrorCode.VALIDATION, { message: 'The payload must be a JSON object', issues: [{ path: '', message: 'Expected an object' }] });

@@ -44,11 +44,12 @@ type WithCount = Redis & { samCountEvents(numKeys: number, ...keysAndArgs: (stri
 
 export interface EventLimiter {
   /**
-   * Counts one event against every scope given, all at once; throws RATE_LIMITED for the first scope, in the
-   * order given, that is over its limit (`details.flooding` when the socket should be dropped).
+   * Counts one event against every scope given, all at once, on this node (no round trip: synchronous); throws
+   * RATE_LIMITED for the first scope, in the order given, that is over its limit (`details.flooding` when the
+   * socket should be dropped).
    */
-  consume(userId: string, scopes: readonly LimitScope[]): Promise<void>;
-  /** Sends the counts not yet synced (tests; the server lets the timer do it). */
+  consume(userId: string, scopes: readonly LimitScope[]): void;
+  /** Sends the counts not yet synced (tests, shutdown; otherwise the timer does). Never rejects: counts Redis did not take stay on this node. */
   sync(): Promise<void>;
   /** Stops the sync timer. */
   close(): void;
@@ -157,7 +158,7 @@ export function createEventLimiter(options: {
   }
 
   return {
-    async consume(userId, scopes) {
+    consume(userId, scopes) {
       // A chat:send counts against both scopes (RT-6) whatever either says, so both are counted.
       const counts = scopes.map((scope) => count(scope, userId));
       counts.forEach(({ consumed, msLeft }, i) => {

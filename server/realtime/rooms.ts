@@ -19,10 +19,10 @@ type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClient
 /**
  * Emits to rooms once the Socket.IO server exists; features depend on this, not on Socket.IO.
  *
- * The other nodes get the broadcasts of one event-loop turn (or of a short window, while busy) in one adapter message (`rooms:emit`), not one
- * PUBLISH each: each PUBLISH is a write to Redis, a wake-up of Redis and a message that every node, this one
- * included, receives and decodes; under load those cost more than the local delivery (bench/README.md, "Redis
- * commands"). Redis keeps the order of one publisher's messages, and every message that goes through the
+ * The other nodes get the broadcasts of one event-loop turn (while busy, of up to 2 ms) in one adapter message
+ * (`rooms:emit`), not one PUBLISH each: each PUBLISH is a write to Redis, a wake-up of Redis and a message that
+ * every node, this one included, receives and decodes; under load those cost more than the local delivery
+ * (bench/README.md, "Redis commands"). Redis keeps the order of one publisher's messages, and every message that goes through the
  * adapter directly (a revocation, `toOtherNodes`) first sends what is waiting, so a user's events stay in order
  * on every node.
  */
