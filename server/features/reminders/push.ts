@@ -7,9 +7,9 @@
  * Without VAPID configuration every method is a no-op and `publicKey()` is
  * null, so clients do not offer push at all.
  */
-import { backgroundWork } from '../../background.js';
 import { ECDH } from 'node:crypto';
 import type https from 'node:https';
+import { backgroundWork } from '../../background.js';
 import type { Config } from '../../config.js';
 import { appError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../logger.js';

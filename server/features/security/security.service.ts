@@ -6,8 +6,8 @@
  * lockout (AUTH-4) through the auth service; every revocation goes the AUTH-7
  * way (durable, blacklisted, live sockets closed on every node).
  */
-import { backgroundWork } from '../../background.js';
 import { randomBytes } from 'node:crypto';
+import { backgroundWork } from '../../background.js';
 import { appError, ErrorCode } from '../../errors.js';
 import { limits } from '../../../shared/limits.js';
 import { resetPasswordPath } from '../../../shared/constants.js';
