@@ -132,6 +132,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
   });
   const auth = createAuthService({
     orm,
+    sessions,
     logger,
     hasher,
     policy,
@@ -205,7 +206,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
   });
   const chat = createChatService({ chat: chatRepository, tasks, redis, broadcaster, assistant, views, logger, nodeId: config.nodeId, model: config.anthropic.model });
-  const account = createAccountService({ orm, auth, tasks, broadcaster, logger, securityLog, contributors: [chat] });
+  const account = createAccountService({ orm, users, auth, tasks, broadcaster, logger, securityLog, contributors: [chat] });
   const accountSecurity = createAccountSecurity({
     auth,
     repository: securityRepository,

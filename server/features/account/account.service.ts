@@ -7,6 +7,7 @@ import { securityLog, type Logger } from '../../logger.js';
 import { toUserView, type AuthService, type ClientContext } from '../auth/auth.service.js';
 import { UserSchema } from '../auth/user.entity.js';
 import { SessionSchema } from '../auth/session.entity.js';
+import type { UsersRepository } from '../auth/users.repository.js';
 import type { TasksService } from '../tasks/tasks.service.js';
 import type { Broadcaster } from '../../realtime/rooms.js';
 import type { SecurityLog } from '../security/security-log.js';
@@ -28,7 +29,9 @@ export interface AccountService {
 }
 
 export function createAccountService(deps: {
+  /** reads of the account (MikroORM); its writes go through `users` and the auth service */
   orm: MikroORM;
+  users: Pick<UsersRepository, 'updateProfile'>;
   auth: AuthService;
   tasks: TasksService;
   broadcaster: Broadcaster;
@@ -53,10 +56,8 @@ export function createAccountService(deps: {
     },
 
     async update(userId, patch) {
-      const { em, user } = await loadUser(userId);
-      if (patch.fullName !== undefined) user.fullName = patch.fullName.trim();
-      if (patch.timezone !== undefined) user.timezone = patch.timezone;
-      await em.flush();
+      const user = await deps.users.updateProfile(userId, { fullName: patch.fullName?.trim(), timezone: patch.timezone });
+      if (!user) throw appError(ErrorCode.NOT_FOUND, { message: 'Account not found' });
       const view = toUserView(user);
       broadcaster.toUser(userId, 'user:changed', { user: view });
       return view;

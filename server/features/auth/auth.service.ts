@@ -4,18 +4,18 @@
  * nothing of HTTP.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { LockMode, UniqueConstraintViolationException, type MikroORM } from '@mikro-orm/postgresql';
-import type { EntityManager } from '@mikro-orm/postgresql';
+import type { MikroORM } from '@mikro-orm/postgresql';
 import { AppError, appError, ErrorCode } from '../../errors.js';
-import { limits } from '../../../shared/limits.js';
 import type { LoginBody, SignupBody, UserView } from '../../../shared/schemas/auth.js';
 import { maskEmail, securityLog, type Logger } from '../../logger.js';
 import { UserSchema, type User } from './user.entity.js';
-import { RefreshTokenSchema, SessionSchema, type Session } from './session.entity.js';
+import { RefreshTokenSchema } from './session.entity.js';
 import type { PasswordHasher, PasswordPolicy } from './passwords.js';
 import type { Lockout } from './lockout.js';
 import type { BlacklistRead, RevocationStore } from './revocation.js';
-import { revokeSessions } from './sessions.repository.js';
+import type { NewSession, SessionsRepository } from './sessions.repository.js';
+import { rotationStep } from './refresh-rotation.js';
+import { isUniqueViolation } from '../../db/postgres.js';
 import type { RevocationReason } from '../../../shared/constants.js';
 import { hashRefreshToken, newRefreshToken, type AccessClaims, type TokenService } from './tokens.js';
 import type { LoginMfaBody, MfaChallenge } from '../../../shared/schemas/security.js';
@@ -93,7 +93,9 @@ type CheckedUser = Pick<User, 'id'> & Partial<Pick<User, 'passwordHash'>>;
 type CheckContext = Partial<ClientContext> & { context?: string; keepCount?: boolean };
 
 export function createAuthService(deps: {
+  /** reads of the account (MikroORM); every write of the lifecycle goes through `sessions` */
   orm: MikroORM;
+  sessions: SessionsRepository;
   logger: Logger;
   hasher: PasswordHasher;
   policy: PasswordPolicy;
@@ -108,7 +110,7 @@ export function createAuthService(deps: {
   /** AUTH-13: how long an MFA_REQUIRED challenge lives */
   mfaChallengeMs: number;
 }): AuthService {
-  const { orm, logger, hasher, policy, lockout, tokens, revocation, security, secondFactor } = deps;
+  const { orm, sessions, logger, hasher, policy, lockout, tokens, revocation, security, secondFactor } = deps;
   const audit = deps.securityLog;
 
   /**
@@ -177,47 +179,38 @@ export function createAuthService(deps: {
     throw appError(ErrorCode.MFA_REQUIRED, { details: { ...details } });
   }
 
-  function refreshExpiry(session: Session, now: Date): Date {
-    return new Date(Math.min(now.getTime() + deps.refreshTokenTtlSeconds * 1000, session.absoluteExpiresAt.getTime()));
+  /** A refresh token's expiry: its lifetime, within its session's absolute expiry (AUTH-6). */
+  function refreshExpiry(absoluteExpiresAt: Date, now: Date): Date {
+    return new Date(Math.min(now.getTime() + deps.refreshTokenTtlSeconds * 1000, absoluteExpiresAt.getTime()));
   }
 
-  /** A new refresh token of `session` (stored as its hash), child of `parentHash`. */
-  function addRefreshToken(em: EntityManager, session: Session, parentHash: string | null, now: Date) {
+  /** A new session of `user` with its first refresh token: the row to write, and the tokens to hand out once written. */
+  function newSession(user: Pick<User, 'id' | 'role'>, ctx: ClientContext, now: Date) {
     const refreshToken = newRefreshToken();
-    const refreshExpiresAt = refreshExpiry(session, now);
-    em.create(RefreshTokenSchema, { tokenHash: hashRefreshToken(refreshToken), session, parentHash, createdAt: now, expiresAt: refreshExpiresAt });
-    return { refreshToken, refreshExpiresAt };
-  }
-
-  async function openSession(em: EntityManager, user: User, ctx: ClientContext): Promise<IssuedSession> {
-    const now = new Date();
-    const session = em.create(SessionSchema, {
+    const absoluteExpiresAt = new Date(now.getTime() + deps.sessionMaxSeconds * 1000);
+    const row: NewSession = {
       id: randomUUID(),
-      user,
+      userId: user.id,
       createdAt: now,
-      lastUsedAt: now,
-      absoluteExpiresAt: new Date(now.getTime() + deps.sessionMaxSeconds * 1000),
+      absoluteExpiresAt,
       userAgent: ctx.userAgent?.slice(0, 512) ?? null,
       ip: ctx.ip?.slice(0, 64) ?? null,
-    });
-    const { refreshToken, refreshExpiresAt } = addRefreshToken(em, session, null, now);
-    await em.flush();
-    const access = tokens.issueAccess({ userId: user.id, sessionId: session.id, role: user.role, notAfter: session.absoluteExpiresAt });
-    return {
-      user: toUserView(user),
-      accessToken: access.token,
-      expiresAt: access.expiresAt,
-      refreshToken,
-      refreshExpiresAt,
-      sessionId: session.id,
+      refreshTokenHash: hashRefreshToken(refreshToken),
+      refreshExpiresAt: refreshExpiry(absoluteExpiresAt, now),
     };
+    const issue = (view: UserView): IssuedSession => {
+      const access = tokens.issueAccess({ userId: user.id, sessionId: row.id, role: user.role, notAfter: absoluteExpiresAt });
+      return { user: view, accessToken: access.token, expiresAt: access.expiresAt, refreshToken, refreshExpiresAt: row.refreshExpiresAt, sessionId: row.id };
+    };
+    return { row, issue };
   }
 
   /** A login that passed every check: the session, logged to stdout and to the security log (with its new-device notice). */
-  async function signIn(em: EntityManager, user: User, ctx: ClientContext, details?: Record<string, unknown>): Promise<IssuedSession> {
+  async function signIn(user: User, ctx: ClientContext, details?: Record<string, unknown>): Promise<IssuedSession> {
     const now = new Date();
-    user.lastLoginAt = now;
-    const issued = await openSession(em, user, ctx);
+    const { row, issue } = newSession(user, ctx, now);
+    await sessions.open(row);
+    const issued = issue(toUserView(user));
     securityLog(logger, 'login_succeeded', { userId: user.id, sessionId: issued.sessionId, ip: ctx.ip });
     audit.signedIn({ userId: user.id, sessionId: issued.sessionId, createdAt: now, ...ctx, details });
     return issued;
@@ -235,51 +228,38 @@ export function createAuthService(deps: {
   return {
     async signup(input, ctx) {
       await policy.check(input.password);
-      const em = orm.em.fork();
-      if (await em.count(UserSchema, { email: input.email })) throw appError(ErrorCode.EMAIL_TAKEN);
+      if (await orm.em.fork().count(UserSchema, { email: input.email })) throw appError(ErrorCode.EMAIL_TAKEN);
       const passwordHash = await hasher.hash(input.password);
       const now = new Date();
-      const user = em.create(UserSchema, {
-        id: randomUUID(),
-        email: input.email,
-        passwordHash,
-        fullName: input.fullName?.trim() ?? '',
-        timezone: input.timezone ?? 'UTC',
-        // Never by signing up: an operator grants admin (PROTOCOL §3a).
-        role: 'user',
-        lastLoginAt: now,
-        tokensValidAfter: null,
-        taskSeq: 0,
-        createdAt: now,
-        updatedAt: now,
-      });
+      // Never admin by signing up: an operator grants it (PROTOCOL §3a).
+      const user = { id: randomUUID(), email: input.email, passwordHash, fullName: input.fullName?.trim() ?? '', timezone: input.timezone ?? 'UTC', createdAt: now };
+      const { row, issue } = newSession({ id: user.id, role: 'user' }, ctx, now);
       try {
-        const issued = await openSession(em, user, ctx);
+        await sessions.createUser(user, row);
+        const issued = issue(toUserView({ ...user, role: 'user', mfaEnabledAt: null }));
         securityLog(logger, 'signup', { userId: user.id, email: maskEmail(user.email), ip: ctx.ip });
         audit.signedIn({ userId: user.id, sessionId: issued.sessionId, createdAt: now, ...ctx, first: true, details: { signup: true } });
         return issued;
       } catch (err) {
-        if (err instanceof UniqueConstraintViolationException) throw appError(ErrorCode.EMAIL_TAKEN);
+        if (isUniqueViolation(err)) throw appError(ErrorCode.EMAIL_TAKEN);
         throw err;
       }
     },
 
     async login(input, ctx) {
       const email = input.email;
-      const em = orm.em.fork();
-      const user = await em.findOne(UserSchema, { email });
+      const user = await orm.em.fork().findOne(UserSchema, { email });
       const mfa = Boolean(user?.mfaEnabledAt && user.mfaSecret);
       if (!(await checkPassword(email, user ?? undefined, input.password, { ...ctx, keepCount: mfa })) || !user) throw appError(ErrorCode.INVALID_CREDENTIALS);
       if (mfa) return challenge(user, ctx);
-      return signIn(em, user, ctx);
+      return signIn(user, ctx);
     },
 
     async loginMfa(input, ctx) {
       const challengeHash = hashRefreshToken(input.challenge);
       const open = await security.openChallenge(challengeHash);
       if (!open) throw appError(ErrorCode.UNAUTHENTICATED, { message: 'The sign-in has expired or was already finished; sign in again' });
-      const em = orm.em.fork();
-      const user = await em.findOne(UserSchema, open.userId);
+      const user = await orm.em.fork().findOne(UserSchema, open.userId);
       const secret = user?.mfaEnabledAt ? user.mfaSecret : null;
       if (!user || !secret) throw appError(ErrorCode.UNAUTHENTICATED, { message: 'The sign-in has expired or was already finished; sign in again' });
       const kind = await counted(user.email, user, { ...ctx, context: 'mfa_login' }, 'invalid_code', () => secondFactor.check(user.id, secret, input.code));
@@ -289,63 +269,31 @@ export function createAuthService(deps: {
         securityLog(logger, 'recovery_code_used', { userId: user.id, ip: ctx.ip });
         audit.record('recovery_code_used', { userId: user.id, ...ctx });
       }
-      return signIn(em, user, ctx, { mfa: kind });
+      return signIn(user, ctx, { mfa: kind });
     },
 
     async refresh(refreshToken, ctx) {
       if (!refreshToken || refreshToken.length > 256) throw appError(ErrorCode.UNAUTHENTICATED);
       const hash = hashRefreshToken(refreshToken);
-      const em = orm.em.fork();
-      const outcome = await em.transactional(async (tem) => {
-        const found = await tem.findOne(RefreshTokenSchema, hash);
-        if (!found) return { kind: 'unknown' as const };
-        const session = await tem.findOneOrFail(SessionSchema, found.session.id, {
-          lockMode: LockMode.PESSIMISTIC_WRITE,
-          populate: ['user'],
-        });
-        const token = await tem.findOneOrFail(RefreshTokenSchema, hash, { refresh: true });
-        const now = new Date();
-        if (session.revokedAt) return { kind: 'revoked' as const };
-        if (session.absoluteExpiresAt <= now || token.expiresAt <= now) return { kind: 'expired' as const };
-        if (token.retiredAt) {
-          // The grace serves one racing request per retired token (the session row lock orders them), not any number.
-          const inGrace = now.getTime() - token.retiredAt.getTime() <= limits.refreshGraceMs && !token.graceUsedAt;
-          if (!inGrace) {
-            await revokeSessions(tem, session.user.id, [session.id], 'refresh_reuse');
-            return { kind: 'reuse' as const, sessionId: session.id, userId: session.user.id };
-          }
-          token.graceUsedAt = now;
-        } else {
-          token.retiredAt = now;
-        }
-        // A racing second tab inside the grace window gets a sibling token of the same session.
-        const { refreshToken: next, refreshExpiresAt } = addRefreshToken(tem, session, hash, now);
-        session.rotations += 1;
-        session.lastUsedAt = now;
-        if (ctx.ip) session.ip = ctx.ip.slice(0, 64);
-        return { kind: 'rotated' as const, session, user: session.user, refreshToken: next, refreshExpiresAt };
-      });
-      switch (outcome.kind) {
-        case 'unknown':
-        case 'expired':
-          throw appError(ErrorCode.UNAUTHENTICATED);
-        case 'revoked':
+      const now = new Date();
+      // A racing second tab inside the grace window gets a sibling token of the same session.
+      const child = newRefreshToken();
+      const { found, step } = await sessions.rotate(hash, now, (token) =>
+        rotationStep(token, { now, childHash: hashRefreshToken(child), childExpiresAt: token && refreshExpiry(token.absoluteExpiresAt, now), ip: ctx.ip }),
+      );
+      if (!found) throw appError(ErrorCode.UNAUTHENTICATED);
+      switch (step.kind) {
+        case 'refuse':
+          throw appError(found.sessionRevoked ? ErrorCode.TOKEN_REVOKED : ErrorCode.UNAUTHENTICATED);
+        case 'revoke':
+          securityLog(logger, 'refresh_reuse_detected', { userId: found.userId, sessionId: found.sessionId, ip: ctx.ip });
+          audit.record('refresh_reuse_detected', { userId: found.userId, ...ctx, details: { sessionId: found.sessionId } });
+          await revocation.blacklist([found.sessionId], 'refresh_reuse');
           throw appError(ErrorCode.TOKEN_REVOKED);
-        case 'reuse':
-          securityLog(logger, 'refresh_reuse_detected', { userId: outcome.userId, sessionId: outcome.sessionId, ip: ctx.ip });
-          audit.record('refresh_reuse_detected', { userId: outcome.userId, ...ctx, details: { sessionId: outcome.sessionId } });
-          await revocation.blacklist([outcome.sessionId], 'refresh_reuse');
-          throw appError(ErrorCode.TOKEN_REVOKED);
-        case 'rotated': {
+        case 'rotate': {
           // The role as PostgreSQL has it now (AUTH-12): a grant or a revoke shows in the next token.
-          const access = tokens.issueAccess({ userId: outcome.user.id, sessionId: outcome.session.id, role: outcome.user.role, notAfter: outcome.session.absoluteExpiresAt });
-          return {
-            accessToken: access.token,
-            expiresAt: access.expiresAt,
-            refreshToken: outcome.refreshToken,
-            refreshExpiresAt: outcome.refreshExpiresAt,
-            sessionId: outcome.session.id,
-          };
+          const access = tokens.issueAccess({ userId: found.userId, sessionId: found.sessionId, role: found.role, notAfter: found.absoluteExpiresAt });
+          return { accessToken: access.token, expiresAt: access.expiresAt, refreshToken: child, refreshExpiresAt: step.childExpiresAt, sessionId: found.sessionId };
         }
       }
     },
@@ -387,8 +335,7 @@ export function createAuthService(deps: {
     },
 
     async revokeSessions(userId, sessionIds, reason) {
-      const em = orm.em.fork();
-      const ids = await em.transactional((tem) => revokeSessions(tem, userId, sessionIds, reason));
+      const ids = await sessions.revokeSessions(userId, sessionIds, reason);
       await revocation.blacklist(ids, reason);
       return ids;
     },

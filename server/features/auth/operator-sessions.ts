@@ -9,7 +9,6 @@
 import { Server } from 'socket.io';
 import type { Namespace } from 'socket.io';
 import type { Config } from '../../config.js';
-import { createOrm } from '../../db/orm.js';
 import { connectRedis, createCommandClient } from '../../redis.js';
 import { securityLog, type Logger } from '../../logger.js';
 import { Broadcaster } from '../../realtime/rooms.js';
@@ -17,7 +16,7 @@ import { createRedisAdapter } from '../../realtime/adapter.js';
 import type { AppServer } from '../../realtime/types.js';
 import { OPS_NAMESPACE } from '../ops/ops-namespace.js';
 import { BLACKLIST_READY_KEY, blacklistTtlSeconds, writeBlacklist } from './revocation.js';
-import { revokeSessions, type SessionsRepository } from './sessions.repository.js';
+import type { SessionsRepository } from './sessions.repository.js';
 import type { RevocationReason } from '../../../shared/constants.js';
 
 /** The reason the users' tabs hear (RT-5): an operator's sign-out is an admin's `ops:revoke-user` by other means. */
@@ -35,10 +34,10 @@ export interface OperatorSessions {
   close(): Promise<void>;
 }
 
-/** Connects to PostgreSQL (the auth lifecycle's ORM) and Redis; throws, having changed nothing, when Redis is unreachable. */
+/** Connects to Redis (PostgreSQL is the caller's `sessions`); throws, having changed nothing, when Redis is unreachable. */
 export async function openOperatorSessions(
   config: Readonly<Config>,
-  deps: { sessions: Pick<SessionsRepository, 'revokeEverySession'>; logger: Logger },
+  deps: { sessions: Pick<SessionsRepository, 'revokeSessions' | 'revokeEverySession'>; logger: Logger },
 ): Promise<OperatorSessions> {
   const { logger } = deps;
   const name = `${config.nodeId}:cli`;
@@ -50,7 +49,6 @@ export async function openOperatorSessions(
     await adapter.close();
     throw new Error('Redis (REDIS_URL) is unreachable: nothing was changed; the nodes could not be told');
   }
-  const orm = await createOrm(config, logger);
   // No listener: this server only publishes to the nodes' rooms through the adapter.
   const io: AppServer = new Server({ serveClient: false });
   io.adapter(adapter.adapter);
@@ -74,7 +72,7 @@ export async function openOperatorSessions(
 
   return {
     async signOut(userId) {
-      const ids = await orm.em.fork().transactional((tem) => revokeSessions(tem, userId, 'all', OPERATOR_REVOCATION));
+      const ids = await deps.sessions.revokeSessions(userId, 'all', OPERATOR_REVOCATION);
       await blacklist(ids);
       securityLog(logger, 'token_revoked', { sessionIds: ids, reason: OPERATOR_REVOCATION });
       await broadcaster.disconnectSessions(ids, OPERATOR_REVOCATION);
@@ -92,7 +90,7 @@ export async function openOperatorSessions(
     },
     async close() {
       broadcaster.detach();
-      await Promise.allSettled([adapter.close(), redis.quit(), orm.close(true)]);
+      await Promise.allSettled([adapter.close(), redis.quit()]);
     },
   };
 }

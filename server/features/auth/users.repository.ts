@@ -34,6 +34,15 @@ export function createUsersRepository(sql: Sql) {
       return ids.map((id) => byId.get(id));
     },
 
+    /** Changes the profile's fields given; the account's row after, or undefined when there is no such account. */
+    async updateProfile(id: string, patch: { fullName?: string | undefined; timezone?: string | undefined }) {
+      const [row] = await sql<{ id: string; email: string; fullName: string; timezone: string; role: Role; createdAt: Date; mfaEnabledAt: Date | null }[]>`
+        update users set full_name = coalesce(${patch.fullName ?? null}, full_name), timezone = coalesce(${patch.timezone ?? null}, timezone), updated_at = now()
+         where id = ${id}
+        returning id, email, full_name, timezone, role, created_at, mfa_enabled_at`;
+      return row;
+    },
+
     /** Sets the role of the account with `email`: its id and the role it had, or undefined when there is no such account. */
     async setRole(email: string, role: Role): Promise<{ id: string; previous: Role } | undefined> {
       const [row] = await sql<{ id: string; previous: Role }[]>`

@@ -1,0 +1,32 @@
+/**
+ * AUTH-6, the rule of one use of a refresh token, decided on the token as its
+ * session's row lock found it (`sessions.repository.ts` runs it inside that
+ * lock): a known, live token is retired and gets a child; a retired one gets
+ * a sibling once within the grace window (a second tab that raced the first);
+ * any later use is a replay, and revokes the session.
+ */
+import { limits } from '../../../shared/limits.js';
+import type { PresentedToken, RotationStep } from './sessions.repository.js';
+
+export interface RotationInput {
+  now: Date;
+  /** the hash of the token handed out when the use succeeds */
+  childHash: string;
+  /** its expiry (undefined only when no token was found) */
+  childExpiresAt: Date | undefined;
+  /** the client's address, recorded on the session */
+  ip: string | undefined;
+}
+
+export function rotationStep(found: PresentedToken | undefined, input: RotationInput, graceMs = limits.refreshGraceMs): RotationStep {
+  const { now } = input;
+  if (!found || !input.childExpiresAt || found.sessionRevoked || found.absoluteExpiresAt <= now || found.expiresAt <= now) return { kind: 'refuse' };
+  let use: 'retire' | 'grace' = 'retire';
+  if (found.retiredAt) {
+    // The grace serves one racing request per retired token (the session row lock orders them), not any number.
+    const inGrace = now.getTime() - found.retiredAt.getTime() <= graceMs && !found.graceUsedAt;
+    if (!inGrace) return { kind: 'revoke' };
+    use = 'grace';
+  }
+  return { kind: 'rotate', use, childHash: input.childHash, childExpiresAt: input.childExpiresAt, ip: input.ip?.slice(0, 64) ?? null };
+}
