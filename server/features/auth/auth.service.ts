@@ -14,7 +14,7 @@ import type { PasswordHasher, PasswordPolicy } from './passwords.js';
 import type { Lockout } from './lockout.js';
 import type { BlacklistRead, RevocationStore } from './revocation.js';
 import type { NewSession, SessionsRepository } from './sessions.repository.js';
-import { rotationStep } from './refresh-rotation.js';
+import { refreshExpiry, rotationStep } from './refresh-rotation.js';
 import { isUniqueViolation } from '../../db/postgres.js';
 import type { RevocationReason } from '../../../shared/constants.js';
 import { hashRefreshToken, newRefreshToken, type AccessClaims, type TokenService } from './tokens.js';
@@ -179,10 +179,7 @@ export function createAuthService(deps: {
     throw appError(ErrorCode.MFA_REQUIRED, { details: { ...details } });
   }
 
-  /** A refresh token's expiry: its lifetime, within its session's absolute expiry (AUTH-6). */
-  function refreshExpiry(absoluteExpiresAt: Date, now: Date): Date {
-    return new Date(Math.min(now.getTime() + deps.refreshTokenTtlSeconds * 1000, absoluteExpiresAt.getTime()));
-  }
+  const refreshTtlMs = deps.refreshTokenTtlSeconds * 1000;
 
   /** A new session of `user` with its first refresh token: the row to write, and the tokens to hand out once written. */
   function newSession(user: Pick<User, 'id' | 'role'>, ctx: ClientContext, now: Date) {
@@ -193,10 +190,10 @@ export function createAuthService(deps: {
       userId: user.id,
       createdAt: now,
       absoluteExpiresAt,
-      userAgent: ctx.userAgent?.slice(0, 512) ?? null,
-      ip: ctx.ip?.slice(0, 64) ?? null,
+      userAgent: ctx.userAgent ?? null,
+      ip: ctx.ip ?? null,
       refreshTokenHash: hashRefreshToken(refreshToken),
-      refreshExpiresAt: refreshExpiry(absoluteExpiresAt, now),
+      refreshExpiresAt: refreshExpiry(absoluteExpiresAt, now, refreshTtlMs),
     };
     const issue = (view: UserView): IssuedSession => {
       const access = tokens.issueAccess({ userId: user.id, sessionId: row.id, role: user.role, notAfter: absoluteExpiresAt });
@@ -233,10 +230,11 @@ export function createAuthService(deps: {
       const now = new Date();
       // Never admin by signing up: an operator grants it (PROTOCOL §3a).
       const user = { id: randomUUID(), email: input.email, passwordHash, fullName: input.fullName?.trim() ?? '', timezone: input.timezone ?? 'UTC', createdAt: now };
-      const { row, issue } = newSession({ id: user.id, role: 'user' }, ctx, now);
+      const role = 'user';
+      const { row, issue } = newSession({ id: user.id, role }, ctx, now);
       try {
         await sessions.createUser(user, row);
-        const issued = issue(toUserView({ ...user, role: 'user', mfaEnabledAt: null }));
+        const issued = issue(toUserView({ ...user, role, mfaEnabledAt: null }));
         securityLog(logger, 'signup', { userId: user.id, email: maskEmail(user.email), ip: ctx.ip });
         audit.signedIn({ userId: user.id, sessionId: issued.sessionId, createdAt: now, ...ctx, first: true, details: { signup: true } });
         return issued;
@@ -279,7 +277,7 @@ export function createAuthService(deps: {
       // A racing second tab inside the grace window gets a sibling token of the same session.
       const child = newRefreshToken();
       const { found, step } = await sessions.rotate(hash, now, (token) =>
-        rotationStep(token, { now, childHash: hashRefreshToken(child), childExpiresAt: token && refreshExpiry(token.absoluteExpiresAt, now), ip: ctx.ip }),
+        rotationStep(token, { now, childHash: hashRefreshToken(child), refreshTtlMs, ip: ctx.ip }),
       );
       if (!found) throw appError(ErrorCode.UNAUTHENTICATED);
       switch (step.kind) {

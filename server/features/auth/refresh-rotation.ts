@@ -12,15 +12,20 @@ export interface RotationInput {
   now: Date;
   /** the hash of the token handed out when the use succeeds */
   childHash: string;
-  /** its expiry (undefined only when no token was found) */
-  childExpiresAt: Date | undefined;
+  /** a refresh token's lifetime (REFRESH_TOKEN_TTL_SECONDS) */
+  refreshTtlMs: number;
   /** the client's address, recorded on the session */
   ip: string | undefined;
 }
 
+/** A refresh token's expiry: its lifetime, never past its session's absolute expiry (AUTH-6). */
+export function refreshExpiry(absoluteExpiresAt: Date, now: Date, refreshTtlMs: number): Date {
+  return new Date(Math.min(now.getTime() + refreshTtlMs, absoluteExpiresAt.getTime()));
+}
+
 export function rotationStep(found: PresentedToken | undefined, input: RotationInput, graceMs = limits.refreshGraceMs): RotationStep {
   const { now } = input;
-  if (!found || !input.childExpiresAt || found.sessionRevoked || found.absoluteExpiresAt <= now || found.expiresAt <= now) return { kind: 'refuse' };
+  if (!found || found.sessionRevoked || found.absoluteExpiresAt <= now || found.expiresAt <= now) return { kind: 'refuse' };
   let use: 'retire' | 'grace' = 'retire';
   if (found.retiredAt) {
     // The grace serves one racing request per retired token (the session row lock orders them), not any number.
@@ -28,5 +33,6 @@ export function rotationStep(found: PresentedToken | undefined, input: RotationI
     if (!inGrace) return { kind: 'revoke' };
     use = 'grace';
   }
-  return { kind: 'rotate', use, childHash: input.childHash, childExpiresAt: input.childExpiresAt, ip: input.ip?.slice(0, 64) ?? null };
+  const childExpiresAt = refreshExpiry(found.absoluteExpiresAt, now, input.refreshTtlMs);
+  return { kind: 'rotate', use, childHash: input.childHash, childExpiresAt, ip: input.ip ?? null };
 }

@@ -13,7 +13,7 @@ import { transaction } from '../../db/postgres.js';
 import type { Role } from '../../../shared/schemas/auth.js';
 import { revocationReasons, type RevocationReason } from '../../../shared/constants.js';
 
-/** A session about to open, with its first refresh token (stored as its hash). */
+/** A session about to open, with its first refresh token (stored as its hash); the client's details are cut to their columns. */
 export interface NewSession {
   id: string;
   userId: string;
@@ -60,11 +60,16 @@ export type SessionSelection = readonly string[] | 'all' | { except: string };
 
 export type SessionsRepository = ReturnType<typeof createSessionsRepository>;
 
+/** The widths of `sessions.user_agent` and `sessions.ip`: what a client sends is cut to fit. */
+const USER_AGENT_WIDTH = 512;
+const IP_WIDTH = 64;
+const column = (value: string | null, width: number) => value?.slice(0, width) ?? null;
+
 export function createSessionsRepository(sql: Sql) {
   /** The session and its first refresh token, as statements of one command (run with the others it comes with). */
   const insertSession = (s: NewSession) => sql`
       insert into sessions (id, user_id, created_at, last_used_at, absolute_expires_at, rotations, user_agent, ip)
-      values (${s.id}, ${s.userId}, ${s.createdAt}, ${s.createdAt}, ${s.absoluteExpiresAt}, 0, ${s.userAgent}, ${s.ip})`;
+      values (${s.id}, ${s.userId}, ${s.createdAt}, ${s.createdAt}, ${s.absoluteExpiresAt}, 0, ${column(s.userAgent, USER_AGENT_WIDTH)}, ${column(s.ip, IP_WIDTH)})`;
   const insertToken = (s: NewSession) => sql`
       insert into refresh_tokens (token_hash, session_id, parent_hash, created_at, expires_at)
       values (${s.refreshTokenHash}, ${s.id}, null, ${s.createdAt}, ${s.refreshExpiresAt})`;
@@ -153,7 +158,7 @@ export function createSessionsRepository(sql: Sql) {
             insert into refresh_tokens (token_hash, session_id, parent_hash, created_at, expires_at)
             values (${step.childHash}, ${found.sessionId}, ${tokenHash}, ${now}, ${step.childExpiresAt})`,
           tx.sql`
-            update sessions set rotations = rotations + 1, last_used_at = ${now}, ip = coalesce(${step.ip}, ip)
+            update sessions set rotations = rotations + 1, last_used_at = ${now}, ip = coalesce(${column(step.ip, IP_WIDTH)}, ip)
              where id = ${found.sessionId}`,
         );
         return { found, step };

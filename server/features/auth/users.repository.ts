@@ -36,7 +36,7 @@ export function createUsersRepository(sql: Sql) {
 
     /** Changes the profile's fields given; the account's row after, or undefined when there is no such account. */
     async updateProfile(id: string, patch: { fullName?: string | undefined; timezone?: string | undefined }) {
-      const [row] = await sql<{ id: string; email: string; fullName: string; timezone: string; role: Role; createdAt: Date; mfaEnabledAt: Date | null }[]>`
+      const [row] = await sql<Omit<ReadyUserRow, 'taskSeq' | 'dueReminders'>[]>`
         update users set full_name = coalesce(${patch.fullName ?? null}, full_name), timezone = coalesce(${patch.timezone ?? null}, timezone), updated_at = now()
          where id = ${id}
         returning id, email, full_name, timezone, role, created_at, mfa_enabled_at`;
