@@ -14,6 +14,19 @@ import { flushScheduler } from '../batch.js';
 export const userRoom = (userId: string) => `user:${userId}`;
 export const sessionRoom = (sessionId: string) => `session:${sessionId}`;
 
+/** How often a node counts the nodes listening on the adapter, to learn that it is alone, or no longer is. */
+export const PEER_CHECK_MS = 5_000;
+/** How long a node's announcement waits at most for the other nodes to answer it (the adapter's request timeout is 3 s). */
+const ANNOUNCE_TIMEOUT_MS = 4_000;
+
+/** The subscribing connection of the adapter, as `watchPeers` needs it. */
+interface Subscriber {
+  readonly status: string;
+  ping(): Promise<unknown>;
+  on(event: 'ready', fn: () => void): unknown;
+  off(event: 'ready', fn: () => void): unknown;
+}
+
 type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClientEvents[E]>;
 
 /**
@@ -25,6 +38,9 @@ type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClient
  * (bench/README.md, "Redis commands"). Redis keeps the order of one publisher's messages, and every message that goes through the
  * adapter directly (a revocation, `toOtherNodes`) first sends what is waiting, so a user's events stay in order
  * on every node.
+ *
+ * A node that no other node listens to sends nothing to Redis at all (`watchPeers`): a single-node deployment
+ * then pays nothing for the adapter on its broadcasts.
  */
 export class Broadcaster {
   private io: AppServer | undefined;
@@ -48,8 +64,92 @@ export class Broadcaster {
    * (instead of piling up in the adapter's queue); the tabs on other nodes
    * catch up from PostgreSQL (SYNC-1).
    */
+  /** no other node listens: broadcasts stay on this node (`watchPeers`) */
+  private alone = false;
+  /** announcements heard from other nodes, so that a count of the nodes taken meanwhile is not trusted */
+  private hellos = 0;
+
   constructor(private readonly reachable: () => boolean = () => true) {
     this.onNodeEvent('rooms:emit', (items) => this.emitHere(items));
+    // Answered only once this node sends its broadcasts again: the announcing node waits for it before it takes sockets.
+    this.onNodeEvent('node:hello', (ack) => {
+      this.hellos++;
+      this.setAlone(false);
+      ack(true);
+    });
+  }
+
+  private onAloneChange: ((alone: boolean) => void) | undefined;
+
+  private setAlone(alone: boolean): void {
+    if (this.alone === alone) return;
+    this.alone = alone;
+    this.onAloneChange?.(alone);
+  }
+
+  /**
+   * Keeps the broadcasts of this node off Redis while no other node listens (a deployment of one node), and
+   * sends them again as soon as another may. The rules that keep every tab's events:
+   * - A node is alone only when the adapter's count of listening nodes (PUBSUB NUMSUB), taken while its own
+   *   subscription is up, is 1, and no node announced itself while it was taken; it is counted again every
+   *   PEER_CHECK_MS.
+   * - A node announces itself when its subscription is up (at start, and after every reconnection), once the
+   *   subscription's commands are through (a PING behind them), and each other node, before it answers, sends
+   *   its broadcasts again. `ready` resolves once the others answered (at most ANNOUNCE_TIMEOUT_MS): the gateway
+   *   takes no socket before, so no tab of this node can miss a broadcast of another.
+   * Returns `stop` for the server's close.
+   */
+  watchPeers(subscriber: Subscriber, onChange?: (alone: boolean) => void): { ready: Promise<void>; stop(): void } {
+    this.onAloneChange = onChange;
+    let stopped = false;
+    const count = async () => {
+      const io = this.io;
+      if (!io || stopped || subscriber.status !== 'ready') return this.setAlone(false);
+      const hellos = this.hellos;
+      let nodes: number;
+      try {
+        nodes = await io.of('/').adapter.serverCount();
+      } catch {
+        return this.setAlone(false);
+      }
+      this.setAlone(nodes === 1 && hellos === this.hellos && subscriber.status === 'ready' && !stopped);
+    };
+    const announce = async () => {
+      const io = this.io;
+      if (!io || stopped) return;
+      try {
+        await subscriber.ping();
+        // Another node answered: it is there, so this node's broadcasts are for it too.
+        const answers = await io.serverSideEmitWithAck('node:hello');
+        if (answers.length > 0) this.setAlone(false);
+      } catch {
+        // unanswered (a node that died unseen, Redis away): the count below decides
+      }
+      await count();
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const ready = Promise.race([announce(), new Promise<void>((resolve) => (timer = setTimeout(resolve, ANNOUNCE_TIMEOUT_MS)))]).finally(() =>
+      clearTimeout(timer),
+    );
+    let starting = true;
+    void ready.then(() => (starting = false));
+    // After a reconnection (the first connection's is the announcement above). ioredis resubscribes after
+    // emitting `ready`: the announcement waits a turn to go behind it.
+    const onReady = () => {
+      if (!starting) setImmediate(() => void announce());
+    };
+    subscriber.on('ready', onReady);
+    const interval = setInterval(() => void count(), PEER_CHECK_MS);
+    interval.unref();
+    return {
+      ready,
+      stop: () => {
+        stopped = true;
+        clearInterval(interval);
+        subscriber.off('ready', onReady);
+        this.setAlone(false);
+      },
+    };
   }
 
   /** After this, nothing is sent any more (the server is closing); what waits for the other nodes goes first. */
@@ -83,11 +183,13 @@ export class Broadcaster {
   }
 
   /** Sends an event to every other node (not this one). */
-  toOtherNodes<E extends keyof InterServerEvents>(event: E, ...args: Parameters<InterServerEvents[E]>): void {
+  toOtherNodes<E extends Exclude<keyof InterServerEvents, 'node:hello'>>(event: E, ...args: Parameters<InterServerEvents[E]>): void {
     // While Redis is away, other nodes cannot be told.
     if (!this.reachable()) return;
     this.flush();
-    this.io?.serverSideEmit(event, ...args);
+    // (the cast: Socket.IO's types cannot narrow an event name that is generic here)
+    const io = this.io;
+    if (io) (io.serverSideEmit as (event: string, ...args: unknown[]) => boolean).call(io, event, ...args);
   }
 
   /** Called on every broadcast (metrics). */
@@ -205,8 +307,8 @@ export class Broadcaster {
     for (const fn of this.listeners) fn();
     (io.local.to(room).emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
     // While Redis is away, broadcasts reach this node's sockets only; the other nodes' tabs catch up from
-    // PostgreSQL (SYNC-1).
-    if (!this.reachable()) return;
+    // PostgreSQL (SYNC-1). A node alone has no one to send them to.
+    if (this.alone || !this.reachable()) return;
     this.outbox.push({ room, event, args });
     this.scheduler.schedule();
   }

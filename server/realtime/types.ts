@@ -8,6 +8,11 @@ export interface InterServerEvents {
   'chat:cancel': (messageId: string) => void;
   /** the broadcasts of one loop turn of the sending node, for each node to deliver to its own sockets (`Broadcaster`) */
   'rooms:emit': (items: RoomPayload[]) => void;
+  /**
+   * a node that starts, or whose subscription is back, announces itself: each other node then sends it its
+   * broadcasts again if it had stopped, being alone (`Broadcaster.watchPeers`), and only then answers
+   */
+  'node:hello': (ack: (heard: true) => void) => void;
   /** the sending node's Redis link is back: what it sent meanwhile reached its own sockets only (`catch-up.ts`) */
   'sockets:catch-up': () => void;
 }
