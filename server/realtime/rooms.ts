@@ -57,6 +57,11 @@ export class Broadcaster {
    * every node a receipt.
    */
   private readonly scheduler = flushScheduler(() => this.flush(), () => this.outbox.length, { windowMs: 2 });
+  /** no other node listens: broadcasts stay on this node (`watchPeers`) */
+  private alone = false;
+  /** announcements heard from other nodes, so that a count of the nodes taken meanwhile is not trusted */
+  private hellos = 0;
+  private onAloneChange: ((alone: boolean) => void) | undefined;
 
   /**
    * `reachable` tells whether Redis, and through it the other nodes, can be
@@ -64,11 +69,6 @@ export class Broadcaster {
    * (instead of piling up in the adapter's queue); the tabs on other nodes
    * catch up from PostgreSQL (SYNC-1).
    */
-  /** no other node listens: broadcasts stay on this node (`watchPeers`) */
-  private alone = false;
-  /** announcements heard from other nodes, so that a count of the nodes taken meanwhile is not trusted */
-  private hellos = 0;
-
   constructor(private readonly reachable: () => boolean = () => true) {
     this.onNodeEvent('rooms:emit', (items) => this.emitHere(items));
     // Answered only once this node sends its broadcasts again: the announcing node waits for it before it takes sockets.
@@ -78,8 +78,6 @@ export class Broadcaster {
       ack(true);
     });
   }
-
-  private onAloneChange: ((alone: boolean) => void) | undefined;
 
   private setAlone(alone: boolean): void {
     if (this.alone === alone) return;
