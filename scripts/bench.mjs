@@ -109,7 +109,7 @@ process.on('uncaughtException', (err) => {
   void finish(1);
 });
 // A hard stop against a hung run, well above the usual length (quick < 2.5 min; full 15-17 min on a quiet fast
-// machine, 23-25 on a slow one, which a 20 min stop cut off before its report).
+// machine, about 21 on a slow one, which a 20 min stop cut off before its report).
 setTimeout(() => {
   log('hard time limit reached: stopping');
   void finish(2);

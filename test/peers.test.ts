@@ -4,9 +4,8 @@
  * beside it gets them from its first socket on. Production-mode nodes on the
  * real Redis; a MONITOR connection sees what each node publishes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
-import { inject } from 'vitest';
 import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { signUp } from './support/users.js';
@@ -45,13 +44,16 @@ afterAll(async () => {
 /** Waits until MONITOR has shown every command sent so far (a PING of its own goes through after them). */
 async function monitorCaughtUp(): Promise<void> {
   const mark = `sam-test-mark-${Math.random()}`;
-  const seen = new Promise<void>((resolve) =>
-    monitor.on('monitor', (_time: string, args: string[]) => {
+  let onCommand: ((_time: string, args: string[]) => void) | undefined;
+  const seen = new Promise<void>((resolve) => {
+    onCommand = (_time, args) => {
       if (args[1] === mark) resolve();
-    }),
-  );
+    };
+    monitor.on('monitor', onCommand);
+  });
   await redis.echo(mark);
   await seen;
+  monitor.off('monitor', onCommand!);
 }
 
 describe('a node alone, then two', () => {
@@ -85,7 +87,7 @@ describe('a node alone, then two', () => {
     // Once B is gone, A counts itself alone again within a check or two.
     await b.close();
     b = undefined;
-    await a.logs.waitFor((r) => aloneLog(true)(r) && a.logs.records().filter(aloneLog(true)).length === 2, 3 * PEER_CHECK_MS);
+    await vi.waitFor(() => expect(a.logs.records().filter(aloneLog(true))).toHaveLength(2), { timeout: 3 * PEER_CHECK_MS, interval: 100 });
     await monitorCaughtUp();
     published.length = 0;
     await tabA.call('task:update', { id: task.id, patch: { title: 'Alone again' } });

@@ -58,12 +58,11 @@ export function createGateway(options: {
   const userById = batched((ids: string[]) => deps.users.readyRows(ids), { windowMs: 5 });
   const failures = new HandshakeFailureLog(logger);
   let draining = false;
-  let peersKnown = false;
   const handshake = (options: { role?: 'admin'; namespace?: string }): ReturnType<typeof handshakeAuth> => {
     const check = handshakeAuth({ auth, loadUser: userById, sockets: deps.sockets, failures, onFailure: hooks.onHandshakeFailure, ...options });
     return async (socket, next) => {
       // No socket before the other nodes heard of this one: until then they may not send it their broadcasts.
-      if (!peersKnown) await peers.ready;
+      if (!peers.known) await peers.ready;
       if (!draining) return check(socket, next);
       // A draining node takes no new sockets: the client retries, and the load balancer sends it elsewhere.
       hooks.onHandshakeFailure(ErrorCode.UNAVAILABLE);
@@ -100,7 +99,6 @@ export function createGateway(options: {
   const peers = broadcaster.watchPeers(redisAdapter.subscriber, (alone) =>
     logger.info({ event: 'peers', alone }, alone ? 'no other node listens: broadcasts stay on this node' : 'other nodes listen: broadcasts go to them'),
   );
-  void peers.ready.then(() => (peersKnown = true));
   const stopCatchUp = startCatchUp({ io, sub: redisAdapter.subscriber, redisWatch: deps.redisWatch, broadcaster, logger });
 
   // Memory: the HTTP request of the upgrade is not needed after the handshake.

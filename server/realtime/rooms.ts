@@ -95,9 +95,10 @@ export class Broadcaster {
    *   subscription's commands are through (a PING behind them), and each other node, before it answers, sends
    *   its broadcasts again. `ready` resolves once the others answered (at most ANNOUNCE_TIMEOUT_MS): the gateway
    *   takes no socket before, so no tab of this node can miss a broadcast of another.
-   * Returns `stop` for the server's close.
+   * Returns `known`, true once `ready` resolved (the gateway's handshakes read it rather than await each time),
+   * and `stop` for the server's close.
    */
-  watchPeers(subscriber: Subscriber, onChange?: (alone: boolean) => void): { ready: Promise<void>; stop(): void } {
+  watchPeers(subscriber: Subscriber, onChange?: (alone: boolean) => void): { ready: Promise<void>; readonly known: boolean; stop(): void } {
     this.onAloneChange = onChange;
     let stopped = false;
     const count = async () => {
@@ -117,9 +118,8 @@ export class Broadcaster {
       if (!io || stopped) return;
       try {
         await subscriber.ping();
-        // Another node answered: it is there, so this node's broadcasts are for it too.
-        const answers = await io.serverSideEmitWithAck('node:hello');
-        if (answers.length > 0) this.setAlone(false);
+        // Resolves once every other node answered, each having started to send its broadcasts again.
+        await io.serverSideEmitWithAck('node:hello');
       } catch {
         // unanswered (a node that died unseen, Redis away): the count below decides
       }
@@ -129,23 +129,26 @@ export class Broadcaster {
     const ready = Promise.race([announce(), new Promise<void>((resolve) => (timer = setTimeout(resolve, ANNOUNCE_TIMEOUT_MS)))]).finally(() =>
       clearTimeout(timer),
     );
-    let starting = true;
-    void ready.then(() => (starting = false));
+    let known = false;
+    void ready.then(() => (known = true));
     // After a reconnection (the first connection's is the announcement above). ioredis resubscribes after
     // emitting `ready`: the announcement waits a turn to go behind it.
     const onReady = () => {
-      if (!starting) setImmediate(() => void announce());
+      if (known) setImmediate(() => void announce());
     };
     subscriber.on('ready', onReady);
     const interval = setInterval(() => void count(), PEER_CHECK_MS);
     interval.unref();
     return {
       ready,
+      get known() {
+        return known;
+      },
       stop: () => {
         stopped = true;
         clearInterval(interval);
         subscriber.off('ready', onReady);
-        this.setAlone(false);
+        this.onAloneChange = undefined;
       },
     };
   }
