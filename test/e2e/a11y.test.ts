@@ -17,20 +17,17 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { CDPSession, Page } from 'playwright-core';
 import { strongPassword, uniqueEmail } from '../support/env.js';
 import {
   artifactsDir,
   e2eEnv,
-  e2eHooks,
   logInInUi,
   sendChat,
   signUpInUi,
-  startServerAndBrowser,
   taskItem,
+  useBrowserApp,
   waitLive,
-  watchedContext,
   type Watch,
 } from '../support/browser.js';
 import { runCli } from '../support/admin.js';
@@ -238,10 +235,7 @@ async function editTask(page: Page, title: string, fill: (form: ReturnType<Page[
 }
 
 describe('accessibility: axe-core finds no WCAG 2.1 A/AA violation on any screen, light or dark', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let adminContext: BrowserContext;
-  let visitorContext: BrowserContext;
+  const app = useBrowserApp(() => e2eEnv());
   let adminWatch: Watch;
   let visitorWatch: Watch;
   let page: Page;
@@ -250,21 +244,16 @@ describe('accessibility: axe-core finds no WCAG 2.1 A/AA violation on any screen
   const other = { email: uniqueEmail('a11y-user'), password: strongPassword(), fullName: 'Uma User' };
 
   beforeAll(async () => {
-    const env = e2eEnv();
-    [server, browser] = await startServerAndBrowser(env);
     // An operator's account, made admin with the built command line as in a deployment.
-    await signUp(server.url, { ...admin, timezone: 'UTC' });
-    const granted = await runCli(env, 'admin', 'grant', admin.email);
+    await signUp(app.server.url, { ...admin, timezone: 'UTC' });
+    const granted = await runCli(app.env, 'admin', 'grant', admin.email);
     expect(granted.code, granted.stderr).toBe(0);
-    const a = await watchedContext(browser, server.url);
-    const v = await watchedContext(browser, server.url);
-    ({ context: adminContext, watch: adminWatch } = a);
-    ({ context: visitorContext, watch: visitorWatch } = v);
-    page = await a.newPage();
+    adminWatch = app.watch;
+    page = await app.newPage();
+    const v = await app.newContext();
+    visitorWatch = v.watch;
     visitor = await v.newPage();
   });
-
-  e2eHooks(() => ({ server, browser, contexts: [adminContext, visitorContext], pages: [page, visitor], watch: { ...adminWatch, visitor: visitorWatch } as Watch }));
 
   it('the login screen, empty and with a refusal shown', { timeout: 60_000 }, async () => {
     await visitor.goto('/');

@@ -9,13 +9,12 @@
  * all of it in the security log. The server runs in production mode.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { Page } from 'playwright-core';
 import { productionEnv, strongPassword, uniqueEmail } from '../support/env.js';
 import { RestClient } from '../support/http.js';
 import { resetTokenIn, startSmtp, type TestSmtp } from '../support/smtp.js';
 import { codeAt, freshCode, stepAt } from '../support/totp.js';
-import { connectionState, e2eHooks, freePort, screenshot, signUpInUi, startServerAndBrowser, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { connectionState, freePort, screenshot, signUpInUi, useBrowserApp, waitLive } from '../support/browser.js';
 
 /** A user agent of another device, for the new-device notice. */
 const otherDeviceAgent = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0';
@@ -36,43 +35,33 @@ function authenticator(secret: string) {
 }
 
 describe('account security: two-factor, password change and reset, new-device notice, security log', () => {
-  let server: NodeProcess;
-  let browser: Browser;
   let mailbox: TestSmtp;
   let appUrl: string;
-  let context: BrowserContext;
-  let otherContext: BrowserContext;
-  let watch: Watch;
-  let otherWatch: Watch;
+  // Registered before the app, so it runs after the app's afterAll: the server may still be sending mail.
+  afterAll(async () => {
+    await mailbox?.close();
+  });
+  const app = useBrowserApp(async () => {
+    mailbox = await startSmtp();
+    const port = await freePort();
+    appUrl = `http://127.0.0.1:${port}`;
+    return productionEnv({ AUTO_MIGRATE: 'false', PORT: String(port), APP_URL: appUrl, SMTP_URL: mailbox.url });
+  });
   let page: Page;
   let other: Page;
-  let newPage: () => Promise<Page>;
-  let app: ReturnType<typeof authenticator>;
+  let phoneApp: ReturnType<typeof authenticator>;
   let recoveryCodes: string[] = [];
   const user = { email: uniqueEmail('e2e-security'), password: strongPassword(), fullName: 'Ada Secure' };
 
   beforeAll(async () => {
-    mailbox = await startSmtp();
-    const port = await freePort();
-    appUrl = `http://127.0.0.1:${port}`;
-    [server, browser] = await startServerAndBrowser(productionEnv({ AUTO_MIGRATE: 'false', PORT: String(port), APP_URL: appUrl, SMTP_URL: mailbox.url }));
-    const a = await watchedContext(browser, server.url);
-    ({ context, watch, newPage } = a);
-    page = await a.newPage();
-    const b = await watchedContext(browser, server.url);
-    ({ context: otherContext, watch: otherWatch } = b);
-    await otherContext.setExtraHTTPHeaders({ 'user-agent': otherDeviceAgent });
+    page = await app.newPage();
+    const b = await app.newContext();
+    await b.context.setExtraHTTPHeaders({ 'user-agent': otherDeviceAgent });
     other = await b.newPage();
     // Refused logins and codes are part of the flows: the browser logs their 401s.
-    for (const w of [watch, otherWatch]) w.allow.push(/40[139]|42[39]|Unauthorized/i);
+    for (const w of app.watches) w.allow.push(/40[139]|42[39]|Unauthorized/i);
     await signUpInUi(page, user);
   }, 60_000);
-
-  e2eHooks(() => ({ server, browser, contexts: [context, otherContext], pages: [page, other], watch: { ...watch, other: otherWatch } as Watch }));
-  // After the server (e2eHooks' afterAll runs first): it may still be sending mail.
-  afterAll(async () => {
-    await mailbox?.close();
-  });
 
   async function openAccount(p: Page): Promise<void> {
     if (await p.getByTestId('account-screen').isVisible()) return;
@@ -108,7 +97,7 @@ describe('account security: two-factor, password change and reset, new-device no
     expect(await other.getByTestId('signed-out-reason').textContent()).toMatch(/signed out/);
 
     // Another new device, which the user recognises: the notice goes and that session stays.
-    const phone = new RestClient(server.url);
+    const phone = new RestClient(app.server.url);
     const signedIn = await phone.post('/api/v1/auth/login', { email: user.email, password: user.password }, { headers: { 'user-agent': phoneAgent } });
     expect(signedIn.status).toBe(200);
     await expect.poll(() => notice.textContent(), { timeout: 15_000 }).toMatch(/Safari.*iOS/);
@@ -143,7 +132,7 @@ describe('account security: two-factor, password change and reset, new-device no
 
   it('[AUTH-13][AUTH-14] enrols two-factor from the account screen and shows the recovery codes once', { timeout: 60_000 }, async () => {
     // A second tab of the same session, on the account screen too: it hears the change (user:changed).
-    const sameSession = await newPage();
+    const sameSession = await app.newPage();
     await sameSession.goto('/');
     await waitLive(sameSession);
     await openAccount(sameSession);
@@ -156,16 +145,16 @@ describe('account security: two-factor, password change and reset, new-device no
     expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
     // The QR code is drawn in the page, as SVG.
     expect(await section.getByTestId('mfa-qr').locator('path').getAttribute('d')).toMatch(/^M\d+ \d+h1v1h-1z/);
-    app = authenticator(secret);
+    phoneApp = authenticator(secret);
     await section.scrollIntoViewIfNeeded();
     await screenshot(page, 'account-two-factor-setup.png');
 
     const form = section.getByTestId('mfa-enable');
     await form.getByTestId('mfa-enable-password').fill(user.password);
-    await form.getByTestId('mfa-enable-code').fill(app.wrong());
+    await form.getByTestId('mfa-enable-code').fill(phoneApp.wrong());
     await form.getByRole('button', { name: 'Enable' }).click();
     expect(await form.getByTestId('mfa-enable-error').textContent()).toMatch(/not right/);
-    await form.getByTestId('mfa-enable-code').fill(await app.code());
+    await form.getByTestId('mfa-enable-code').fill(await phoneApp.code());
     await form.getByRole('button', { name: 'Enable' }).click();
 
     const codes = section.getByTestId('recovery-codes');
@@ -212,13 +201,13 @@ describe('account security: two-factor, password change and reset, new-device no
     // The caret is in the code field.
     expect(await input.evaluate((el) => el === (el.ownerDocument as { activeElement: unknown }).activeElement)).toBe(true);
 
-    await input.fill(app.wrong());
+    await input.fill(phoneApp.wrong());
     await step.getByRole('button', { name: 'Verify' }).click();
     expect(await page.getByTestId('auth-error').textContent()).toMatch(/code is not right/);
     await screenshot(page, 'login-second-step.png');
     await step.waitFor();
 
-    const code = await app.code();
+    const code = await phoneApp.code();
     // Typed as an app shows it, in two groups.
     await input.fill(`${code.slice(0, 3)} ${code.slice(3)}`);
     await step.getByRole('button', { name: 'Verify' }).click();
@@ -242,7 +231,7 @@ describe('account security: two-factor, password change and reset, new-device no
     await step.getByRole('button', { name: 'Verify' }).click();
     expect(await page.getByTestId('auth-error').textContent()).toMatch(/recovery code is not right, or it was used before/);
     await step.getByTestId('mfa-toggle-recovery').click();
-    await step.getByLabel('Enter the 6-digit code from your authenticator app').fill(await app.code());
+    await step.getByLabel('Enter the 6-digit code from your authenticator app').fill(await phoneApp.code());
     await step.getByRole('button', { name: 'Verify' }).click();
     await waitLive(page);
   });
@@ -254,7 +243,7 @@ describe('account security: two-factor, password change and reset, new-device no
     await section.getByTestId('mfa-regenerate-start').click();
     const confirm = section.getByTestId('mfa-regenerate');
     await confirm.getByTestId('mfa-regenerate-password').fill(user.password);
-    await confirm.getByTestId('mfa-regenerate-code').fill(await app.code());
+    await confirm.getByTestId('mfa-regenerate-code').fill(await phoneApp.code());
     await confirm.getByRole('button', { name: 'Make new codes' }).click();
     const codes = section.getByTestId('recovery-codes');
     await codes.waitFor();
@@ -318,7 +307,7 @@ describe('account security: two-factor, password change and reset, new-device no
   it('[AUTH-18] the security log on the account screen shows every event of these flows, a page at a time', { timeout: 60_000 }, async () => {
     // Sign-ins from the other (known) device, so that the log surely holds more than a page (20).
     for (let i = 0; i < 6; i++) {
-      const res = await new RestClient(server.url).post('/api/v1/auth/login', { email: user.email, password: user.password }, { headers: { 'user-agent': otherDeviceAgent } });
+      const res = await new RestClient(app.server.url).post('/api/v1/auth/login', { email: user.email, password: user.password }, { headers: { 'user-agent': otherDeviceAgent } });
       expect(res.status).toBe(200);
     }
     await openAccount(page);
@@ -353,7 +342,7 @@ describe('account security: two-factor, password change and reset, new-device no
   });
 
   it('saw no dialog, no foreign request, no CSP violation and no unexpected console error', () => {
-    for (const w of [watch, otherWatch]) {
+    for (const w of app.watches) {
       expect(w.dialogs).toEqual([]);
       expect(w.foreignRequests).toEqual([]);
       expect(w.cspViolations).toEqual([]);

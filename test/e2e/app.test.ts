@@ -4,39 +4,27 @@
  * and the CSP.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { Page } from 'playwright-core';
 import { strongPassword, uniqueEmail } from '../support/env.js';
 import {
   connectionState,
   e2eEnv,
-  e2eHooks,
   logInInUi,
   sendChat,
   signUpInUi,
-  startServerAndBrowser,
   taskItem,
-  watchedContext,
-  type Watch,
+  useBrowserApp,
 } from '../support/browser.js';
 
 describe('the app in a browser', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
-  let newPage: () => Promise<Page>;
+  const app = useBrowserApp(() => e2eEnv());
   let tab1: Page;
   let tab2: Page;
   const user = { email: uniqueEmail('e2e'), password: strongPassword(), fullName: 'Ada Tester' };
 
   beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv());
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-    tab1 = await newPage();
+    tab1 = await app.newPage();
   });
-
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab1, tab2], watch }));
 
   it('shows the password rules as the user types, signs up, logs out and logs in again', async () => {
     await tab1.goto('/');
@@ -69,7 +57,7 @@ describe('the app in a browser', () => {
   });
 
   it('keeps two tabs live: a task added by the assistant, a completion, a streamed answer', async () => {
-    tab2 = await newPage();
+    tab2 = await app.newPage();
     await tab2.goto('/');
     await connectionState(tab2, 'live').waitFor({ timeout: 15_000 });
     // Tab 2 follows the same conversation.
@@ -168,7 +156,7 @@ describe('the app in a browser', () => {
 
   it("shows the server's refusals plainly: email taken, breached password, wrong password", async () => {
     // A context of its own: the refused requests are logged by the browser as failed loads.
-    const other = await watchedContext(browser, server.url);
+    const other = await app.newContext();
     try {
       const page = await other.newPage();
       await page.goto('/');
@@ -196,10 +184,10 @@ describe('the app in a browser', () => {
   });
 
   it('ran the whole flow with no dialog, no foreign request, no CSP violation and no console error', () => {
-    expect(watch.dialogs).toEqual([]);
-    expect(watch.foreignRequests).toEqual([]);
-    expect(watch.cspViolations).toEqual([]);
-    expect(watch.pageErrors).toEqual([]);
-    expect(watch.consoleErrors).toEqual([]);
+    expect(app.watch.dialogs).toEqual([]);
+    expect(app.watch.foreignRequests).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
+    expect(app.watch.pageErrors).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
   });
 });

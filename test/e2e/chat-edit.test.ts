@@ -4,18 +4,13 @@
  * what one tab does, the other tab shows.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { Page } from 'playwright-core';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, e2eHooks, sendChat, signUpInUi, startServerAndBrowser, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, sendChat, signUpInUi, useBrowserApp, waitLive } from '../support/browser.js';
 import { REFUSAL_TEST_PROMPT } from '../../dev/offline-model/replies.js';
 
 describe('edit and regenerate in a browser', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
-  let newPage: () => Promise<Page>;
+  const app = useBrowserApp(() => e2eEnv());
   let tab1: Page;
   let tab2: Page;
   const user = { email: uniqueEmail('e2e-edit'), password: strongPassword(), fullName: 'Edith Tester' };
@@ -24,19 +19,15 @@ describe('edit and regenerate in a browser', () => {
   const complete = (page: Page) => page.locator('[data-testid="message"][data-role="assistant"][data-status="complete"]');
 
   beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv());
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-    tab1 = await newPage();
+    tab1 = await app.newPage();
   });
-
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab1, tab2], watch }));
 
   it('[CHAT-10] an edit in tab 1 replaces the old answer with the new one in tab 2', async () => {
     await signUpInUi(tab1, user);
     await sendChat(tab1, 'The very first question');
     await complete(tab1).first().waitFor({ timeout: 15_000 });
 
-    tab2 = await newPage();
+    tab2 = await app.newPage();
     await tab2.goto('/');
     await waitLive(tab2);
     await tab2.getByTestId('conversation-item').first().locator('button.open').click();

@@ -7,19 +7,14 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { Page } from 'playwright-core';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, e2eHooks, sendChat, signUpInUi, startServerAndBrowser, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, sendChat, signUpInUi, taskItem, useBrowserApp, waitLive } from '../support/browser.js';
 
 const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 describe('undo what the assistant did, in a browser', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
-  let newPage: () => Promise<Page>;
+  const app = useBrowserApp(() => e2eEnv());
   let tab1: Page;
   let tab2: Page;
   let tab3: Page | undefined;
@@ -56,16 +51,12 @@ describe('undo what the assistant did, in a browser', () => {
   }
 
   beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv());
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-    tab1 = await newPage();
+    tab1 = await app.newPage();
   });
-
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab1, tab2, tab3], watch }));
 
   it('[CHAT-15] the Undo of a created task shows in both tabs; Undo in tab 2 removes the task in tab 1 and the Undo goes in both', async () => {
     await signUpInUi(tab1, user);
-    tab2 = await newPage();
+    tab2 = await app.newPage();
     await tab2.goto('/');
     await waitLive(tab2);
 
@@ -115,7 +106,7 @@ describe('undo what the assistant did, in a browser', () => {
     const shownAt = Date.now();
     await undoButton(tab2, 'Renew the passport').waitFor({ timeout: 10_000 });
 
-    tab3 = await newPage();
+    tab3 = await app.newPage();
     await tab3.goto('/');
     await waitLive(tab3);
     await openConversation(tab3);
@@ -129,7 +120,7 @@ describe('undo what the assistant did, in a browser', () => {
       expect(await page.getByTestId('tool-call').filter({ hasText: 'Renew the passport' }).count()).toBe(1);
     }
     await taskItem(tab1, 'Renew the passport').waitFor();
-    expect(watch.consoleErrors).toEqual([]);
-    expect(watch.pageErrors).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
+    expect(app.watch.pageErrors).toEqual([]);
   });
 });

@@ -5,27 +5,21 @@
  * closes its /ops socket.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page, WebSocket } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { Page, WebSocket } from 'playwright-core';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { connectionState, e2eEnv, e2eHooks, logInInUi, screenshot, signUpInUi, startServerAndBrowser, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { connectionState, e2eEnv, logInInUi, screenshot, signUpInUi, useBrowserApp, waitLive, type BrowserApp } from '../support/browser.js';
 import { runCli } from '../support/admin.js';
 import { signUp } from '../support/users.js';
 
 /** An account made admin by an operator with the built command line, as in a deployment (PROTOCOL §3a). */
-async function grantedAdmin(url: string, env: Record<string, string | undefined>, admin: { email: string; password: string; fullName?: string }): Promise<void> {
-  await signUp(url, admin);
-  const granted = await runCli(env, 'admin', 'grant', admin.email);
+async function grantedAdmin(app: BrowserApp, admin: { email: string; password: string; fullName?: string }): Promise<void> {
+  await signUp(app.server.url, admin);
+  const granted = await runCli(app.env, 'admin', 'grant', admin.email);
   expect(granted.code, granted.stderr).toBe(0);
 }
 
 describe('the ops page', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let adminContext: BrowserContext;
-  let userContext: BrowserContext;
-  let adminWatch: Watch;
-  let userWatch: Watch;
+  const app = useBrowserApp(() => e2eEnv());
   let adminPage: Page;
   let userPage: Page;
   /** WebSockets each page opened, in order */
@@ -36,20 +30,12 @@ describe('the ops page', () => {
   const user = { email: uniqueEmail('e2e-user'), password: strongPassword(), fullName: 'Uma User' };
 
   beforeAll(async () => {
-    const env = e2eEnv();
-    [server, browser] = await startServerAndBrowser(env);
-    await grantedAdmin(server.url, env, admin);
-    const a = await watchedContext(browser, server.url);
-    const u = await watchedContext(browser, server.url);
-    ({ context: adminContext, watch: adminWatch } = a);
-    ({ context: userContext, watch: userWatch } = u);
-    adminPage = await a.newPage();
+    await grantedAdmin(app, admin);
+    adminPage = await app.newPage();
     adminPage.on('websocket', (ws) => adminSockets.push(ws));
-    userPage = await u.newPage();
+    userPage = await (await app.newContext()).newPage();
     userPage.on('websocket', (ws) => userSockets.push(ws));
   });
-
-  e2eHooks(() => ({ server, browser, contexts: [adminContext, userContext], pages: [adminPage, userPage], watch: { ...adminWatch, user: userWatch } as Watch }));
 
   it('shows an admin the live figures of the node: the sockets figure goes up when another page connects', async () => {
     await adminPage.goto('/');
@@ -158,7 +144,7 @@ describe('the ops page', () => {
   });
 
   it('saw no dialog, no foreign request, no CSP violation and no console error in either browser', () => {
-    for (const watch of [adminWatch, userWatch]) {
+    for (const watch of app.watches) {
       expect(watch.dialogs).toEqual([]);
       expect(watch.foreignRequests).toEqual([]);
       expect(watch.cspViolations).toEqual([]);
@@ -169,25 +155,16 @@ describe('the ops page', () => {
 });
 
 describe('the ops page with short access tokens', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
+  const app = useBrowserApp(() => e2eEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' }));
   let page: Page;
 
   beforeAll(async () => {
     const admin = { email: uniqueEmail('e2e-admin-short'), password: strongPassword() };
-    const env = e2eEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' });
-    [server, browser] = await startServerAndBrowser(env);
-    await grantedAdmin(server.url, env, admin);
-    const c = await watchedContext(browser, server.url);
-    ({ context, watch } = c);
-    page = await c.newPage();
+    await grantedAdmin(app, admin);
+    page = await app.newPage();
     await page.goto('/');
     await logInInUi(page, admin);
   });
-
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [page], watch }));
 
   it('comes back with the current token each time the server closes the view at token expiry', async () => {
     const opened: WebSocket[] = [];
@@ -204,8 +181,8 @@ describe('the ops page with short access tokens', () => {
     const before = await updated.textContent();
     await expect.poll(() => updated.textContent(), { timeout: 5_000 }).not.toBe(before);
     expect(await page.getByTestId('ops-forbidden').count()).toBe(0);
-    expect(watch.cspViolations).toEqual([]);
-    expect(watch.pageErrors).toEqual([]);
-    expect(watch.consoleErrors).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
+    expect(app.watch.pageErrors).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
   });
 });

@@ -5,10 +5,9 @@
  * example's "fri 5pm" must be read on the user's wall clock.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { Page } from 'playwright-core';
 import type { Task } from '../../shared/schemas/tasks.js';
-import { e2eEnv, e2eHooks, logInInUi, startServerAndBrowser, taskItem, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, logInInUi, taskItem, useBrowserApp } from '../support/browser.js';
 import { connectReady, tabTracker, type Tab } from '../support/sockets.js';
 import { signUp } from '../support/users.js';
 
@@ -42,10 +41,7 @@ const blur = (page: Page) => page.evaluate('document.activeElement?.blur()');
 const focusInOverlay = (page: Page) => page.evaluate<boolean>(`!!document.activeElement?.closest('[data-testid="shortcuts-overlay"]')`);
 
 describe('quick-add and keyboard shortcuts in a browser', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
+  const app = useBrowserApp(() => e2eEnv());
   let page: Page;
   /** the same user's socket, to read what the server stored */
   let api: Tab;
@@ -53,18 +49,14 @@ describe('quick-add and keyboard shortcuts in a browser', () => {
   const stored = async (title: string) => ((await api.call('task:list', { view: 'active' })).tasks as Task[]).find((t) => t.title === title);
 
   beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv());
-    const user = await signUp(server.url, { fullName: 'Quick Adder', timezone: timeZone });
-    api = sockets.track(await connectReady(server.url, user.auth.accessToken));
-    let newPage: () => Promise<Page>;
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-    page = await newPage();
+    const user = await signUp(app.server.url, { fullName: 'Quick Adder', timezone: timeZone });
+    api = sockets.track(await connectReady(app.server.url, user.auth.accessToken));
+    page = await app.newPage();
     await page.goto('/');
     await logInInUi(page, user);
   });
 
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [page], watch }));
-  // Registered after e2eHooks' afterAll, so it runs first: the socket closes before the server stops.
+  // Registered after the app's afterAll, so it runs first: the socket closes before the server stops.
   afterAll(() => sockets.closeAll());
 
   it('previews the example as it is typed, and Enter creates the task with all of it', async () => {
@@ -177,10 +169,10 @@ describe('quick-add and keyboard shortcuts in a browser', () => {
   });
 
   it('ran with no dialog, no foreign request, no CSP violation and no console error', () => {
-    expect(watch.dialogs).toEqual([]);
-    expect(watch.foreignRequests).toEqual([]);
-    expect(watch.cspViolations).toEqual([]);
-    expect(watch.consoleErrors).toEqual([]);
-    expect(watch.pageErrors).toEqual([]);
+    expect(app.watch.dialogs).toEqual([]);
+    expect(app.watch.foreignRequests).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
+    expect(app.watch.pageErrors).toEqual([]);
   });
 });

@@ -3,41 +3,29 @@
  * refreshes at a time and shares the token with the other, both sockets send
  * `auth:refresh` and are never cut off at expiry.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, e2eHooks, signUpInUi, startServerAndBrowser, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, signUpInUi, taskItem, useBrowserApp, waitLive } from '../support/browser.js';
 
 describe('silent refresh across tabs', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
-  let newPage: () => Promise<Page>;
+  const app = useBrowserApp(() => e2eEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' }));
   let tab1: Page;
   let tab2: Page;
-
-  beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv({ ACCESS_TOKEN_EXPIRE_MINUTES: '0.05' }));
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-  });
-
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab1, tab2], watch }));
 
   it('keeps both tabs live past several token lifetimes with one refresh at a time', async () => {
     const sockets = new Map<Page, number>();
     const countSockets = (page: Page) => page.on('websocket', () => sockets.set(page, (sockets.get(page) ?? 0) + 1));
-    tab1 = await newPage();
+    tab1 = await app.newPage();
     countSockets(tab1);
     await signUpInUi(tab1, { email: uniqueEmail('e2e-refresh'), password: strongPassword() });
-    tab2 = await newPage();
+    tab2 = await app.newPage();
     countSockets(tab2);
     await tab2.goto('/');
     await waitLive(tab2);
 
     const refreshes: number[] = [];
-    context.on('response', (res) => {
+    app.context.on('response', (res) => {
       if (res.url().endsWith('/api/v1/auth/refresh') && res.status() === 200) refreshes.push(Date.now());
     });
     await expect.poll(() => refreshes.length, { timeout: 15_000, interval: 200 }).toBeGreaterThanOrEqual(3);
@@ -51,7 +39,7 @@ describe('silent refresh across tabs', () => {
     await tab1.getByTestId('quick-add').fill('still live');
     await tab1.getByTestId('quick-add').press('Enter');
     await taskItem(tab2, 'still live').waitFor({ timeout: 5_000 });
-    expect(watch.consoleErrors).toEqual([]);
-    expect(watch.cspViolations).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
   });
 });

@@ -18,12 +18,11 @@
  * registration.getNotifications().
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { Page } from 'playwright-core';
 import type { Task } from '../../shared/schemas/tasks.js';
 import type { Reminder } from '../../shared/schemas/reminders.js';
 import webpush from 'web-push';
-import { e2eEnv, e2eHooks, logInInUi, startServerAndBrowser, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, logInInUi, taskItem, useBrowserApp, waitLive } from '../support/browser.js';
 import { connectReady, tabTracker, type Tab } from '../support/sockets.js';
 import { signUp } from '../support/users.js';
 
@@ -55,39 +54,30 @@ function kolkataDate(days: number): string {
 }
 
 describe('reminders in a browser', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
-  let newPage: () => Promise<Page>;
+  const app = useBrowserApp(() => e2eEnv());
   let tab1: Page;
   let tab2: Page;
   let tab3: Page | undefined;
-  let otherContext: BrowserContext | undefined;
-  const otherPages: Page[] = [];
   let user: { email: string; password: string };
   /** the same user's socket from the test, to set reminders up and read what the server holds */
   let api: Tab;
   const sockets = tabTracker();
 
   beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv());
-    const signedUp = await signUp(server.url, { fullName: 'Rem Inder', timezone: timeZone });
+    const signedUp = await signUp(app.server.url, { fullName: 'Rem Inder', timezone: timeZone });
     user = signedUp;
-    api = sockets.track(await connectReady(server.url, signedUp.auth.accessToken));
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-    await context.grantPermissions(['notifications'], { origin: new URL(server.url).origin });
-    await context.addInitScript({ content: countNotifications });
-    tab1 = await newPage();
+    api = sockets.track(await connectReady(app.server.url, signedUp.auth.accessToken));
+    await app.context.grantPermissions(['notifications'], { origin: new URL(app.server.url).origin });
+    await app.context.addInitScript({ content: countNotifications });
+    tab1 = await app.newPage();
     await tab1.goto('/');
     await logInInUi(tab1, user);
-    tab2 = await newPage();
+    tab2 = await app.newPage();
     await tab2.goto('/');
     await waitLive(tab2);
   });
 
-  e2eHooks(() => ({ server, browser, contexts: [context, otherContext], pages: [tab1, tab2, tab3, ...otherPages], watch }));
-  // Registered after e2eHooks' afterAll, so it runs before it: the test's socket closes before the server stops.
+  // Registered after the app's afterAll, so it runs before it: the test's socket closes before the server stops.
   afterAll(() => sockets.closeAll());
 
   it('[REM-7] reads "Remind me" on the user\'s wall clock, shows it on the task in every tab, and clears it', async () => {
@@ -166,7 +156,7 @@ describe('reminders in a browser', () => {
     expect(await toast(tab1, title).getByTestId('reminder-late').textContent()).toBe('late');
 
     // A tab opened now finds it through reminder:list, and the bell lists it.
-    tab3 = await newPage();
+    tab3 = await app.newPage();
     await tab3.goto('/');
     await waitLive(tab3);
     await toast(tab3, title).waitFor();
@@ -191,12 +181,10 @@ describe('reminders in a browser', () => {
 
   it('[REM-1] without Web Locks the tabs agree over a BroadcastChannel: still one OS notification', async () => {
     // Another browser profile where navigator.locks is missing (older browsers), signed in as the same user.
-    const other = await watchedContext(browser, server.url);
-    otherContext = other.context;
-    await otherContext.grantPermissions(['notifications'], { origin: new URL(server.url).origin });
-    await otherContext.addInitScript({ content: `${countNotifications}; delete Navigator.prototype.locks;` });
+    const other = await app.newContext();
+    await other.context.grantPermissions(['notifications'], { origin: new URL(app.server.url).origin });
+    await other.context.addInitScript({ content: `${countNotifications}; delete Navigator.prototype.locks;` });
     const [a, b] = [await other.newPage(), await other.newPage()];
-    otherPages.push(a, b);
     await a.goto('/');
     await logInInUi(a, user);
     await b.goto('/');
@@ -217,17 +205,17 @@ describe('reminders in a browser', () => {
   });
 
   it('leaves no console error, page error or CSP violation behind', () => {
-    expect(watch.consoleErrors).toEqual([]);
-    expect(watch.pageErrors).toEqual([]);
-    expect(watch.cspViolations).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
+    expect(app.watch.pageErrors).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
   });
 });
 
 describe('the service worker of Web Push', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
+  const app = useBrowserApp(() => {
+    const keys = webpush.generateVAPIDKeys();
+    return e2eEnv({ VAPID_PUBLIC_KEY: keys.publicKey, VAPID_PRIVATE_KEY: keys.privateKey, VAPID_SUBJECT: 'mailto:ops@example.test' });
+  });
   let page: Page;
   let api: Tab;
   let origin: string;
@@ -237,7 +225,7 @@ describe('the service worker of Web Push', () => {
 
   /** Delivers a push message to the service worker, as the browser's push service would. */
   async function deliverPush(data: object): Promise<void> {
-    const cdp = await context.newCDPSession(page);
+    const cdp = await app.context.newCDPSession(page);
     try {
       await cdp.send('ServiceWorker.enable');
       await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId, data: JSON.stringify(data) });
@@ -251,24 +239,17 @@ describe('the service worker of Web Push', () => {
     ) as Promise<{ title: string; body: string; tag: string; data: { reminderId: string; url: string } }[]>;
 
   beforeAll(async () => {
-    const keys = webpush.generateVAPIDKeys();
-    [server, browser] = await startServerAndBrowser(
-      e2eEnv({ VAPID_PUBLIC_KEY: keys.publicKey, VAPID_PRIVATE_KEY: keys.privateKey, VAPID_SUBJECT: 'mailto:ops@example.test' }),
-    );
-    origin = new URL(server.url).origin;
-    const user = await signUp(server.url, { timezone: timeZone });
-    api = sockets.track(await connectReady(server.url, user.auth.accessToken));
-    let newPage: () => Promise<Page>;
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
+    origin = new URL(app.server.url).origin;
+    const user = await signUp(app.server.url, { timezone: timeZone });
+    api = sockets.track(await connectReady(app.server.url, user.auth.accessToken));
     // Playwright's contexts are incognito profiles, where Chrome refuses push subscriptions and says so on the console.
-    watch.allow.push(/does not support the Push API in incognito mode/);
-    await context.grantPermissions(['notifications'], { origin });
-    page = await newPage();
+    app.watch.allow.push(/does not support the Push API in incognito mode/);
+    await app.context.grantPermissions(['notifications'], { origin });
+    page = await app.newPage();
     await page.goto('/');
     await logInInUi(page, user);
   });
 
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [page], watch }));
   afterAll(() => sockets.closeAll());
 
   it('is registered from the site root, under the CSP, once notifications are allowed and the server has a VAPID key', async () => {
@@ -276,12 +257,12 @@ describe('the service worker of Web Push', () => {
     await expect
       .poll(() => page.evaluate(`navigator.serviceWorker.getRegistration('/').then((r) => (r && r.active ? [r.scope, r.active.scriptURL] : null))`), { timeout: 15_000 })
       .toEqual([`${origin}/`, `${origin}/sw.js`]);
-    const res = await context.request.get('/sw.js');
+    const res = await app.context.request.get('/sw.js');
     expect(res.status()).toBe(200);
     expect(res.headers()['content-type']).toMatch(/javascript/);
     expect(res.headers()['content-security-policy']).toContain("worker-src 'self'");
 
-    const cdp = await context.newCDPSession(page);
+    const cdp = await app.context.newCDPSession(page);
     const found = new Promise<string>((resolve) =>
       cdp.on('ServiceWorker.workerRegistrationUpdated', (e: { registrations: { registrationId: string; scopeURL: string; isDeleted: boolean }[] }) => {
         const reg = e.registrations.find((r) => r.scopeURL === `${origin}/` && !r.isDeleted);
@@ -317,8 +298,8 @@ describe('the service worker of Web Push', () => {
     await toast(page, title).getByTestId('snooze-1h').click();
     await toast(page, title).waitFor({ state: 'detached' });
     await expect.poll(async () => (await notifications()).filter((n) => n.tag === `reminder:${due.id}`)).toEqual([]);
-    expect(watch.consoleErrors).toEqual([]);
-    expect(watch.pageErrors).toEqual([]);
-    expect(watch.cspViolations).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
+    expect(app.watch.pageErrors).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
   });
 });

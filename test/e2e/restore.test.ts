@@ -8,35 +8,22 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { runCli } from '../support/admin.js';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, e2eHooks, freePort, launchBrowser, startE2EServer, signUpInUi, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, freePort, signUpInUi, taskItem, useBrowserApp, waitLive } from '../support/browser.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sam-e2e-restore-'));
 const backupFile = path.join(dir, 'sam.dump');
 
 describe('a tab open across a restore', () => {
-  let env: Record<string, string | undefined>;
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
-  let newPage: () => Promise<Page>;
+  // the same port across the restart, as a deployment's node keeps its address
+  const app = useBrowserApp(async () => e2eEnv({ PORT: String(await freePort()) }));
   let tab: Page;
   let fresh: Page;
 
-  beforeAll(async () => {
-    // the same port across the restart, as a deployment's node keeps its address
-    env = e2eEnv({ PORT: String(await freePort()) });
-    [server, browser] = await Promise.all([startE2EServer(env), launchBrowser()]);
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-  });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab, fresh], watch }));
 
   const add = async (page: Page, title: string) => {
     await page.getByTestId('quick-add').fill(title);
@@ -46,12 +33,12 @@ describe('a tab open across a restore', () => {
   const titles = async (page: Page) => (await page.getByTestId('task-title').allTextContents()).sort();
 
   it('shows the restored tasks, not the ones made after the backup', async () => {
-    tab = await newPage();
+    tab = await app.newPage();
     await signUpInUi(tab, { email: uniqueEmail('e2e-restore'), password: strongPassword() });
     await add(tab, 'water the plants');
     await add(tab, 'book the dentist');
 
-    const backup = await runCli(env, 'backup', '--out', backupFile);
+    const backup = await runCli(app.env, 'backup', '--out', backupFile);
     expect(backup.code, backup.stderr).toBe(0);
 
     await add(tab, 'made after the backup');
@@ -60,10 +47,10 @@ describe('a tab open across a restore', () => {
     await taskItem(tab, 'book the dentist').waitFor({ state: 'detached', timeout: 5_000 });
     expect(await titles(tab)).toEqual(['also after the backup', 'made after the backup', 'water the plants']);
 
-    expect(await server.stop()).toBe(0);
-    const restore = await runCli(env, 'restore', backupFile, '--force');
+    expect(await app.server.stop()).toBe(0);
+    const restore = await runCli(app.env, 'restore', backupFile, '--force');
     expect(restore.code, restore.stderr).toBe(0);
-    server = await startE2EServer(env);
+    await app.startServer();
 
     // The tab reconnects by itself and converges on what the database now holds.
     await waitLive(tab, 30_000);
@@ -71,11 +58,11 @@ describe('a tab open across a restore', () => {
 
     // It keeps working from there: a new task shows in it and in a tab opened now, at the server's next seq.
     await add(tab, 'after the restore');
-    fresh = await newPage();
+    fresh = await app.newPage();
     await fresh.goto('/');
     await waitLive(fresh);
     await expect.poll(() => titles(fresh), { timeout: 10_000, interval: 200 }).toEqual(['after the restore', 'book the dentist', 'water the plants']);
     expect(await titles(tab)).toEqual(['after the restore', 'book the dentist', 'water the plants']);
-    expect(watch.cspViolations).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
   });
 });

@@ -7,9 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
-import { e2eEnv, e2eHooks, logInInUi, screenshot, startServerAndBrowser, taskItem, watchedContext, type Watch } from '../support/browser.js';
+import type { Page } from 'playwright-core';
+import { e2eEnv, logInInUi, screenshot, taskItem, useBrowserApp } from '../support/browser.js';
 import { connectReady, tabTracker, type Tab } from '../support/sockets.js';
 import { signUp } from '../support/users.js';
 
@@ -20,10 +19,7 @@ const paletteOpen = (page: Page) => page.getByTestId('search-palette').evaluate(
 const activeTestId = (page: Page) => page.evaluate<string>("document.activeElement?.getAttribute('data-testid') ?? ''");
 
 describe('the search palette in a browser', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
+  const app = useBrowserApp(() => e2eEnv());
   let page: Page;
   let api: Tab;
   const sockets = tabTracker();
@@ -32,9 +28,8 @@ describe('the search palette in a browser', () => {
   const hostileTitle = '<img src=x onerror=alert(1)> pelican <b>bold</b>';
 
   beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv());
-    const user = await signUp(server.url, { fullName: 'Searcher' });
-    api = sockets.track(await connectReady(server.url, user.auth.accessToken));
+    const user = await signUp(app.server.url, { fullName: 'Searcher' });
+    api = sockets.track(await connectReady(app.server.url, user.auth.accessToken));
     // The task lives in the Completed view, so that going to it must change the panel's view.
     ids.task = (await api.call('task:create', { title: taskTitle, description: 'The big one, for the garden pond' })).task.id;
     await api.call('task:complete', { id: ids.task });
@@ -47,15 +42,12 @@ describe('the search palette in a browser', () => {
     await api.waitFor('chat:done', (d) => d.message.id === other.assistantMessageId, 15_000);
     ids.other = other.conversationId;
 
-    let newPage: () => Promise<Page>;
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-    page = await newPage();
+    page = await app.newPage();
     await page.goto('/');
     await logInInUi(page, user);
     await page.getByTestId('conversation-item').first().waitFor();
   });
 
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [page], watch }));
   afterAll(() => sockets.closeAll());
 
   /** Opens the palette with Ctrl+K and types `query`; resolves when its results are shown. */
@@ -166,10 +158,10 @@ describe('the search palette in a browser', () => {
       await expect.poll(() => paletteOpen(page)).toBe(false);
     }
     expect(found).toEqual([]);
-    expect(watch.dialogs).toEqual([]);
-    expect(watch.foreignRequests).toEqual([]);
-    expect(watch.cspViolations).toEqual([]);
-    expect(watch.consoleErrors).toEqual([]);
-    expect(watch.pageErrors).toEqual([]);
+    expect(app.watch.dialogs).toEqual([]);
+    expect(app.watch.foreignRequests).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
+    expect(app.watch.pageErrors).toEqual([]);
   });
 });

@@ -4,56 +4,45 @@
  * the others.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import type { Page } from 'playwright-core';
 import { strongPassword, uniqueEmail } from '../support/env.js';
 import { logIn } from '../support/users.js';
 import { connectReady } from '../support/sockets.js';
-import { connectionState, e2eEnv, e2eHooks, freePort, signUpInUi, startE2EServer, startServerAndBrowser, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { connectionState, e2eEnv, freePort, signUpInUi, taskItem, useBrowserApp, waitLive } from '../support/browser.js';
 
 describe('sessions across tabs and restarts', () => {
-  let env: Record<string, string | undefined>;
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
-  let newPage: () => Promise<Page>;
+  // A fixed port and SECRET_KEY, so that the restarted server is the same origin and accepts the tabs' tokens.
+  const app = useBrowserApp(async () => e2eEnv({ PORT: String(await freePort()) }));
   let tab1: Page;
   let tab2: Page;
   const user = { email: uniqueEmail('e2e-session'), password: strongPassword() };
 
   beforeAll(async () => {
-    // A fixed port and SECRET_KEY, so that the restarted server is the same origin and accepts the tabs' tokens.
-    env = e2eEnv({ PORT: String(await freePort()) });
-    [server, browser] = await startServerAndBrowser(env);
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-    tab1 = await newPage();
+    tab1 = await app.newPage();
     await signUpInUi(tab1, user);
-    tab2 = await newPage();
+    tab2 = await app.newPage();
     await tab2.goto('/');
     await waitLive(tab2);
   });
 
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [tab1, tab2], watch }));
-
   it('shows reconnecting and offline while the server restarts, then converges with what changed meanwhile', async () => {
     // The browser logs the refused WebSocket attempts of the restart; nothing else may be an error.
-    watch.allow.push(/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED|ERR_INTERNET_DISCONNECTED/);
+    app.watch.allow.push(/WebSocket connection to .* failed/, /ERR_CONNECTION_REFUSED|ERR_INTERNET_DISCONNECTED/);
     await tab1.getByTestId('quick-add').fill('before the restart');
     await tab1.getByTestId('quick-add').press('Enter');
     await taskItem(tab2, 'before the restart').waitFor();
 
-    await server.stop();
+    await app.server.stop();
     await Promise.all([connectionState(tab1, 'reconnecting').waitFor(), connectionState(tab2, 'reconnecting').waitFor()]);
-    await context.setOffline(true);
+    await app.context.setOffline(true);
     await Promise.all([connectionState(tab1, 'offline').waitFor(), connectionState(tab2, 'offline').waitFor()]);
 
-    server = await startE2EServer(env);
+    await app.startServer();
     // Another client changes the tasks while the tabs cannot hear it.
-    const other = await connectReady(server.url, (await logIn(server.url, user.email, user.password)).auth.accessToken);
+    const other = await connectReady(app.server.url, (await logIn(app.server.url, user.email, user.password)).auth.accessToken);
     try {
       await other.call('task:create', { title: 'made while you were away' });
-      await context.setOffline(false);
+      await app.context.setOffline(false);
       await Promise.all([waitLive(tab1), waitLive(tab2)]);
       await Promise.all([taskItem(tab1, 'made while you were away').waitFor(), taskItem(tab2, 'made while you were away').waitFor()]);
       // And the tabs are live again: a change now arrives as a push.
@@ -78,10 +67,10 @@ describe('sessions across tabs and restarts', () => {
   });
 
   it('saw no dialog, no foreign request, no CSP violation and no unexpected console error', () => {
-    expect(watch.dialogs).toEqual([]);
-    expect(watch.foreignRequests).toEqual([]);
-    expect(watch.cspViolations).toEqual([]);
-    expect(watch.pageErrors).toEqual([]);
-    expect(watch.consoleErrors).toEqual([]);
+    expect(app.watch.dialogs).toEqual([]);
+    expect(app.watch.foreignRequests).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
+    expect(app.watch.pageErrors).toEqual([]);
+    expect(app.watch.consoleErrors).toEqual([]);
   });
 });

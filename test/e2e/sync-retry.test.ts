@@ -4,37 +4,25 @@
  * the tab what it missed, so it must ask again by itself. The refusals are
  * made in the browser's WebSocket route, the server itself untouched.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { NodeProcess } from '../support/app.js';
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { strongPassword, uniqueEmail } from '../support/env.js';
-import { e2eEnv, e2eHooks, signUpInUi, startServerAndBrowser, taskItem, waitLive, watchedContext, type Watch } from '../support/browser.js';
+import { e2eEnv, signUpInUi, taskItem, useBrowserApp, waitLive } from '../support/browser.js';
 
 describe('a task:sync answered UNAVAILABLE', () => {
-  let server: NodeProcess;
-  let browser: Browser;
-  let context: BrowserContext;
-  let watch: Watch;
-  let newPage: () => Promise<Page>;
+  const app = useBrowserApp(() => e2eEnv());
   let writer: Page;
   let reader: Page;
 
-  beforeAll(async () => {
-    [server, browser] = await startServerAndBrowser(e2eEnv());
-    ({ context, watch, newPage } = await watchedContext(browser, server.url));
-  });
-
-  e2eHooks(() => ({ server, browser, contexts: [context], pages: [writer, reader], watch }));
-
   it('is asked again until it is answered, and the tab shows the tasks', async () => {
-    writer = await newPage();
+    writer = await app.newPage();
     await signUpInUi(writer, { email: uniqueEmail('e2e-sync-retry'), password: strongPassword() });
     await writer.getByTestId('quick-add').fill('made before the tab opened');
     await writer.getByTestId('quick-add').press('Enter');
     await taskItem(writer, 'made before the tab opened').waitFor({ timeout: 5_000 });
 
     // The next tab's first two task:sync requests get the answer of a server whose database is away.
-    reader = await newPage();
+    reader = await app.newPage();
     const refusedAt: number[] = [];
     await reader.routeWebSocket(/\/socket\.io\//, (ws) => {
       const upstream = ws.connectToServer();
@@ -59,6 +47,6 @@ describe('a task:sync answered UNAVAILABLE', () => {
     await writer.getByTestId('quick-add').fill('made after the retries');
     await writer.getByTestId('quick-add').press('Enter');
     await taskItem(reader, 'made after the retries').waitFor({ timeout: 5_000 });
-    expect(watch.cspViolations).toEqual([]);
+    expect(app.watch.cspViolations).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
 import { startNodeProcess, type NodeProcess } from './app.js';
 import { serverEnvBase } from './env.js';
@@ -16,18 +16,18 @@ export const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--d
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 export const artifactsDir = path.join(repoRoot, 'test-artifacts');
 
-export function launchBrowser(): Promise<Browser> {
+function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
 }
 
 export { freePort } from './net.js';
 
-/** The environment of a test-mode server with the offline model; pass the same object to restart it. */
+/** The environment of a test-mode server with the offline model. */
 export function e2eEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return { ...serverEnvBase(), ENVIRONMENT: 'test', AUTO_MIGRATE: 'false', ...overrides };
 }
 
-export function startE2EServer(env: Record<string, string | undefined>): Promise<NodeProcess> {
+function startE2EServer(env: Record<string, string | undefined>): Promise<NodeProcess> {
   return startNodeProcess(env, 30_000);
 }
 
@@ -36,7 +36,7 @@ export function startE2EServer(env: Record<string, string | undefined>): Promise
  * thrown: a test file whose setup failed must not leave a server running (it would load the machine, and the
  * benchmarks, long after the run).
  */
-export async function startServerAndBrowser(env: Record<string, string | undefined>): Promise<[NodeProcess, Browser]> {
+async function startServerAndBrowser(env: Record<string, string | undefined>): Promise<[NodeProcess, Browser]> {
   const [server, browser] = await Promise.allSettled([startE2EServer(env), launchBrowser()]);
   if (server.status === 'fulfilled' && browser.status === 'fulfilled') return [server.value, browser.value];
   if (server.status === 'fulfilled') await server.value.stop();
@@ -65,7 +65,7 @@ const cspScript = `
 `;
 
 /** A browser context on `baseUrl` with every page watched; `colorScheme` light unless told. */
-export async function watchedContext(browser: Browser, baseUrl: string, options: { colorScheme?: 'light' | 'dark'; viewport?: { width: number; height: number } } = {}): Promise<{ context: BrowserContext; watch: Watch; newPage: () => Promise<Page> }> {
+async function watchedContext(browser: Browser, baseUrl: string, options: { colorScheme?: 'light' | 'dark'; viewport?: { width: number; height: number } } = {}): Promise<{ context: BrowserContext; watch: Watch; newPage: () => Promise<Page> }> {
   const origin = new URL(baseUrl).origin;
   const context = await browser.newContext({
     baseURL: baseUrl,
@@ -148,8 +148,8 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(artifactsDir, name) });
 }
 
-/** On a failed test: each page's screenshot and text, the watch and the server's log, under test-artifacts/failures. */
-export async function saveFailure(name: string, pages: (Page | undefined)[], watch: Watch | undefined, server?: { logs: { lines: string[] } }): Promise<void> {
+/** On a failed test: each page's screenshot and text, the watches and the server's log, under test-artifacts/failures. */
+async function saveFailure(name: string, pages: (Page | undefined)[], watches: Watch[], server?: { logs: { lines: string[] } }): Promise<void> {
   const dir = path.join(artifactsDir, 'failures', name.replace(/[^a-z0-9]+/gi, '-').slice(0, 80));
   await mkdir(dir, { recursive: true });
   for (const [i, page] of pages.entries()) {
@@ -158,30 +158,103 @@ export async function saveFailure(name: string, pages: (Page | undefined)[], wat
     const text = await page.locator('body').innerText().catch((err: unknown) => String(err));
     await writeFile(path.join(dir, `tab${i + 1}.txt`), text);
   }
-  await writeFile(path.join(dir, 'watch.json'), JSON.stringify(watch ?? {}, null, 2));
+  await writeFile(path.join(dir, 'watch.json'), JSON.stringify(watches, null, 2));
   if (server) await writeFile(path.join(dir, 'server.log'), server.logs.lines.join('\n'));
 }
 
+type Env = Record<string, string | undefined>;
+type ContextOptions = Parameters<typeof watchedContext>[2];
+
+/** A browser context whose pages are watched (see `Watch`). */
+export type WatchedContext = Awaited<ReturnType<typeof watchedContext>>;
+
+/** What `useBrowserApp` gives a describe block, from its first `beforeAll` on. */
+export interface BrowserApp {
+  /** the server's environment (for the command line, say) */
+  readonly env: Env;
+  readonly server: NodeProcess;
+  readonly browser: Browser;
+  /** the first context, made before the block's own `beforeAll` runs */
+  readonly context: BrowserContext;
+  readonly watch: Watch;
+  /** the watches of every context, the first context's first */
+  readonly watches: Watch[];
+  /** A watched page of the first context. */
+  newPage(): Promise<Page>;
+  /** Another watched context (another user, another browser profile). */
+  newContext(options?: ContextOptions): Promise<WatchedContext>;
+  /** Starts the server again, on the same environment and so the same port if it names one, after a test stopped it. */
+  startServer(): Promise<NodeProcess>;
+}
+
 /**
- * The teardown every browser test file needs: on a failure, screenshots, page
- * text and the server log; at the end, contexts, browser and server closed.
+ * The server and Chromium of a describe block, with a watched context: started
+ * before the block's tests (`env` is called then), closed after them. When a
+ * test fails, every page opened through the app is saved with the watches and
+ * the server's log (`saveFailure`). Hooks the block registers after this call
+ * run after its `beforeAll` and before its `afterAll`.
  */
-export function e2eHooks(get: () => {
-  server: NodeProcess | undefined;
-  browser: Browser | undefined;
-  contexts: (BrowserContext | undefined)[];
-  pages: (Page | undefined)[];
-  watch: Watch | undefined;
-}): void {
+export function useBrowserApp(env: () => Env | Promise<Env>): BrowserApp {
+  let started: { env: Env; server: NodeProcess; browser: Browser } | undefined;
+  const contexts: WatchedContext[] = [];
+  const pages: Page[] = [];
+  const ready = () => {
+    if (!started) throw new Error('useBrowserApp: the app starts in beforeAll');
+    return started;
+  };
+  const app: BrowserApp = {
+    get env() {
+      return ready().env;
+    },
+    get server() {
+      return ready().server;
+    },
+    get browser() {
+      return ready().browser;
+    },
+    get context() {
+      return contexts[0]!.context;
+    },
+    get watch() {
+      return contexts[0]!.watch;
+    },
+    get watches() {
+      return contexts.map((c) => c.watch);
+    },
+    newPage: () => contexts[0]!.newPage(),
+    async newContext(contextOptions) {
+      const made = await watchedContext(app.browser, app.server.url, contextOptions);
+      const context: WatchedContext = {
+        ...made,
+        newPage: async () => {
+          const page = await made.newPage();
+          pages.push(page);
+          return page;
+        },
+      };
+      contexts.push(context);
+      return context;
+    },
+    async startServer() {
+      const s = ready();
+      s.server = await startE2EServer(s.env);
+      return s.server;
+    },
+  };
+  beforeAll(async () => {
+    const resolved = await env();
+    const [server, browser] = await startServerAndBrowser(resolved);
+    started = { env: resolved, server, browser };
+    await app.newContext();
+  });
   afterEach(async (ctx) => {
     if (ctx.task.result?.state !== 'fail') return;
-    const s = get();
-    await saveFailure(ctx.task.name, s.pages, s.watch, s.server);
+    await saveFailure(ctx.task.name, pages, app.watches, started?.server);
   });
   afterAll(async () => {
-    const s = get();
-    for (const context of s.contexts) await context?.close();
-    await s.browser?.close();
-    await s.server?.stop();
+    for (const { context } of contexts) await context.close();
+    await started?.browser.close();
+    await started?.server.stop();
   });
+  return app;
 }
