@@ -206,7 +206,7 @@ function comparisonLines(res, baseline, comparison) {
   if (!comparison) return [`${head}: not compared, this is a ${res.mode} run.`];
   const machine = base.machine?.model === res.machine?.model ? '' : ` The baseline ran on another CPU (${res.machine?.model} here); ratios travel between machines better than absolute figures, not perfectly.`;
   return [
-    `${head}: Sam/bare ratios then and now; a ratio worse by more than 10% is marked.${machine}`,
+    `${head}: Sam/bare ratios then and now; a ratio worse by more than 10% is marked. Two runs of the same code on one machine have differed by more than that (bench/README.md, "Current figures"): a mark asks for more runs, it does not decide.${machine}`,
     '',
     '| Sam/bare | baseline | this run | change |',
     '|---|---:|---:|---|',
