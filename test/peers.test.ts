@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { productionEnv, randomSecret, uniquePrefix } from './support/env.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { signUp } from './support/users.js';
-import { connectReady, type Tab } from './support/sockets.js';
+import { logIn, signUp } from './support/users.js';
+import { closed, connectReady, type Tab } from './support/sockets.js';
 import { PEER_CHECK_MS } from '../server/realtime/rooms.js';
 
 const prefix = uniquePrefix();
@@ -57,7 +57,7 @@ async function monitorCaughtUp(): Promise<void> {
 }
 
 describe('a node alone, then two', () => {
-  it('[RT-7] alone, a node delivers to its own tabs and publishes nothing; a node started beside it gets its changes from its first tab on', async () => {
+  it('[RT-7][RT-5] alone, a node delivers to its own tabs and closes revoked sessions, publishing nothing; a node started beside it gets its changes from its first tab on', async () => {
     await a.logs.waitFor(aloneLog(true));
     const user = await signUp(a.url);
     const tabA = track(await connectReady(a.url, user.auth.accessToken));
@@ -68,6 +68,14 @@ describe('a node alone, then two', () => {
     await other.waitFor('task:changed', (d) => d.task.id === task.id);
     await tabA.call('task:update', { id: task.id, patch: { title: 'Still alone' } });
     await other.waitFor('task:changed', (d) => d.task.title === 'Still alone');
+    // A revocation closes the session's socket on this node, without the adapter.
+    const second = await logIn(a.url, user.email, user.password);
+    const victim = track(await connectReady(a.url, second.auth.accessToken));
+    const revoked = victim.waitFor('session:revoked', undefined, 2_000);
+    const gone = closed(victim, 2_000);
+    expect(await tabA.request('session:revoke', { id: victim.ready.sessionId })).toEqual({ ok: true, data: {} });
+    expect(await revoked).toMatchObject({ reason: 'session_revoked' });
+    await gone;
     await monitorCaughtUp();
     expect(published).toEqual([]);
 

@@ -79,6 +79,14 @@ export class Broadcaster {
     });
   }
 
+  /**
+   * Whether anything should go to the other nodes: not while Redis is away (they catch up from PostgreSQL when it
+   * returns, SYNC-1), nor while no other node listens.
+   */
+  private othersListen(): boolean {
+    return !this.alone && this.reachable();
+  }
+
   private setAlone(alone: boolean): void {
     if (this.alone === alone) return;
     this.alone = alone;
@@ -185,8 +193,7 @@ export class Broadcaster {
 
   /** Sends an event to every other node (not this one). */
   toOtherNodes<E extends Exclude<keyof InterServerEvents, 'node:hello'>>(event: E, ...args: Parameters<InterServerEvents[E]>): void {
-    // While Redis is away, other nodes cannot be told.
-    if (!this.reachable()) return;
+    if (!this.othersListen()) return;
     this.flush();
     // (the cast: Socket.IO's types cannot narrow an event name that is generic here)
     const io = this.io;
@@ -223,14 +230,14 @@ export class Broadcaster {
     const io = this.io;
     if (!io || sessionIds.length === 0) return Promise.resolve();
     const rooms = sessionIds.map(sessionRoom);
-    // While Redis is away, the local part is done here; other nodes re-read PostgreSQL when it returns.
-    const everywhere = this.reachable();
+    // Else the local part is done here; other nodes, if any, re-read PostgreSQL when Redis returns.
+    const everywhere = this.othersListen();
     if (everywhere) this.flush();
     for (const namespace of this.everyNamespace(io)) (everywhere ? namespace : namespace.local).to(rooms).emit('session:revoked', { reason });
     // A socket of this node still handling an event is closed once that event is answered (at most a second later).
     return this.inAMoment(io, () => {
       const busy = this.disconnectSessionsHere(sessionIds, reason, { notify: false });
-      if (everywhere && this.reachable()) {
+      if (everywhere && this.othersListen()) {
         for (const namespace of this.everyNamespace(io)) namespace.in(rooms).except(busy).disconnectSockets(true);
       }
     });
@@ -307,9 +314,7 @@ export class Broadcaster {
     if (!io) return;
     for (const fn of this.listeners) fn();
     (io.local.to(room).emit as (event: string, ...args: unknown[]) => boolean)(event, ...args);
-    // While Redis is away, broadcasts reach this node's sockets only; the other nodes' tabs catch up from
-    // PostgreSQL (SYNC-1). A node alone has no one to send them to.
-    if (this.alone || !this.reachable()) return;
+    if (!this.othersListen()) return;
     this.outbox.push({ room, event, args });
     this.scheduler.schedule();
   }
@@ -326,6 +331,6 @@ export class Broadcaster {
     this.scheduler.flushing();
     const items = this.outbox;
     this.outbox = [];
-    if (this.reachable()) this.io?.serverSideEmit('rooms:emit', items);
+    if (this.othersListen()) this.io?.serverSideEmit('rooms:emit', items);
   }
 }
