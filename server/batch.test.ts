@@ -87,4 +87,53 @@ describe('batched', () => {
     await new Promise((r) => setTimeout(r, 80));
     expect(await never(slow(9))).toBe(9); // idle again
   });
+
+  it('with spacing, lookups coming soon after a load went wait until the spacing ends, unless enough wait', async () => {
+    const turn = () => new Promise((r) => setImmediate(r));
+    const loads: { keys: number[]; at: number }[] = [];
+    const id = batched(
+      async (keys: number[]) => {
+        loads.push({ keys, at: performance.now() });
+        return keys;
+      },
+      { spacing: { ms: 200, below: 3 } },
+    );
+    const first = id(1); // no batch went before: not held
+    await turn();
+    const second = id(2); // 1's load went (and returned) just now: held until 200 ms after it went
+    await turn();
+    await turn();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(loads.map((l) => l.keys)).toEqual([[1]]);
+    expect(await Promise.all([first, second])).toEqual([1, 2]);
+    expect(loads.map((l) => l.keys)).toEqual([[1], [2]]);
+    // a timer may fire a little early: the hold is checked for its order of magnitude, not to the millisecond
+    expect(loads[1]!.at - loads[0]!.at).toBeGreaterThan(150);
+
+    // While held, `below` lookups waiting go at once (a spacing far longer than the test's timeout proves it),
+    // whether they came while the last load was out or after it returned.
+    let release: () => void = () => undefined;
+    const loads2: number[][] = [];
+    const slow = batched(
+      async (keys: number[]) => {
+        loads2.push(keys);
+        if (loads2.length === 1) await new Promise<void>((r) => (release = r));
+        return keys;
+      },
+      { spacing: { ms: 60_000, below: 3 } },
+    );
+    const never = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(() => r('waited'), 2_000))]);
+    const one = slow(1); // goes, and stays out
+    await turn();
+    await turn();
+    const more = [slow(2), slow(3)]; // while it is out
+    await turn();
+    release();
+    expect(await never(one)).toBe(1);
+    await turn();
+    expect(loads2).toEqual([[1]]); // 1 returned; two wait: held
+    more.push(slow(4)); // three: the hold ends
+    expect(await never(Promise.all(more))).toEqual([2, 3, 4]);
+    expect(loads2).toEqual([[1], [2, 3, 4]]);
+  });
 });

@@ -25,6 +25,14 @@ export interface WindowOptions {
   busyMs?: number;
   /** with this many waiting, the batch goes at once (default: no limit) */
   maxBatch?: number;
+  /**
+   * Batches at most one per `ms` unless `below` or more requests wait:
+   * requests that come (or wait when a batch returns) less than `ms` after
+   * the last batch went wait for the rest of it, so that under load a batch
+   * carries a window's requests rather than a round trip's (default: the next
+   * batch goes as soon as the last returns).
+   */
+  spacing?: { ms: number; below: number };
 }
 
 export interface FlushScheduler {
@@ -32,18 +40,34 @@ export interface FlushScheduler {
   schedule(): void;
   /** Call when a batch goes out: cancels a scheduled flush and marks the scheduler busy. */
   flushing(): void;
+  /** Call when the batches out have returned: flushes the requests that wait now, or holds them (`spacing`). */
+  returned(): void;
 }
 
 /** `waiting()` tells how many requests wait for the next batch. */
-export function flushScheduler(flush: () => void, waiting: () => number, { windowMs = 0, busyMs = 100, maxBatch = Infinity }: WindowOptions = {}): FlushScheduler {
+export function flushScheduler(flush: () => void, waiting: () => number, { windowMs = 0, busyMs = 100, maxBatch = Infinity, spacing }: WindowOptions = {}): FlushScheduler {
   let cancel: (() => void) | undefined;
   let lastFlushAt = -Infinity;
+  /** requests wait for the spacing to end (a timer is set) */
+  let holding = false;
   const fire = () => {
     cancel = undefined;
+    holding = false;
     flush();
+  };
+  /** With `spacing`, fewer than `below` waiting and the last batch gone less than `spacing.ms` ago: waits for the rest of it. */
+  const held = (): boolean => {
+    if (!spacing || waiting() >= spacing.below) return false;
+    const left = lastFlushAt + spacing.ms - performance.now();
+    if (left <= 0) return false;
+    holding = true;
+    const timer = setTimeout(fire, left);
+    cancel = () => clearTimeout(timer);
+    return true;
   };
   const endOfTurn = () => {
     cancel = undefined;
+    if (held()) return;
     if (windowMs > 0 && waiting() === 1 && performance.now() - lastFlushAt < busyMs) {
       const timer = setTimeout(fire, windowMs);
       cancel = () => clearTimeout(timer);
@@ -53,7 +77,7 @@ export function flushScheduler(flush: () => void, waiting: () => number, { windo
   };
   return {
     schedule() {
-      if (waiting() >= maxBatch) return flush();
+      if (waiting() >= maxBatch || (holding && waiting() >= spacing!.below)) return flush();
       if (cancel) return;
       const immediate = setImmediate(endOfTurn);
       cancel = () => clearImmediate(immediate);
@@ -61,7 +85,14 @@ export function flushScheduler(flush: () => void, waiting: () => number, { windo
     flushing() {
       cancel?.();
       cancel = undefined;
+      holding = false;
       lastFlushAt = performance.now();
+    },
+    returned() {
+      if (waiting() === 0) return;
+      cancel?.();
+      cancel = undefined;
+      if (!held()) flush();
     },
   };
 }
@@ -90,7 +121,7 @@ export function batched<K, V>(load: (keys: K[]) => Promise<V[]>, options: BatchO
           (err: unknown) => part.forEach((q) => q.reject(err)),
         )
         .finally(() => {
-          if (--inFlight === 0) flush();
+          if (--inFlight === 0) scheduler.returned();
         });
     }
   }

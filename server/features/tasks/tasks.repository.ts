@@ -63,10 +63,13 @@ export interface TaskOwner {
  * trips cost more than statements"). An idle node does not wait. A write
  * waits longer than a read: each commit it saves costs PostgreSQL and the
  * server more than the read's round trip, and a change whose read hit this
- * node's cache (the common case) waits only for its write.
+ * node's cache (the common case) waits only for its write. For the same
+ * reason write batches go at most one per window under load, not one per
+ * round trip, unless enough changes wait to fill a statement anyway (then
+ * holding them would only add latency).
  */
 const readWindow = { windowMs: 5 };
-const writeWindow = { windowMs: 10 };
+const writeWindow = { windowMs: 10, spacing: { ms: 10, below: 8 } };
 
 /** SQLSTATE of a deadlock PostgreSQL broke by failing one statement. */
 const DEADLOCK_DETECTED = '40P01';
