@@ -21,7 +21,7 @@ import { runTool, toolDefinitions } from './tools.js';
 import type { ChatViews } from './views.js';
 import { readRound, type RoundResult } from './upstream-round.js';
 import { cutOffText, harderBudget, isPromptTooLong, MAX_PAUSE_CONTINUATIONS, requestMessages } from './rounds.js';
-import { appendDeltas, heartbeatKey, refreshBuffer, rewriteDeltas, saveToolCalls, type DeltaAppend } from './stream-buffer.js';
+import { appendDeltas, beat, rewriteDeltas, saveToolCalls, type DeltaAppend } from './stream-buffer.js';
 
 export const MAX_TOOL_ROUNDS = 8;
 export const MAX_OUTPUT_TOKENS = 2_048;
@@ -32,7 +32,7 @@ export const COALESCE_MS = 25;
  * loop read its sockets between slices (bench/README.md, "Delta coalescing").
  */
 export const FLUSH_SLICE = 50;
-/** a generation refreshes its heartbeat this often; it expires after HEARTBEAT_TTL_MS */
+/** a node refreshes the heartbeats of its generations this often; one expires after HEARTBEAT_TTL_MS */
 export const HEARTBEAT_MS = 5_000;
 export const HEARTBEAT_TTL_MS = 15_000;
 
@@ -101,6 +101,12 @@ export class Assistant {
    */
   private readonly waiting = new Set<Relay>();
   private tick: NodeJS.Timeout | undefined;
+  /**
+   * The generations whose heartbeat this node keeps (CHAT-7), until they write their end, and its timer while
+   * there are any: one Redis round trip per beat for all of them, not one per stream.
+   */
+  private readonly beating = new Set<string>();
+  private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: AssistantDeps) {}
 
@@ -118,13 +124,35 @@ export class Assistant {
     const entry: Running = { job, abort, reason: undefined, done: Promise.resolve() };
     this.running.set(job.assistantMessageId, entry);
     this.deps.hooks.onGenerationStart();
+    this.startBeating(job.assistantMessageId);
     entry.done = this.run(entry)
       .catch((err: unknown) => this.deps.logger.error({ err, messageId: job.assistantMessageId }, 'generation crashed'))
       .finally(() => {
+        this.stopBeating(job.assistantMessageId);
         this.running.delete(job.assistantMessageId);
         this.deps.hooks.onGenerationEnd();
       });
     return entry.done;
+  }
+
+  /** A generation's first beat goes at once: until then a stale check could take it for a dead node's. */
+  private startBeating(messageId: string): void {
+    this.beating.add(messageId);
+    this.beat([messageId]);
+    this.heartbeat ??= setInterval(() => this.beat(this.beating), HEARTBEAT_MS);
+  }
+
+  /** Before a generation writes its end: a beat after that would leave its heartbeat behind. */
+  private stopBeating(messageId: string): void {
+    this.beating.delete(messageId);
+    if (this.beating.size > 0) return;
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Sets the heartbeat of these generations and keeps their buffers, in one round trip. */
+  private beat(messageIds: Iterable<string>): void {
+    beat(this.deps.redis, this.deps.nodeId, HEARTBEAT_TTL_MS, messageIds).catch(() => undefined);
   }
 
   /** Aborts a generation running on this node; false when it runs elsewhere (or not at all). */
@@ -247,13 +275,6 @@ export class Assistant {
       this.scheduleFlush(relay);
     };
 
-    const heartbeat = () => {
-      redis.set(heartbeatKey(messageId), this.deps.nodeId, 'PX', HEARTBEAT_TTL_MS).catch(() => undefined);
-      refreshBuffer(redis, messageId).catch(() => undefined);
-    };
-    heartbeat();
-    const beat = setInterval(heartbeat, HEARTBEAT_MS);
-
     let idleTimer: NodeJS.Timeout | undefined;
     // Called on every upstream event: re-arming the same timer is cheaper than a new one each time.
     const touch = () => {
@@ -358,7 +379,7 @@ export class Assistant {
       }
     } finally {
       clearTimeout(idleTimer);
-      clearInterval(beat);
+      this.stopBeating(messageId);
       flush();
     }
     if (entry.reason === 'cancelled' && status === 'complete') status = 'cancelled';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { appendDeltas, bufferKeys, BUFFER_TTL_SECONDS, readBuffer, refreshBuffer, rewriteDeltas, saveToolCalls, streamScripts } from './stream-buffer.js';
+import { appendDeltas, beat, bufferKeys, BUFFER_TTL_SECONDS, heartbeatKey, readBuffer, rewriteDeltas, saveToolCalls, streamScripts } from './stream-buffer.js';
 import { createCommandClient } from '../../redis.js';
 
 // The machine's Redis, with a prefix of this run's own, through the server's own kind of client.
@@ -32,9 +32,27 @@ describe('stream buffer (CHAT-3)', () => {
     expect(await rewriteDeltas(redis, id, ['a', 'b', 'c'])).toBe(true);
     expect(await appendDelta(id, 3, 'd')).toBe(true);
     expect(await readBuffer(redis, id)).toEqual({ content: 'abcd', lastSeq: 3, toolCalls: [] });
-    await refreshBuffer(redis, id);
     await redis.del(...bufferKeys(id));
     expect(await readBuffer(redis, id)).toBeUndefined();
+  });
+
+  it("beats for every stream of a node at once: each one's heartbeat set, and its buffer kept longer", async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    await appendDelta(a, 0, 'x');
+    await saveToolCalls(redis, b, []);
+    await redis.expire(bufferKeys(a)[0]!, 5);
+    await redis.expire(bufferKeys(b)[1]!, 5);
+    await beat(redis, 'node-1', 15_000, [a, b]);
+    for (const id of [a, b]) {
+      expect(await redis.get(heartbeatKey(id))).toBe('node-1');
+      const pttl = await redis.pttl(heartbeatKey(id));
+      expect(pttl).toBeGreaterThan(10_000);
+      expect(pttl).toBeLessThanOrEqual(15_000);
+    }
+    expect(await redis.ttl(bufferKeys(a)[0]!)).toBeGreaterThan(BUFFER_TTL_SECONDS - 5);
+    expect(await redis.ttl(bufferKeys(b)[1]!)).toBeGreaterThan(BUFFER_TTL_SECONDS - 5);
+    // keys that were never written stay absent (EXPIRE does not create them)
+    expect(await redis.exists(bufferKeys(a)[1]!, bufferKeys(b)[0]!)).toBe(0);
   });
 
   it('appends the deltas of many streams in one command, each to its own list, under the key prefix', async () => {

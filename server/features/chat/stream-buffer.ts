@@ -88,9 +88,18 @@ export function saveToolCalls(redis: Redis, messageId: string, toolCalls: ToolCa
   return redis.set(toolsKey(messageId), JSON.stringify(toolCalls), 'EX', BUFFER_TTL_SECONDS);
 }
 
-/** Pushes the expiry back (the generation's heartbeat does this). */
-export function refreshBuffer(redis: Redis, messageId: string): Promise<unknown> {
-  return redis.multi().expire(deltasKey(messageId), BUFFER_TTL_SECONDS).expire(toolsKey(messageId), BUFFER_TTL_SECONDS).exec();
+/**
+ * The heartbeat of the streams a node generates (CHAT-7): each one's heartbeat
+ * key set to `nodeId` for `ttlMs`, and its buffer's expiry pushed back, for
+ * every stream in one round trip (a pipeline, not a transaction: each key
+ * stands on its own).
+ */
+export function beat(redis: Redis, nodeId: string, ttlMs: number, messageIds: Iterable<string>): Promise<unknown> {
+  const pipeline = redis.pipeline();
+  for (const id of messageIds) {
+    pipeline.set(heartbeatKey(id), nodeId, 'PX', ttlMs).expire(deltasKey(id), BUFFER_TTL_SECONDS).expire(toolsKey(id), BUFFER_TTL_SECONDS);
+  }
+  return pipeline.exec();
 }
 
 /**
