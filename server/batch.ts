@@ -40,7 +40,10 @@ export interface FlushScheduler {
   schedule(): void;
   /** Call when a batch goes out: cancels a scheduled flush and marks the scheduler busy. */
   flushing(): void;
-  /** Call when the batches out have returned: flushes the requests that wait now, or holds them (`spacing`). */
+  /**
+   * Call when the batches out have returned (nothing is scheduled while one is out): flushes the requests that
+   * wait now, or holds them (`spacing`).
+   */
   returned(): void;
 }
 
@@ -89,10 +92,7 @@ export function flushScheduler(flush: () => void, waiting: () => number, { windo
       lastFlushAt = performance.now();
     },
     returned() {
-      if (waiting() === 0) return;
-      cancel?.();
-      cancel = undefined;
-      if (!held()) flush();
+      if (waiting() > 0 && !held()) flush();
     },
   };
 }

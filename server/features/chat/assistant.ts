@@ -61,6 +61,8 @@ interface Running {
   abort: AbortController;
   reason: EndReason | undefined;
   done: Promise<void>;
+  /** writing its end: it no longer beats (a beat after that would set its heartbeat again) */
+  ending: boolean;
 }
 
 /** One stream's relay state. */
@@ -101,11 +103,7 @@ export class Assistant {
    */
   private readonly waiting = new Set<Relay>();
   private tick: NodeJS.Timeout | undefined;
-  /**
-   * The generations whose heartbeat this node keeps (CHAT-7), until they write their end, and its timer while
-   * there are any: one Redis round trip per beat for all of them, not one per stream.
-   */
-  private readonly beating = new Set<string>();
+  /** The node's heartbeat for its generations (CHAT-7), while it has any: one Redis round trip per beat for all of them. */
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: AssistantDeps) {}
@@ -121,37 +119,27 @@ export class Assistant {
   /** Starts a generation on this node; resolves when it has ended. */
   start(job: GenerationJob): Promise<void> {
     const abort = new AbortController();
-    const entry: Running = { job, abort, reason: undefined, done: Promise.resolve() };
+    const entry: Running = { job, abort, reason: undefined, done: Promise.resolve(), ending: false };
     this.running.set(job.assistantMessageId, entry);
     this.deps.hooks.onGenerationStart();
-    this.startBeating(job.assistantMessageId);
+    // The first beat goes at once: until then a stale check could take the generation for a dead node's.
+    this.beat([job.assistantMessageId]);
+    this.heartbeat ??= setInterval(() => this.beat([...this.running].filter(([, e]) => !e.ending).map(([id]) => id)), HEARTBEAT_MS);
     entry.done = this.run(entry)
       .catch((err: unknown) => this.deps.logger.error({ err, messageId: job.assistantMessageId }, 'generation crashed'))
       .finally(() => {
-        this.stopBeating(job.assistantMessageId);
         this.running.delete(job.assistantMessageId);
         this.deps.hooks.onGenerationEnd();
+        if (this.running.size > 0) return;
+        clearInterval(this.heartbeat);
+        this.heartbeat = undefined;
       });
     return entry.done;
   }
 
-  /** A generation's first beat goes at once: until then a stale check could take it for a dead node's. */
-  private startBeating(messageId: string): void {
-    this.beating.add(messageId);
-    this.beat([messageId]);
-    this.heartbeat ??= setInterval(() => this.beat(this.beating), HEARTBEAT_MS);
-  }
-
-  /** Before a generation writes its end: a beat after that would leave its heartbeat behind. */
-  private stopBeating(messageId: string): void {
-    this.beating.delete(messageId);
-    if (this.beating.size > 0) return;
-    clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
-  }
-
   /** Sets the heartbeat of these generations and keeps their buffers, in one round trip. */
-  private beat(messageIds: Iterable<string>): void {
+  private beat(messageIds: string[]): void {
+    if (messageIds.length === 0) return;
     beat(this.deps.redis, this.deps.nodeId, HEARTBEAT_TTL_MS, messageIds).catch(() => undefined);
   }
 
@@ -379,7 +367,7 @@ export class Assistant {
       }
     } finally {
       clearTimeout(idleTimer);
-      this.stopBeating(messageId);
+      entry.ending = true;
       flush();
     }
     if (entry.reason === 'cancelled' && status === 'complete') status = 'cancelled';
