@@ -41,6 +41,17 @@ function cpuPerOp(x, rate) {
   };
 }
 
+/** Server-side CPU ms per unit above the phase's rest reading (`aboveRest`, per role), the marginal cost of one. */
+function aboveRestMs(cpu) {
+  const a = cpu?.aboveRest;
+  return a ? Math.round(1e4 * SERVER_SIDE.reduce((sum, k) => sum + (a[k] ?? 0), 0)) / 1e4 : null;
+}
+
+/** A phase's rest reading as server-side CPU ms per second (server + PostgreSQL + Redis). */
+function restPerSec(rest) {
+  return rest ? Math.round(SERVER_SIDE.reduce((sum, k) => sum + (rest.ms[k] ?? 0), 0) / (rest.wallMs / 1000)) : null;
+}
+
 /** `baseline`: { file, data } of a committed run (bench/baseline.json), compared with when both are of the same mode. */
 export function renderReport(res, baseline = null) {
   const s = res.sam ?? {};
@@ -71,6 +82,8 @@ export function renderReport(res, baseline = null) {
     ['2a. handshakes/s with connect p99 ≤ 100 ms', s.handshakes?.maxRateP99Under100, b.handshakes?.maxRateP99Under100, '≥ 1,000 and ≥ 0.85× bare'],
     [`2a. CPU per connect at ${rateText}/s (ms): server / PostgreSQL / Redis / generators`, cpuPer(hsAt(s, rate)?.cpu?.msPer), cpuPer(hsAt(b, rate)?.cpu?.msPer), ''],
     [`2a. CPU per connect at ${rateText}/s, server + PostgreSQL + Redis (ms)`, sc.connect, bc.connect, `≤ ${CPU_TARGETS.connect}× bare`, 3],
+    ['2a. … of which above rest: the connect itself (ms)', aboveRestMs(hsAt(s, rate)?.cpu), aboveRestMs(hsAt(b, rate)?.cpu), '', 3],
+    ['2a. at rest before the ramp, server + PostgreSQL + Redis (CPU ms per second)', restPerSec(s.handshakes?.rest), restPerSec(b.handshakes?.rest), ''],
     ['2b. reconnect storm: sockets', s.reconnect?.sockets, b.reconnect?.sockets, '18,000'],
     ['2b. reconnect storm: 99% back after (s, from the restart)', sec(s.reconnect?.ms99), sec(b.reconnect?.ms99), '≤ 30'],
     ['3. fan-out sockets (3 tabs per user)', s.fanoutSockets, b.fanoutSockets, 'the largest step of 1'],
@@ -82,6 +95,8 @@ export function renderReport(res, baseline = null) {
     ['3. lost deliveries (of expected)', lostOf(f1000(s)), lostOf(f1000(b)), '0'],
     [`3. CPU per update at ${rateText}/s (ms): server / PostgreSQL / Redis / generators`, cpuOf(at(s.fanout?.rows, rate)), cpuOf(at(b.fanout?.rows, rate)), ''],
     [`3. CPU per update at ${rateText}/s, server + PostgreSQL + Redis (ms)`, sc.update, bc.update, `≤ ${CPU_TARGETS.update}× bare`, 3],
+    ['3. … of which above rest: the update itself (ms)', aboveRestMs(at(s.fanout?.rows, rate)?.cpu), aboveRestMs(at(b.fanout?.rows, rate)?.cpu), '', 3],
+    ['3. at rest with the tabs connected, server + PostgreSQL + Redis (CPU ms per second)', restPerSec(s.fanout?.rest), restPerSec(b.fanout?.rest), ''],
     ['3. delivery capacity (updates/s, p99 ≤ 50 ms, none lost)', s.fanout?.capacityPerSec, b.fanout?.capacityPerSec, '≥ 0.8× bare'],
     ['4. relay: added time to first delta p50 (ms)', s.relay?.firstDeltaAddedMs?.p50, b.relay?.firstDeltaAddedMs?.p50, '≤ 2'],
     ['4. relay: added time to first delta p99 (ms)', s.relay?.firstDeltaAddedMs?.p99, b.relay?.firstDeltaAddedMs?.p99, '≤ 15'],

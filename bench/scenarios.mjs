@@ -284,6 +284,22 @@ export async function reminders(ctx, { sets, count, spreadMs, setRate, leadMs, l
   return out;
 }
 
+/**
+ * The machine at rest with the phase's tabs connected, before its first window: CPU ms by role over `ms`. What
+ * a server spends with nothing asked of it (its timers, its sockets' pings) is not any operation's, so each
+ * window also says what it cost above this (`aboveRest`), the marginal cost of an operation.
+ */
+async function restReading(log, ms = 3_000) {
+  const cpu0 = cpuByRole();
+  const t0 = performance.now();
+  await sleep(ms);
+  const spent = cpuSpent(cpu0, cpuByRole());
+  const wallMs = Math.round(performance.now() - t0);
+  const perSec = (role) => Math.round((1000 * spent[role]) / wallMs);
+  log(`  at rest (${(wallMs / 1000).toFixed(1)} s): CPU ms per second: server ${perSec('server')}, PostgreSQL ${perSec('postgres')}, Redis ${perSec('redis')}, generators ${perSec('generators')}`);
+  return { ms: spent, wallMs };
+}
+
 /** CPU ms per unit by role above a resting reading (`rest`, scaled by `scale` to the window's length). */
 function aboveRest(spent, rest, scale, units) {
   const out = {};
@@ -436,6 +452,7 @@ function fanoutFailure(r, rate) {
  */
 export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000, cpuRate, phase = '3. fan-out' }) {
   const out = { rows: [], capacityPerSec: 0 };
+  out.rest = await restReading(log);
   const measure = async (rate) => {
     const cpu0 = cpuByRole();
     const t0 = performance.now();
@@ -443,10 +460,12 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
     // Where the window's CPU went (load and drain), per acknowledged update: the server's own share and
     // that of the processes it waits on (PostgreSQL, Redis) or that load it (the generators).
     const spent = cpuSpent(cpu0, cpuByRole());
-    r.cpu = { wallMs: Math.round(performance.now() - t0), ...perUnit(spent, r.acked) };
+    const wallMs = Math.round(performance.now() - t0);
+    r.cpu = { wallMs, ...perUnit(spent, r.acked), aboveRest: aboveRest(spent, out.rest.ms, wallMs / out.rest.wallMs, r.acked) };
     const per = r.cpu.msPer;
+    const above = r.cpu.aboveRest;
     log(`  ${rate}/s: achieved ${r.achievedPerSec}/s, delivery p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms, last tab p99 ${r.lastTab.p99} ms, lost ${r.lost}, unacked ${r.unacked}, gen lag p99 ${r.generatorLag.p99} ms`);
-    log(`    CPU ms per update: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}, bench ${per.bench}, other ${per.other}; idle ${Math.round(spent.idle / r.cpu.wallMs * 100)}% of a core`);
+    log(`    CPU ms per update: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}, bench ${per.bench}, other ${per.other}; idle ${Math.round(spent.idle / r.cpu.wallMs * 100)}% of a core; above rest: server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}`);
     await sleep(500);
     return r;
   };
@@ -512,13 +531,18 @@ const handshakeFailure = (row) => (row.failed ? `${row.failed} connects failed` 
  */
 export async function handshakes(ctx, { rates, ms, pool, urls, budgetEndsAt, log, cpuRate, settleMaxMs = 10_000 }) {
   const out = { rows: [], maxRateP99Under100: 0 };
+  out.rest = await restReading(log);
   const step = async (rate) => {
     const count = Math.round((rate * ms) / 1000 / 3);
     const cpu0 = cpuByRole();
+    const t0 = performance.now();
     const c = await connectUsers(ctx.gens, { users: pool.slice(0, count), urls, set: 'hs', rate, timeoutMs: 30_000 });
-    const row = { rate, sockets: count * 3, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect, cpu: perUnit(cpuSpent(cpu0, cpuByRole()), c.ok) };
+    const spent = cpuSpent(cpu0, cpuByRole());
+    const scale = (performance.now() - t0) / out.rest.wallMs;
+    const row = { rate, sockets: count * 3, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect, cpu: { ...perUnit(spent, c.ok), aboveRest: aboveRest(spent, out.rest.ms, scale, c.ok) } };
     const per = row.cpu.msPer;
-    log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}; CPU ms per connect: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}`);
+    const above = row.cpu.aboveRest;
+    log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}; CPU ms per connect: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}; above rest: server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}`);
     await ctx.gens.all('disconnect', () => ({ sets: ['hs'] }));
     await settle({ maxMs: settleMaxMs });
     return row;
