@@ -10,7 +10,7 @@ import { signUp } from './support/users.js';
 import { useChatCluster, doneOf } from './support/chat-cluster.js';
 import { connectReady, type Tab } from './support/sockets.js';
 import { ErrorCode } from '../shared/errors.js';
-import { FLUSH_SLICE } from '../server/features/chat/assistant.js';
+import { FLUSH_SLICE, HEARTBEAT_TTL_MS } from '../server/features/chat/assistant.js';
 
 // The upstream's idle timeout: short for the stalled-stream test, yet long enough that ~50 streams starting at once
 // on a busy 2-core CI machine (both nodes and the upstream in one process) do not see their first event late.
@@ -368,6 +368,23 @@ describe('CHAT-9 and conversations', () => {
     const page = await tabA.call('conversation:list', { limit: 1 });
     expect(page.conversations).toHaveLength(1);
   });
+});
+
+describe('CHAT-7 a long answer outlives its first heartbeat', () => {
+  it('[CHAT-7] an answer longer than the heartbeat TTL stays streaming through another node\'s sweep, and completes', async () => {
+    const { tabA, tabB } = await twoTabs();
+    // About 20 s of text: past HEARTBEAT_TTL_MS, so only the node's periodic beat keeps the answer alive.
+    cluster.upstream.enqueue({ kind: 'text', text: LONG, chunkSize: 4, delayMs: 200 });
+    const sent = await tabA.call('chat:send', { content: 'a long answer please' });
+    const started = Date.now();
+    await tabB.waitFor('chat:delta', (d) => d.messageId === sent.assistantMessageId);
+    await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_TTL_MS + 2_000 - (Date.now() - started)));
+    // The other node's sweeper, as it runs every 10 s: the message is older than the TTL, so its heartbeat decides.
+    expect(await cluster.b.deps.chat.sweep()).toBe(0);
+    const { message } = await doneOf(tabB, sent.assistantMessageId);
+    expect(Date.now() - started).toBeGreaterThan(HEARTBEAT_TTL_MS);
+    expect(message).toMatchObject({ status: 'complete', content: LONG });
+  }, 60_000);
 });
 
 describe('CHAT-7 a node dies mid-stream', () => {
