@@ -287,7 +287,8 @@ export async function reminders(ctx, { sets, count, spreadMs, setRate, leadMs, l
 /**
  * The machine at rest with the phase's tabs connected, before its first window: CPU ms by role over `ms`. What
  * a server spends with nothing asked of it (its timers, its sockets' pings) is not any operation's, so each
- * window also says what it cost above this (`aboveRest`), the marginal cost of an operation.
+ * window also says what it cost above this (`aboveRest`), the marginal cost of an operation. With tabs
+ * connected, `ms` is a whole ping interval: their pings come in waves (bench/README.md, "Rest and pings").
  */
 async function restReading(log, ms = 3_000) {
   const cpu0 = cpuByRole();
@@ -317,7 +318,7 @@ const capacityFailure = (c, load) =>
  * the ack p99, RSS and heap, per socket against `base` (a `memoryBaseline`). Stops
  * at the first step whose ack p99 exceeds 50 ms or whose connects fail.
  */
-export async function capacity(ctx, nodes, { steps, windowMs, connectRate, pool, urls, budgetEndsAt, log, base: given }) {
+export async function capacity(ctx, nodes, { steps, windowMs, connectRate, pool, urls, budgetEndsAt, log, base: given, keepAtMost }) {
   const { gens } = ctx;
   const base = given ?? (await memoryBaseline(gens, nodes));
   const out = { baseRssBytes: base.rss, baseHeapBytes: base.heap, steps: [], largestOkStep: 0 };
@@ -370,8 +371,11 @@ export async function capacity(ctx, nodes, { steps, windowMs, connectRate, pool,
     out.largestOkStep = step;
     out.largestOkIndex = i;
   }
-  // Leave exactly the largest good step connected (at least the first step) for the next scenarios.
-  const keep = Math.max(0, out.largestOkIndex ?? 0);
+  // Leave exactly the largest good step connected (at least the first step) for the next scenarios, or the largest
+  // step of at most `keepAtMost` sockets (bare after Sam: the next scenarios compare them at the same load).
+  const matched = keepAtMost ? steps.findLastIndex((step) => step <= keepAtMost) : Infinity;
+  const keep = Math.max(0, Math.min(out.largestOkIndex ?? 0, matched));
+  if (keep < (out.largestOkIndex ?? 0)) log(`  keeping ${steps[keep]} sockets for the next scenarios, as the other server had`);
   const drop = steps.map((_, i) => `cap${i}`).filter((_, i) => i > keep);
   if (drop.length) await gens.all('disconnect', () => ({ sets: drop }));
   await sleep(1_000);
@@ -450,13 +454,13 @@ function fanoutFailure(r, rate) {
  * stops when a rate saturates (p99 over a second); when that happens below `cpuRate`, `cpuRate` still runs
  * once (`cpuOnly`, not counted for the capacity) so that its CPU per update can be set against bare's.
  */
-export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000, cpuRate, phase = '3. fan-out' }) {
+export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000, cpuRate, cpuWindowMs = 0, phase = '3. fan-out' }) {
   const out = { rows: [], capacityPerSec: 0 };
-  out.rest = await restReading(log);
-  const measure = async (rate) => {
+  out.rest = await restReading(log, cpuWindowMs || undefined);
+  const measure = async (rate, loadMs = ms) => {
     const cpu0 = cpuByRole();
     const t0 = performance.now();
-    const r = await runLoad(ctx.gens, { rate, ms, drainMs });
+    const r = await runLoad(ctx.gens, { rate, ms: loadMs, drainMs });
     // Where the window's CPU went (load and drain), per acknowledged update: the server's own share and
     // that of the processes it waits on (PostgreSQL, Redis) or that load it (the generators).
     const spent = cpuSpent(cpu0, cpuByRole());
@@ -491,7 +495,12 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
       break;
     }
   }
-  if (out.stoppedBy === 'saturated' && cpuRate && rates.includes(cpuRate) && !out.rows.some((r) => r.offeredPerSec === cpuRate)) {
+  if (cpuRate && cpuWindowMs) {
+    // The figure of record: the tabs' pings come in waves, one cycle per ping interval, and a 5 s window may
+    // catch a wave or miss it, so it is read over a whole interval (`cpuWindowMs`), as the rest is.
+    log(`  ${cpuRate}/s for ${cpuWindowMs / 1000} s, one ping interval, for its CPU per update only`);
+    out.cpuWindow = await measure(cpuRate, cpuWindowMs);
+  } else if (out.stoppedBy === 'saturated' && cpuRate && rates.includes(cpuRate) && !out.rows.some((r) => r.offeredPerSec === cpuRate)) {
     log(`  ${cpuRate}/s once more for its CPU per update only`);
     out.rows.push({ ...(await measure(cpuRate)), cpuOnly: true });
   }

@@ -57,8 +57,8 @@ const searchCfg = quick
 // a tab that has not received one reminderLostMs after its time lost it; the count stays open reminderQuietMs
 // after the last receipt (in full runs longer than the 15 s firing lease, after which a second node could fire it).
 const cfg = quick
-  ? { steps: [1500], windowMs: 2_500, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 2_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 40_000, cpuRate: 1000, warmSockets: 300, warmMs: 500, warmStreams: 10, retryBudgetMs: 6_000, settleMaxMs: 3_000, reminders: 1_000, reminderUsers: 200, reminderSpreadMs: 10_000, reminderSetRate: 500, reminderLeadMs: 3_000, reminderLostMs: 30_000, reminderQuietMs: 3_000, warmReminders: 50 }
-  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000, cpuRate: 1000, warmSockets: 600, warmMs: 2_000, warmStreams: 20, retryBudgetMs: 75_000, settleMaxMs: 20_000, reminders: 10_000, reminderUsers: 2_000, reminderSpreadMs: 60_000, reminderSetRate: 500, reminderLeadMs: 10_000, reminderLostMs: 30_000, reminderQuietMs: 17_000, warmReminders: 200 };
+  ? { steps: [1500], windowMs: 2_500, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 2_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 40_000, cpuRate: 1000, cpuWindowMs: 0, warmSockets: 300, warmMs: 500, warmStreams: 10, retryBudgetMs: 6_000, settleMaxMs: 3_000, reminders: 1_000, reminderUsers: 200, reminderSpreadMs: 10_000, reminderSetRate: 500, reminderLeadMs: 3_000, reminderLostMs: 30_000, reminderQuietMs: 3_000, warmReminders: 50 }
+  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000, cpuRate: 1000, cpuWindowMs: 25_000, warmSockets: 600, warmMs: 2_000, warmStreams: 20, retryBudgetMs: 75_000, settleMaxMs: 20_000, reminders: 10_000, reminderUsers: 2_000, reminderSpreadMs: 60_000, reminderSetRate: 500, reminderLeadMs: 10_000, reminderLostMs: 30_000, reminderQuietMs: 17_000, warmReminders: 200 };
 // Fan-out and handshake rates step by 250/s where their ratio targets (≥ 0.8× and ≥ 0.85× bare) are decided:
 // with coarser steps a server just short of the next step counts as the one below, far under its real ratio.
 // 19,500: a server process may hold at most `ulimit -n` descriptors (a hard limit of 20,000 where the bench runs).
@@ -173,7 +173,9 @@ async function main() {
       [a],
       async (n, signal) => restartNode(n, bareOpts, signal),
       async () => null,
-      { pool, chatPool, upstream, password: null, twoNodes: async () => [await startBare({ port: basePort + 3, nodeId: 'bare-r1', ...bareOpts, redisPrefix: `bare-${ident.id}:` }), await startBare({ port: basePort + 4, nodeId: 'bare-r2', ...bareOpts, redisPrefix: `bare-${ident.id}:` })] },
+      // The phases after capacity run at Sam's socket count, when Sam ran: a server's CPU at rest (its tabs' pings)
+      // grows with its sockets, and the per-operation ratios compare the two at the same load.
+      { pool, chatPool, upstream, password: null, keepAtMost: results.sam?.capacity?.largestOkStep || undefined, twoNodes: async () => [await startBare({ port: basePort + 3, nodeId: 'bare-r1', ...bareOpts, redisPrefix: `bare-${ident.id}:` }), await startBare({ port: basePort + 4, nodeId: 'bare-r2', ...bareOpts, redisPrefix: `bare-${ident.id}:` })] },
     );
     results.bare = result;
   }
@@ -218,7 +220,7 @@ function fdLimit() {
  * `restart(node)` restarts it; `secondNode()` starts a second Sam node (same
  * database and Redis). Bare gives `twoNodes()` instead: two bare nodes with the Redis adapter.
  */
-async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstream, password, twoNodes }) {
+async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstream, password, twoNodes, keepAtMost }) {
   let a = nodes[0];
   const out = {};
   const warmUps = [];
@@ -261,7 +263,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
     let base;
     out.capacity = await phase(
       '1. capacity and memory (3 sockets per user, one task update per user every 10 s)',
-      () => capacity(ctx, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log, base }),
+      () => capacity(ctx, [a], { steps: cfg.steps, windowMs: cfg.windowMs, connectRate: cfg.connectRate, pool, urls: [a.url], budgetEndsAt: budgetEndsAt - cfg.budgetMs / 3, log, base, keepAtMost }),
       {
         warm: async () => {
           base = await memoryBaseline(gens, [a]);
@@ -274,7 +276,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   }
 
   if (wanted('fanout')) {
-    out.fanout = await phase(`3. fan-out at ${n} sockets`, () => fanout(ctx, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log, cpuRate: cfg.cpuRate }), {
+    out.fanout = await phase(`3. fan-out at ${n} sockets`, () => fanout(ctx, { rates: cfg.fanoutRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt, log, cpuRate: cfg.cpuRate, cpuWindowMs: cfg.cpuWindowMs }), {
       warm: async () => {
         const r = await runLoad(gens, { rate: cfg.fanoutRates[0], ms: cfg.warmMs, drainMs: 1_000 });
         return `${r.acked} updates at ${cfg.fanoutRates[0]}/s`;
