@@ -288,7 +288,7 @@ export async function reminders(ctx, { sets, count, spreadMs, setRate, leadMs, l
  * The machine at rest with the phase's tabs connected, before its first window: CPU ms by role over `ms`. What
  * a server spends with nothing asked of it (its timers, its sockets' pings) is not any operation's, so each
  * window also says what it cost above this (`aboveRest`), the marginal cost of an operation. With tabs
- * connected, `ms` is a whole ping interval: their pings come in waves (bench/README.md, "Rest and pings").
+ * connected, `ms` is a whole ping interval: their pings come in waves (bench/README.md, "Where Sam's CPU per operation goes").
  */
 async function restReading(log, ms = 3_000) {
   const cpu0 = cpuByRole();
@@ -454,9 +454,9 @@ function fanoutFailure(r, rate) {
  * stops when a rate saturates (p99 over a second); when that happens below `cpuRate`, `cpuRate` still runs
  * once (`cpuOnly`, not counted for the capacity) so that its CPU per update can be set against bare's.
  */
-export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000, cpuRate, cpuWindowMs = 0, phase = '3. fan-out' }) {
+export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000, cpuRate, cpuWindowMs = 0, readRest = true, phase = '3. fan-out' }) {
   const out = { rows: [], capacityPerSec: 0 };
-  out.rest = await restReading(log, cpuWindowMs || undefined);
+  if (readRest) out.rest = await restReading(log, cpuWindowMs || undefined);
   const measure = async (rate, loadMs = ms) => {
     const cpu0 = cpuByRole();
     const t0 = performance.now();
@@ -465,11 +465,11 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
     // that of the processes it waits on (PostgreSQL, Redis) or that load it (the generators).
     const spent = cpuSpent(cpu0, cpuByRole());
     const wallMs = Math.round(performance.now() - t0);
-    r.cpu = { wallMs, ...perUnit(spent, r.acked), aboveRest: aboveRest(spent, out.rest.ms, wallMs / out.rest.wallMs, r.acked) };
+    r.cpu = { wallMs, ...perUnit(spent, r.acked), ...(out.rest && { aboveRest: aboveRest(spent, out.rest.ms, wallMs / out.rest.wallMs, r.acked) }) };
     const per = r.cpu.msPer;
     const above = r.cpu.aboveRest;
     log(`  ${rate}/s: achieved ${r.achievedPerSec}/s, delivery p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms, last tab p99 ${r.lastTab.p99} ms, lost ${r.lost}, unacked ${r.unacked}, gen lag p99 ${r.generatorLag.p99} ms`);
-    log(`    CPU ms per update: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}, bench ${per.bench}, other ${per.other}; idle ${Math.round(spent.idle / r.cpu.wallMs * 100)}% of a core; above rest: server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}`);
+    log(`    CPU ms per update: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}, bench ${per.bench}, other ${per.other}; idle ${Math.round(spent.idle / r.cpu.wallMs * 100)}% of a core${above ? `; above rest: server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}` : ''}`);
     await sleep(500);
     return r;
   };

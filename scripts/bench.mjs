@@ -341,7 +341,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
     await phase(
       `6. two nodes with the Redis adapter: fan-out at ${fanoutUsers * 3} sockets, tabs spread over both nodes`,
       async () => {
-        out.twoNodes.fanout = await fanout(ctx, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log, cpuRate: cfg.cpuRate, phase: '6. two-node fan-out' });
+        out.twoNodes.fanout = await fanout(ctx, { rates: cfg.twoNodeRates, ms: cfg.fanoutMs, drainMs: cfg.drainMs, budgetEndsAt: budgetEndsAt + 60_000, log, cpuRate: cfg.cpuRate, readRest: false, phase: '6. two-node fan-out' });
       },
       {
         collectOn: pair,
