@@ -20,9 +20,14 @@ const SERVER_SIDE = ['server', 'postgres', 'redis'];
 /** Server-side CPU ms per unit of work of a `cpu` record (from its totals when it has them: per-role means are rounded). */
 function serverSideMs(cpu) {
   if (!cpu) return null;
-  if (cpu.ms && cpu.units) return Math.round((1e4 * SERVER_SIDE.reduce((a, k) => a + (cpu.ms[k] ?? 0), 0)) / cpu.units) / 1e4;
-  if (cpu.msPer) return Math.round(1e4 * SERVER_SIDE.reduce((a, k) => a + (cpu.msPer[k] ?? 0), 0)) / 1e4;
+  if (cpu.ms && cpu.units) return Math.round((1e4 * serverSide(cpu.ms)) / cpu.units) / 1e4;
+  if (cpu.msPer) return Math.round(1e4 * serverSide(cpu.msPer)) / 1e4;
   return null;
+}
+
+/** The sum of the server-side roles of a record by role (CPU ms, or ms per unit). */
+function serverSide(byRole) {
+  return SERVER_SIDE.reduce((sum, k) => sum + (byRole[k] ?? 0), 0);
 }
 
 /** The ratio targets on CPU per operation, Sam against bare at the same fixed rate (`config.cpuRate`, 1,000/s). */
@@ -46,13 +51,12 @@ function cpuPerOp(x, rate) {
 
 /** Server-side CPU ms per unit above the phase's rest reading (`aboveRest`, per role), the marginal cost of one. */
 function aboveRestMs(cpu) {
-  const a = cpu?.aboveRest;
-  return a ? Math.round(1e4 * SERVER_SIDE.reduce((sum, k) => sum + (a[k] ?? 0), 0)) / 1e4 : null;
+  return cpu?.aboveRest ? Math.round(1e4 * serverSide(cpu.aboveRest)) / 1e4 : null;
 }
 
 /** A phase's rest reading as server-side CPU ms per second (server + PostgreSQL + Redis). */
 function restPerSec(rest) {
-  return rest ? Math.round(SERVER_SIDE.reduce((sum, k) => sum + (rest.ms[k] ?? 0), 0) / (rest.wallMs / 1000)) : null;
+  return rest ? Math.round(serverSide(rest.ms) / (rest.wallMs / 1000)) : null;
 }
 
 /** `baseline`: { file, data } of a committed run (bench/baseline.json), compared with when both are of the same mode. */

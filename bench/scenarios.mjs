@@ -271,7 +271,7 @@ export async function reminders(ctx, { sets, count, spreadMs, setRate, leadMs, l
     lagBySliceMs: rs[0].sliceHists.map((_, i) => summary(mergeHists(rs.map((r) => r.sliceHists[i])))),
     lastReceiptAfterLastDueMs: Math.max(...rs.map((r) => r.lastReceiptAt)) - (t0 + spreadMs),
     // from just before the first reminder's time to the last receipt, per reminder fired (each to 3 tabs)
-    cpu: { wallMs, ...perUnit(spent, fired), aboveRest: idleMs >= 2_000 ? aboveRest(spent, cpuSpent(idle0, cpu0), wallMs / idleMs, fired) : null },
+    cpu: { wallMs, ...perUnit(spent, fired), aboveRest: idleMs >= 2_000 ? aboveRest(spent, wallMs, { ms: cpuSpent(idle0, cpu0), wallMs: idleMs }, fired) : null },
     db: dbStats ? await dbStats(new Date(t0), new Date(t0 + spreadMs)) : null,
   };
   const per = out.cpu.msPer;
@@ -280,7 +280,7 @@ export async function reminders(ctx, { sets, count, spreadMs, setRate, leadMs, l
   const rounds = out.db?.rounds;
   if (rounds) say(`  ${rounds.count} claim rounds fired them (both nodes), ${rounds.remindersP50} reminders each at p50, ${rounds.remindersMax} at most; gap between rounds p10/p50/p90 ${rounds.gapMs.p10}/${rounds.gapMs.p50}/${rounds.gapMs.p90} ms`);
   const above = out.cpu.aboveRest;
-  say(`  CPU ms per reminder fired: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}; idle ${Math.round((spent.idle / wallMs) * 100)}% of a core${above ? `; above the machine at rest (${(idleMs / 1000).toFixed(1)} s before): server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}` : ''}`);
+  say(`  CPU ms per reminder fired: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}; idle ${Math.round((spent.idle / wallMs) * 100)}% of a core${above ? `; ${aboveRestText(above, `above the machine at rest (${(idleMs / 1000).toFixed(1)} s before)`)}` : ''}`);
   return out;
 }
 
@@ -301,12 +301,16 @@ async function restReading(log, ms = 3_000) {
   return { ms: spent, wallMs };
 }
 
-/** CPU ms per unit by role above a resting reading (`rest`, scaled by `scale` to the window's length). */
-function aboveRest(spent, rest, scale, units) {
+/** CPU ms per unit by role, of a window of `wallMs` that spent `spent`, above a resting reading `rest` ({ ms, wallMs }) scaled to the window's length. */
+function aboveRest(spent, wallMs, rest, units) {
+  const scale = wallMs / rest.wallMs;
   const out = {};
-  for (const role of ['server', 'postgres', 'redis', 'generators']) out[role] = units ? Math.round((1000 * (spent[role] - scale * rest[role])) / units) / 1000 : null;
+  for (const role of ['server', 'postgres', 'redis', 'generators']) out[role] = units ? Math.round((1000 * (spent[role] - scale * rest.ms[role])) / units) / 1000 : null;
   return out;
 }
+
+/** An `aboveRest` result for the log. */
+const aboveRestText = (above, label = 'above rest') => `${label}: server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}`;
 
 /** Why a capacity window fails (null when it holds). */
 const capacityFailure = (c, load) =>
@@ -451,8 +455,9 @@ function fanoutFailure(r, rate) {
 
 /**
  * Scenario 3 (and 6): task:update rates raised over the connected users; every delivery counted. The ramp
- * stops when a rate saturates (p99 over a second); when that happens below `cpuRate`, `cpuRate` still runs
- * once (`cpuOnly`, not counted for the capacity) so that its CPU per update can be set against bare's.
+ * stops when a rate saturates (p99 over a second). With `cpuWindowMs`, `cpuRate` then runs that long once more
+ * (`cpuWindow`, not counted for the capacity), the CPU per update of record; without it, when the ramp stopped
+ * below `cpuRate`, `cpuRate` runs once more as a step (`cpuOnly`) so that its CPU per update can be set against bare's.
  */
 export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000, cpuRate, cpuWindowMs = 0, readRest = true, phase = '3. fan-out' }) {
   const out = { rows: [], capacityPerSec: 0 };
@@ -465,11 +470,11 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
     // that of the processes it waits on (PostgreSQL, Redis) or that load it (the generators).
     const spent = cpuSpent(cpu0, cpuByRole());
     const wallMs = Math.round(performance.now() - t0);
-    r.cpu = { wallMs, ...perUnit(spent, r.acked), ...(out.rest && { aboveRest: aboveRest(spent, out.rest.ms, wallMs / out.rest.wallMs, r.acked) }) };
+    r.cpu = { wallMs, ...perUnit(spent, r.acked), ...(out.rest && { aboveRest: aboveRest(spent, wallMs, out.rest, r.acked) }) };
     const per = r.cpu.msPer;
     const above = r.cpu.aboveRest;
     log(`  ${rate}/s: achieved ${r.achievedPerSec}/s, delivery p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms, last tab p99 ${r.lastTab.p99} ms, lost ${r.lost}, unacked ${r.unacked}, gen lag p99 ${r.generatorLag.p99} ms`);
-    log(`    CPU ms per update: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}, bench ${per.bench}, other ${per.other}; idle ${Math.round(spent.idle / r.cpu.wallMs * 100)}% of a core${above ? `; above rest: server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}` : ''}`);
+    log(`    CPU ms per update: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}, bench ${per.bench}, other ${per.other}; idle ${Math.round(spent.idle / r.cpu.wallMs * 100)}% of a core${above ? `; ${aboveRestText(above)}` : ''}`);
     await sleep(500);
     return r;
   };
@@ -547,11 +552,10 @@ export async function handshakes(ctx, { rates, ms, pool, urls, budgetEndsAt, log
     const t0 = performance.now();
     const c = await connectUsers(ctx.gens, { users: pool.slice(0, count), urls, set: 'hs', rate, timeoutMs: 30_000 });
     const spent = cpuSpent(cpu0, cpuByRole());
-    const scale = (performance.now() - t0) / out.rest.wallMs;
-    const row = { rate, sockets: count * 3, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect, cpu: { ...perUnit(spent, c.ok), aboveRest: aboveRest(spent, out.rest.ms, scale, c.ok) } };
+    const row = { rate, sockets: count * 3, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect, cpu: { ...perUnit(spent, c.ok), aboveRest: aboveRest(spent, performance.now() - t0, out.rest, c.ok) } };
     const per = row.cpu.msPer;
     const above = row.cpu.aboveRest;
-    log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}; CPU ms per connect: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}; above rest: server ${above.server}, PostgreSQL ${above.postgres}, Redis ${above.redis}`);
+    log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}; CPU ms per connect: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}; ${aboveRestText(above)}`);
     await ctx.gens.all('disconnect', () => ({ sets: ['hs'] }));
     await settle({ maxMs: settleMaxMs });
     return row;

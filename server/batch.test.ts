@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { batched } from './batch.js';
 
+/** One turn of the event loop. */
+const turn = () => new Promise((r) => setImmediate(r));
+/** `p`'s value, or 'waited' if it has not settled within 2 s: a window far longer than that shows as 'waited'. */
+const never = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(() => r('waited'), 2_000))]);
+
 describe('batched', () => {
   it('serves every lookup of one loop turn with one load, in order, and the next turn with another', async () => {
     const loads: number[][] = [];
@@ -75,8 +80,7 @@ describe('batched', () => {
     expect(await Promise.all([first, second])).toEqual([1, 2]);
     expect(loads).toEqual([[0], [1, 2]]);
 
-    // With a window far longer than the test's own timeout, only not waiting can settle these.
-    const never = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(() => r('waited'), 2_000))]);
+    // With a window far longer than the test's own timeout, only not waiting can settle these (`never`).
     const slow = batched(async (keys: number[]) => keys, { windowMs: 60_000, maxBatch: 4, busyMs: 50 });
     expect(await never(slow(1))).toBe(1); // idle
     expect(await never(Promise.all([2, 3].map(slow)))).toEqual([2, 3]); // busy, but not alone in its turn
@@ -89,7 +93,6 @@ describe('batched', () => {
   });
 
   it('with spacing, lookups coming soon after a load went wait until the spacing ends, unless enough wait', async () => {
-    const turn = () => new Promise((r) => setImmediate(r));
     const loads: { keys: number[]; at: number }[] = [];
     const id = batched(
       async (keys: number[]) => {
@@ -122,7 +125,6 @@ describe('batched', () => {
       },
       { spacing: { ms: 60_000, below: 3 } },
     );
-    const never = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(() => r('waited'), 2_000))]);
     const one = slow(1); // goes, and stays out
     await turn();
     await turn();

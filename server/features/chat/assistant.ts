@@ -122,9 +122,10 @@ export class Assistant {
     const entry: Running = { job, abort, reason: undefined, done: Promise.resolve(), ending: false };
     this.running.set(job.assistantMessageId, entry);
     this.deps.hooks.onGenerationStart();
-    // The first beat goes at once: until then a stale check could take the generation for a dead node's.
-    this.beat([job.assistantMessageId]);
-    this.heartbeat ??= setInterval(() => this.beat([...this.running].filter(([, e]) => !e.ending).map(([id]) => id)), HEARTBEAT_MS);
+    // The first beat goes at once, not at the next tick: another node's sweep judges the answer by its `updated_at`,
+    // written with this node's clock, so with clocks apart by more than the TTL a fresh answer could look stale.
+    this.beatFor([job.assistantMessageId]);
+    this.heartbeat ??= setInterval(() => this.beatFor([...this.running].filter(([, e]) => !e.ending).map(([id]) => id)), HEARTBEAT_MS);
     entry.done = this.run(entry)
       .catch((err: unknown) => this.deps.logger.error({ err, messageId: job.assistantMessageId }, 'generation crashed'))
       .finally(() => {
@@ -138,7 +139,7 @@ export class Assistant {
   }
 
   /** Sets the heartbeat of these generations and keeps their buffers, in one round trip. */
-  private beat(messageIds: string[]): void {
+  private beatFor(messageIds: string[]): void {
     if (messageIds.length === 0) return;
     beat(this.deps.redis, this.deps.nodeId, HEARTBEAT_TTL_MS, messageIds).catch(() => undefined);
   }
