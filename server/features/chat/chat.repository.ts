@@ -141,13 +141,20 @@ export function createChatRepository(sql: Sql) {
      * A send (CHAT-1): locks the user's row (so a user's sends are
      * serialised and the limits `decide` checks cannot be raced), reads what
      * `decide` needs with the BEGIN, and writes what it returns with the
-     * COMMIT. `decide` returns undefined to write nothing.
+     * COMMIT. `decide` returns no writes to write nothing. `alongside` reads
+     * what else the answer needs (the prompt's tasks) in the same round trip;
+     * its result comes back beside `decide`'s.
      */
-    send<R>(userId: string, input: { id?: string | undefined; conversationId?: string | undefined }, decide: (reads: SendReads) => { result: R; writes?: SendWrites }): Promise<R> {
+    send<R, A>(
+      userId: string,
+      input: { id?: string | undefined; conversationId?: string | undefined },
+      alongside: (q: ISql) => Promise<A>,
+      decide: (reads: SendReads) => { result: R; writes?: SendWrites },
+    ): Promise<{ result: R; alongside: A }> {
       return transaction(sql, async (tx) => {
         const q = tx.sql;
         const none = Promise.resolve([]);
-        const [users, streaming, replay, conversations, history] = await Promise.all([
+        const [users, streaming, replay, conversations, history, also] = await Promise.all([
           q<{ fullName: string; timezone: string }[]>`select full_name, timezone from users where id = ${userId} for update`,
           q<{ conversationId: string }[]>`select conversation_id from messages where user_id = ${userId} and status = 'streaming'`,
           input.id ? replayQuery(q, input.id) : none,
@@ -160,6 +167,7 @@ export function createChatRepository(sql: Sql) {
                    order by created_at desc, id desc limit ${HISTORY_MESSAGE_LIMIT}) recent
                  order by created_at asc, id asc`
             : none,
+          alongside(q),
         ]);
         const { result, writes } = decide({
           user: users[0],
@@ -168,19 +176,20 @@ export function createChatRepository(sql: Sql) {
           conversation: conversations[0] as Omit<ConversationRow, 'generating'> | undefined,
           history: history as HistoryRow[],
         });
-        if (!writes) return result;
+        if (!writes) return { result, alongside: also };
         const { conversation, userMessage, reply, now } = writes;
-        tx.atCommit(
-          conversation.isNew
-            ? q`insert into conversations (id, user_id, title, created_at, updated_at) values (${conversation.id}, ${userId}, ${conversation.title}, ${now}, ${now})`
-            : q`update conversations set updated_at = ${now} where id = ${conversation.id}`,
-          q`insert into messages (id, conversation_id, user_id, role, content, status, tool_calls, reply_to, node_id, model, created_at, updated_at)
-            values (${userMessage.id}, ${conversation.id}, ${userId}, 'user', ${userMessage.content}, 'complete', '[]', null, null, null, ${now}, ${now})`,
-          // a millisecond later, so that history order is stable
-          q`insert into messages (id, conversation_id, user_id, role, content, status, tool_calls, reply_to, node_id, model, created_at, updated_at)
-            values (${reply.id}, ${conversation.id}, ${userId}, 'assistant', '', 'streaming', '[]', ${userMessage.id}, ${reply.nodeId}, ${reply.model}, ${new Date(now.getTime() + 1)}, ${now})`,
-        );
-        return result;
+        // One statement: every stream starts with it, and each statement costs the client and PostgreSQL more
+        // than the rows it carries. The conversation's row comes first (a CTE), so the messages' key finds it.
+        const conversationWrite = conversation.isNew
+          ? q`insert into conversations (id, user_id, title, created_at, updated_at) values (${conversation.id}, ${userId}, ${conversation.title}, ${now}, ${now})`
+          : q`update conversations set updated_at = ${now} where id = ${conversation.id}`;
+        tx.atCommit(q`
+          with conversation as (${conversationWrite})
+          insert into messages (id, conversation_id, user_id, role, content, status, tool_calls, reply_to, node_id, model, created_at, updated_at)
+          values (${userMessage.id}, ${conversation.id}, ${userId}, 'user', ${userMessage.content}, 'complete', '[]', null, null, null, ${now}, ${now}),
+                 -- the answer a millisecond later, so that history order is stable
+                 (${reply.id}, ${conversation.id}, ${userId}, 'assistant', '', 'streaming', '[]', ${userMessage.id}, ${reply.nodeId}, ${reply.model}, ${new Date(now.getTime() + 1)}, ${now})`);
+        return { result, alongside: also };
       });
     },
 
@@ -189,12 +198,17 @@ export function createChatRepository(sql: Sql) {
      * made: under the user's row lock (so that two tabs' reruns, and sends,
      * are serialised and the first one wins), the reads with the BEGIN and
      * the writes with the COMMIT. `decide` throws to refuse, and may await
-     * (it runs before the COMMIT).
+     * (it runs before the COMMIT). `alongside` as for a send.
      */
-    rerun<R>(userId: string, messageId: string, decide: (reads: RerunReads) => Promise<{ result: R; writes: RerunWrites }>): Promise<R> {
+    rerun<R, A>(
+      userId: string,
+      messageId: string,
+      alongside: (q: ISql) => Promise<A>,
+      decide: (reads: RerunReads) => Promise<{ result: R; writes: RerunWrites }>,
+    ): Promise<{ result: R; alongside: A }> {
       return transaction(sql, async (tx) => {
         const q = tx.sql;
-        const [users, streaming, targets, conversations, history, after] = await Promise.all([
+        const [users, streaming, targets, conversations, history, after, also] = await Promise.all([
           q<{ fullName: string; timezone: string }[]>`select full_name, timezone from users where id = ${userId} for update`,
           q<{ conversationId: string }[]>`select conversation_id from messages where user_id = ${userId} and status = 'streaming'`,
           q<(MessageRow & { isLast: boolean })[]>`
@@ -214,6 +228,7 @@ export function createChatRepository(sql: Sql) {
           q<{ id: string }[]>`
             select m.id from messages m join messages t on t.conversation_id = m.conversation_id
              where t.id = ${messageId} and t.user_id = ${userId} and (m.created_at, m.id) > (t.created_at, t.id)`,
+          alongside(q),
         ]);
         const target = targets[0];
         const { result, writes } = await decide({
@@ -224,7 +239,7 @@ export function createChatRepository(sql: Sql) {
           history: history as HistoryRow[],
           after: after.map((m) => m.id),
         });
-        if (!target) return result;
+        if (!target) return { result, alongside: also };
         const { now } = writes;
         const touch = q`update conversations set updated_at = ${now} where id = ${target.conversationId}`;
         const insertReply = (reply: { id: string; replyTo: string | null; nodeId: string; model: string; createdAt: Date }) =>
@@ -252,7 +267,7 @@ export function createChatRepository(sql: Sql) {
             );
             break;
         }
-        return result;
+        return { result, alongside: also };
       });
     },
 

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { appError, ErrorCode } from '../../errors.js';
 import type { ChatSend, Conversation, Message } from '../../../shared/schemas/chat.js';
+import type { Task } from '../../../shared/schemas/tasks.js';
 import { isUniqueViolation } from '../../db/postgres.js';
 import type { Logger } from '../../logger.js';
 import type { Redis } from '../../redis.js';
@@ -163,9 +164,7 @@ export function createChatService(deps: {
    * (`chat:truncated` first, then the new answer as a send announces one) and generated here.
    */
   async function rerun(userId: string, messageId: string, op: Rerun): Promise<RerunAck> {
-    const openTasks = tasks.openTasks(userId);
-    openTasks.catch(() => undefined);
-    const started = await chat.rerun(userId, messageId, async (read) => {
+    const { result: started, alongside: openTasks } = await chat.rerun(userId, messageId, (q) => tasks.openTasks(userId, q), async (read) => {
       const { target, conversation: row, user } = await checkRerun(userId, messageId, op, read);
       const now = new Date();
       const conversation: Conversation = { ...toConversation({ ...row, generating: true }), updatedAt: now.toISOString() };
@@ -218,7 +217,7 @@ export function createChatService(deps: {
     broadcaster.toUser(userId, 'conversation:changed', { conversation });
     if (userMessage) broadcaster.toUser(userId, 'chat:message', { message: userMessage });
     broadcaster.toUser(userId, 'chat:message', { message: answer });
-    void assistant.start({ ...job, userId, prompt: { ...job.prompt, openTasks: await openTasks } });
+    void assistant.start({ ...job, userId, prompt: { ...job.prompt, openTasks } });
     return userMessage ? { conversationId: conversation.id, userMessage, assistantMessageId: answer.id } : { conversationId: conversation.id, assistantMessageId: answer.id };
   }
 
@@ -231,13 +230,12 @@ export function createChatService(deps: {
     async send(userId, input) {
       type Reply = Awaited<ReturnType<ChatService['send']>>;
       type Started = { reply: Reply; conversation: Conversation; userMessage: Message; answer: Message; prompt: GenerationJob['prompt'] };
-      // The prompt's open tasks are read beside the send's transaction, in the same round trip.
-      const openTasks = tasks.openTasks(userId);
-      openTasks.catch(() => undefined);
       let outcome: { replay: Reply } | { started: Omit<Started, 'prompt'> & { prompt: Omit<GenerationJob['prompt'], 'openTasks'> } };
+      let openTasks: Task[];
       try {
-        // The user's row lock serialises a user's sends, so the limits below cannot be raced.
-        outcome = await chat.send<typeof outcome>(userId, input, (read) => {
+        // The user's row lock serialises a user's sends, so the limits below cannot be raced. The prompt's open
+        // tasks are read in the transaction's first round trip.
+        ({ result: outcome, alongside: openTasks } = await chat.send<typeof outcome, Task[]>(userId, input, (q) => tasks.openTasks(userId, q), (read) => {
           const replay = replayOf(userId, input, read.replay);
           if (replay) return { result: { replay } };
           if (!read.user) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
@@ -287,7 +285,7 @@ export function createChatService(deps: {
               now,
             },
           };
-        });
+        }));
       } catch (err) {
         if (isUniqueViolation(err)) {
           // another user's send took this id between our read and our insert
@@ -301,7 +299,7 @@ export function createChatService(deps: {
       }
       if ('replay' in outcome) return outcome.replay;
       const { started } = outcome;
-      const prompt = { ...started.prompt, openTasks: await openTasks };
+      const prompt = { ...started.prompt, openTasks };
       // Known without asking the database again: it now has a streaming answer.
       broadcaster.toUser(userId, 'conversation:changed', { conversation: started.conversation });
       broadcaster.toUser(userId, 'chat:message', { message: started.userMessage });

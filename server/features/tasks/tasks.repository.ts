@@ -489,10 +489,13 @@ export function createTasksRepository(sql: Sql) {
       );
     },
 
-    /** The user's open tasks (the `active` view), in one plain read: what the assistant's prompt lists. */
-    open(userId: string) {
+    /**
+     * The user's open tasks (the `active` view), in one plain read: what the assistant's prompt lists. On `q`
+     * when given: a connection whose other statements it then shares a round trip with.
+     */
+    open(userId: string, q: ISql = sql) {
       const { where, orderBy } = listViews.active;
-      return sql<TaskRecord[]>`select ${taskColumns} from tasks where user_id = ${userId} and ${sql.unsafe(where)} order by ${sql.unsafe(orderBy)}`;
+      return q<TaskRecord[]>`select ${taskColumns} from tasks where user_id = ${userId} and ${q.unsafe(where)} order by ${q.unsafe(orderBy)}`;
     },
 
     /** Every task of the user, trash included, oldest first, with the owner on the same snapshot. */

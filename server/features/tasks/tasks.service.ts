@@ -23,7 +23,7 @@ import type {
   TaskSyncResult,
   TaskUpdate,
 } from '../../../shared/schemas/tasks.js';
-import { isUniqueViolation } from '../../db/postgres.js';
+import { isUniqueViolation, type ISql } from '../../db/postgres.js';
 import type { ChangeNeeds, ChangeState, TaskOwner, TaskRecord, TasksRepository, TaskWrites } from './tasks.repository.js';
 import {
   assertPurgeable,
@@ -74,8 +74,11 @@ export interface TasksService {
   restore(userId: string, id: string, expectedVersion?: number): Promise<{ task: Task; previous: Task }>;
   purge(userId: string, id: string, expectedVersion?: number): Promise<{ id: string }>;
   list(userId: string, query: TaskListQuery): Promise<{ tasks: Task[]; seq: number }>;
-  /** The user's open tasks (the `active` view) without the seq: what the assistant's prompt lists. */
-  openTasks(userId: string): Promise<Task[]>;
+  /**
+   * The user's open tasks (the `active` view) without the seq: what the assistant's prompt lists. On `q` when
+   * given (a send's transaction, whose round trip the read then shares).
+   */
+  openTasks(userId: string, q?: ISql): Promise<Task[]>;
   next(userId: string, query: { intensity?: IntensityClass | undefined }): Promise<{ task: Task | null; score: number | null }>;
   sync(userId: string, since: number): Promise<TaskSyncResult>;
   /** Every task of the user, trash included, oldest first (`user:export`). */
@@ -323,8 +326,8 @@ export function createTasksService(deps: {
       return { tasks: tasks.map(toWireTask), seq: read.owner.seq };
     },
 
-    async openTasks(userId) {
-      return (await repo.open(userId)).map(toWireTask);
+    async openTasks(userId, q) {
+      return (await repo.open(userId, q)).map(toWireTask);
     },
 
     async next(userId, query) {
