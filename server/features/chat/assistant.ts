@@ -21,7 +21,7 @@ import { runTool, toolDefinitions } from './tools.js';
 import type { ChatViews } from './views.js';
 import { readRound, type RoundResult } from './upstream-round.js';
 import { cutOffText, harderBudget, isPromptTooLong, MAX_PAUSE_CONTINUATIONS, requestMessages } from './rounds.js';
-import { appendDeltas, beat, rewriteDeltas, saveToolCalls, type DeltaAppend } from './stream-buffer.js';
+import { appendDeltas, beat, firstBeat, rewriteDeltas, saveToolCalls, type DeltaAppend } from './stream-buffer.js';
 
 export const MAX_TOOL_ROUNDS = 8;
 export const MAX_OUTPUT_TOKENS = 2_048;
@@ -124,7 +124,7 @@ export class Assistant {
     this.deps.hooks.onGenerationStart();
     // The first beat goes at once, not at the next tick: another node's sweep judges the answer by its `updated_at`,
     // written with this node's clock, so with clocks apart by more than the TTL a fresh answer could look stale.
-    this.beatFor([job.assistantMessageId]);
+    firstBeat(this.deps.redis, this.deps.nodeId, HEARTBEAT_TTL_MS, job.assistantMessageId).catch(() => undefined);
     this.heartbeat ??= setInterval(() => this.beatFor([...this.running].filter(([, e]) => !e.ending).map(([id]) => id)), HEARTBEAT_MS);
     entry.done = this.run(entry)
       .catch((err: unknown) => this.deps.logger.error({ err, messageId: job.assistantMessageId }, 'generation crashed'))

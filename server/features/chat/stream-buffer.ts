@@ -103,6 +103,14 @@ export function beat(redis: Redis, nodeId: string, ttlMs: number, messageIds: It
 }
 
 /**
+ * A new generation's first heartbeat: the key alone, in one command, since a buffer does not exist yet (a
+ * continuation's is written whole, with its expiry, by `rewriteDeltas`).
+ */
+export function firstBeat(redis: Redis, nodeId: string, ttlMs: number, messageId: string): Promise<unknown> {
+  return redis.set(heartbeatKey(messageId), nodeId, 'PX', ttlMs);
+}
+
+/**
  * The buffer, or undefined when nothing was streamed yet, it is gone, or Redis
  * cannot be read now (callers then fall back to what PostgreSQL holds).
  */
