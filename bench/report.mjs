@@ -110,6 +110,7 @@ export function renderReport(res, baseline = null) {
     ['4. relay: send to upstream request p50 / p99 (ms)', pair(s.relay?.sendToUpstreamMs), pair(b.relay?.sendToUpstreamMs), ''],
     ['4. relay: added per delta p99 (ms)', s.relay?.deltaAddedMs?.p99, b.relay?.deltaAddedMs?.p99, ''],
     ['4. relay: added inter-delta gap p99 (ms)', s.relay?.interDeltaAddedMs?.p99, b.relay?.interDeltaAddedMs?.p99, ''],
+    ['4. relay: chat:delta frames per tab, per 100 upstream deltas', s.relay?.framesPerTabPer100Deltas, b.relay?.framesPerTabPer100Deltas, ''],
     ['4. relay: CPU per upstream delta (ms): server / PostgreSQL / Redis / generators', cpuPer(s.relay?.cpu?.msPer, 3), cpuPer(b.relay?.cpu?.msPer, 3), ''],
     ['4. relay: CPU per upstream delta, server + PostgreSQL + Redis (ms)', sc.delta, bc.delta, `≤ ${CPU_TARGETS.delta}× bare`, 3],
     ['5. logins/s achieved (offered ' + (s.logins?.offeredPerSec ?? '—') + '/s)', s.logins?.achievedPerSec, null, '≥ 60'],

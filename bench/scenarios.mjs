@@ -659,6 +659,7 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
   const upGaps = [];
   let streamsOk = 0;
   let incomplete = 0;
+  let frames = 0;
   const acks = {};
   for (const r of rs) {
     for (const [key, st] of Object.entries(r.streams)) {
@@ -669,6 +670,7 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
       starts.push(up[key].arrivedAt - st.sendAt);
       upstreamDeltas += w.length / 2;
       for (const arr of st.tabs) {
+        frames += arr.length / 2;
         let j = 0;
         let prevDeliver = null;
         let prevWrite = null;
@@ -707,6 +709,8 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
     upstreamInterDeltaMs: { p50: r2(pct(upGaps, 50)), p99: r2(pct(upGaps, 99)) },
     samples: added.length,
     upstreamDeltas,
+    // how often the server sends each tab a chat:delta: its coalescing, which the CPU per delta depends on
+    framesPerTabPer100Deltas: added.length ? Math.round((10_000 * frames) / added.length) / 100 : null,
     // per upstream delta, from the first send to the last tab's `chat:done` (the upstream counts as the bench's)
     cpu: perUnit(spent, upstreamDeltas),
   };
