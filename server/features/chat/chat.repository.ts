@@ -79,8 +79,9 @@ export interface HistoryRow {
   stopReason: StopReason | null;
 }
 
-/** What a send reads under the user's row lock. */
-export interface SendReads {
+/** What a send reads under the user's row lock; `alongside`, what its caller read with it (`send`). */
+export interface SendReads<A = unknown> {
+  alongside: A;
   user: { fullName: string; timezone: string } | undefined;
   /** conversations of the user with an answer streaming */
   streamingIn: string[];
@@ -90,8 +91,9 @@ export interface SendReads {
   history: HistoryRow[];
 }
 
-/** What an edit, a regenerate or a continue (CHAT-10, CHAT-13) reads under the user's row lock. */
-export interface RerunReads {
+/** What an edit, a regenerate or a continue (CHAT-10, CHAT-13) reads under the user's row lock; `alongside` as for a send. */
+export interface RerunReads<A = unknown> {
+  alongside: A;
   user: { fullName: string; timezone: string } | undefined;
   /** conversations of the user with an answer streaming */
   streamingIn: string[];
@@ -142,19 +144,19 @@ export function createChatRepository(sql: Sql) {
      * serialised and the limits `decide` checks cannot be raced), reads what
      * `decide` needs with the BEGIN, and writes what it returns with the
      * COMMIT. `decide` returns no writes to write nothing. `alongside` reads
-     * what else the answer needs (the prompt's tasks) in the same round trip;
-     * its result comes back beside `decide`'s.
+     * what else the answer needs (the prompt's tasks) in the same round trip,
+     * on the transaction's connection; `decide` gets it with the other reads.
      */
     send<R, A>(
       userId: string,
       input: { id?: string | undefined; conversationId?: string | undefined },
       alongside: (q: ISql) => Promise<A>,
-      decide: (reads: SendReads) => { result: R; writes?: SendWrites },
-    ): Promise<{ result: R; alongside: A }> {
+      decide: (reads: SendReads<A>) => { result: R; writes?: SendWrites },
+    ): Promise<R> {
       return transaction(sql, async (tx) => {
         const q = tx.sql;
         const none = Promise.resolve([]);
-        const [users, streaming, replay, conversations, history, also] = await Promise.all([
+        const [users, streaming, replay, conversations, history, alongsideRead] = await Promise.all([
           q<{ fullName: string; timezone: string }[]>`select full_name, timezone from users where id = ${userId} for update`,
           q<{ conversationId: string }[]>`select conversation_id from messages where user_id = ${userId} and status = 'streaming'`,
           input.id ? replayQuery(q, input.id) : none,
@@ -170,13 +172,14 @@ export function createChatRepository(sql: Sql) {
           alongside(q),
         ]);
         const { result, writes } = decide({
+          alongside: alongsideRead,
           user: users[0],
           streamingIn: streaming.map((m) => m.conversationId),
           replay: replay[0] as SentMessageRow | undefined,
           conversation: conversations[0] as Omit<ConversationRow, 'generating'> | undefined,
           history: history as HistoryRow[],
         });
-        if (!writes) return { result, alongside: also };
+        if (!writes) return result;
         const { conversation, userMessage, reply, now } = writes;
         // One statement: every stream starts with it, and each statement costs the client and PostgreSQL more
         // than the rows it carries. The conversation's row comes first (a CTE), so the messages' key finds it.
@@ -189,7 +192,7 @@ export function createChatRepository(sql: Sql) {
           values (${userMessage.id}, ${conversation.id}, ${userId}, 'user', ${userMessage.content}, 'complete', '[]', null, null, null, ${now}, ${now}),
                  -- the answer a millisecond later, so that history order is stable
                  (${reply.id}, ${conversation.id}, ${userId}, 'assistant', '', 'streaming', '[]', ${userMessage.id}, ${reply.nodeId}, ${reply.model}, ${new Date(now.getTime() + 1)}, ${now})`);
-        return { result, alongside: also };
+        return result;
       });
     },
 
@@ -204,11 +207,11 @@ export function createChatRepository(sql: Sql) {
       userId: string,
       messageId: string,
       alongside: (q: ISql) => Promise<A>,
-      decide: (reads: RerunReads) => Promise<{ result: R; writes: RerunWrites }>,
-    ): Promise<{ result: R; alongside: A }> {
+      decide: (reads: RerunReads<A>) => Promise<{ result: R; writes: RerunWrites }>,
+    ): Promise<R> {
       return transaction(sql, async (tx) => {
         const q = tx.sql;
-        const [users, streaming, targets, conversations, history, after, also] = await Promise.all([
+        const [users, streaming, targets, conversations, history, after, alongsideRead] = await Promise.all([
           q<{ fullName: string; timezone: string }[]>`select full_name, timezone from users where id = ${userId} for update`,
           q<{ conversationId: string }[]>`select conversation_id from messages where user_id = ${userId} and status = 'streaming'`,
           q<(MessageRow & { isLast: boolean })[]>`
@@ -232,6 +235,7 @@ export function createChatRepository(sql: Sql) {
         ]);
         const target = targets[0];
         const { result, writes } = await decide({
+          alongside: alongsideRead,
           user: users[0],
           streamingIn: streaming.map((m) => m.conversationId),
           target,
@@ -239,7 +243,7 @@ export function createChatRepository(sql: Sql) {
           history: history as HistoryRow[],
           after: after.map((m) => m.id),
         });
-        if (!target) return { result, alongside: also };
+        if (!target) return result;
         const { now } = writes;
         const touch = q`update conversations set updated_at = ${now} where id = ${target.conversationId}`;
         const insertReply = (reply: { id: string; replyTo: string | null; nodeId: string; model: string; createdAt: Date }) =>
@@ -267,7 +271,7 @@ export function createChatRepository(sql: Sql) {
             );
             break;
         }
-        return { result, alongside: also };
+        return result;
       });
     },
 

@@ -164,18 +164,18 @@ export function createChatService(deps: {
    * (`chat:truncated` first, then the new answer as a send announces one) and generated here.
    */
   async function rerun(userId: string, messageId: string, op: Rerun): Promise<RerunAck> {
-    const { result: started, alongside: openTasks } = await chat.rerun(userId, messageId, (q) => tasks.openTasks(userId, q), async (read) => {
+    const started = await chat.rerun(userId, messageId, (q) => tasks.openTasks(userId, q), async (read) => {
       const { target, conversation: row, user } = await checkRerun(userId, messageId, op, read);
       const now = new Date();
       const conversation: Conversation = { ...toConversation({ ...row, generating: true }), updatedAt: now.toISOString() };
-      const prompt = { user: { fullName: user.fullName, timezone: user.timezone }, history: read.history };
+      const prompt = { user: { fullName: user.fullName, timezone: user.timezone }, history: read.history, openTasks: read.alongside };
       const answerOf = (id: string, createdAt: Date): Message => ({
         ...toMessage({ ...target, id, role: 'assistant', content: '', status: 'streaming', lastSeq: null, toolCalls: [], usage: null, model: deps.model, stopReason: null, error: null, createdAt }),
       });
       // a new answer sorts after what it answers whatever this node's clock says
       const after = (t: Date) => new Date(Math.max(now.getTime(), t.getTime() + 1));
       let writes: RerunWrites;
-      let outcome: { afterMessageId?: string; userMessage?: Message; answer: Message; job: Omit<GenerationJob, 'prompt' | 'userId'> & { prompt: typeof prompt } };
+      let outcome: { afterMessageId?: string; userMessage?: Message; answer: Message; job: Omit<GenerationJob, 'userId'> };
       if (op.kind === 'edit') {
         const reply = { id: randomUUID(), nodeId: deps.nodeId, model: deps.model, createdAt: after(target.createdAt) };
         const history = read.history.map((m) => (m.id === target.id ? { ...m, content: op.content } : m));
@@ -217,7 +217,7 @@ export function createChatService(deps: {
     broadcaster.toUser(userId, 'conversation:changed', { conversation });
     if (userMessage) broadcaster.toUser(userId, 'chat:message', { message: userMessage });
     broadcaster.toUser(userId, 'chat:message', { message: answer });
-    void assistant.start({ ...job, userId, prompt: { ...job.prompt, openTasks } });
+    void assistant.start({ ...job, userId });
     return userMessage ? { conversationId: conversation.id, userMessage, assistantMessageId: answer.id } : { conversationId: conversation.id, assistantMessageId: answer.id };
   }
 
@@ -230,12 +230,11 @@ export function createChatService(deps: {
     async send(userId, input) {
       type Reply = Awaited<ReturnType<ChatService['send']>>;
       type Started = { reply: Reply; conversation: Conversation; userMessage: Message; answer: Message; prompt: GenerationJob['prompt'] };
-      let outcome: { replay: Reply } | { started: Omit<Started, 'prompt'> & { prompt: Omit<GenerationJob['prompt'], 'openTasks'> } };
-      let openTasks: Task[];
+      let outcome: { replay: Reply } | { started: Started };
       try {
         // The user's row lock serialises a user's sends, so the limits below cannot be raced. The prompt's open
-        // tasks are read in the transaction's first round trip.
-        ({ result: outcome, alongside: openTasks } = await chat.send<typeof outcome, Task[]>(userId, input, (q) => tasks.openTasks(userId, q), (read) => {
+        // tasks are read in the transaction's first round trip (`alongside`).
+        outcome = await chat.send<typeof outcome, Task[]>(userId, input, (q) => tasks.openTasks(userId, q), (read) => {
           const replay = replayOf(userId, input, read.replay);
           if (replay) return { result: { replay } };
           if (!read.user) throw appError(ErrorCode.NOT_FOUND, { message: 'User not found' });
@@ -275,6 +274,7 @@ export function createChatService(deps: {
                 prompt: {
                   user: { fullName: read.user.fullName, timezone: read.user.timezone },
                   history: [...read.history, { role: 'user', content: input.content }],
+                  openTasks: read.alongside,
                 },
               },
             },
@@ -285,7 +285,7 @@ export function createChatService(deps: {
               now,
             },
           };
-        }));
+        });
       } catch (err) {
         if (isUniqueViolation(err)) {
           // another user's send took this id between our read and our insert
@@ -299,12 +299,11 @@ export function createChatService(deps: {
       }
       if ('replay' in outcome) return outcome.replay;
       const { started } = outcome;
-      const prompt = { ...started.prompt, openTasks };
       // Known without asking the database again: it now has a streaming answer.
       broadcaster.toUser(userId, 'conversation:changed', { conversation: started.conversation });
       broadcaster.toUser(userId, 'chat:message', { message: started.userMessage });
       broadcaster.toUser(userId, 'chat:message', { message: started.answer });
-      void assistant.start({ userId, conversationId: started.conversation.id, assistantMessageId: started.answer.id, prompt });
+      void assistant.start({ userId, conversationId: started.conversation.id, assistantMessageId: started.answer.id, prompt: started.prompt });
       return started.reply;
     },
 
