@@ -49,6 +49,26 @@ function cpuPerOp(x, rate) {
   };
 }
 
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number').sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : Math.round(1e4 * ((v[m - 1] + v[m]) / 2)) / 1e4;
+};
+
+/**
+ * The paired rounds of `what` ('handshakes' or 'relay', `pairedCpu`): Sam's and bare's median server-side CPU ms
+ * per unit, and the median and range of the pairs' Sam/bare ratios; null when the run had none.
+ */
+function pairedOf(res, what) {
+  const pairs = res.paired?.[what];
+  if (!pairs?.length) return null;
+  const sam = pairs.map((p) => serverSideMs(p.sam.cpu));
+  const bare = pairs.map((p) => serverSideMs(p.bare.cpu));
+  const ratios = sam.map((v, i) => ratio(v, bare[i])).filter((r) => r !== null);
+  return { sam: median(sam), bare: median(bare), ratio: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), pairs: ratios.length };
+}
+
 /** Server-side CPU ms per unit above the phase's rest reading (`aboveRest`, per role), the marginal cost of one. */
 function aboveRestMs(cpu) {
   return cpu?.aboveRest ? Math.round(1e4 * serverSide(cpu.aboveRest)) / 1e4 : null;
@@ -80,6 +100,8 @@ export function renderReport(res, baseline = null) {
   const bc = cpuPerOp(b, rate);
   const rateText = rate.toLocaleString('en-US');
   const rm = s.reminders;
+  const pc = pairedOf(res, 'handshakes');
+  const pd = pairedOf(res, 'relay');
 
   const rows = [
     ['1. sockets, largest step with ack p99 ≤ 50 ms', cap(s), cap(b), '≥ 18,000 and ≥ 0.9× bare'],
@@ -131,6 +153,8 @@ export function renderReport(res, baseline = null) {
     ['7. reminders: marked delivered after their time p50 / p99 (ms, server side)', rm?.db ? `${fmt(rm.db.firedLagMs.p50)} / ${fmt(rm.db.firedLagMs.p99)}` : null, null, ''],
     ['7. reminders: CPU per reminder fired (ms): server / PostgreSQL / Redis / generators', cpuPer(rm?.cpu?.msPer, 3), null, ''],
     ['7. reminders: … above the same time at rest, tabs connected (ms)', cpuPer(rm?.cpu?.aboveRest, 3), null, ''],
+    [`8. paired rounds: CPU per connect at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pc?.pairs ?? '—'})`, pc?.sam, pc?.bare, `≤ ${CPU_TARGETS.connect}× bare`, 3],
+    [`8. paired rounds: CPU per upstream delta, server + PostgreSQL + Redis (ms, median of ${pd?.pairs ?? '—'})`, pd?.sam, pd?.bare, `≤ ${CPU_TARGETS.delta}× bare`, 3],
   ];
 
   const lines = [
@@ -143,7 +167,7 @@ export function renderReport(res, baseline = null) {
     ...rows.map(([name, sv, bv, target, digits = 1]) => `| ${name} | ${fmt(sv, digits)} | ${fmt(bv, digits)} | ${fmt(ratio(sv, bv), 2)} | ${target} |`),
   ];
 
-  const targets = verdicts(s, b, { cap, perSocketKB, f1000, cpu: { sam: sc, bare: bc }, rateText });
+  const targets = verdicts(s, b, { cap, perSocketKB, f1000, cpu: { sam: sc, bare: bc }, paired: { connect: pc, delta: pd }, rateText });
   lines.push('', '| target | measured | met |', '|---|---|---|', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`));
   lines.push('', ...retryLines(res));
   const warm = warmUpLines(res);
@@ -209,6 +233,8 @@ function ratiosOf(res) {
     ['CPU per connect', ratio(sc.connect, bc.connect), false],
     ['CPU per update', ratio(sc.update, bc.update), false],
     ['CPU per relayed delta', ratio(sc.delta, bc.delta), false],
+    ['CPU per connect, paired rounds (median)', pairedOf(res, 'handshakes')?.ratio ?? null, false],
+    ['CPU per relayed delta, paired rounds (median)', pairedOf(res, 'relay')?.ratio ?? null, false],
   ];
 }
 
@@ -245,7 +271,7 @@ const twoSteps = (x) => {
 };
 const lostOf = (r) => (r ? `${r.lost} of ${r.expectedDeliveries}; ${r.unacked} of ${r.sent} updates unacked` : null);
 
-function verdicts(s, b, { cap, perSocketKB, f1000, cpu, rateText }) {
+function verdicts(s, b, { cap, perSocketKB, f1000, cpu, paired, rateText }) {
   const v = (target, measured, met) => ({ target, measured: measured ?? '—', met: measured === null || measured === undefined ? null : met });
   const sc = cap(s);
   const bc = cap(b);
@@ -257,7 +283,10 @@ function verdicts(s, b, { cap, perSocketKB, f1000, cpu, rateText }) {
   const rm = s.reminders;
   const cpuVerdict = (what, key) => {
     const r = ratio(cpu.sam[key], cpu.bare[key]);
-    return v(`CPU per ${what} ≤ ${CPU_TARGETS[key]}× bare (server + PostgreSQL + Redis)`, r === null ? null : `${fmt(r, 2)}× (${fmt(cpu.sam[key], 3)} vs ${fmt(cpu.bare[key], 3)} ms)`, r !== null && r <= CPU_TARGETS[key]);
+    // The paired rounds' ratio, when the run had them, is shown beside the phase's: the same ratio, with drift shared.
+    const p = paired?.[key];
+    const alongside = p?.ratio ? `; paired rounds ${fmt(p.ratio, 2)}× (median of ${p.pairs}, ${fmt(p.min, 2)}–${fmt(p.max, 2)})` : '';
+    return v(`CPU per ${what} ≤ ${CPU_TARGETS[key]}× bare (server + PostgreSQL + Redis)`, r === null ? null : `${fmt(r, 2)}× (${fmt(cpu.sam[key], 3)} vs ${fmt(cpu.bare[key], 3)} ms)${alongside}`, r !== null && r <= CPU_TARGETS[key]);
   };
   return [
     v('≥ 18,000 sockets on one node, ack p99 ≤ 50 ms', sc, sc >= 18_000),

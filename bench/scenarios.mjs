@@ -646,9 +646,9 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
   // The streams start at `startRate` per second in all (open loop), so that the figures are those of
   // `streams` concurrent streams rather than of one instant at which every user pressed send.
   const spreadMs = startRate ? Math.round((1000 * streams) / startRate) : 0;
-  const cpu0 = cpuByRole();
+  const cpu0 = cpuByRole(ctx.measuredPid);
   const rs = await ctx.gens.all('chat', (g) => ({ count: parts[g].length, keyPrefix: `s${Date.now().toString(36)}`, timeoutMs: streamSeconds * 1000 + spreadMs + 30_000, spreadMs }));
-  const spent = cpuSpent(cpu0, cpuByRole());
+  const spent = cpuSpent(cpu0, cpuByRole(ctx.measuredPid));
   const up = await upstream.dump();
   let upstreamDeltas = 0;
   const first = [];
@@ -717,5 +717,53 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
   const per = out.cpu.msPer;
   log(`  ${streamsOk}/${streams} streams: added to first delta p50 ${out.firstDeltaAddedMs.p50} p99 ${out.firstDeltaAddedMs.p99} ms; send to upstream request p50 ${out.sendToUpstreamMs.p50} p99 ${out.sendToUpstreamMs.p99} ms; per delta p99 ${out.deltaAddedMs.p99} ms; inter-delta added p99 ${out.interDeltaAddedMs.p99} ms; CPU ms per upstream delta: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}`);
   await ctx.gens.all('disconnect', () => ({ sets: ['chat'] }));
+  return out;
+}
+
+/**
+ * 8. CPU per connect and per relayed delta in paired rounds. The phases of each server run minutes apart, and
+ * this machine's speed drifts over that time (the same code's ratios moved by a third between runs), so here a
+ * fresh Sam node and a fresh bare node, both warmed, do the same fixed-rate work in alternate rounds, in the
+ * order Sam, bare, bare, Sam, Sam, bare…: each pair of rounds shares the machine's state of the moment. A
+ * round counts the CPU of its node, PostgreSQL and Redis (the idle node counts as other). The report shows the
+ * median of the pairs' ratios, with their range, beside the phases' ratios.
+ */
+export async function pairedCpu(ctx, { nodes, rounds, hs, relay: relayArgs, settleMaxMs, log }) {
+  const connects = async (c, url) => {
+    const count = Math.round((hs.rate * hs.ms) / 1000 / 3);
+    const cpu0 = cpuByRole(c.measuredPid);
+    const r = await connectUsers(c.gens, { users: hs.pool.slice(0, count), urls: [url], set: 'hs', rate: hs.rate, timeoutMs: 30_000 });
+    const spent = cpuSpent(cpu0, cpuByRole(c.measuredPid));
+    await c.gens.all('disconnect', () => ({ sets: ['hs'] }));
+    return { connect: r.connect, failed: r.failed, cpu: perUnit(spent, r.ok) };
+  };
+  const streams = (c, url) => relay(c, { ...relayArgs, urls: [url], log: () => undefined });
+  // A fresh node's connects cost it more for thousands of them (its code and heap settle), so each node first
+  // runs whole unmeasured rounds of them (`hs.warmRounds`); the relay's warm-up is the phase's (the caller's).
+  const kinds = [
+    { what: 'handshakes', unit: 'connect', run: connects, wanted: Boolean(hs), warmRounds: hs?.warmRounds ?? 0 },
+    { what: 'relay', unit: 'upstream delta', run: streams, wanted: Boolean(relayArgs), warmRounds: 0 },
+  ];
+  const out = { rounds };
+  for (const { what, unit, run, wanted, warmRounds } of kinds) {
+    if (!wanted) continue;
+    for (const kind of ['sam', 'bare']) {
+      for (let i = 0; i < warmRounds; i++) await run({ ...ctx, measuredPid: nodes[kind].child.pid }, nodes[kind].url);
+    }
+    log(`  ${what}: ${warmRounds ? `${warmRounds} unmeasured rounds on each node, then ` : ''}${rounds} pairs of rounds`);
+    out[what] = [];
+    for (let i = 0; i < rounds; i++) {
+      const pair = {};
+      for (const kind of i % 2 === 0 ? ['sam', 'bare'] : ['bare', 'sam']) {
+        const node = nodes[kind];
+        await settle({ maxMs: settleMaxMs });
+        const r = await run({ ...ctx, measuredPid: node.child.pid }, node.url);
+        const per = r.cpu.msPer;
+        log(`  ${kind}: CPU ms per ${unit}: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}`);
+        pair[kind] = r;
+      }
+      out[what].push(pair);
+    }
+  }
   return out;
 }

@@ -245,11 +245,13 @@ function otherDatabaseBackend(pid) {
  * CPU ticks (1/100 s, user + system, all threads) of every process on the machine, each with its role: the
  * server node(s) under test, the generators, PostgreSQL, Redis, the bench's own processes (this one and the
  * fake upstream) and everything else; plus the machine's idle and total ticks. Differences of two readings
- * (`cpuSpent`) say where a window's CPU went, e.g. per task update in the fan-out.
+ * (`cpuSpent`) say where a window's CPU went, e.g. per task update in the fan-out. With `measuredPid`, only
+ * that server node counts as the server; another one, idle meanwhile (the paired rounds), counts as other.
  */
-export function cpuByRole() {
+export function cpuByRole(measuredPid) {
   const roles = new Map([[process.pid, 'bench']]);
-  for (const c of children) roles.set(c.pid, c.benchName?.startsWith('gen') ? 'generators' : c.benchName === 'upstream' ? 'bench' : 'server');
+  const serverRole = (pid) => (measuredPid === undefined || pid === measuredPid ? 'server' : 'other');
+  for (const c of children) roles.set(c.pid, c.benchName?.startsWith('gen') ? 'generators' : c.benchName === 'upstream' ? 'bench' : serverRole(c.pid));
   const pids = new Map();
   for (const d of fs.readdirSync('/proc')) {
     if (d.charCodeAt(0) > 57) continue;

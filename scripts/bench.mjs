@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { capacity, collectGarbage, connectUsers, fanout, Generators, handshakes, logins, memoryBaseline, reconnectStorm, relay, reminders, Retries, runLoad, twoNodeCapacity, warmConnects, warmLogins } from '../bench/scenarios.mjs';
+import { capacity, collectGarbage, connectUsers, fanout, Generators, handshakes, logins, memoryBaseline, pairedCpu, reconnectStorm, relay, reminders, Retries, runLoad, twoNodeCapacity, warmConnects, warmLogins } from '../bench/scenarios.mjs';
 import { cleanup, countPostgresFor, killAll, logDir, migrate, portBelowEphemeralRange, profilesWritten, reminderStats, restartNode, root, runIdentity, seedUsers, sharedPasswordHash, startBare, startSam, startUpstream, stopNode } from '../bench/servers.mjs';
 import { renderReport, TWO_NODE_TARGET_SOCKETS } from '../bench/report.mjs';
 import { byWindow, topSelf } from '../bench/profile-top.mjs';
@@ -47,6 +47,7 @@ if (!scenarioNames.filter((n) => n !== 'search' && n !== 'reminders').some(wante
 // warm*: the unmeasured warm-up before each phase (sockets connected, its length, relay streams).
 // retryBudgetMs: how long each server's retries of failed steps may take in all (the same for Sam and bare).
 // settleMaxMs: how long a phase waits at most for a quiet machine (shorter in quick runs, which must stay short).
+// pairedRounds: the pairs of rounds (Sam and bare alternating) of CPU per connect and per relayed delta (quick: none).
 // search: the search phase's data (one user's conversations × messages and tasks; `users` more users with a little each)
 // and its loads (searches per second for ms; `common`: the 20 commonest words).
 const searchCfg = quick
@@ -57,8 +58,8 @@ const searchCfg = quick
 // a tab that has not received one reminderLostMs after its time lost it; the count stays open reminderQuietMs
 // after the last receipt (in full runs longer than the 15 s firing lease, after which a second node could fire it).
 const cfg = quick
-  ? { steps: [1500], windowMs: 2_500, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 2_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 40_000, cpuRate: 1000, cpuWindowMs: 0, warmSockets: 300, warmMs: 500, warmStreams: 10, retryBudgetMs: 6_000, settleMaxMs: 3_000, reminders: 1_000, reminderUsers: 200, reminderSpreadMs: 10_000, reminderSetRate: 500, reminderLeadMs: 3_000, reminderLostMs: 30_000, reminderQuietMs: 3_000, warmReminders: 50 }
-  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000, cpuRate: 1000, cpuWindowMs: 25_000, warmSockets: 600, warmMs: 2_000, warmStreams: 20, retryBudgetMs: 75_000, settleMaxMs: 20_000, reminders: 10_000, reminderUsers: 2_000, reminderSpreadMs: 60_000, reminderSetRate: 500, reminderLeadMs: 10_000, reminderLostMs: 30_000, reminderQuietMs: 17_000, warmReminders: 200 };
+  ? { steps: [1500], windowMs: 2_500, connectRate: 1_500, fanoutRates: [500, 1000], fanoutMs: 2_500, drainMs: 1_500, hsRates: [500, 1000], hsMs: 1_500, streams: 50, streamSeconds: 2, streamStartRate: 100, loginRate: 60, loginMs: 2_000, twoNodeRates: [1000], twoNodeCapacity: false, budgetMs: 40_000, cpuRate: 1000, cpuWindowMs: 0, warmSockets: 300, warmMs: 500, warmStreams: 10, retryBudgetMs: 6_000, settleMaxMs: 3_000, reminders: 1_000, reminderUsers: 200, reminderSpreadMs: 10_000, reminderSetRate: 500, reminderLeadMs: 3_000, reminderLostMs: 30_000, reminderQuietMs: 3_000, warmReminders: 50, pairedRounds: 0 }
+  : { steps: [3000, 6000, 9000, 12000, 15000, 18000, 19500], windowMs: 10_000, connectRate: 1_500, fanoutRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], fanoutMs: 5_000, drainMs: 3_000, hsRates: [250, 500, 1000, 1250, 1500, 1750, 2000, 2500, 3000], hsMs: 4_000, streams: 200, streamSeconds: 10, streamStartRate: 100, loginRate: 60, loginMs: 10_000, twoNodeRates: [500, 1000, 2000], twoNodeCapacity: true, budgetMs: 330_000, cpuRate: 1000, cpuWindowMs: 25_000, warmSockets: 600, warmMs: 2_000, warmStreams: 20, retryBudgetMs: 75_000, settleMaxMs: 20_000, reminders: 10_000, reminderUsers: 2_000, reminderSpreadMs: 60_000, reminderSetRate: 500, reminderLeadMs: 10_000, reminderLostMs: 30_000, reminderQuietMs: 17_000, warmReminders: 200, pairedRounds: 3 };
 // Fan-out and handshake rates step by 250/s where their ratio targets (≥ 0.8× and ≥ 0.85× bare) are decided:
 // with coarser steps a server just short of the next step counts as the one below, far under its real ratio.
 // 19,500: a server process may hold at most `ulimit -n` descriptors (a hard limit of 20,000 where the bench runs).
@@ -180,6 +181,10 @@ async function main() {
     results.bare = result;
   }
 
+  if (runSam && runBare && cfg.pairedRounds > 0 && (wanted('handshakes') || wanted('relay'))) {
+    results.paired = await pairedStage(upstream, { pool, chatPool });
+  }
+
   if (runSam && wanted('search')) {
     log(`sam: search: one user with ${searchCfg.sizes.heavy.conversations * searchCfg.sizes.heavy.perConversation} messages and ${searchCfg.sizes.heavy.tasks} tasks, ${searchCfg.sizes.users} users with a little each`);
     results.search = await searchPhase(ident, { port: basePort + 5, upstreamUrl: upstream.url, ...searchCfg, settleMaxMs: cfg.settleMaxMs, log });
@@ -199,6 +204,38 @@ async function main() {
   const markdown = !socketPhases ? searchLines : results.search ? `${report.markdown}\n\n${searchLines}` : report.markdown;
   process.stdout.write(`\n${markdown}\n`);
   log(`results written to ${path.relative(root, file)}`);
+}
+
+/**
+ * 8. CPU per connect and per relayed delta, Sam and bare in alternate rounds (`pairedCpu`): a fresh node of
+ * each, both up throughout, each warmed; the same two ratios as phases 2a and 4, with the machine's drift shared.
+ */
+async function pairedStage(upstream, { pool, chatPool }) {
+  const sam = await startSam(ident, { port: basePort + 6, nodeId: 'sam-paired', upstreamUrl: upstream.url });
+  const bare = await startBare({ port: basePort + 7, nodeId: 'bare-paired', upstreamUrl: upstream.url });
+  const relayArgs = { upstream, pool: chatPool, connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
+  if (wanted('relay')) {
+    for (const node of [sam, bare]) {
+      const r = await relay({ gens }, { ...relayArgs, urls: [node.url], streams: cfg.warmStreams, log: () => undefined });
+      log(`${node.kind}: warm-up for 8.'s relay (unmeasured): ${r.streamsMeasured} streams`);
+    }
+  }
+  log(`8. CPU per operation in paired rounds: Sam and bare alternate (load average ${Math.round(os.loadavg()[0] * 100) / 100})`);
+  try {
+    return await pairedCpu(
+      { gens },
+      {
+        nodes: { sam, bare },
+        rounds: cfg.pairedRounds,
+        hs: wanted('handshakes') ? { rate: cfg.cpuRate, ms: cfg.hsMs, pool, warmRounds: 2 } : null,
+        relay: wanted('relay') ? { ...relayArgs, streams: cfg.streams } : null,
+        settleMaxMs: Math.min(10_000, cfg.settleMaxMs),
+        log,
+      },
+    );
+  } finally {
+    await Promise.all([stopNode(sam), stopNode(bare)]);
+  }
 }
 
 /** bench/baseline.json: the committed full run that a run of the same mode is compared with (null if absent or unreadable). */
