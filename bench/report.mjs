@@ -49,6 +49,10 @@ function cpuPerOp(x, rate) {
   };
 }
 
+/**
+ * The median of the numbers of `xs`, null when there are none. Not `pct(xs, 50)`: that is the lower middle of an
+ * even count, which would favour Sam in a run of `--set pairedRounds=2`.
+ */
 const median = (xs) => {
   const v = xs.filter((x) => typeof x === 'number').sort((a, b) => a - b);
   if (v.length === 0) return null;
@@ -153,8 +157,9 @@ export function renderReport(res, baseline = null) {
     ['7. reminders: marked delivered after their time p50 / p99 (ms, server side)', rm?.db ? `${fmt(rm.db.firedLagMs.p50)} / ${fmt(rm.db.firedLagMs.p99)}` : null, null, ''],
     ['7. reminders: CPU per reminder fired (ms): server / PostgreSQL / Redis / generators', cpuPer(rm?.cpu?.msPer, 3), null, ''],
     ['7. reminders: … above the same time at rest, tabs connected (ms)', cpuPer(rm?.cpu?.aboveRest, 3), null, ''],
-    [`8. paired rounds: CPU per connect at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pc?.pairs ?? '—'})`, pc?.sam, pc?.bare, `≤ ${CPU_TARGETS.connect}× bare`, 3],
-    [`8. paired rounds: CPU per upstream delta, server + PostgreSQL + Redis (ms, median of ${pd?.pairs ?? '—'})`, pd?.sam, pd?.bare, `≤ ${CPU_TARGETS.delta}× bare`, 3],
+    // Sam's and bare's medians; the ratio is the median of the pairs' ratios (each pair shares its moment), as in the verdicts.
+    [`8. paired rounds: CPU per connect at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pc?.pairs ?? '—'})`, pc?.sam, pc?.bare, `≤ ${CPU_TARGETS.connect}× bare`, 3, pc?.ratio],
+    [`8. paired rounds: CPU per upstream delta, server + PostgreSQL + Redis (ms, median of ${pd?.pairs ?? '—'})`, pd?.sam, pd?.bare, `≤ ${CPU_TARGETS.delta}× bare`, 3, pd?.ratio],
   ];
 
   const lines = [
@@ -164,7 +169,7 @@ export function renderReport(res, baseline = null) {
     '',
     '| figure | Sam | bare | Sam/bare | target |',
     '|---|---:|---:|---:|---|',
-    ...rows.map(([name, sv, bv, target, digits = 1]) => `| ${name} | ${fmt(sv, digits)} | ${fmt(bv, digits)} | ${fmt(ratio(sv, bv), 2)} | ${target} |`),
+    ...rows.map(([name, sv, bv, target, digits = 1, r = ratio(sv, bv)]) => `| ${name} | ${fmt(sv, digits)} | ${fmt(bv, digits)} | ${fmt(r, 2)} | ${target} |`),
   ];
 
   const targets = verdicts(s, b, { cap, perSocketKB, f1000, cpu: { sam: sc, bare: bc }, paired: { connect: pc, delta: pd }, rateText });

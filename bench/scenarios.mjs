@@ -539,6 +539,21 @@ export async function reconnectStorm(ctx, node, { restart, timeoutMs, log }) {
 const handshakeFailure = (row) => (row.failed ? `${row.failed} connects failed` : row.connect.p99 === null ? 'no connect' : row.connect.p99 > 100 ? `connect p99 ${row.connect.p99} ms > 100` : null);
 
 /**
+ * One round of 2a's work: users' tabs (3 each) connected at `rate` for `ms` to `urls`, with the CPU they cost by
+ * role (with `ctx.measuredPid`, only that node counts as the server), then closed again.
+ */
+async function connectRound(ctx, { rate, ms, pool, urls }) {
+  const count = Math.round((rate * ms) / 1000 / 3);
+  const cpu0 = cpuByRole(ctx.measuredPid);
+  const t0 = performance.now();
+  const connected = await connectUsers(ctx.gens, { users: pool.slice(0, count), urls, set: 'hs', rate, timeoutMs: 30_000 });
+  const spent = cpuSpent(cpu0, cpuByRole(ctx.measuredPid));
+  const wallMs = performance.now() - t0;
+  await ctx.gens.all('disconnect', () => ({ sets: ['hs'] }));
+  return { sockets: count * 3, connected, spent, wallMs };
+}
+
+/**
  * Scenario 2a: authenticated connects per second at fixed arrival rates; connect p99 from the scheduled arrival
  * to session:ready. The ramp stops at the first failed rate; when that is below `cpuRate`, `cpuRate` still runs
  * once (`cpuOnly`, not counted) so that its CPU per connect can be set against bare's.
@@ -547,16 +562,11 @@ export async function handshakes(ctx, { rates, ms, pool, urls, budgetEndsAt, log
   const out = { rows: [], maxRateP99Under100: 0 };
   out.rest = await restReading(log);
   const step = async (rate) => {
-    const count = Math.round((rate * ms) / 1000 / 3);
-    const cpu0 = cpuByRole();
-    const t0 = performance.now();
-    const c = await connectUsers(ctx.gens, { users: pool.slice(0, count), urls, set: 'hs', rate, timeoutMs: 30_000 });
-    const spent = cpuSpent(cpu0, cpuByRole());
-    const row = { rate, sockets: count * 3, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect, cpu: { ...perUnit(spent, c.ok), aboveRest: aboveRest(spent, performance.now() - t0, out.rest, c.ok) } };
+    const { sockets, connected: c, spent, wallMs } = await connectRound(ctx, { rate, ms, pool, urls });
+    const row = { rate, sockets, ok: c.ok, failed: c.failed, errors: c.errors, connect: c.connect, cpu: { ...perUnit(spent, c.ok), aboveRest: aboveRest(spent, wallMs, out.rest, c.ok) } };
     const per = row.cpu.msPer;
     const above = row.cpu.aboveRest;
     log(`  ${rate}/s: connect p50 ${c.connect.p50} p99 ${c.connect.p99} ms, failed ${c.failed}; CPU ms per connect: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}, generators ${per.generators}; ${aboveRestText(above)}`);
-    await ctx.gens.all('disconnect', () => ({ sets: ['hs'] }));
     await settle({ maxMs: settleMaxMs });
     return row;
   };
@@ -730,12 +740,8 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
  */
 export async function pairedCpu(ctx, { nodes, rounds, hs, relay: relayArgs, settleMaxMs, log }) {
   const connects = async (c, url) => {
-    const count = Math.round((hs.rate * hs.ms) / 1000 / 3);
-    const cpu0 = cpuByRole(c.measuredPid);
-    const r = await connectUsers(c.gens, { users: hs.pool.slice(0, count), urls: [url], set: 'hs', rate: hs.rate, timeoutMs: 30_000 });
-    const spent = cpuSpent(cpu0, cpuByRole(c.measuredPid));
-    await c.gens.all('disconnect', () => ({ sets: ['hs'] }));
-    return { connect: r.connect, failed: r.failed, cpu: perUnit(spent, r.ok) };
+    const { connected, spent } = await connectRound(c, { rate: hs.rate, ms: hs.ms, pool: hs.pool, urls: [url] });
+    return { connect: connected.connect, failed: connected.failed, cpu: perUnit(spent, connected.ok) };
   };
   const streams = (c, url) => relay(c, { ...relayArgs, urls: [url], log: () => undefined });
   // A fresh node's connects cost it more for thousands of them (its code and heap settle), so each node first
