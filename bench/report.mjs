@@ -61,7 +61,7 @@ const median = (xs) => {
 };
 
 /**
- * The paired rounds of `what` ('handshakes' or 'relay', `pairedCpu`): Sam's and bare's median server-side CPU ms
+ * The paired rounds of `what` ('handshakes', 'updates' or 'relay', `pairedCpu`): Sam's and bare's median server-side CPU ms
  * per unit, and the median and range of the pairs' Sam/bare ratios; null when the run had none.
  */
 function pairedOf(res, what) {
@@ -105,6 +105,7 @@ export function renderReport(res, baseline = null) {
   const rateText = rate.toLocaleString('en-US');
   const rm = s.reminders;
   const pc = pairedOf(res, 'handshakes');
+  const pu = pairedOf(res, 'updates');
   const pd = pairedOf(res, 'relay');
 
   const rows = [
@@ -159,6 +160,7 @@ export function renderReport(res, baseline = null) {
     ['7. reminders: … above the same time at rest, tabs connected (ms)', cpuPer(rm?.cpu?.aboveRest, 3), null, ''],
     // Sam's and bare's medians; the ratio is the median of the pairs' ratios (each pair shares its moment), as in the verdicts.
     [`8. paired rounds: CPU per connect at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pc?.pairs ?? '—'})`, pc?.sam, pc?.bare, `≤ ${CPU_TARGETS.connect}× bare`, 3, pc?.ratio],
+    [`8. paired rounds: CPU per update at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pu?.pairs ?? '—'})`, pu?.sam, pu?.bare, `≤ ${CPU_TARGETS.update}× bare`, 3, pu?.ratio],
     [`8. paired rounds: CPU per upstream delta, server + PostgreSQL + Redis (ms, median of ${pd?.pairs ?? '—'})`, pd?.sam, pd?.bare, `≤ ${CPU_TARGETS.delta}× bare`, 3, pd?.ratio],
   ];
 
@@ -172,7 +174,7 @@ export function renderReport(res, baseline = null) {
     ...rows.map(([name, sv, bv, target, digits = 1, r = ratio(sv, bv)]) => `| ${name} | ${fmt(sv, digits)} | ${fmt(bv, digits)} | ${fmt(r, 2)} | ${target} |`),
   ];
 
-  const targets = verdicts(s, b, { cap, perSocketKB, f1000, cpu: { sam: sc, bare: bc }, paired: { connect: pc, delta: pd }, rateText });
+  const targets = verdicts(s, b, { cap, perSocketKB, f1000, cpu: { sam: sc, bare: bc }, paired: { connect: pc, update: pu, delta: pd }, rateText });
   lines.push('', '| target | measured | met |', '|---|---|---|', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`));
   lines.push('', ...retryLines(res));
   const warm = warmUpLines(res);
@@ -239,6 +241,7 @@ function ratiosOf(res) {
     ['CPU per update', ratio(sc.update, bc.update), false],
     ['CPU per relayed delta', ratio(sc.delta, bc.delta), false],
     ['CPU per connect, paired rounds (median)', pairedOf(res, 'handshakes')?.ratio ?? null, false],
+    ['CPU per update, paired rounds (median)', pairedOf(res, 'updates')?.ratio ?? null, false],
     ['CPU per relayed delta, paired rounds (median)', pairedOf(res, 'relay')?.ratio ?? null, false],
   ];
 }

@@ -731,28 +731,53 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
 }
 
 /**
- * 8. CPU per connect and per relayed delta in paired rounds. The phases of each server run minutes apart, and
- * this machine's speed drifts over that time (the same code's ratios moved by a third between runs), so here a
- * fresh Sam node and a fresh bare node, both warmed, do the same fixed-rate work in alternate rounds, in the
- * order Sam, bare, bare, Sam, Sam, bare…: each pair of rounds shares the machine's state of the moment. A
- * round counts the CPU of its node, PostgreSQL and Redis (the idle node counts as other). The report shows the
- * median of the pairs' ratios, with their range, beside the phases' ratios.
+ * 8. CPU per connect, per task update and per relayed delta in paired rounds. The phases of each server run
+ * minutes apart, and this machine's speed drifts over that time (the same code's ratios moved by a third between
+ * runs), so here a fresh Sam node and a fresh bare node, both warmed, do the same fixed-rate work in alternate
+ * rounds, in the order Sam, bare, bare, Sam, Sam, bare…: each pair of rounds shares the machine's state of the
+ * moment. A round counts the CPU of its node, PostgreSQL and Redis (the idle node counts as other). The report
+ * shows the median of the pairs' ratios, with their range, beside the phases' ratios.
+ *
+ * For updates each node has its own users' tabs (3 each), connected for those rounds only: a round is `ms` of
+ * `task:update` at `rate` from that node's users (a whole ping interval, as phase 3's window of record).
  */
-export async function pairedCpu(ctx, { nodes, rounds, hs, relay: relayArgs, settleMaxMs, log }) {
+export async function pairedCpu(ctx, { nodes, rounds, hs, updates, relay: relayArgs, settleMaxMs, log }) {
   const connects = async (c, url) => {
     const { connected, spent } = await connectRound(c, { rate: hs.rate, ms: hs.ms, pool: hs.pool, urls: [url] });
     return { connect: connected.connect, failed: connected.failed, cpu: perUnit(spent, connected.ok) };
   };
   const streams = (c, url) => relay(c, { ...relayArgs, urls: [url], log: () => undefined });
+  const setOf = (url) => (url === nodes.sam.url ? 'paired-sam' : 'paired-bare');
+  const updateRound = async (c, url) => {
+    const cpu0 = cpuByRole(c.measuredPid);
+    const r = await runLoad(c.gens, { rate: updates.rate, ms: updates.ms, drainMs: updates.drainMs, sets: [setOf(url)] });
+    return { delivery: r.delivery, lost: r.lost, unacked: r.unacked, cpu: perUnit(cpuSpent(cpu0, cpuByRole(c.measuredPid)), r.acked) };
+  };
+  const connectTabs = async () => {
+    for (const kind of ['sam', 'bare']) {
+      const c = await connectUsers(ctx.gens, { users: updates.users[kind], urls: [nodes[kind].url], set: setOf(nodes[kind].url), rate: updates.connectRate });
+      log(`  ${kind}: ${c.ok} tabs connected for the update rounds${c.failed ? `, ${c.failed} failed` : ''}`);
+    }
+  };
   // A fresh node's connects cost it more for thousands of them (its code and heap settle), so each node first
   // runs whole unmeasured rounds of them (`hs.warmRounds`); the relay's warm-up is the phase's (the caller's).
   const kinds = [
     { what: 'handshakes', unit: 'connect', run: connects, wanted: Boolean(hs), warmRounds: hs?.warmRounds ?? 0 },
+    {
+      what: 'updates',
+      unit: 'update',
+      run: updateRound,
+      wanted: Boolean(updates),
+      warmRounds: updates?.warmRounds ?? 0,
+      before: connectTabs,
+      after: () => ctx.gens.all('disconnect', () => ({ sets: ['paired-sam', 'paired-bare'] })),
+    },
     { what: 'relay', unit: 'upstream delta', run: streams, wanted: Boolean(relayArgs), warmRounds: 0 },
   ];
   const out = { rounds };
-  for (const { what, unit, run, wanted, warmRounds } of kinds) {
+  for (const { what, unit, run, wanted, warmRounds, before, after } of kinds) {
     if (!wanted) continue;
+    await before?.();
     for (const kind of ['sam', 'bare']) {
       for (let i = 0; i < warmRounds; i++) await run({ ...ctx, measuredPid: nodes[kind].child.pid }, nodes[kind].url);
     }
@@ -770,6 +795,7 @@ export async function pairedCpu(ctx, { nodes, rounds, hs, relay: relayArgs, sett
       }
       out[what].push(pair);
     }
+    await after?.();
   }
   return out;
 }

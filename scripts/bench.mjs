@@ -181,7 +181,7 @@ async function main() {
     results.bare = result;
   }
 
-  if (runSam && runBare && cfg.pairedRounds > 0 && (wanted('handshakes') || wanted('relay'))) {
+  if (runSam && runBare && cfg.pairedRounds > 0 && (wanted('handshakes') || wanted('fanout') || wanted('relay'))) {
     results.paired = await pairedStage(upstream, { pool, chatPool });
   }
 
@@ -207,10 +207,12 @@ async function main() {
 }
 
 /**
- * 8. CPU per connect and per relayed delta, Sam and bare in alternate rounds (`pairedCpu`): a fresh node of
- * each, both up throughout, each warmed; the same two ratios as phases 2a and 4, with the machine's drift shared.
+ * 8. CPU per connect, per update and per relayed delta, Sam and bare in alternate rounds (`pairedCpu`): a fresh
+ * node of each, both up throughout, each warmed; the same ratios as phases 2a, 3 and 4, with the machine's drift
+ * shared. The update rounds' users are the pool's last (no other phase's tabs are theirs then), 1,000 a node.
  */
 async function pairedStage(upstream, { pool, chatPool }) {
+  const updateUsers = 1_000;
   const sam = await startSam(ident, { port: basePort + 6, nodeId: 'sam-paired', upstreamUrl: upstream.url });
   const bare = await startBare({ port: basePort + 7, nodeId: 'bare-paired', upstreamUrl: upstream.url });
   const relayArgs = { upstream, pool: chatPool, connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
@@ -228,6 +230,16 @@ async function pairedStage(upstream, { pool, chatPool }) {
         nodes: { sam, bare },
         rounds: cfg.pairedRounds,
         hs: wanted('handshakes') ? { rate: cfg.cpuRate, ms: cfg.hsMs, pool, warmRounds: 2 } : null,
+        updates: wanted('fanout')
+          ? {
+              rate: cfg.cpuRate,
+              ms: cfg.cpuWindowMs || cfg.fanoutMs,
+              drainMs: cfg.drainMs,
+              connectRate: cfg.connectRate,
+              users: { sam: pool.slice(-2 * updateUsers, -updateUsers), bare: pool.slice(-updateUsers) },
+              warmRounds: 1,
+            }
+          : null,
         relay: wanted('relay') ? { ...relayArgs, streams: cfg.streams } : null,
         settleMaxMs: Math.min(10_000, cfg.settleMaxMs),
         log,
