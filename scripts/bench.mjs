@@ -209,10 +209,11 @@ async function main() {
 /**
  * 8. CPU per connect, per update and per relayed delta, Sam and bare in alternate rounds (`pairedCpu`): a fresh
  * node of each, both up throughout, each warmed; the same ratios as phases 2a, 3 and 4, with the machine's drift
- * shared. The update rounds' users are the pool's last (no other phase's tabs are theirs then), 1,000 a node.
+ * shared. The update rounds' users are the pool's last, 1,000 a node (fewer in a run of fewer users); every
+ * earlier phase's tabs are closed by then.
  */
 async function pairedStage(upstream, { pool, chatPool }) {
-  const updateUsers = 1_000;
+  const updateUsers = Math.min(1_000, Math.floor(pool.length / 2));
   const sam = await startSam(ident, { port: basePort + 6, nodeId: 'sam-paired', upstreamUrl: upstream.url });
   const bare = await startBare({ port: basePort + 7, nodeId: 'bare-paired', upstreamUrl: upstream.url });
   const relayArgs = { upstream, pool: chatPool, connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
