@@ -463,13 +463,9 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
   const out = { rows: [], capacityPerSec: 0 };
   if (readRest) out.rest = await restReading(log, cpuWindowMs || undefined);
   const measure = async (rate, loadMs = ms) => {
-    const cpu0 = cpuByRole();
-    const t0 = performance.now();
-    const r = await runLoad(ctx.gens, { rate, ms: loadMs, drainMs });
     // Where the window's CPU went (load and drain), per acknowledged update: the server's own share and
     // that of the processes it waits on (PostgreSQL, Redis) or that load it (the generators).
-    const spent = cpuSpent(cpu0, cpuByRole());
-    const wallMs = Math.round(performance.now() - t0);
+    const { r, spent, wallMs } = await loadRound(ctx, { rate, ms: loadMs, drainMs });
     r.cpu = { wallMs, ...perUnit(spent, r.acked), ...(out.rest && { aboveRest: aboveRest(spent, wallMs, out.rest, r.acked) }) };
     const per = r.cpu.msPer;
     const above = r.cpu.aboveRest;
@@ -510,6 +506,17 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
     out.rows.push({ ...(await measure(cpuRate)), cpuOnly: true });
   }
   return out;
+}
+
+/**
+ * One window of 3's work: `task:update` at `rate` for `ms` (then drained) from the tabs of `sets` (default: every
+ * tab), with the CPU it cost by role (with `ctx.measuredPid`, only that node counts as the server).
+ */
+async function loadRound(ctx, { rate, ms, drainMs, sets }) {
+  const cpu0 = cpuByRole(ctx.measuredPid);
+  const t0 = performance.now();
+  const r = await runLoad(ctx.gens, { rate, ms, drainMs, sets });
+  return { r, spent: cpuSpent(cpu0, cpuByRole(ctx.measuredPid)), wallMs: Math.round(performance.now() - t0) };
 }
 
 /** Scenario 2b: restart the node with its sockets connected; time until 99% are back (session:ready again). */
@@ -742,20 +749,19 @@ export async function relay(ctx, { streams, upstream, pool, urls, connectRate, s
  * `task:update` at `rate` from that node's users (a whole ping interval, as phase 3's window of record).
  */
 export async function pairedCpu(ctx, { nodes, rounds, hs, updates, relay: relayArgs, settleMaxMs, log }) {
-  const connects = async (c, url) => {
-    const { connected, spent } = await connectRound(c, { rate: hs.rate, ms: hs.ms, pool: hs.pool, urls: [url] });
+  // Each runs one round on the node of `kind` ('sam' or 'bare'), counting only that node as the server.
+  const connects = async (c, kind) => {
+    const { connected, spent } = await connectRound(c, { rate: hs.rate, ms: hs.ms, pool: hs.pool, urls: [nodes[kind].url] });
     return { connect: connected.connect, failed: connected.failed, cpu: perUnit(spent, connected.ok) };
   };
-  const streams = (c, url) => relay(c, { ...relayArgs, urls: [url], log: () => undefined });
-  const setOf = (url) => (url === nodes.sam.url ? 'paired-sam' : 'paired-bare');
-  const updateRound = async (c, url) => {
-    const cpu0 = cpuByRole(c.measuredPid);
-    const r = await runLoad(c.gens, { rate: updates.rate, ms: updates.ms, drainMs: updates.drainMs, sets: [setOf(url)] });
-    return { delivery: r.delivery, lost: r.lost, unacked: r.unacked, cpu: perUnit(cpuSpent(cpu0, cpuByRole(c.measuredPid)), r.acked) };
+  const streams = (c, kind) => relay(c, { ...relayArgs, urls: [nodes[kind].url], log: () => undefined });
+  const updateRound = async (c, kind) => {
+    const { r, spent } = await loadRound(c, { rate: updates.rate, ms: updates.ms, drainMs: updates.drainMs, sets: [`paired-${kind}`] });
+    return { delivery: r.delivery, lost: r.lost, unacked: r.unacked, cpu: perUnit(spent, r.acked) };
   };
   const connectTabs = async () => {
     for (const kind of ['sam', 'bare']) {
-      const c = await connectUsers(ctx.gens, { users: updates.users[kind], urls: [nodes[kind].url], set: setOf(nodes[kind].url), rate: updates.connectRate });
+      const c = await connectUsers(ctx.gens, { users: updates.users[kind], urls: [nodes[kind].url], set: `paired-${kind}`, rate: updates.connectRate });
       log(`  ${kind}: ${c.ok} tabs connected for the update rounds${c.failed ? `, ${c.failed} failed` : ''}`);
     }
   };
@@ -779,16 +785,15 @@ export async function pairedCpu(ctx, { nodes, rounds, hs, updates, relay: relayA
     if (!wanted) continue;
     await before?.();
     for (const kind of ['sam', 'bare']) {
-      for (let i = 0; i < warmRounds; i++) await run({ ...ctx, measuredPid: nodes[kind].child.pid }, nodes[kind].url);
+      for (let i = 0; i < warmRounds; i++) await run({ ...ctx, measuredPid: nodes[kind].child.pid }, kind);
     }
     log(`  ${what}: ${warmRounds ? `${warmRounds} unmeasured rounds on each node, then ` : ''}${rounds} pairs of rounds`);
     out[what] = [];
     for (let i = 0; i < rounds; i++) {
       const pair = {};
       for (const kind of i % 2 === 0 ? ['sam', 'bare'] : ['bare', 'sam']) {
-        const node = nodes[kind];
         await settle({ maxMs: settleMaxMs });
-        const r = await run({ ...ctx, measuredPid: node.child.pid }, node.url);
+        const r = await run({ ...ctx, measuredPid: nodes[kind].child.pid }, kind);
         const per = r.cpu.msPer;
         log(`  ${kind}: CPU ms per ${unit}: server ${per.server}, PostgreSQL ${per.postgres}, Redis ${per.redis}`);
         pair[kind] = r;

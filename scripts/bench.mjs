@@ -47,7 +47,8 @@ if (!scenarioNames.filter((n) => n !== 'search' && n !== 'reminders').some(wante
 // warm*: the unmeasured warm-up before each phase (sockets connected, its length, relay streams).
 // retryBudgetMs: how long each server's retries of failed steps may take in all (the same for Sam and bare).
 // settleMaxMs: how long a phase waits at most for a quiet machine (shorter in quick runs, which must stay short).
-// pairedRounds: the pairs of rounds (Sam and bare alternating) of CPU per connect and per relayed delta (quick: none).
+// pairedRounds: the pairs of rounds (Sam and bare alternating) of CPU per connect, per update and per relayed delta
+// (quick: none).
 // search: the search phase's data (one user's conversations × messages and tasks; `users` more users with a little each)
 // and its loads (searches per second for ms; `common`: the 20 commonest words).
 const searchCfg = quick
@@ -216,7 +217,7 @@ async function pairedStage(upstream, { pool, chatPool }) {
   const updateUsers = Math.min(1_000, Math.floor(pool.length / 2));
   const sam = await startSam(ident, { port: basePort + 6, nodeId: 'sam-paired', upstreamUrl: upstream.url });
   const bare = await startBare({ port: basePort + 7, nodeId: 'bare-paired', upstreamUrl: upstream.url });
-  const relayArgs = { upstream, pool: chatPool, connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
+  const relayArgs = relayArgsOf(upstream, chatPool);
   if (wanted('relay')) {
     for (const node of [sam, bare]) {
       const r = await relay({ gens }, { ...relayArgs, urls: [node.url], streams: cfg.warmStreams, log: () => undefined });
@@ -249,6 +250,11 @@ async function pairedStage(upstream, { pool, chatPool }) {
   } finally {
     await Promise.all([stopNode(sam), stopNode(bare)]);
   }
+}
+
+/** Phase 4's streams, as phase 8 runs them too: the chat users, the upstream, how the streams start and last. */
+function relayArgsOf(upstream, chatPool) {
+  return { upstream, pool: chatPool, connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
 }
 
 /** bench/baseline.json: the committed full run that a run of the same mode is compared with (null if absent or unreadable). */
@@ -363,7 +369,7 @@ async function runAll(kind, nodes, restart, secondNode, { pool, chatPool, upstre
   }
 
   if (wanted('relay')) {
-    const relayArgs = { upstream, pool: chatPool, urls: [a.url], connectRate: cfg.connectRate, streamSeconds: cfg.streamSeconds, startRate: cfg.streamStartRate };
+    const relayArgs = { ...relayArgsOf(upstream, chatPool), urls: [a.url] };
     out.relay = await phase(`4. assistant relay: ${cfg.streams} streams at 50 tokens/s, 3 tabs each, starting at ${cfg.streamStartRate}/s`, () => relay(ctx, { ...relayArgs, streams: cfg.streams, log }), {
       warm: async () => {
         const r = await relay(ctx, { ...relayArgs, streams: cfg.warmStreams, log: (m) => log(`  warm-up:${m}`) });
