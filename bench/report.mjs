@@ -61,17 +61,34 @@ const median = (xs) => {
 };
 
 /**
+ * True when a paired round of `what` did not do all its work: a failed connect, an update lost or unacknowledged, a
+ * stream that did not reach every tab. Its CPU per unit would be spent on other work than the other node's.
+ */
+const incompleteRound = {
+  handshakes: (r) => r.failed > 0,
+  updates: (r) => r.lost > 0 || r.unacked > 0,
+  relay: (r) => r.connectFailed > 0 || r.incompleteTabs > 0 || r.streamsMeasured < r.streams || Object.keys(r.acks ?? {}).some((k) => k !== 'ok'),
+};
+
+/**
  * The paired rounds of `what` ('handshakes', 'updates' or 'relay', `pairedCpu`): Sam's and bare's median server-side CPU ms
- * per unit, and the median and range of the pairs' Sam/bare ratios; null when the run had none.
+ * per unit, and the median and range of the pairs' Sam/bare ratios, over the pairs whose two rounds did all their work
+ * (`incomplete`: the pairs left out); null when the run had none.
  */
 function pairedOf(res, what) {
-  const pairs = res.paired?.[what];
-  if (!pairs?.length) return null;
+  const all = res.paired?.[what];
+  if (!all?.length) return null;
+  const pairs = all.filter((p) => !incompleteRound[what](p.sam) && !incompleteRound[what](p.bare));
+  const incomplete = all.length - pairs.length;
   const sam = pairs.map((p) => serverSideMs(p.sam.cpu));
   const bare = pairs.map((p) => serverSideMs(p.bare.cpu));
   const ratios = sam.map((v, i) => ratio(v, bare[i])).filter((r) => r !== null);
-  return { sam: median(sam), bare: median(bare), ratio: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), pairs: ratios.length };
+  if (ratios.length === 0) return { sam: null, bare: null, ratio: null, min: null, max: null, pairs: 0, incomplete };
+  return { sam: median(sam), bare: median(bare), ratio: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), pairs: ratios.length, incomplete };
 }
+
+/** How many pairs a paired row's median is of, and how many were left out. */
+const pairsText = (p) => (p ? `${p.pairs}${p.incomplete ? `; ${p.incomplete} left out, work lost` : ''}` : '—');
 
 /** Server-side CPU ms per unit above the phase's rest reading (`aboveRest`, per role), the marginal cost of one. */
 function aboveRestMs(cpu) {
@@ -159,9 +176,9 @@ export function renderReport(res, baseline = null) {
     ['7. reminders: CPU per reminder fired (ms): server / PostgreSQL / Redis / generators', cpuPer(rm?.cpu?.msPer, 3), null, ''],
     ['7. reminders: … above the same time at rest, tabs connected (ms)', cpuPer(rm?.cpu?.aboveRest, 3), null, ''],
     // Sam's and bare's medians; the ratio is the median of the pairs' ratios (each pair shares its moment), as in the verdicts.
-    [`8. paired rounds: CPU per connect at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pc?.pairs ?? '—'})`, pc?.sam, pc?.bare, `≤ ${CPU_TARGETS.connect}× bare`, 3, pc?.ratio],
-    [`8. paired rounds: CPU per update at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pu?.pairs ?? '—'})`, pu?.sam, pu?.bare, `≤ ${CPU_TARGETS.update}× bare`, 3, pu?.ratio],
-    [`8. paired rounds: CPU per upstream delta, server + PostgreSQL + Redis (ms, median of ${pd?.pairs ?? '—'})`, pd?.sam, pd?.bare, `≤ ${CPU_TARGETS.delta}× bare`, 3, pd?.ratio],
+    [`8. paired rounds: CPU per connect at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pairsText(pc)})`, pc?.sam, pc?.bare, `≤ ${CPU_TARGETS.connect}× bare`, 3, pc?.ratio],
+    [`8. paired rounds: CPU per update at ${rateText}/s, server + PostgreSQL + Redis (ms, median of ${pairsText(pu)})`, pu?.sam, pu?.bare, `≤ ${CPU_TARGETS.update}× bare`, 3, pu?.ratio],
+    [`8. paired rounds: CPU per upstream delta, server + PostgreSQL + Redis (ms, median of ${pairsText(pd)})`, pd?.sam, pd?.bare, `≤ ${CPU_TARGETS.delta}× bare`, 3, pd?.ratio],
   ];
 
   const lines = [
@@ -293,7 +310,7 @@ function verdicts(s, b, { cap, perSocketKB, f1000, cpu, paired, rateText }) {
     const r = ratio(cpu.sam[key], cpu.bare[key]);
     // The paired rounds' ratio, when the run had them, is shown beside the phase's: the same ratio, with drift shared.
     const p = paired?.[key];
-    const alongside = p?.ratio ? `; paired rounds ${fmt(p.ratio, 2)}× (median of ${p.pairs}, ${fmt(p.min, 2)}–${fmt(p.max, 2)})` : '';
+    const alongside = p?.ratio ? `; paired rounds ${fmt(p.ratio, 2)}× (median of ${pairsText(p)}, ${fmt(p.min, 2)}–${fmt(p.max, 2)})` : p?.incomplete ? `; paired rounds: all ${p.incomplete} left out, work lost` : '';
     return v(`CPU per ${what} ≤ ${CPU_TARGETS[key]}× bare (server + PostgreSQL + Redis)`, r === null ? null : `${fmt(r, 2)}× (${fmt(cpu.sam[key], 3)} vs ${fmt(cpu.bare[key], 3)} ms)${alongside}`, r !== null && r <= CPU_TARGETS[key]);
   };
   return [
