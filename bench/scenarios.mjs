@@ -477,6 +477,7 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
   for (const rate of rates) {
     if (Date.now() > budgetEndsAt) {
       out.stoppedBy = 'time budget';
+      log(`  time budget spent: ${rate}/s and above not run`);
       break;
     }
     let r = await measure(rate);
