@@ -460,7 +460,8 @@ function fanoutFailure(r, rate) {
  * below `cpuRate`, `cpuRate` runs once more as a step (`cpuOnly`) so that its CPU per update can be set against bare's.
  */
 export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_000, cpuRate, cpuWindowMs = 0, readRest = true, phase = '3. fan-out' }) {
-  const out = { rows: [], capacityPerSec: 0 };
+  // capacityPerSec: the highest rate that held, 0 when none did, null when none ran (the time budget was spent).
+  const out = { rows: [], capacityPerSec: null };
   if (readRest) out.rest = await restReading(log, cpuWindowMs || undefined);
   const measure = async (rate, loadMs = ms) => {
     // Where the window's CPU went (load and drain), per acknowledged update: the server's own share and
@@ -497,6 +498,7 @@ export async function fanout(ctx, { rates, ms, budgetEndsAt, log, drainMs = 3_00
       break;
     }
   }
+  if (out.rows.length > 0) out.capacityPerSec ??= 0;
   if (cpuRate && cpuWindowMs) {
     // The figure of record: the tabs' pings come in waves, one cycle per ping interval, and a 5 s window may
     // catch a wave or miss it, so it is read over a whole interval (`cpuWindowMs`), as the rest is.
