@@ -148,7 +148,10 @@ export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
   args.push(...nodeArgsFrom('BENCH_SAM_NODE_ARGS'));
   // The inspector, on loopback with a random port, lets the bench collect garbage before it reads the heap
   // (as it does in bare over IPC): the issue asks for the heap after GC. Nothing connects to it otherwise.
-  args.push('--inspect=127.0.0.1:0');
+  // The collection is `gc()`, as in bare, not the inspector's own: that one is V8's low-memory collection,
+  // which also shrinks the young generation, so that Sam's next window, and not bare's, ran with frequent
+  // scavenges, promoting more, until it grew back (bench/README.md, "Method").
+  args.push('--inspect=127.0.0.1:0', '--expose-gc');
   if (profile) {
     const name = `sam-${nodeId}-${Date.now()}.cpuprofile`;
     args.push('--cpu-prof', `--cpu-prof-dir=${path.join(root, 'bench/profiles')}`, `--cpu-prof-name=${name}`);
@@ -323,8 +326,7 @@ export async function heapOf(node) {
         ws.on('message', on);
         ws.send(JSON.stringify({ id, method, params }));
       });
-    await call('HeapProfiler.collectGarbage');
-    const r = await call('Runtime.evaluate', { expression: 'process.memoryUsage().heapUsed', returnByValue: true });
+    const r = await call('Runtime.evaluate', { expression: 'gc(), process.memoryUsage().heapUsed', returnByValue: true });
     return typeof r?.result?.value === 'number' ? r.result.value : null;
   } catch {
     return null;
