@@ -149,8 +149,8 @@ export async function startSam(ident, { port, nodeId, upstreamUrl, profile }) {
   // The inspector, on loopback with a random port, lets the bench collect garbage before it reads the heap
   // (as it does in bare over IPC): the issue asks for the heap after GC. Nothing connects to it otherwise.
   // The collection is `gc()`, as in bare, not the inspector's own: that one is V8's low-memory collection,
-  // which also shrinks the young generation, so that Sam's next window, and not bare's, ran with frequent
-  // scavenges, promoting more, until it grew back (bench/README.md, "Method").
+  // which also releases the young generation, so that Sam's fresh RSS (the base of its RSS per socket) and
+  // its next window started without one, and bare's did not (bench/README.md, "Method").
   args.push('--inspect=127.0.0.1:0', '--expose-gc');
   if (profile) {
     const name = `sam-${nodeId}-${Date.now()}.cpuprofile`;
