@@ -68,6 +68,7 @@ describe('TASK-1 / TASK-2 create and update', () => {
   it('[TASK-2] a stale expectedVersion is CONFLICT with the current task in details.task; the right one bumps the version by 1', async () => {
     const { tab, other } = await twoTabs();
     const { task } = await tab.call('task:create', { title: 'Draft' });
+    await other.waitFor('task:changed', (d) => d.seq === 1);
     const v2 = await other.call('task:update', { id: task.id, expectedVersion: 1, patch: { title: 'Draft 2' } });
     expect(v2.task).toMatchObject({ version: 2, seq: 2, title: 'Draft 2' });
     const stale = await tab.request('task:update', { id: task.id, expectedVersion: 1, patch: { title: 'Lost update' } });
@@ -103,6 +104,9 @@ describe('TASK-3 completion and recurrence', () => {
       version: 1,
       seq: 3,
     });
+    // As a user would, the other tab acts once it has the next occurrence: its node hears of the first tab's
+    // changes through Redis while the request comes straight in, and no order between the two is promised.
+    await other.waitFor('task:changed', (d) => d.seq === 3);
     const second = await other.call('task:complete', { id: first.next!.id });
     expect(second.next).toMatchObject({ deadline: '2027-03-31', seq: 5 });
     await Promise.all([tab, other].map((t) => t.waitFor('task:changed', (d) => d.seq === 5)));
