@@ -19,14 +19,15 @@ export function daysBetween(from: string, to: string): number {
   return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000);
 }
 
-export function formatDay(day: string, today: string): string {
+/** A deadline as a task's chip says it, seen from `today`: "Due today", "Due Dec 8", "3 days overdue". */
+export function dueLabel(day: string, today: string): string {
   const diff = daysBetween(today, day);
-  if (diff === 0) return 'today';
-  if (diff === 1) return 'tomorrow';
-  if (diff === -1) return 'yesterday';
+  if (diff === 0) return 'Due today';
+  if (diff === 1) return 'Due tomorrow';
+  if (diff === -1) return 'Due yesterday';
   if (diff < 0) return `${-diff} days overdue`;
   const d = new Date(`${day}T00:00:00Z`);
-  return d.toLocaleDateString(undefined, { timeZone: 'UTC', month: 'short', day: 'numeric', year: diff > 300 ? 'numeric' : undefined });
+  return `Due ${d.toLocaleDateString(undefined, { timeZone: 'UTC', month: 'short', day: 'numeric', year: diff > 300 ? 'numeric' : undefined })}`;
 }
 
 /** Date and time of `iso`, on the wall clock of `timeZone` (an IANA name) when given, else the browser's. */
