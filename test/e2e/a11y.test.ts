@@ -359,6 +359,9 @@ describe('accessibility: axe-core finds no WCAG 2.1 A/AA violation on any screen
     // The assistant's task is no longer marked as new.
     await expect.poll(() => page.locator('[data-testid="task-item"][data-highlighted="true"]').count(), { timeout: 10_000 }).toBe(0);
     await page.getByTestId('next-title').waitFor();
+    // The pick's line reads as the list's chips do, its parts apart: "3 days overdue · ●●● intensity 3".
+    const meta = (await page.getByTestId('next-meta').textContent())?.replace(/\s+/g, ' ').trim();
+    expect(meta).toMatch(/^((Due \S.*|\d+ days overdue) · )?●{1,5} intensity [1-5]$/);
   });
 
   it('the main screen: active tasks, the next pick, chats with answers', { timeout: 60_000 }, async () => {
