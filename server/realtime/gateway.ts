@@ -9,7 +9,7 @@ import { Server } from 'socket.io';
 import type { Deps } from '../deps.js';
 import { limits } from '../../shared/limits.js';
 import { isAllowedOrigin } from '../http/security.js';
-import { clearExpiry, handshakeAuth, HandshakeFailureLog, scheduleExpiry, takeAdmitted } from './handshake-auth.js';
+import { clearExpiry, handshakeAuth, handshakeBatching, HandshakeFailureLog, scheduleExpiry, takeAdmitted } from './handshake-auth.js';
 import { toUserView } from '../features/auth/auth.service.js';
 import { createRedisAdapter } from './adapter.js';
 import { batched } from '../batch.js';
@@ -51,11 +51,10 @@ export function createGateway(options: {
   const { config, logger, auth, revocation, broadcaster } = deps;
   /**
    * The rows `session:ready` needs, read at the handshake (the role and the account's existence, AUTH-12):
-   * one query for the handshakes of a loop turn or of the window. It starts beside the handshake's Redis call,
-   * not after it, so it needs the same window to make batches at steady rates (a handshake about one per loop
-   * turn; bench/README.md, "Handshake batching").
+   * one query for the handshakes of a batch. It starts beside the handshake's Redis call, not after it, so it
+   * is batched the same way (`handshakeBatching`).
    */
-  const userById = batched((ids: string[]) => deps.users.readyRows(ids), { windowMs: 5 });
+  const userById = batched((ids: string[]) => deps.users.readyRows(ids), handshakeBatching);
   const failures = new HandshakeFailureLog(logger);
   let draining = false;
   const handshake = (options: { role?: 'admin'; namespace?: string }): ReturnType<typeof handshakeAuth> => {

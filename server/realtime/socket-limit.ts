@@ -17,6 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis, RedisWatch } from '../redis.js';
 import { batched } from '../batch.js';
+import { handshakeBatching } from './handshake-auth.js';
 import { BLACKLIST_READY_KEY, blacklistKey, type BlacklistRead } from '../features/auth/revocation.js';
 
 const LIVE_KEY = 'sockets:live';
@@ -105,7 +106,7 @@ export function createSocketLimit(options: { redis: Redis; redisWatch: RedisWatc
       const ready = (reply[0] as string | null) ?? null;
       return items.map((_, i) => ({ entry: (reply[1 + 2 * i] as string | null) ?? null, ready, admitted: reply[2 + 2 * i] === 1 }));
     },
-    { windowMs: 5 },
+    handshakeBatching,
   );
 
   function change(userId: string, by: number): number {
