@@ -10,7 +10,6 @@
  * in one script (`socket-limit.ts`), the user's row (the one `session:ready`
  * needs) in one query.
  */
-import type { BatchOptions } from '../batch.js';
 import { AppError, appError, ErrorCode, isUnavailableError } from '../errors.js';
 import { securityLog, type Logger } from '../logger.js';
 import type { AuthService } from '../features/auth/auth.service.js';
@@ -18,15 +17,6 @@ import type { ReadyUserRow } from '../features/auth/users.repository.js';
 import type { Role } from '../../shared/schemas/auth.js';
 import type { SocketLimit } from './socket-limit.js';
 import type { SocketData } from './types.js';
-
-/**
- * How the handshakes' lookups (the Redis script, the user rows) are batched: one alone at the end of its loop
- * turn, while connects keep coming, waits up to 5 ms for company; and under load a batch goes at most once per
- * 10 ms unless 32 wait, so that it carries a window's handshakes rather than a round trip's. Each round trip
- * costs the server, PostgreSQL and Redis more than the rows it carries (bench/README.md, "Handshake batching");
- * an idle node does not wait. Both lookups use the same, as a handshake waits for both.
- */
-export const handshakeBatching: BatchOptions = { windowMs: 5, spacing: { ms: 10, below: 32 } };
 
 /** The codes a refused handshake may carry in its `connect_error` message. */
 const handshakeCodes = new Set<ErrorCode>([

@@ -16,8 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis, RedisWatch } from '../redis.js';
-import { batched } from '../batch.js';
-import { handshakeBatching } from './handshake-auth.js';
+import { batched, type BatchOptions } from '../batch.js';
 import { BLACKLIST_READY_KEY, blacklistKey, type BlacklistRead } from '../features/auth/revocation.js';
 
 const LIVE_KEY = 'sockets:live';
@@ -27,6 +26,15 @@ const LIVE_MS = 10_000;
 const BEAT_MS = 2_000;
 /** a user's hash outlives their last change by this much */
 const USER_KEY_TTL_MS = 86_400_000;
+
+/**
+ * How the handshakes' lookups are batched: this Redis script, and the user rows the gateway reads beside it (the
+ * same setting, as a handshake waits for both). One alone at the end of its loop turn, while connects keep coming,
+ * waits up to 5 ms for company; and under load a batch goes at most once per 10 ms unless 32 wait, so that it
+ * carries a window's handshakes rather than a round trip's. Each round trip costs the server, PostgreSQL and Redis
+ * more than the rows it carries (bench/README.md, "Handshake batching"); an idle node does not wait.
+ */
+export const handshakeBatching: BatchOptions = { windowMs: 5, spacing: { ms: 10, below: 32 } };
 
 /**
  * KEYS: the marker, the live instances, then for each handshake its session's blacklist key and its user's
