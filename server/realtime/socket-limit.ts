@@ -29,10 +29,10 @@ const USER_KEY_TTL_MS = 86_400_000;
 
 /**
  * How the handshakes' lookups are batched: this Redis script, and the user rows the gateway reads beside it (the
- * same setting, as a handshake waits for both). One alone at the end of its loop turn, while connects keep coming,
- * waits up to 5 ms for company; and under load a batch goes at most once per 10 ms unless 32 wait, so that it
- * carries a window's handshakes rather than a round trip's. Each round trip costs the server, PostgreSQL and Redis
- * more than the rows it carries (bench/README.md, "Handshake batching"); an idle node does not wait.
+ * same setting, as a handshake waits for both). While connects keep coming, a lone lookup waits a little for
+ * company (`windowMs`) and batches are spaced (`spacing`), so that a batch carries a window's handshakes rather
+ * than a round trip's: each round trip costs the server, PostgreSQL and Redis more than the rows it carries
+ * (bench/README.md, "Handshake batching"). An idle node does not wait.
  */
 export const handshakeBatching: BatchOptions = { windowMs: 5, spacing: { ms: 10, below: 32 } };
 
