@@ -296,79 +296,76 @@ export function createTasksRepository(sql: Sql) {
         select id from bump`;
     }
     const json = (value: unknown) => q.json(value as postgres.JSONValue);
-      const userIds = changes.map((c) => c.userId);
-      const inserted = changes.flatMap((c) => c.writes.inserted);
-      const updated = changes.flatMap((c) => c.writes.updated);
-      const purged = changes.flatMap((c) => c.writes.purged.map((p) => ({ userId: c.userId, ...p })));
-      const remindersSet = reminders.flatMap((r) => r.set.map((set) => ({ userId: r.userId, ...set })));
-      const remindersCleared = reminders.flatMap((r) => r.cleared.map((id) => ({ userId: r.userId, id })));
-      // Each kind of write is a part of the statement only when the batch has writes of that kind (a few
-      // statement shapes, each prepared once), and every lookup goes by primary key (`= any(ids)`), so that the
-      // plan stays an index scan however big the tables.
-      const none = q``;
-      return q<{ id: string }[]>`
-        with bump as (
-          update users u set task_seq = c.to_seq
-            from unnest(${userIds}::uuid[], ${changes.map((c) => c.fromSeq)}::int[], ${changes.map((c) => c.toSeq)}::int[]) as c(user_id, from_seq, to_seq)
-           where u.id = any(${userIds}::uuid[]) and u.id = c.user_id and u.task_seq = c.from_seq
-          returning u.id
-        )${
-          inserted.length === 0
-            ? none
-            : q`, inserted as (
-          insert into tasks (${insertColumns})
-          select ${recordColumns} from jsonb_populate_recordset(null::tasks, ${json(inserted.map(toJsonRow))}) r join bump on bump.id = r.user_id
-          returning 1
-        )`
-        }${
-          updated.length === 0
-            ? none
-            : q`, updated as (
-          update tasks t set ${setFromRecord}
-            from jsonb_populate_recordset(null::tasks, ${json(updated.map(toJsonRow))}) r join bump on bump.id = r.user_id
-           where t.id = any(${updated.map((t) => t.id)}::uuid[]) and t.id = r.id and t.user_id = r.user_id
-          returning 1
-        )`
-        }${
-          purged.length === 0
-            ? none
-            : q`, purges as materialized (
-          select p.* from unnest(${purged.map((p) => p.userId)}::uuid[], ${purged.map((p) => p.id)}::uuid[], ${purged.map((p) => p.seq)}::int[]) as p(user_id, id, seq)
-            join bump on bump.id = p.user_id
-        ), purged as (
-          delete from tasks t using purges p where t.id = any(${purged.map((p) => p.id)}::uuid[]) and t.id = p.id and t.user_id = p.user_id
-          returning 1
-        ), tombstones as (
-          insert into task_tombstones (id, user_id, task_id, seq, purged_at)
-          select gen_random_uuid(), p.user_id, p.id, p.seq, ${changes[0]!.now} from purges p
-          returning 1
-        )`
-        }${
-          remindersCleared.length === 0
-            ? none
-            : q`, reminders_cleared as (
-          delete from reminders d
-            using unnest(${remindersCleared.map((r) => r.userId)}::uuid[], ${remindersCleared.map((r) => r.id)}::uuid[]) as c(user_id, id)
-            join bump on bump.id = c.user_id
-           where d.id = any(${remindersCleared.map((r) => r.id)}::uuid[]) and d.id = c.id and d.user_id = c.user_id
-          returning 1
-        )`
-        }${
-          remindersSet.length === 0
-            ? none
-            : q`, reminders_set as (
-          -- A task's new reminder takes the place of its old one (one per task), in whatever state that was.
-          insert into reminders (id, user_id, task_id, fires_at, state, late, claimed_until, fired_at, created_at, updated_at)
-          select r.id, r.user_id, r.task_id, r.fires_at, 'pending', r.late, null, null, ${changes[0]!.now}, ${changes[0]!.now}
-            from unnest(${remindersSet.map((r) => r.id)}::uuid[], ${remindersSet.map((r) => r.userId)}::uuid[], ${remindersSet.map((r) => r.taskId)}::uuid[],
-                        ${remindersSet.map((r) => r.firesAt.toISOString())}::timestamptz[], ${remindersSet.map((r) => String(r.late))}::boolean[]) as r(id, user_id, task_id, fires_at, late)
-            join bump on bump.id = r.user_id
-          on conflict (task_id) do update set
-            id = excluded.id, fires_at = excluded.fires_at, state = 'pending', late = excluded.late, claimed_until = null, fired_at = null,
-            updated_at = excluded.updated_at
-          returning 1
-        )`
-        }
+    const userIds = changes.map((c) => c.userId);
+    const inserted = changes.flatMap((c) => c.writes.inserted);
+    const updated = changes.flatMap((c) => c.writes.updated);
+    const purged = changes.flatMap((c) => c.writes.purged.map((p) => ({ userId: c.userId, ...p })));
+    const remindersSet = reminders.flatMap((r) => r.set.map((set) => ({ userId: r.userId, ...set })));
+    const remindersCleared = reminders.flatMap((r) => r.cleared.map((id) => ({ userId: r.userId, id })));
+    const none = q``;
+    return q<{ id: string }[]>`
+      with bump as (
+        update users u set task_seq = c.to_seq
+          from unnest(${userIds}::uuid[], ${changes.map((c) => c.fromSeq)}::int[], ${changes.map((c) => c.toSeq)}::int[]) as c(user_id, from_seq, to_seq)
+         where u.id = any(${userIds}::uuid[]) and u.id = c.user_id and u.task_seq = c.from_seq
+        returning u.id
+      )${
+        inserted.length === 0
+          ? none
+          : q`, inserted as (
+        insert into tasks (${insertColumns})
+        select ${recordColumns} from jsonb_populate_recordset(null::tasks, ${json(inserted.map(toJsonRow))}) r join bump on bump.id = r.user_id
+        returning 1
+      )`
+      }${
+        updated.length === 0
+          ? none
+          : q`, updated as (
+        update tasks t set ${setFromRecord}
+          from jsonb_populate_recordset(null::tasks, ${json(updated.map(toJsonRow))}) r join bump on bump.id = r.user_id
+         where t.id = any(${updated.map((t) => t.id)}::uuid[]) and t.id = r.id and t.user_id = r.user_id
+        returning 1
+      )`
+      }${
+        purged.length === 0
+          ? none
+          : q`, purges as materialized (
+        select p.* from unnest(${purged.map((p) => p.userId)}::uuid[], ${purged.map((p) => p.id)}::uuid[], ${purged.map((p) => p.seq)}::int[]) as p(user_id, id, seq)
+          join bump on bump.id = p.user_id
+      ), purged as (
+        delete from tasks t using purges p where t.id = any(${purged.map((p) => p.id)}::uuid[]) and t.id = p.id and t.user_id = p.user_id
+        returning 1
+      ), tombstones as (
+        insert into task_tombstones (id, user_id, task_id, seq, purged_at)
+        select gen_random_uuid(), p.user_id, p.id, p.seq, ${changes[0]!.now} from purges p
+        returning 1
+      )`
+      }${
+        remindersCleared.length === 0
+          ? none
+          : q`, reminders_cleared as (
+        delete from reminders d
+          using unnest(${remindersCleared.map((r) => r.userId)}::uuid[], ${remindersCleared.map((r) => r.id)}::uuid[]) as c(user_id, id)
+          join bump on bump.id = c.user_id
+         where d.id = any(${remindersCleared.map((r) => r.id)}::uuid[]) and d.id = c.id and d.user_id = c.user_id
+        returning 1
+      )`
+      }${
+        remindersSet.length === 0
+          ? none
+          : q`, reminders_set as (
+        -- A task's new reminder takes the place of its old one (one per task), in whatever state that was.
+        insert into reminders (id, user_id, task_id, fires_at, state, late, claimed_until, fired_at, created_at, updated_at)
+        select r.id, r.user_id, r.task_id, r.fires_at, 'pending', r.late, null, null, ${changes[0]!.now}, ${changes[0]!.now}
+          from unnest(${remindersSet.map((r) => r.id)}::uuid[], ${remindersSet.map((r) => r.userId)}::uuid[], ${remindersSet.map((r) => r.taskId)}::uuid[],
+                      ${remindersSet.map((r) => r.firesAt.toISOString())}::timestamptz[], ${remindersSet.map((r) => String(r.late))}::boolean[]) as r(id, user_id, task_id, fires_at, late)
+          join bump on bump.id = r.user_id
+        on conflict (task_id) do update set
+          id = excluded.id, fires_at = excluded.fires_at, state = 'pending', late = excluded.late, claimed_until = null, fired_at = null,
+          updated_at = excluded.updated_at
+        returning 1
+      )`
+      }
         select id from bump`;
   }
 
