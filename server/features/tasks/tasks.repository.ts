@@ -66,10 +66,13 @@ export interface TaskOwner {
  * node's cache (the common case) waits only for its write. For the same
  * reason write batches go at most one per window under load, not one per
  * round trip, unless enough changes wait to fill a statement anyway (then
- * holding them would only add latency).
+ * holding them would only add latency). The window is as long as a change
+ * may wait without a person noticing: under load each batch's statement,
+ * commit and round trip cost more than the latency it saves is worth
+ * (bench/README.md, "Round trips cost more than statements").
  */
 const readWindow = { windowMs: 5 };
-const writeWindow = { windowMs: 10, spacing: { ms: 10, below: 8 } };
+const writeWindow = { windowMs: 20, spacing: { ms: 20, below: 16 } };
 
 /** SQLSTATE of a deadlock PostgreSQL broke by failing one statement. */
 const DEADLOCK_DETECTED = '40P01';
