@@ -57,6 +57,8 @@ export interface EventLimiter {
 
 /** One user's counter of one scope, as this node knows it. */
 interface Counter {
+  /** its key in Redis */
+  key: string;
   /** the window's count when this node last synced (every node's events) */
   known: number;
   /** this node's events since, not yet sent */
@@ -82,13 +84,19 @@ export function createEventLimiter(options: {
   const { syncMs = 100, syncAfter = 20 } = options;
   const points: Record<LimitScope, number> = { socket: options.eventsPerMinute, chat: options.chatPerMinute };
   const keyPrefixes: Record<LimitScope, string> = { socket: 'rl:sock', chat: 'rl:chat' };
-  const counters = new Map<string, Counter>();
+  /**
+   * Each scope's counters by user id: an event looks its counter up by the id the socket holds, whose hash the
+   * string keeps, rather than by a key string made and hashed anew for every event.
+   */
+  const counters: Record<LimitScope, Map<string, Counter>> = { socket: new Map(), chat: new Map() };
   /** the counters with events not yet sent */
-  const dirty = new Map<string, Counter>();
+  const dirty = new Set<Counter>();
   // Counters of windows that ended go once a window (not on every sync, which sees only the dirty ones).
   const sweeper = setInterval(() => {
     const now = performance.now();
-    for (const [key, c] of counters) if (now >= c.endsAt && c.pending === 0 && c.sending === 0) counters.delete(key);
+    for (const byUser of Object.values(counters)) {
+      for (const [userId, c] of byUser) if (now >= c.endsAt && c.pending === 0 && c.sending === 0) byUser.delete(userId);
+    }
   }, WINDOW_MS);
   sweeper.unref();
   let timer: NodeJS.Timeout | undefined;
@@ -111,8 +119,8 @@ export function createEventLimiter(options: {
     if (soon) clearImmediate(soon);
     soon = undefined;
     const batch: [string, Counter, number][] = [];
-    for (const [key, c] of dirty) {
-      batch.push([key, c, c.pending]);
+    for (const c of dirty) {
+      batch.push([c.key, c, c.pending]);
       c.sending += c.pending;
       c.pending = 0;
     }
@@ -144,15 +152,16 @@ export function createEventLimiter(options: {
 
   /** Counts one event of `scope`; returns the window's count with it, and the ms left in the window. */
   function count(scope: LimitScope, userId: string): { consumed: number; msLeft: number } {
-    const key = `${keyPrefixes[scope]}:${userId}`;
     const now = performance.now();
-    let c = counters.get(key);
+    let c = counters[scope].get(userId);
     if (!c || (now >= c.endsAt && c.sending === 0)) {
-      c = { known: 0, pending: 0, sending: 0, endsAt: now + WINDOW_MS };
-      counters.set(key, c);
+      // A window that ended takes its unsent events with it.
+      if (c) dirty.delete(c);
+      c = { key: `${keyPrefixes[scope]}:${userId}`, known: 0, pending: 0, sending: 0, endsAt: now + WINDOW_MS };
+      counters[scope].set(userId, c);
     }
     c.pending++;
-    dirty.set(key, c);
+    dirty.add(c);
     schedule(c.pending >= syncAfter);
     return { consumed: c.known + c.sending + c.pending, msLeft: c.endsAt - now };
   }
