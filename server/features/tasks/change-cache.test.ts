@@ -13,9 +13,9 @@ describe('ChangeCache', () => {
     const cache = new ChangeCache();
     expect(cache.get('u', 'a')).toBeUndefined();
     cache.remember('u', owner(3), task('a', 3));
-    expect(cache.get('u', 'a')).toEqual({ owner: owner(3), task: task('a', 3) });
+    expect(cache.get('u', 'a')).toEqual({ owner: owner(3), task: task('a', 3), cached: true });
     expect(cache.get('u', 'b')).toBeUndefined();
-    expect(cache.get('u', undefined)).toEqual({ owner: owner(3), task: undefined });
+    expect(cache.get('u', undefined)).toEqual({ owner: owner(3), task: undefined, cached: true });
   });
 
   it('a read at another seq replaces what was cached; one at the same seq adds to it', () => {
@@ -33,7 +33,7 @@ describe('ChangeCache', () => {
     cache.remember('u', owner(3), task('a', 3));
     cache.remember('u', owner(3), task('b', 1));
     cache.applied('u', owner(3), 5, { inserted: [task('c', 5)], updated: [task('a', 4, 'A')], purged: [{ id: 'b', seq: 6 }] });
-    expect(cache.get('u', 'a')).toEqual({ owner: owner(5), task: task('a', 4, 'A') });
+    expect(cache.get('u', 'a')).toEqual({ owner: owner(5), task: task('a', 4, 'A'), cached: true });
     expect(cache.get('u', 'c')?.task?.seq).toBe(5);
     expect(cache.get('u', 'b')).toBeUndefined();
   });

@@ -26,13 +26,13 @@ export class ChangeCache {
   ) {}
 
   /** The owner and, when `taskId` is given, that task, if both are cached. */
-  get(userId: string, taskId: string | undefined): { owner: TaskOwner; task: TaskRecord | undefined } | undefined {
+  get(userId: string, taskId: string | undefined): { owner: TaskOwner; task: TaskRecord | undefined; cached: true } | undefined {
     const entry = this.users.get(userId);
     if (!entry) return undefined;
     const task = taskId === undefined ? undefined : entry.tasks.get(taskId);
     if (taskId !== undefined && !task) return undefined;
     this.touch(userId, entry);
-    return { owner: entry.owner, task };
+    return { owner: entry.owner, task, cached: true };
   }
 
   /** Remembers what a read saw: the owner at its seq, and the task read with it. */

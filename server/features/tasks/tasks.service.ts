@@ -102,6 +102,9 @@ interface Decision<R> extends Partial<TaskWrites> {
 
 const DAY_MS = 86_400_000;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** An id a task may have, or none given. */
+const isTaskId = (id: string | undefined): boolean => id === undefined || uuidPattern.test(id);
+const hasTask = (state: ChangeState): state is ChangeState & { task: TaskRecord } => state.task !== undefined;
 /** Tasks of one user purged in one change by the purge job. */
 const PURGE_BATCH = 200;
 /** Reads and decisions of one change, at most, before it gives up on a busy user. */
@@ -203,16 +206,19 @@ export function createTasksService(deps: {
    * them, see `ChangeCache`).
    */
   async function read(userId: string, needs: ChangeNeeds): Promise<ChangeState> {
-    for (const id of [needs.taskId, needs.anyId, needs.openDependenciesOf]) {
-      if (id !== undefined && !uuidPattern.test(id)) throw taskNotFound();
+    const { taskId, anyId, openDependenciesOf } = needs;
+    if (!isTaskId(taskId) || !isTaskId(anyId) || !isTaskId(openDependenciesOf)) throw taskNotFound();
+    const lowerTaskId = taskId?.toLowerCase();
+    if (anyId === undefined && needs.graphFrom === undefined && openDependenciesOf === undefined && needs.nextOccurrenceOf === undefined) {
+      const cached = cache.get(userId, lowerTaskId);
+      if (cached) return cached;
     }
-    const lower = (id: string | undefined) => id?.toLowerCase();
-    const taskId = lower(needs.taskId);
-    if (needs.anyId === undefined && needs.graphFrom === undefined && needs.openDependenciesOf === undefined && needs.nextOccurrenceOf === undefined) {
-      const cached = cache.get(userId, taskId);
-      if (cached) return { ...cached, cached: true };
-    }
-    const state = await repo.readForChange(userId, { ...needs, taskId, anyId: lower(needs.anyId), openDependenciesOf: lower(needs.openDependenciesOf) });
+    const state = await repo.readForChange(userId, {
+      ...needs,
+      taskId: lowerTaskId,
+      anyId: anyId?.toLowerCase(),
+      openDependenciesOf: openDependenciesOf?.toLowerCase(),
+    });
     if (!state) throw userNotFound();
     cache.remember(userId, state.owner, state.task);
     return state;
@@ -221,8 +227,8 @@ export function createTasksService(deps: {
   /** As `read`, with one of the user's tasks: another user's or an unknown id is NOT_FOUND (TASK-6). */
   async function readTask(userId: string, taskId: string, needs: Omit<ChangeNeeds, 'taskId'> = {}): Promise<ChangeState & { task: TaskRecord }> {
     const state = await read(userId, { ...needs, taskId });
-    if (!state.task) throw taskNotFound();
-    return { ...state, task: state.task };
+    if (!hasTask(state)) throw taskNotFound();
+    return state;
   }
 
   const service: TasksService = {
