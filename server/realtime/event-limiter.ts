@@ -118,27 +118,27 @@ export function createEventLimiter(options: {
     timer = undefined;
     if (soon) clearImmediate(soon);
     soon = undefined;
-    const batch: [string, Counter, number][] = [];
+    const batch: [Counter, number][] = [];
     for (const c of dirty) {
-      batch.push([c.key, c, c.pending]);
+      batch.push([c, c.pending]);
       c.sending += c.pending;
       c.pending = 0;
     }
     dirty.clear();
     if (batch.length === 0) return Promise.resolve();
     // While Redis is away, each node counts alone; the counts are dropped, not replayed, when it returns.
-    const sent = redis.status === 'ready' ? redis.samCountEvents(batch.length, ...batch.map(([key]) => key), WINDOW_MS, ...batch.map(([, , n]) => n)) : Promise.reject(new Error('Redis is away'));
+    const sent = redis.status === 'ready' ? redis.samCountEvents(batch.length, ...batch.map(([c]) => c.key), WINDOW_MS, ...batch.map(([, n]) => n)) : Promise.reject(new Error('Redis is away'));
     syncing = sent.then(
       (flat) => {
         const at = performance.now();
-        batch.forEach(([, c, n], i) => {
+        batch.forEach(([c, n], i) => {
           c.sending -= n;
           c.known = Number(flat[2 * i]);
           c.endsAt = at + Number(flat[2 * i + 1]);
         });
       },
       () => {
-        for (const [, c, n] of batch) {
+        for (const [c, n] of batch) {
           c.sending -= n;
           c.known += n;
         }
@@ -153,12 +153,13 @@ export function createEventLimiter(options: {
   /** Counts one event of `scope`; returns the window's count with it, and the ms left in the window. */
   function count(scope: LimitScope, userId: string): { consumed: number; msLeft: number } {
     const now = performance.now();
-    let c = counters[scope].get(userId);
+    const byUser = counters[scope];
+    let c = byUser.get(userId);
     if (!c || (now >= c.endsAt && c.sending === 0)) {
       // A window that ended takes its unsent events with it.
       if (c) dirty.delete(c);
       c = { key: `${keyPrefixes[scope]}:${userId}`, known: 0, pending: 0, sending: 0, endsAt: now + WINDOW_MS };
-      counters[scope].set(userId, c);
+      byUser.set(userId, c);
     }
     c.pending++;
     dirty.add(c);

@@ -206,10 +206,10 @@ export function createTasksService(deps: {
    * them, see `ChangeCache`).
    */
   async function read(userId: string, needs: ChangeNeeds): Promise<ChangeState> {
-    const { taskId, anyId, openDependenciesOf } = needs;
+    const { taskId, anyId, graphFrom, openDependenciesOf, nextOccurrenceOf } = needs;
     if (!isTaskId(taskId) || !isTaskId(anyId) || !isTaskId(openDependenciesOf)) throw taskNotFound();
     const lowerTaskId = taskId?.toLowerCase();
-    if (anyId === undefined && needs.graphFrom === undefined && openDependenciesOf === undefined && needs.nextOccurrenceOf === undefined) {
+    if (anyId === undefined && graphFrom === undefined && openDependenciesOf === undefined && nextOccurrenceOf === undefined) {
       const cached = cache.get(userId, lowerTaskId);
       if (cached) return cached;
     }
